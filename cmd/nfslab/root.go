@@ -1,0 +1,79 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// globals are the options every command shares.
+type globals struct {
+	stdout, stderr io.Writer
+	socket         string // daemon socket
+	logLevel       string
+	logger         *slog.Logger
+}
+
+const defaultSocket = "/run/nfslab/nfslab.sock"
+
+func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	g := &globals{stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:           "nfslab",
+		Short:         "A local fault-injection lab for NFS storage and the network under it",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			var lvl slog.Level
+			if err := lvl.UnmarshalText([]byte(g.logLevel)); err != nil {
+				return usage(fmt.Errorf("log level %q is not one of debug, info, warn, error", g.logLevel))
+			}
+			g.logger = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: lvl}))
+			return nil
+		},
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usage(err) })
+	root.PersistentFlags().StringVar(&g.socket, "socket", defaultSocket, "daemon socket")
+	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+
+	zeebe := &cobra.Command{Use: "zeebe", Short: "Run a Zeebe broker and load against it"}
+	addAll(zeebe, newZeebeContainerCmds(g), newZeebeLoadCmds(g))
+
+	addAll(root,
+		newFaultCmds(g),   // drop, reject, unreachable, heal, status, watch
+		newDaemonCmds(g),  // daemon
+		newStorageCmds(g), // mount, umount, doctor
+		newFaultfsCmds(g), // faultfs, probe
+		[]*cobra.Command{zeebe},
+		newDetectCmds(g),   // detect
+		newScenarioCmds(g), // run, collect
+		newVMCmds(g),       // vm
+	)
+	return root
+}
+
+func addAll(parent *cobra.Command, groups ...[]*cobra.Command) {
+	for _, cmds := range groups {
+		for _, c := range cmds {
+			// Usage errors from subcommands' args validation map to exit 2.
+			if c.Args != nil {
+				args := c.Args
+				c.Args = func(cmd *cobra.Command, a []string) error { return usage(args(cmd, a)) }
+			}
+			parent.AddCommand(c)
+		}
+	}
+}
+
+// noArgs is cobra.NoArgs with a clearer message.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("%s takes no arguments, got %q", cmd.CommandPath(), strings.Join(args, " "))
+	}
+	return nil
+}

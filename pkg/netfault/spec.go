@@ -1,0 +1,202 @@
+package netfault
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Kind is what a fault does to matching traffic.
+type Kind string
+
+const (
+	// KindDrop silently discards matching packets (iptables -j DROP), fully
+	// or with a probability (-m statistic --mode random).
+	KindDrop Kind = "drop"
+	// KindReject fails matching traffic fast (-j REJECT, tcp-reset for tcp).
+	KindReject Kind = "reject"
+	// KindUnreachable installs a route of RouteType to Dst through netlink.
+	KindUnreachable Kind = "unreachable"
+)
+
+// Direction selects which built-in chains a rule fault hooks.
+type Direction string
+
+const (
+	DirOut  Direction = "out"  // OUTPUT: to Dst:Port
+	DirIn   Direction = "in"   // INPUT: from Dst, source port Port
+	DirBoth Direction = "both" // both of the above
+)
+
+// RouteType is the kernel route type of an unreachable fault.
+type RouteType string
+
+const (
+	RouteUnreachable RouteType = "unreachable" // EHOSTUNREACH
+	RouteBlackhole   RouteType = "blackhole"   // EINVAL on connect, silently discarded
+	RouteProhibit    RouteType = "prohibit"    // EACCES
+)
+
+// Defaults applied by WithDefaults.
+const (
+	DefaultPort     = 2049
+	DefaultProto    = "tcp"
+	DefaultLifetime = 15 * time.Minute
+	// MaxLifetime bounds how long any fault may live, so that a forgotten
+	// fault still goes away on its own.
+	MaxLifetime = 7 * 24 * time.Hour
+)
+
+// Spec is what the user asks for. The zero values of optional fields mean
+// "default"; call WithDefaults before Validate when the caller wants them.
+type Spec struct {
+	Kind Kind `json:"kind"`
+	// Dst is an address or CIDR prefix, IPv4 or IPv6.
+	Dst string `json:"dst"`
+	// Port is the NFS (or other) server port; rule faults only. 0 matches
+	// any port.
+	Port int `json:"port,omitempty"`
+	// Proto is "tcp" or "udp"; rule faults only.
+	Proto string `json:"proto,omitempty"`
+	// Dir is out, in or both; rule faults only.
+	Dir Direction `json:"dir,omitempty"`
+	// Prob is the probability of dropping a matching packet, 0 < Prob <= 1.
+	// 0 (unset) and 1 both mean every packet. Drop only.
+	Prob float64 `json:"prob,omitempty"`
+	// RouteType is the route type of an unreachable fault.
+	RouteType RouteType `json:"route_type,omitempty"`
+	// For is the fault's lifetime; 0 means DefaultLifetime.
+	For time.Duration `json:"for,omitempty"`
+	// Label is free text shown in status.
+	Label string `json:"label,omitempty"`
+	// Netns names a network namespace (/run/netns/NAME) to act in; empty
+	// means the caller's namespace.
+	Netns string `json:"netns,omitempty"`
+	// MatchOriginal matches the connection's original destination
+	// (conntrack --ctorigdst/--ctorigdstport) so a fault aimed at a DNATed
+	// address such as localhost:2049 still bites. Rule faults only.
+	MatchOriginal bool `json:"match_original,omitempty"`
+}
+
+// WithDefaults returns s with defaults filled in for unset fields.
+func (s Spec) WithDefaults() Spec {
+	if s.Kind == KindDrop || s.Kind == KindReject {
+		if s.Proto == "" {
+			s.Proto = DefaultProto
+		}
+		if s.Dir == "" {
+			s.Dir = DirOut
+		}
+	}
+	if s.Kind == KindUnreachable && s.RouteType == "" {
+		s.RouteType = RouteUnreachable
+	}
+	if s.For == 0 {
+		s.For = DefaultLifetime
+	}
+	return s
+}
+
+// IsRule reports whether the fault is made of iptables rules (drop, reject)
+// rather than a route.
+func (s Spec) IsRule() bool { return s.Kind == KindDrop || s.Kind == KindReject }
+
+// Prefix parses Dst as an address or prefix; an address becomes a /32 or
+// /128 prefix.
+func (s Spec) Prefix() (netip.Prefix, error) {
+	if strings.Contains(s.Dst, "/") {
+		p, err := netip.ParsePrefix(s.Dst)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("destination %q is not an address or CIDR prefix: %w", s.Dst, err)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s.Dst)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("destination %q is not an address or CIDR prefix", s.Dst)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+var (
+	labelRE = regexp.MustCompile(`^[A-Za-z0-9 ._:/@+=-]{0,64}$`)
+	netnsRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+)
+
+// ErrInvalid wraps every validation error so that callers can map it to a
+// usage error (exit status 2, HTTP 400).
+var ErrInvalid = errors.New("invalid fault")
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
+}
+
+// Validate reports the first problem with s, naming the bad value. It
+// expects defaults to have been applied where the caller wants them.
+func (s Spec) Validate() error {
+	switch s.Kind {
+	case KindDrop, KindReject, KindUnreachable:
+	default:
+		return invalid("unknown fault kind %q (want drop, reject or unreachable)", s.Kind)
+	}
+	if s.Dst == "" {
+		return invalid("destination is required (--dst ADDR[/CIDR])")
+	}
+	if _, err := s.Prefix(); err != nil {
+		return invalid("%v", err)
+	}
+	if math.IsNaN(s.Prob) || math.IsInf(s.Prob, 0) || s.Prob < 0 || s.Prob > 1 {
+		return invalid("probability %v is out of range (want 0 < p <= 1)", s.Prob)
+	}
+	if s.Prob != 0 && s.Kind != KindDrop {
+		return invalid("probability %v applies only to drop faults", s.Prob)
+	}
+	if s.For < 0 {
+		return invalid("lifetime %v is negative", s.For)
+	}
+	if s.For > MaxLifetime {
+		return invalid("lifetime %v exceeds the maximum of %v", s.For, MaxLifetime)
+	}
+	if !labelRE.MatchString(s.Label) {
+		return invalid("label %q must be at most 64 letters, digits, spaces or ._:/@+=-", s.Label)
+	}
+	if s.Netns != "" && !netnsRE.MatchString(s.Netns) {
+		return invalid("network namespace name %q is not valid", s.Netns)
+	}
+	if s.IsRule() {
+		if s.Port < 0 || s.Port > 65535 {
+			return invalid("port %d is out of range (0-65535)", s.Port)
+		}
+		switch s.Proto {
+		case "tcp", "udp":
+		default:
+			return invalid("protocol %q is not supported (want tcp or udp)", s.Proto)
+		}
+		switch s.Dir {
+		case DirOut, DirIn, DirBoth:
+		default:
+			return invalid("direction %q is not valid (want out, in or both)", s.Dir)
+		}
+		if s.RouteType != "" {
+			return invalid("route type %q applies only to unreachable faults", s.RouteType)
+		}
+		if s.MatchOriginal && s.Dir == DirIn {
+			return invalid("--match-original applies to outgoing traffic (dir out or both)")
+		}
+		return nil
+	}
+	switch s.RouteType {
+	case RouteUnreachable, RouteBlackhole, RouteProhibit:
+	default:
+		return invalid("route type %q is not valid (want unreachable, blackhole or prohibit)", s.RouteType)
+	}
+	if s.Port != 0 || s.Proto != "" || s.Dir != "" || s.MatchOriginal {
+		return invalid("port, proto, dir and match-original do not apply to unreachable routes")
+	}
+	return nil
+}
