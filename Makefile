@@ -20,14 +20,14 @@ vet:
 
 # test runs every test. Privileged tests create their own namespaces; under
 # CI=true a privileged test that would skip fails instead.
-test: setup build
+test:
 	./scripts/test
 
 # test-unit runs only what needs no root and no kernel features.
 test-unit:
 	$(GO) test -tags '$(TAGS)' -short ./...
 
-lab: setup build
+lab:
 	./scripts/lab
 
 clean:
