@@ -1,0 +1,184 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nfslab/nfslab/pkg/clock"
+	"github.com/nfslab/nfslab/pkg/daemon"
+	"github.com/nfslab/nfslab/pkg/netfault"
+)
+
+// ReaperFunc starts something that heals fault id in netns at time at, even
+// after the calling process has exited. It returns the reaper's PID.
+type ReaperFunc func(id, netns string, at time.Time) (pid int, err error)
+
+// DirectOptions configure a Direct client.
+type DirectOptions struct {
+	Injector netfault.Injector
+	Clock    clock.Clock // nil: clock.Real
+	// Reaper is started for faults the kernel cannot expire by itself
+	// (routes). nil: SpawnReaper with this executable.
+	Reaper ReaperFunc
+}
+
+// Direct is a Client that applies faults in-process through an Injector.
+// Rules expire in the kernel (-m time --datestop); routes, which have no
+// kernel expiry, get a detached reaper process. Expired leftovers are swept
+// before every List, Heal and HealAll.
+type Direct struct {
+	inj    netfault.Injector
+	clk    clock.Clock
+	reaper ReaperFunc
+
+	mu   sync.Mutex
+	seq  uint64
+	subs map[chan daemon.Event]struct{}
+}
+
+var _ Client = (*Direct)(nil)
+
+// NewDirect returns a Direct client.
+func NewDirect(opts DirectOptions) *Direct {
+	d := &Direct{inj: opts.Injector, clk: opts.Clock, reaper: opts.Reaper, subs: map[chan daemon.Event]struct{}{}}
+	if d.clk == nil {
+		d.clk = clock.Real{}
+	}
+	if d.reaper == nil {
+		d.reaper = SpawnReaper
+	}
+	return d
+}
+
+func (d *Direct) Mode() string { return "direct" }
+func (d *Direct) Close() error { return nil }
+
+func (d *Direct) Plan(_ context.Context, spec netfault.Spec) (netfault.Plan, error) {
+	if err := spec.Validate(); err != nil {
+		return netfault.Plan{}, err
+	}
+	return d.inj.Plan(spec)
+}
+
+func (d *Direct) Apply(ctx context.Context, spec netfault.Spec) (Applied, error) {
+	if err := spec.Validate(); err != nil {
+		return Applied{}, err
+	}
+	plan, err := d.inj.Plan(spec)
+	if err != nil {
+		return Applied{}, err
+	}
+	f, err := d.inj.Apply(ctx, spec)
+	if err != nil {
+		return Applied{}, err
+	}
+	if f.Spec.Netns == "" {
+		f.Spec.Netns = spec.Netns
+	}
+	a := Applied{Fault: f, Plan: plan}
+	if spec.IsRule() {
+		a.Notes = append(a.Notes, fmt.Sprintf("the kernel stops matching it at %s (-m time --datestop); "+
+			"the next heal, status or daemon start removes the leftover rule", f.Expires.Format(time.RFC3339)))
+	} else {
+		pid, err := d.reaper(f.ID, spec.Netns, f.Expires)
+		if err != nil {
+			// A route nobody will remove is worse than no fault: undo it.
+			herr := d.inj.Heal(context.WithoutCancel(ctx), spec.Netns, f.ID)
+			return Applied{}, errors.Join(fmt.Errorf("starting the reaper that expires route fault %s: %w", f.ID, err), herr)
+		}
+		a.Notes = append(a.Notes, fmt.Sprintf("routes have no kernel expiry: reaper process %d (nfslab expire) removes it at %s",
+			pid, f.Expires.Format(time.RFC3339)))
+	}
+	d.publish(daemon.Event{Type: daemon.EventFaultApplied, ID: f.ID, Netns: spec.Netns, Fault: &f})
+	return a, nil
+}
+
+// sweep removes expired leftovers before a read or a heal, so that what
+// the user sees is what still bites.
+func (d *Direct) sweep(ctx context.Context, netns string) error {
+	ids, err := d.inj.Sweep(ctx, netns)
+	if err != nil {
+		return fmt.Errorf("sweeping expired faults: %w", err)
+	}
+	if len(ids) > 0 {
+		d.publish(daemon.Event{Type: daemon.EventSweepRemoved, Netns: netns, IDs: ids})
+	}
+	return nil
+}
+
+func (d *Direct) List(ctx context.Context, netns string) ([]netfault.Fault, error) {
+	if err := d.sweep(ctx, netns); err != nil {
+		return nil, err
+	}
+	fs, err := d.inj.List(ctx, netns)
+	if err != nil {
+		return nil, err
+	}
+	for i := range fs {
+		if fs[i].Spec.Netns == "" {
+			fs[i].Spec.Netns = netns
+		}
+	}
+	return fs, nil
+}
+
+func (d *Direct) Heal(ctx context.Context, netns, id string) error {
+	if err := d.sweep(ctx, netns); err != nil {
+		return err
+	}
+	if err := d.inj.Heal(ctx, netns, id); err != nil {
+		return err
+	}
+	d.publish(daemon.Event{Type: daemon.EventFaultHealed, ID: id, Netns: netns})
+	return nil
+}
+
+func (d *Direct) HealAll(ctx context.Context, netns string) ([]string, error) {
+	swept, err := d.inj.Sweep(ctx, netns)
+	if err != nil {
+		return nil, fmt.Errorf("sweeping expired faults: %w", err)
+	}
+	ids, err := d.inj.HealAll(ctx, netns)
+	ids = append(swept, ids...)
+	for _, id := range ids {
+		d.publish(daemon.Event{Type: daemon.EventFaultHealed, ID: id, Netns: netns})
+	}
+	return ids, err
+}
+
+func (d *Direct) Diagnose(ctx context.Context, netns, id string) ([]netfault.Finding, error) {
+	return d.inj.Diagnose(ctx, netns, id)
+}
+
+// Events streams the events of this client's own calls.
+func (d *Direct) Events(ctx context.Context) (<-chan daemon.Event, error) {
+	ch := make(chan daemon.Event, 64)
+	d.mu.Lock()
+	d.subs[ch] = struct{}{}
+	d.mu.Unlock()
+	go func() {
+		<-ctx.Done()
+		d.mu.Lock()
+		delete(d.subs, ch)
+		close(ch)
+		d.mu.Unlock()
+	}()
+	return ch, nil
+}
+
+func (d *Direct) publish(e daemon.Event) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.seq++
+	e.Seq = d.seq
+	e.Time = d.clk.Now()
+	for ch := range d.subs {
+		select {
+		case ch <- e:
+		default:
+		}
+	}
+}

@@ -1,0 +1,43 @@
+package client
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+)
+
+// ExpireCommand is the hidden subcommand a reaper runs:
+// nfslab expire --id ID --netns NS --at RFC3339.
+const ExpireCommand = "expire"
+
+// SpawnReaper starts this executable as `nfslab expire --id ID --netns NS
+// --at T` in its own session with stdio on /dev/null, so that it outlives
+// the CLI and its terminal, and heals the fault at T.
+func SpawnReaper(id, netns string, at time.Time) (int, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return 0, fmt.Errorf("finding nfslab executable: %w", err)
+	}
+	return spawnReaper(exe, id, netns, at)
+}
+
+func spawnReaper(exe, id, netns string, at time.Time) (int, error) {
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer null.Close()
+	cmd := exec.Command(exe, ExpireCommand, "--id", id, "--netns", netns, "--at", at.UTC().Format(time.RFC3339Nano))
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = null, null, null
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("starting %s: %w", cmd.String(), err)
+	}
+	pid := cmd.Process.Pid
+	// Not ours to wait for: it must outlive us. Release frees our handle.
+	_ = cmd.Process.Release()
+	return pid, nil
+}
