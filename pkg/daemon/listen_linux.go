@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -160,10 +162,16 @@ func (l *peerListener) Accept() (net.Conn, error) {
 	}
 }
 
-// refuse answers with a plain HTTP 403 so that the client sees why.
+// refuse answers the peer's first request with a plain HTTP 403 so that
+// the client sees why; nothing of the request reaches the API.
 func refuse(c *net.UnixConn, cred PeerCred, gid uint32) {
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	// Read the request head first: an HTTP client discards a reply that
+	// arrives before it has sent its request.
+	if req, err := http.ReadRequest(bufio.NewReader(io.LimitReader(c, 1<<16))); err == nil {
+		req.Body.Close()
+	}
 	msg := fmt.Sprintf(`{"error":"peer uid %d (gid %d) is not root and not in the socket's group %d","code":"forbidden"}`+"\n", cred.UID, cred.GID, gid)
 	fmt.Fprintf(c, "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(msg), msg)
 }

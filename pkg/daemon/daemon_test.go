@@ -1,0 +1,476 @@
+package daemon_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nfslab/nfslab/pkg/client"
+	"github.com/nfslab/nfslab/pkg/client/clienttest"
+	"github.com/nfslab/nfslab/pkg/clock"
+	"github.com/nfslab/nfslab/pkg/daemon"
+	"github.com/nfslab/nfslab/pkg/netfault"
+)
+
+var t0 = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+
+type env struct {
+	srv    *daemon.Server
+	inj    *clienttest.Injector
+	clk    *clock.Fake
+	cli    *client.Daemon
+	socket string
+}
+
+// shortDir returns a temporary directory with a path short enough for a
+// unix socket (108 bytes).
+func shortDir(t *testing.T) string {
+	t.Helper()
+	d, err := os.MkdirTemp("", "nfsld-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
+func start(t *testing.T, opts daemon.Options) *env {
+	t.Helper()
+	clk := clock.NewFake(t0)
+	inj := clienttest.New(clk)
+	if opts.Injector == nil {
+		opts.Injector = inj
+	}
+	opts.Clock = clk
+	if opts.VerifyWindow == 0 {
+		opts.VerifyWindow = -1
+	}
+	srv, err := daemon.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(shortDir(t), "run", "nfslab.sock")
+	ln, err := daemon.Listen(sock, daemon.ListenOptions{Group: os.Getegid()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		if _, err := srv.Shutdown(context.Background()); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	cli := client.NewDaemon(sock)
+	t.Cleanup(func() { cli.Close() })
+	return &env{srv: srv, inj: inj, clk: clk, cli: cli, socket: sock}
+}
+
+func drop(dst string) netfault.Spec {
+	return netfault.Spec{Kind: netfault.KindDrop, Dst: dst, Port: 2049}.WithDefaults()
+}
+
+// next waits for the next event of type typ.
+func next(t *testing.T, ch <-chan daemon.Event, typ string) daemon.Event {
+	t.Helper()
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case e, ok := <-ch:
+			if !ok {
+				t.Fatalf("event stream ended before %s", typ)
+			}
+			if e.Type == typ {
+				return e
+			}
+		case <-timeout:
+			t.Fatalf("no %s event within 5s", typ)
+		}
+	}
+}
+
+func TestApplyListHealOverSocket(t *testing.T) {
+	e := start(t, daemon.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events, err := e.cli.Events(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := e.cli.Apply(ctx, drop("10.0.0.5"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Fault.ID == "" || len(a.Plan.Rules) != 1 || !a.Fault.Expires.Equal(t0.Add(netfault.DefaultLifetime)) {
+		t.Fatalf("apply returned %+v", a)
+	}
+	if ev := next(t, events, daemon.EventFaultApplied); ev.ID != a.Fault.ID || ev.Fault == nil {
+		t.Fatalf("applied event %+v", ev)
+	}
+	if err := e.inj.Hit("", a.Fault.ID, 7); err != nil {
+		t.Fatal(err)
+	}
+	fs, err := e.cli.List(ctx, "")
+	if err != nil || len(fs) != 1 || fs[0].Packets != 7 || fs[0].Bytes != 700 {
+		t.Fatalf("list = %+v, %v", fs, err)
+	}
+	if err := e.cli.Heal(ctx, "", a.Fault.ID); err != nil {
+		t.Fatal(err)
+	}
+	next(t, events, daemon.EventFaultHealed)
+	err = e.cli.Heal(ctx, "", a.Fault.ID)
+	if !errors.Is(err, netfault.ErrNotFound) || !strings.Contains(err.Error(), a.Fault.ID) {
+		t.Fatalf("second heal: %v, want ErrNotFound naming %s", err, a.Fault.ID)
+	}
+	if e.inj.Total() != 0 {
+		t.Fatalf("fake still has %d faults", e.inj.Total())
+	}
+}
+
+func TestBadSpecIs400AndChangesNothing(t *testing.T) {
+	e := start(t, daemon.Options{})
+	ctx := context.Background()
+	for _, tc := range []struct {
+		spec netfault.Spec
+		want string
+	}{
+		{netfault.Spec{Kind: "drop", Dst: "10.0.0.5", Prob: 1.5}, "1.5"},
+		{netfault.Spec{Kind: "drop", Dst: "not-an-ip"}, "not-an-ip"},
+		{netfault.Spec{Kind: "drop", Dst: "10.0.0.5", Port: 70000}, "70000"},
+		{netfault.Spec{Kind: "drop", Dst: "10.0.0.5", Proto: "sctp"}, "sctp"},
+		{netfault.Spec{Kind: "drop", Dst: "10.0.0.5", For: -3 * time.Second}, "-3s"},
+	} {
+		_, err := e.cli.Apply(ctx, tc.spec)
+		if !errors.Is(err, netfault.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("apply %+v: %v, want ErrInvalid naming %s", tc.spec, err, tc.want)
+		}
+		if _, err := e.cli.Plan(ctx, tc.spec); !errors.Is(err, netfault.ErrInvalid) {
+			t.Errorf("plan %+v: %v, want ErrInvalid", tc.spec, err)
+		}
+	}
+	if n := e.inj.Calls("Apply"); n != 0 {
+		t.Fatalf("injector Apply called %d times for invalid specs", n)
+	}
+	// Unknown JSON fields are bad input too.
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", e.socket)
+	}}}
+	resp, err := hc.Post("http://x/v1/faults", "application/json", strings.NewReader(`{"kind":"drop","dst":"10.0.0.5","probability":0.5}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || !strings.Contains(string(body), "probability") {
+		t.Fatalf("unknown field: %d %s", resp.StatusCode, body)
+	}
+}
+
+func TestPlanTouchesNothing(t *testing.T) {
+	e := start(t, daemon.Options{})
+	p, err := e.cli.Plan(context.Background(), drop("10.0.0.5"))
+	if err != nil || len(p.Rules) != 1 || !strings.Contains(p.Rules[0], "10.0.0.5") {
+		t.Fatalf("plan = %+v, %v", p, err)
+	}
+	if e.inj.Calls("Apply") != 0 {
+		t.Fatal("plan applied something")
+	}
+}
+
+func TestFaultExpiresOnDaemonTimer(t *testing.T) {
+	e := start(t, daemon.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events, _ := e.cli.Events(ctx)
+	spec := drop("10.0.0.5")
+	spec.For = 2 * time.Second
+	a, err := e.cli.Apply(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clk.Advance(1999 * time.Millisecond)
+	if e.inj.Total() != 1 {
+		t.Fatal("fault healed before its lifetime ended")
+	}
+	e.clk.Advance(time.Millisecond)
+	ev := next(t, events, daemon.EventFaultExpired)
+	if ev.ID != a.Fault.ID {
+		t.Fatalf("expired event for %s, want %s", ev.ID, a.Fault.ID)
+	}
+	if e.inj.Total() != 0 {
+		t.Fatal("expired fault still applied")
+	}
+}
+
+// advanceUntil steps the fake clock by step until an event of typ arrives.
+func advanceUntil(t *testing.T, e *env, ch <-chan daemon.Event, step time.Duration, typ string) daemon.Event {
+	t.Helper()
+	for i := 0; i < 100; i++ {
+		// Wait for the watcher to block on its next poll (the expiry timer
+		// is the other waiter).
+		deadline := time.Now().Add(2 * time.Second)
+		for e.clk.Waiters() < 2 && time.Now().Before(deadline) {
+			select {
+			case ev := <-ch:
+				if ev.Type == typ {
+					return ev
+				}
+			case <-time.After(time.Millisecond):
+			}
+		}
+		e.clk.Advance(step)
+	}
+	return next(t, ch, typ)
+}
+
+func TestZeroHitWatcherReportsFindings(t *testing.T) {
+	e := start(t, daemon.Options{VerifyWindow: 10 * time.Second, VerifyPoll: time.Second})
+	e.inj.Findings = []netfault.Finding{{Cause: "nat-before-filter", Detail: "DNAT 127.0.0.1:2049 -> 10.88.0.2:2049", Fix: "use --match-original"}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events, _ := e.cli.Events(ctx)
+	a, err := e.cli.Apply(ctx, drop("127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := advanceUntil(t, e, events, time.Second, daemon.EventFaultMatchedNothing)
+	if ev.ID != a.Fault.ID || len(ev.Findings) != 1 || ev.Findings[0].Cause != "nat-before-filter" {
+		t.Fatalf("matched-nothing event %+v", ev)
+	}
+	if got := e.clk.Now().Sub(t0); got < 10*time.Second {
+		t.Fatalf("reported after %v, before the 10s window ended", got)
+	}
+}
+
+func TestZeroHitWatcherReportsFirstHit(t *testing.T) {
+	e := start(t, daemon.Options{VerifyWindow: 10 * time.Second, VerifyPoll: time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events, _ := e.cli.Events(ctx)
+	a, err := e.cli.Apply(ctx, drop("10.0.0.5"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.inj.Hit("", a.Fault.ID, 3); err != nil {
+		t.Fatal(err)
+	}
+	ev := advanceUntil(t, e, events, time.Second, daemon.EventFaultFirstHit)
+	if ev.ID != a.Fault.ID || ev.Packets != 3 {
+		t.Fatalf("first-hit event %+v", ev)
+	}
+}
+
+func TestStartSweepsLeftovers(t *testing.T) {
+	clk := clock.NewFake(t0)
+	inj := clienttest.New(clk)
+	ctx := context.Background()
+	for _, ns := range []string{"", "", "labns"} {
+		s := drop("10.0.0.9")
+		s.Netns = ns
+		if _, err := inj.Apply(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv, err := daemon.New(daemon.Options{Injector: inj, Clock: clk, Namespaces: []string{"labns"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if inj.Total() != 0 {
+		t.Fatalf("%d leftovers after start", inj.Total())
+	}
+	// The sweep is reported as events that a late subscriber can replay.
+	sock := filepath.Join(shortDir(t), "s.sock")
+	ln, err := daemon.Listen(sock, daemon.ListenOptions{Group: os.Getegid()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Shutdown(ctx)
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch, err := client.NewDaemon(sock).EventsSince(cctx, 0, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for range 2 {
+		ev := next(t, ch, daemon.EventSweepRemoved)
+		got[ev.Netns] = len(ev.IDs)
+	}
+	if got[""] != 2 || got["labns"] != 1 {
+		t.Fatalf("sweep events %v, want 2 in host and 1 in labns", got)
+	}
+}
+
+func TestShutdownHealsWhatItApplied(t *testing.T) {
+	clk := clock.NewFake(t0)
+	inj := clienttest.New(clk)
+	ctx := context.Background()
+	srv, err := daemon.New(daemon.Options{Injector: inj, Clock: clk, VerifyWindow: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(shortDir(t), "s.sock")
+	ln, err := daemon.Listen(sock, daemon.ListenOptions{Group: os.Getegid()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- daemon.Run(runCtx, srv, ln) }()
+	cli := client.NewDaemon(sock)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := cli.Ping(ctx); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("daemon did not answer")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for i := range 3 {
+		s := drop(fmt.Sprintf("10.0.0.%d", i+1))
+		s.Netns = "labns"
+		if _, err := cli.Apply(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Someone else's fault (applied directly): not the daemon's to heal.
+	other, _ := inj.Apply(ctx, drop("10.9.9.9"))
+	stop() // what SIGTERM does in the daemon command
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := len(inj.Faults("labns")); n != 0 {
+		t.Fatalf("%d faults left after shutdown", n)
+	}
+	if fs := inj.Faults(""); len(fs) != 1 || fs[0].ID != other.ID {
+		t.Fatalf("shutdown touched a fault it did not apply: %+v", fs)
+	}
+	if _, err := os.Stat(sock); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("socket left behind: %v", err)
+	}
+}
+
+func TestConcurrentApplyAndHeal(t *testing.T) {
+	e := start(t, daemon.Options{})
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a, err := e.cli.Apply(ctx, drop(fmt.Sprintf("10.1.%d.%d", i/250, i%250+1)))
+			if err != nil {
+				errs <- err
+				return
+			}
+			if i%2 == 0 {
+				if err := e.cli.Heal(ctx, "", a.Fault.ID); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	fs, err := e.cli.List(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fs) != 25 || e.inj.Total() != 25 {
+		t.Fatalf("list has %d faults, injector %d; want 25", len(fs), e.inj.Total())
+	}
+	ids, err := e.cli.HealAll(ctx, "")
+	if err != nil || len(ids) != 25 || e.inj.Total() != 0 {
+		t.Fatalf("heal all: %d ids, %v; %d left", len(ids), err, e.inj.Total())
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	e := start(t, daemon.Options{})
+	ctx := context.Background()
+	a, err := e.cli.Apply(ctx, drop("10.0.0.5"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = e.inj.Hit("", a.Fault.ID, 5)
+	body := get(t, e.socket, "/metrics")
+	for _, want := range []string{
+		fmt.Sprintf(`nfslab_fault_packets_total{id="%s",kind="drop",dst="10.0.0.5",port="2049",netns=""} 5`, a.Fault.ID),
+		fmt.Sprintf(`nfslab_fault_bytes_total{id="%s",kind="drop",dst="10.0.0.5",port="2049",netns=""} 500`, a.Fault.ID),
+		`nfslab_faults_active{kind="drop"} 1`,
+		"# TYPE nfslab_fault_apply_seconds histogram",
+		`nfslab_fault_apply_seconds_count 1`,
+		`nfslab_fault_apply_seconds_bucket{le="+Inf"} 1`,
+		`nfslab_events_total{type="fault-applied"} 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q:\n%s", want, body)
+		}
+	}
+}
+
+func get(t *testing.T, sock, path string) string {
+	t.Helper()
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	resp, err := hc.Get("http://x" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func TestHandleAndPublishHostOtherServices(t *testing.T) {
+	e := start(t, daemon.Options{})
+	e.srv.Handle("POST /v1/faultfs/echo", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.srv.Publish(daemon.Event{Type: "faultfs-applied", ID: "ffs1", Data: []byte(`{"path":"/x"}`)})
+		io.WriteString(w, "ok")
+	}))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events, _ := e.cli.Events(ctx)
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", e.socket)
+	}}}
+	resp, err := hc.Post("http://x/v1/faultfs/echo", "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	ev := next(t, events, "faultfs-applied")
+	if ev.ID != "ffs1" || string(ev.Data) != `{"path":"/x"}` || ev.Seq == 0 {
+		t.Fatalf("event %+v", ev)
+	}
+}
+
+func nopInjector(t *testing.T) netfault.Injector {
+	return clienttest.New(clock.NewFake(t0))
+}
