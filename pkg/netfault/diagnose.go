@@ -1,0 +1,352 @@
+package netfault
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"path"
+	"strconv"
+	"strings"
+)
+
+// Causes reported by Diagnose.
+const (
+	CauseNATBeforeFilter = "nat-before-filter"
+	CauseNoConnection    = "no-connection"
+	CauseUserspaceProxy  = "userspace-proxy"
+	CauseLocalIO         = "localio"
+	CauseEarlierAccept   = "earlier-accept"
+	CauseSportMistake    = "sport-mistake"
+	CauseLocalRoute      = "local-route"
+)
+
+// knownProxies are userspace port forwarders that terminate a connection
+// on a local port and open a new one to the container.
+var knownProxies = map[string]bool{
+	"rootlessport": true, "rootlessport-ch": true, "docker-proxy": true,
+	"slirp4netns": true, "pasta": true, "pasta.avx2": true, "passt": true,
+	"gvproxy": true, "vpnkit": true, "conmon-rs": false,
+}
+
+// Diagnose explains why fault id may match no traffic. Each Finding names
+// what it saw and how to fix it; an empty result means nothing suspicious
+// was found.
+func (m *Manager) Diagnose(ctx context.Context, netns, id string) ([]Finding, error) {
+	m.mu.Lock()
+	inv, err := m.scan(ctx, netns)
+	m.mu.Unlock()
+	if inv == nil {
+		return nil, err
+	}
+	if inv.handle != nil {
+		defer inv.handle.Close()
+	}
+	e := inv.entries[id]
+	if e == nil || !e.live() {
+		return nil, fmt.Errorf("fault %s: %w", id, ErrNotFound)
+	}
+	f := e.fault(netns)
+	pfx, perr := f.Spec.Prefix()
+	if perr != nil {
+		return nil, fmt.Errorf("fault %s has an unreadable destination: %w", id, perr)
+	}
+	local := m.localPrefixes(inv)
+	isLocal := false
+	for _, l := range local {
+		if l.Overlaps(pfx) {
+			isLocal = true
+		}
+	}
+	var out []Finding
+	if !f.Spec.IsRule() {
+		if isLocal {
+			out = append(out, Finding{Cause: CauseLocalRoute,
+				Detail: fmt.Sprintf("%s is a local address: the kernel's local table is consulted before main, so the %s route never applies", f.Spec.Dst, f.Spec.RouteType),
+				Fix:    "aim the route at the remote address the traffic goes to, or use a drop/reject rule with --match-original"})
+		}
+		out = append(out, m.localioFinding(isLocal, f.Spec.Dst)...)
+		return out, nil
+	}
+	port := f.Spec.Port
+	var ipt IPTables
+	if len(e.rules) > 0 {
+		ipt = e.rules[0].ipt
+	}
+	if ipt != nil {
+		out = append(out, earlierAccept(ipt, f.Spec)...)
+		out = append(out, sportMistakes(ipt, port)...)
+		if !f.Spec.MatchOriginal && f.Spec.Dir != DirIn {
+			out = append(out, natRewrites(ipt, pfx, port, isLocal)...)
+		}
+	}
+	socks := m.sockets(netns, pfx.Addr().Is6())
+	if f.Spec.Proto == "tcp" && !f.Spec.MatchOriginal && socks != nil {
+		found := false
+		for _, s := range socks {
+			if s.State != tcpListen && pfx.Contains(s.Remote.Addr()) && (port == 0 || int(s.Remote.Port()) == port) {
+				found = true
+			}
+		}
+		if !found {
+			out = append(out, Finding{Cause: CauseNoConnection,
+				Detail: fmt.Sprintf("no TCP connection to %s port %d exists in %s (/proc/net/tcp*)", f.Spec.Dst, port, nsLabel(netns)),
+				Fix:    "check which address the client really uses (e.g. `mount -t nfs4` shows addr=...; a name may resolve elsewhere) and aim the fault at it"})
+		}
+	}
+	if isLocal {
+		out = append(out, m.proxyFindings(socks, pfx, port)...)
+	}
+	out = append(out, m.localioFinding(isLocal, f.Spec.Dst)...)
+	return out, nil
+}
+
+func nsLabel(netns string) string {
+	if netns == "" {
+		return "this network namespace"
+	}
+	return "network namespace " + netns
+}
+
+// localPrefixes returns the namespace's own addresses plus loopback.
+func (m *Manager) localPrefixes(inv *inventory) []netip.Prefix {
+	out := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	if inv.handle == nil {
+		return out
+	}
+	addrs, err := inv.handle.AddrList(nil, familyAll)
+	if err != nil {
+		return out
+	}
+	for _, a := range addrs {
+		if a.IPNet == nil {
+			continue
+		}
+		if ip, ok := netip.AddrFromSlice(a.IP); ok {
+			ip = ip.Unmap()
+			out = append(out, netip.PrefixFrom(ip, ip.BitLen()))
+		}
+	}
+	return out
+}
+
+// earlierAccept finds rules above nfslab's jump in the built-in chain that
+// end the chain for matching packets (ACCEPT, RETURN or a jump elsewhere).
+func earlierAccept(ipt IPTables, s Spec) []Finding {
+	var out []Finding
+	chains := []string{ChainOut}
+	if s.Dir == DirIn {
+		chains = []string{ChainIn}
+	} else if s.Dir == DirBoth {
+		chains = append(chains, ChainIn)
+	}
+	for _, chain := range chains {
+		builtin := builtinFor(chain)
+		lines, err := ipt.List(TableFilter, builtin)
+		if err != nil {
+			continue
+		}
+		var above []parsedRule
+		jumped := false
+		for _, l := range lines {
+			r, ok := parseRule(l)
+			if !ok {
+				continue
+			}
+			if r.Target() == chain {
+				jumped = true
+				break
+			}
+			above = append(above, r)
+		}
+		if !jumped {
+			out = append(out, Finding{Cause: CauseEarlierAccept,
+				Detail: fmt.Sprintf("the jump from %s to %s is missing", builtin, chain),
+				Fix:    "re-apply the fault; nfslab re-inserts its jump at position 1"})
+			continue
+		}
+		for i, r := range above {
+			if t := r.Target(); t != "ACCEPT" && t != "RETURN" {
+				continue
+			}
+			out = append(out, Finding{Cause: CauseEarlierAccept,
+				Detail: fmt.Sprintf("rule %d of %s comes before nfslab's jump and ends the chain for what it matches: -A %s %s", i+1, builtin, builtin, joinArgs(r.Args)),
+				Fix:    "re-apply the fault (nfslab moves its jump back to position 1) or remove that rule"})
+		}
+	}
+	return out
+}
+
+// sportMistakes finds foreign rules that match the same port as source and
+// destination, as in the seed's `--dport 2049 --sport 2049`: the client's
+// source port is ephemeral, so such a rule never matches its traffic.
+func sportMistakes(ipt IPTables, port int) []Finding {
+	if port == 0 {
+		return nil
+	}
+	p := strconv.Itoa(port)
+	var out []Finding
+	for _, builtin := range []string{"OUTPUT", "INPUT"} {
+		lines, err := ipt.List(TableFilter, builtin)
+		if err != nil {
+			continue
+		}
+		for _, l := range lines {
+			r, ok := parseRule(l)
+			if !ok || r.Opt["--sport"] != p || r.Opt["--dport"] != p {
+				continue
+			}
+			out = append(out, Finding{Cause: CauseSportMistake,
+				Detail: fmt.Sprintf("-A %s %s matches source port %s as well: a client connects from an ephemeral port, so this rule never matches its traffic", builtin, joinArgs(r.Args), p),
+				Fix:    fmt.Sprintf("drop --sport %s from that rule (nfslab's own rules match only --dport %s outgoing)", p, p)})
+		}
+	}
+	return out
+}
+
+// natRewrites finds nat-table DNAT/REDIRECT rules for the port: nat OUTPUT
+// runs before filter OUTPUT, so a filter rule on the original destination
+// sees the rewritten one and never matches.
+func natRewrites(ipt IPTables, pfx netip.Prefix, port int, isLocal bool) []Finding {
+	chains, err := ipt.ListChains("nat")
+	if err != nil {
+		return nil
+	}
+	var out []Finding
+	for _, c := range chains {
+		if c == "PREROUTING" || c == "POSTROUTING" || c == "INPUT" {
+			continue
+		}
+		lines, err := ipt.List("nat", c)
+		if err != nil {
+			continue
+		}
+		for _, l := range lines {
+			r, ok := parseRule(l)
+			if !ok || (r.Target() != "DNAT" && r.Target() != "REDIRECT") {
+				continue
+			}
+			if dp, ok := r.Opt["--dport"]; ok && port != 0 && dp != strconv.Itoa(port) {
+				continue
+			}
+			if d, ok := r.Opt["-d"]; ok {
+				dp, err := (Spec{Dst: d}).Prefix()
+				if err != nil || !dp.Overlaps(pfx) {
+					continue
+				}
+			} else if r.Opt["--dst-type"] == "LOCAL" && !isLocal {
+				continue
+			}
+			to := r.Opt["--to-destination"]
+			if to == "" {
+				to = "local port " + r.Opt["--to-ports"]
+			}
+			out = append(out, Finding{Cause: CauseNATBeforeFilter,
+				Detail: fmt.Sprintf("nat rule `-t nat -A %s %s` rewrites %s port %d to %s before filter OUTPUT sees it (podman/netavark and docker publish ports this way)", c, joinArgs(r.Args), pfx, port, to),
+				Fix:    "re-apply with --match-original (matches conntrack's original destination), or aim the fault at " + to})
+		}
+	}
+	return out
+}
+
+func (m *Manager) sockets(netns string, v6 bool) []Socket {
+	var all []Socket
+	ok := false
+	for _, name := range []string{"tcp", "tcp6"} {
+		b, err := m.opts.NetFile(netns, name)
+		if err != nil {
+			continue
+		}
+		s, err := ParseProcNetTCP(b)
+		if err != nil {
+			m.log.Warn("parsing /proc/net/"+name, "err", err)
+			continue
+		}
+		ok = true
+		all = append(all, s...)
+	}
+	if !ok {
+		return nil
+	}
+	if all == nil {
+		all = []Socket{}
+	}
+	return all
+}
+
+// proxyFindings names the process behind a local listener on the port when
+// it is a known userspace proxy.
+func (m *Manager) proxyFindings(socks []Socket, pfx netip.Prefix, port int) []Finding {
+	var out []Finding
+	for _, s := range socks {
+		if s.State != tcpListen || (port != 0 && int(s.Local.Port()) != port) {
+			continue
+		}
+		a := s.Local.Addr()
+		if !a.IsUnspecified() && !pfx.Contains(a) {
+			continue
+		}
+		pid, comm := m.socketOwner(s.Inode)
+		if comm == "" || !knownProxies[comm] {
+			continue
+		}
+		out = append(out, Finding{Cause: CauseUserspaceProxy,
+			Detail: fmt.Sprintf("%s is served by the userspace proxy %s (pid %d): it accepts the connection locally and opens its own to the container, so packets to %s port %d never leave this host", s.Local, comm, pid, pfx, port),
+			Fix:    "aim the fault at the container's address and port (the proxy's outgoing connection), or at the proxy's namespace"})
+	}
+	return out
+}
+
+// socketOwner finds the process holding socket inode by reading
+// /proc/PID/fd links from RootFS.
+func (m *Manager) socketOwner(inode uint64) (int, string) {
+	if inode == 0 {
+		return 0, ""
+	}
+	want := "socket:[" + strconv.FormatUint(inode, 10) + "]"
+	procs, err := fs.ReadDir(m.opts.RootFS, "proc")
+	if err != nil {
+		return 0, ""
+	}
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil {
+			continue
+		}
+		fdDir := path.Join("proc", p.Name(), "fd")
+		fds, err := fs.ReadDir(m.opts.RootFS, fdDir)
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			target, err := fs.ReadLink(m.opts.RootFS, path.Join(fdDir, fd.Name()))
+			if err != nil || target != want {
+				continue
+			}
+			comm, _ := fs.ReadFile(m.opts.RootFS, path.Join("proc", p.Name(), "comm"))
+			return pid, strings.TrimSpace(string(comm))
+		}
+	}
+	return 0, ""
+}
+
+func (m *Manager) localioFinding(isLocal bool, dst string) []Finding {
+	if !isLocal {
+		return nil
+	}
+	b, err := fs.ReadFile(m.opts.RootFS, "sys/module/nfs/parameters/localio_enabled")
+	if err != nil || !strings.HasPrefix(strings.TrimSpace(string(b)), "Y") {
+		return nil
+	}
+	return []Finding{{Cause: CauseLocalIO,
+		Detail: fmt.Sprintf("NFS LOCALIO is enabled (/sys/module/nfs/parameters/localio_enabled=Y) and %s is local: the NFS client reads and writes the server's files directly, bypassing the network", dst),
+		Fix:    "run the NFS server in another network namespace or VM, or load nfs with localio_enabled=N (echo N > /sys/module/nfs/parameters/localio_enabled before mounting)"}}
+}
+
+func joinArgs(a []string) string {
+	q := make([]string, len(a))
+	for i, s := range a {
+		q[i] = quoteArg(s)
+	}
+	return strings.Join(q, " ")
+}

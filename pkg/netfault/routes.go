@@ -1,0 +1,138 @@
+package netfault
+
+import (
+	"fmt"
+	"hash/fnv"
+	"net"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+)
+
+// Kernel route types and constants (linux/rtnetlink.h), kept here so the
+// package builds everywhere.
+const (
+	rtnUnreachable = 7
+	rtnBlackhole   = 6
+	rtnProhibit    = 8
+	rtTableMain    = 254
+	familyV4       = 2  // AF_INET
+	familyV6       = 10 // AF_INET6
+	familyAll      = 0
+)
+
+func routeTypeNum(t RouteType) int {
+	switch t {
+	case RouteBlackhole:
+		return rtnBlackhole
+	case RouteProhibit:
+		return rtnProhibit
+	default:
+		return rtnUnreachable
+	}
+}
+
+func routeTypeName(n int) RouteType {
+	switch n {
+	case rtnBlackhole:
+		return RouteBlackhole
+	case rtnProhibit:
+		return RouteProhibit
+	case rtnUnreachable:
+		return RouteUnreachable
+	}
+	return RouteType(fmt.Sprintf("type-%d", n))
+}
+
+// routeID6 is the ID of an IPv6 route fault. IPv6 routes cannot carry a
+// realm (the kernel ignores RTA_FLOW for them), so the ID is derived from
+// the prefix: the kernel holds at most one such route per prefix in the
+// main table, and the ID can be recomputed after a crash.
+func routeID6(p netip.Prefix) string {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte("nfslab-route6|" + p.String()))
+	return fmt.Sprintf("%08x", h.Sum32())
+}
+
+// routeFor builds the route of an unreachable fault. IPv4 routes carry the
+// 32-bit fault ID in their realm (RTA_FLOW).
+//
+// Equivalent to: `ip route add unreachable 10.0.0.5/32 proto 73 realm ID`
+// (IPv6: `ip -6 route add unreachable fd00::5/128 proto 73`).
+func routeFor(id string, s Spec) (*netlink.Route, error) {
+	p, err := s.Prefix()
+	if err != nil {
+		return nil, err
+	}
+	r := &netlink.Route{
+		Dst:      &net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())},
+		Type:     routeTypeNum(s.RouteType),
+		Protocol: netlink.RouteProtocol(RouteProtocol),
+		Table:    rtTableMain,
+		Family:   familyV4,
+	}
+	if p.Addr().Is6() {
+		r.Family = familyV6
+	} else {
+		var realm uint32
+		if _, err := fmt.Sscanf(id, "%08x", &realm); err != nil {
+			return nil, fmt.Errorf("fault id %q is not 8 hex digits: %w", id, err)
+		}
+		r.Realm = int(realm)
+	}
+	return r, nil
+}
+
+// routePrefix returns the route's destination as a prefix.
+func routePrefix(r netlink.Route) (netip.Prefix, bool) {
+	if r.Dst == nil {
+		return netip.Prefix{}, false
+	}
+	a, ok := netip.AddrFromSlice(r.Dst.IP)
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	ones, _ := r.Dst.Mask.Size()
+	return netip.PrefixFrom(a.Unmap(), ones), true
+}
+
+// routeIDOf returns the fault ID a route of nfslab's protocol belongs to.
+func routeIDOf(r netlink.Route) string {
+	p, ok := routePrefix(r)
+	if !ok {
+		return ""
+	}
+	if p.Addr().Is4() && r.Realm != 0 {
+		return fmt.Sprintf("%08x", uint32(r.Realm))
+	}
+	if p.Addr().Is6() {
+		return routeID6(p)
+	}
+	return ""
+}
+
+// routeCommand renders the route as the ip command a user would type.
+func routeCommand(netns string, r *netlink.Route) string {
+	p, _ := routePrefix(*r)
+	cmd := "ip"
+	if netns != "" {
+		cmd += " -n " + netns
+	}
+	if p.Addr().Is6() {
+		cmd += " -6"
+	}
+	s := fmt.Sprintf("%s route add %s %s proto %d", cmd, routeTypeName(r.Type), p, RouteProtocol)
+	if r.Realm != 0 {
+		s += fmt.Sprintf(" realm 0x%08x", uint32(r.Realm))
+	}
+	return s
+}
+
+func specFromRoute(r netlink.Route, netns string) Spec {
+	p, _ := routePrefix(r)
+	dst := p.String()
+	if p.IsSingleIP() {
+		dst = p.Addr().String()
+	}
+	return Spec{Kind: KindUnreachable, Dst: dst, RouteType: routeTypeName(r.Type), Netns: netns}
+}

@@ -1,0 +1,317 @@
+package netfault
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Names of nfslab's kernel objects.
+const (
+	// TableFilter is the only table nfslab adds rules to.
+	TableFilter = "filter"
+	// ChainOut and ChainIn are nfslab's own chains, jumped to from position
+	// 1 of OUTPUT and INPUT.
+	ChainOut = "NFSLAB-OUTPUT"
+	ChainIn  = "NFSLAB-INPUT"
+	// CommentPrefix starts the comment on every fault rule: nfslab:<id>.
+	CommentPrefix = "nfslab:"
+	// JumpComment marks the jumps from the built-in chains.
+	JumpComment = "nfslab"
+	// RouteProtocol is the rtnetlink protocol number on nfslab's routes
+	// (`ip route ... proto 73`; name it with rt_protos.d, see docs).
+	RouteProtocol = 73
+	// timeLayout is the format of -m time --datestop (UTC).
+	timeLayout = "2006-01-02T15:04:05"
+)
+
+// builtinFor maps nfslab's chain to the built-in chain that jumps to it.
+func builtinFor(chain string) string {
+	if chain == ChainIn {
+		return "INPUT"
+	}
+	return "OUTPUT"
+}
+
+// ruleSpec is one iptables rule nfslab will append to one of its chains.
+type ruleSpec struct {
+	V6    bool
+	Chain string
+	Args  []string
+}
+
+func jumpArgs(chain string) []string {
+	return []string{"-m", "comment", "--comment", JumpComment, "-j", chain}
+}
+
+// expiryFor rounds the end of a lifetime up to a whole second, the
+// granularity of -m time.
+func expiryFor(created time.Time, life time.Duration) time.Time {
+	if life == 0 {
+		life = DefaultLifetime
+	}
+	e := created.Add(life)
+	if t := e.Truncate(time.Second); !t.Equal(e) {
+		e = t.Add(time.Second)
+	}
+	return e.UTC()
+}
+
+// datestop is the last second in which a rule still matches: xt_time
+// compares whole seconds and matches while now <= datestop.
+func datestop(expires time.Time) string {
+	return expires.Add(-time.Second).UTC().Format(timeLayout)
+}
+
+func formatProb(p float64) string { return strconv.FormatFloat(p, 'f', -1, 64) }
+
+// addrArg renders a prefix the way iptables -S prints it for -s/-d.
+func addrArg(p netip.Prefix) string { return p.String() }
+
+// ctAddrArg renders a prefix the way iptables -S prints --ctorigdst: a
+// host address has no length.
+func ctAddrArg(p netip.Prefix) string {
+	if p.IsSingleIP() {
+		return p.Addr().String()
+	}
+	return p.String()
+}
+
+// renderRules returns the rules of a rule fault in creation order, in the
+// canonical order iptables -S prints their options.
+func renderRules(id string, s Spec, expires time.Time) ([]ruleSpec, error) {
+	if !s.IsRule() {
+		return nil, nil
+	}
+	pfx, err := s.Prefix()
+	if err != nil {
+		return nil, err
+	}
+	v6 := pfx.Addr().Is6()
+	one := func(chain string) ruleSpec {
+		in := chain == ChainIn
+		var a []string
+		if !s.MatchOriginal {
+			if in {
+				a = append(a, "-s", addrArg(pfx))
+			} else {
+				a = append(a, "-d", addrArg(pfx))
+			}
+		}
+		a = append(a, "-p", s.Proto)
+		if s.MatchOriginal {
+			a = append(a, "-m", "conntrack", "--ctorigdst", ctAddrArg(pfx))
+			if s.Port != 0 {
+				a = append(a, "--ctorigdstport", strconv.Itoa(s.Port))
+			}
+		} else if s.Port != 0 {
+			flag := "--dport"
+			if in {
+				flag = "--sport"
+			}
+			a = append(a, "-m", s.Proto, flag, strconv.Itoa(s.Port))
+		}
+		if s.Kind == KindDrop && s.Prob > 0 && s.Prob < 1 {
+			a = append(a, "-m", "statistic", "--mode", "random", "--probability", formatProb(s.Prob))
+		}
+		a = append(a, "-m", "time", "--datestop", datestop(expires))
+		a = append(a, "-m", "comment", "--comment", CommentPrefix+id)
+		if s.Kind == KindDrop {
+			a = append(a, "-j", "DROP")
+		} else {
+			with := "tcp-reset"
+			if s.Proto != "tcp" {
+				with = "icmp-port-unreachable"
+				if v6 {
+					with = "icmp6-port-unreachable"
+				}
+			}
+			a = append(a, "-j", "REJECT", "--reject-with", with)
+		}
+		return ruleSpec{V6: v6, Chain: chain, Args: a}
+	}
+	var out []ruleSpec
+	if s.Dir == DirOut || s.Dir == DirBoth || s.Dir == "" {
+		out = append(out, one(ChainOut))
+	}
+	if s.Dir == DirIn || s.Dir == DirBoth {
+		out = append(out, one(ChainIn))
+	}
+	return out, nil
+}
+
+// splitRule splits one line of `iptables -S` output into arguments,
+// honouring the double quotes iptables puts around comments.
+func splitRule(line string) []string {
+	var out []string
+	var cur strings.Builder
+	inQ, have := false, false
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case c == '\\' && inQ && i+1 < len(line):
+			i++
+			cur.WriteByte(line[i])
+		case c == '"':
+			inQ = !inQ
+			have = true
+		case c == ' ' && !inQ:
+			if have || cur.Len() > 0 {
+				out = append(out, cur.String())
+				cur.Reset()
+				have = false
+			}
+		default:
+			cur.WriteByte(c)
+		}
+	}
+	if have || cur.Len() > 0 {
+		out = append(out, cur.String())
+	}
+	return out
+}
+
+// quoteArg quotes an argument the way iptables -S does.
+func quoteArg(a string) string {
+	if a == "" || strings.ContainsAny(a, " \"\\'") {
+		return strconv.Quote(a)
+	}
+	return a
+}
+
+// parsedRule is one `-A CHAIN ...` line taken apart.
+type parsedRule struct {
+	Chain          string
+	Args           []string // the rule spec without -A CHAIN and -c
+	Packets, Bytes uint64
+	Counted        bool
+	Comment        string
+	Opt            map[string]string // last value of each --option / -x
+	Has            map[string]bool   // flags present, e.g. "-m statistic"
+}
+
+// ID returns the fault ID from an nfslab:<id> comment, or "".
+func (r parsedRule) ID() string {
+	if strings.HasPrefix(r.Comment, CommentPrefix) {
+		return strings.TrimPrefix(r.Comment, CommentPrefix)
+	}
+	return ""
+}
+
+// Target is the -j target.
+func (r parsedRule) Target() string { return r.Opt["-j"] }
+
+// parseRule parses one line of `iptables [-v] -S`. ok is false for lines
+// that are not rules (-P, -N).
+func parseRule(line string) (parsedRule, bool) {
+	f := splitRule(strings.TrimSpace(line))
+	if len(f) < 2 || f[0] != "-A" {
+		return parsedRule{}, false
+	}
+	r := parsedRule{Chain: f[1], Opt: map[string]string{}, Has: map[string]bool{}}
+	for i := 2; i < len(f); i++ {
+		a := f[i]
+		if a == "-c" && i+2 < len(f) {
+			p, err1 := strconv.ParseUint(f[i+1], 10, 64)
+			b, err2 := strconv.ParseUint(f[i+2], 10, 64)
+			if err1 == nil && err2 == nil {
+				r.Packets, r.Bytes, r.Counted = p, b, true
+				i += 2
+				continue
+			}
+		}
+		r.Args = append(r.Args, a)
+		if strings.HasPrefix(a, "-") && i+1 < len(f) && !strings.HasPrefix(f[i+1], "-") {
+			v := f[i+1]
+			if a == "-m" {
+				r.Has["-m "+v] = true
+			}
+			r.Opt[a] = v
+			if a == "--comment" && r.Comment == "" {
+				r.Comment = v
+			}
+			r.Args = append(r.Args, v)
+			i++
+			continue
+		}
+		r.Has[a] = true
+	}
+	return r, true
+}
+
+// specFromRules rebuilds what can be known of a fault's Spec from its
+// rules alone (the kernel copy); the state file adds label and lifetime.
+func specFromRules(rules []parsedRule, netns string) (Spec, time.Time) {
+	var s Spec
+	var expires time.Time
+	out, in := false, false
+	for _, r := range rules {
+		if r.Chain == ChainIn {
+			in = true
+		} else {
+			out = true
+		}
+		switch r.Target() {
+		case "DROP":
+			s.Kind = KindDrop
+		case "REJECT":
+			s.Kind = KindReject
+		}
+		s.Proto = r.Opt["-p"]
+		if v, ok := r.Opt["--ctorigdst"]; ok {
+			s.MatchOriginal = true
+			s.Dst = v
+			s.Port, _ = strconv.Atoi(r.Opt["--ctorigdstport"])
+		} else if r.Chain == ChainIn {
+			s.Dst = r.Opt["-s"]
+			s.Port, _ = strconv.Atoi(r.Opt["--sport"])
+		} else {
+			s.Dst = r.Opt["-d"]
+			s.Port, _ = strconv.Atoi(r.Opt["--dport"])
+		}
+		if v, ok := r.Opt["--probability"]; ok {
+			if p, err := strconv.ParseFloat(v, 64); err == nil {
+				// The kernel keeps 32 bits: 0.8 reads back as 0.79999999981.
+				s.Prob, _ = strconv.ParseFloat(strconv.FormatFloat(p, 'f', 6, 64), 64)
+			}
+		}
+		if v, ok := r.Opt["--datestop"]; ok {
+			if t, err := time.ParseInLocation(timeLayout, v, time.UTC); err == nil {
+				expires = t.Add(time.Second)
+			}
+		}
+	}
+	switch {
+	case out && in:
+		s.Dir = DirBoth
+	case in:
+		s.Dir = DirIn
+	default:
+		s.Dir = DirOut
+	}
+	if p, err := (Spec{Dst: s.Dst}).Prefix(); err == nil {
+		if p.IsSingleIP() {
+			s.Dst = p.Addr().String()
+		} else {
+			s.Dst = p.String()
+		}
+	}
+	s.Netns = netns
+	return s, expires
+}
+
+// renderCommand writes an iptables invocation the way a user would type it.
+func renderCommand(netns, cmd string, args []string) string {
+	var b strings.Builder
+	if netns != "" {
+		fmt.Fprintf(&b, "ip netns exec %s ", netns)
+	}
+	b.WriteString(cmd)
+	for _, a := range args {
+		b.WriteByte(' ')
+		b.WriteString(quoteArg(a))
+	}
+	return b.String()
+}

@@ -1,0 +1,91 @@
+package netfault
+
+import (
+	"errors"
+	"io/fs"
+	"log/slog"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/nfslab/nfslab/pkg/clock"
+)
+
+// IPTables is the part of *iptables.IPTables (github.com/coreos/go-iptables)
+// that nfslab uses. Each value acts in one network namespace, one address
+// family and one backend (nft or legacy).
+type IPTables interface {
+	Insert(table, chain string, pos int, rulespec ...string) error
+	Append(table, chain string, rulespec ...string) error
+	Delete(table, chain string, rulespec ...string) error
+	Exists(table, chain string, rulespec ...string) (bool, error)
+	List(table, chain string) ([]string, error)
+	ListWithCounters(table, chain string) ([]string, error)
+	ListChains(table string) ([]string, error)
+	ChainExists(table, chain string) (bool, error)
+	NewChain(table, chain string) error
+	DeleteChain(table, chain string) error
+}
+
+// RouteHandle is the part of *netlink.Handle (github.com/vishvananda/netlink)
+// that nfslab uses; one handle acts in one network namespace.
+type RouteHandle interface {
+	RouteAdd(route *netlink.Route) error
+	RouteDel(route *netlink.Route) error
+	RouteListFiltered(family int, filter *netlink.Route, filterMask uint64) ([]netlink.Route, error)
+	AddrList(link netlink.Link, family int) ([]netlink.Addr, error)
+	Close()
+}
+
+// Backend is one iptables implementation: the commands for IPv4 and IPv6.
+type Backend struct {
+	Name string // "nft" or "legacy"
+	IPv4 string // e.g. "iptables" or "iptables-legacy"
+	IPv6 string // e.g. "ip6tables" or "ip6tables-legacy"
+	// Legacy backends are only consulted in a namespace that already has
+	// legacy tables (/proc/net/ip_tables_names): merely listing them would
+	// create tables and make iptables-nft print warnings.
+	Legacy bool
+}
+
+// Command returns the command for the address family.
+func (b Backend) Command(v6 bool) string {
+	if v6 {
+		return b.IPv6
+	}
+	return b.IPv4
+}
+
+// Options configure a Manager. Zero values give the real kernel.
+type Options struct {
+	Clock  clock.Clock  // default clock.Real{}
+	Logger *slog.Logger // default slog.Default()
+	// StateDir keeps each fault's metadata (created, label, spec) so that
+	// it survives a crash; default /run/nfslab/state.
+	StateDir string
+	// Backends in order of preference; Apply uses the first, List, Heal,
+	// HealAll and Sweep look in all. Default: the machine's `iptables`
+	// and, if it is a different program, `iptables-legacy`.
+	Backends []Backend
+	// IPTablesFactory returns an IPTables acting in netns ("" = own) for a
+	// backend and family. Default: go-iptables run on a thread inside netns.
+	IPTablesFactory func(netns string, b Backend, v6 bool) (IPTables, error)
+	// RouteHandleFactory returns a netlink handle in netns. Default:
+	// netlink.NewHandleAt.
+	RouteHandleFactory func(netns string) (RouteHandle, error)
+	// NetFile reads /proc/net/NAME as seen from netns (tcp, tcp6,
+	// ip_tables_names, ...). Default reads it from a thread inside netns.
+	NetFile func(netns, name string) ([]byte, error)
+	// RootFS is the host file system, used by Diagnose for /proc/PID/fd and
+	// /sys/module/nfs; default os.DirFS("/").
+	RootFS fs.FS
+}
+
+// notExist reports whether err says the rule, chain or route is already
+// gone: go-iptables' *iptables.Error and the fakes implement IsNotExist.
+func notExist(err error) bool {
+	var ne interface{ IsNotExist() bool }
+	if errors.As(err, &ne) && ne.IsNotExist() {
+		return true
+	}
+	return errors.Is(err, fs.ErrNotExist)
+}
