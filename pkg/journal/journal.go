@@ -133,6 +133,9 @@ type LoadSample struct {
 
 	Created   int `json:"created"`
 	Completed int `json:"completed"`
+	// Skipped counts creations that were due but not sent because too many
+	// were still pending (the load generator's own backpressure).
+	Skipped int `json:"skipped,omitempty"`
 	// Errors counts failed calls by gRPC code name (see Err* constants).
 	Errors map[string]int `json:"errors,omitempty"`
 	// Latency percentiles of the create-instance round trip in this interval.
