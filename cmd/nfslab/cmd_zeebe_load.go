@@ -173,4 +173,3 @@ func printTopology(w io.Writer, s load.Summary) {
 		fmt.Fprintln(w)
 	}
 }
-
