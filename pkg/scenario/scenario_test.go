@@ -1,0 +1,282 @@
+package scenario
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const minimal = `metadata:
+  name: t
+duration: 2m
+storage:
+  kind: faultfs
+target:
+  kind: probe
+timeline:
+  - id: fail
+    at: 10s
+    for: 30s
+    action: faultfs-set
+    faultfs: {ops: [fsync], errno: EIO}
+expectations:
+  - kind: detector-fires
+    detector: msync-ioexception
+    after: fail
+    within: 1m
+`
+
+func shipped(t testing.TB) []string {
+	t.Helper()
+	files, err := filepath.Glob("../../scenarios/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no shipped scenarios found: %v", err)
+	}
+	return files
+}
+
+func TestShippedScenariosValidate(t *testing.T) {
+	for _, f := range shipped(t) {
+		s, err := LoadFile(f)
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		if want := strings.TrimSuffix(filepath.Base(f), ".yaml"); s.Metadata.Name != want {
+			t.Errorf("%s: metadata.name %q, want the file name %q", f, s.Metadata.Name, want)
+		}
+		if !strings.Contains(s.Metadata.Seed, "00") {
+			t.Errorf("%s: seed %q does not cite a seed", f, s.Metadata.Seed)
+		}
+	}
+}
+
+func TestNFSScenariosTargetProbeAndSwitchToZeebe(t *testing.T) {
+	for _, f := range shipped(t) {
+		if !strings.HasPrefix(filepath.Base(f), "nfs-") {
+			continue
+		}
+		s, err := LoadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Target.Kind != TargetProbe {
+			t.Errorf("%s: target %q, want probe by default", f, s.Target.Kind)
+		}
+		if _, err := LoadFile(f, "target.kind=zeebe"); err != nil {
+			t.Errorf("%s with target.kind=zeebe: %v", f, err)
+		}
+	}
+}
+
+func TestMinimalDecodes(t *testing.T) {
+	s, err := Decode([]byte(minimal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Timeline[0].At.D().Seconds() != 10 || s.Timeline[0].For.D().Seconds() != 30 {
+		t.Fatalf("step timing %v %v", s.Timeline[0].At, s.Timeline[0].For)
+	}
+}
+
+func TestUnknownFieldHasLineAndColumn(t *testing.T) {
+	doc := strings.Replace(minimal, "    at: 10s\n", "    at: 10s\n    atx: 3\n", 1)
+	_, err := Decode([]byte(doc))
+	if err == nil {
+		t.Fatal("unknown field accepted")
+	}
+	if !errors.Is(err, ErrInvalid) {
+		t.Errorf("error does not wrap ErrInvalid: %v", err)
+	}
+	var ve *ValidationError
+	if !errors.As(err, &ve) || ve.Problems[0].Line != 11 || ve.Problems[0].Column == 0 {
+		t.Fatalf("want line 11 and a column, got %v", err)
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, "atx") || !strings.Contains(msg, "line 11") || !strings.Contains(msg, "column 5") {
+		t.Errorf("message lacks field, line or column: %s", msg)
+	}
+}
+
+func TestValidationProblems(t *testing.T) {
+	cases := []struct {
+		name, old, new, want string
+	}{
+		{"bad duration", "at: 10s", "at: ten", `duration "ten" is not valid`},
+		{"bare number duration", "at: 10s", "at: 10", `duration "10" is not valid`},
+		{"negative duration", "for: 30s", "for: -3s", `negative`},
+		{"step after end", "at: 10s", "at: 3m", "after the end of the timeline"},
+		{"lasts past end", "for: 30s", "for: 2m", "lasts until 2m10s"},
+		{"unknown action", "action: faultfs-set", "action: explode", `unknown action "explode"`},
+		{"unknown detector", "detector: msync-ioexception", "detector: kaboom", `unknown detector "kaboom"`},
+		{"zeebe-only detector on probe", "detector: msync-ioexception", "detector: raft-inactive", "nothing produces \"raft-inactive\" with target probe"},
+		{"bad step ref", "after: fail", "after: nope", `no step "nope"`},
+		{"bad errno", "errno: EIO", "errno: EBOOM", `unknown errno "EBOOM"`},
+		{"bad op", "ops: [fsync]", "ops: [chmodx]", `unknown operation "chmodx"`},
+		{"faultfs prob", "errno: EIO}", "errno: EIO, prob: 1.5}", "probability 1.5 is out of range"},
+		{"bad name", "name: t", "name: Bad_Name", `name "Bad_Name"`},
+		{"storage kind", "kind: faultfs", "kind: tape", `storage kind "tape"`},
+		{"target kind", "kind: probe", "kind: toaster", `target kind "toaster"`},
+		{"no start", "    at: 10s\n", "", "needs a start"},
+		{"event nothing produces", "at: 10s", "on: partition-healthy", `nothing produces "partition-healthy"`},
+		{"event unknown step", "at: 10s", "on: step-done:ghost", `no step "ghost"`},
+		{"self wait", "at: 10s", "on: step-done:fail", "cannot wait for itself"},
+		{"first hit of faultfs", "at: 10s", "on: fault-first-hit:fail", "has no packet counters"},
+		{"unknown field", "within: 1m", "within: 1m\n    windo: 3s", `unknown field "windo"`},
+		{"wrong expectation field", "within: 1m", "within: 1m\n    cause: localio", "cause does not apply to a detector-fires"},
+		{"window past end", "within: 1m", "within: 5m", "window ends at 5m10s"},
+		{"unknown kind", "kind: detector-fires", "kind: vibes", `unknown expectation kind "vibes"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			doc := strings.Replace(minimal, tc.old, tc.new, 1)
+			if doc == minimal {
+				t.Fatalf("replacement %q not found", tc.old)
+			}
+			_, err := Decode([]byte(doc))
+			if err == nil {
+				t.Fatalf("accepted:\n%s", doc)
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("not ErrInvalid: %v", err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not contain %q", err, tc.want)
+			}
+			if !strings.Contains(err.Error(), "line ") {
+				t.Errorf("error has no line: %v", err)
+			}
+		})
+	}
+}
+
+const netDoc = `metadata: {name: n}
+duration: 3m
+storage:
+  kind: nfs
+  server: {kind: external, address: 192.168.24.110, export: /}
+  options: proto=tcp,port=2049,soft,timeo=10
+target: {kind: probe}
+timeline:
+  - id: d
+    at: 30s
+    for: 1m
+    action: drop
+    fault: {dst: $nfs-server, port: 2049, prob: 0.8}
+  - id: h
+    on: fault-first-hit:d
+    delay: 5s
+    action: heal
+    ref: d
+expectations:
+  - {kind: fault-hits, step: d}
+  - {kind: rate-below, fraction: 0.5, after: d, within: 1m}
+`
+
+func TestNetworkValidation(t *testing.T) {
+	if _, err := Decode([]byte(netDoc)); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct{ old, new, want string }{
+		{"prob: 0.8", "prob: 1.5", "probability 1.5 is out of range"},
+		{"prob: 0.8", "prob: .nan", "probability NaN"},
+		{"port: 2049, prob", "port: 70000, prob", "port 70000 is out of range"},
+		{"dst: $nfs-server", "dst: not-an-ip", `destination "not-an-ip"`},
+		{"dst: $nfs-server", "dst: $broker:0", "needs target kind zeebe"},
+		{"dst: $nfs-server", "dst: $printer", `unknown reference "$printer"`},
+		{"soft,timeo=10", "soft,hard,timeo=10", "both soft and hard"},
+		{"port=2049,soft", "port=99999,soft", "port 99999 in mount options"},
+		{"kind: external, address: 192.168.24.110", "kind: external", "an external server needs an address"},
+		{"kind: external", "kind: cloud", `server kind "cloud"`},
+		{"ref: d", "ref: h", "is a heal, not a network fault"},
+		{"fraction: 0.5", "fraction: 1.5", "fraction 1.5 is out of range"},
+		{"action: drop", "action: unreachable", "probability 0.8 applies only to drop"},
+		{"{kind: fault-hits, step: d}", "{kind: fault-no-hits, step: d, cause: gremlins}", `cause "gremlins"`},
+	}
+	for _, tc := range cases {
+		doc := strings.Replace(netDoc, tc.old, tc.new, 1)
+		if doc == netDoc {
+			t.Fatalf("replacement %q not found", tc.old)
+		}
+		_, err := Decode([]byte(doc))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s -> %s: error %v, want %q", tc.old, tc.new, err, tc.want)
+		}
+	}
+}
+
+func TestEveryProblemIsReported(t *testing.T) {
+	doc := strings.NewReplacer("prob: 0.8", "prob: 1.5", "fraction: 0.5", "fraction: 3").Replace(netDoc)
+	_, err := Decode([]byte(doc))
+	var ve *ValidationError
+	if !errors.As(err, &ve) || len(ve.Problems) < 2 {
+		t.Fatalf("want two problems, got %v", err)
+	}
+}
+
+func TestOverrides(t *testing.T) {
+	s, err := Decode([]byte(netDoc), "storage.server.address=10.0.0.9", "duration=5m", "load.kind=none")
+	if err == nil {
+		t.Fatalf("load none with a rate expectation accepted")
+	}
+	s, err = Decode([]byte(netDoc), "storage.server.address=10.0.0.9", "duration=5m", "target.probe={rate: 10}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Storage.Server.Address != "10.0.0.9" || s.Duration.D().Minutes() != 5 || s.Target.Probe == nil || s.Target.Probe.Rate != 10 {
+		t.Fatalf("overrides not applied: %+v %v %+v", s.Storage.Server, s.Duration, s.Target.Probe)
+	}
+	for _, bad := range []string{"nokey", "Target.Kind=x", "timeline[7].at=3s", "storage.server.colour=red", "nothere.x=1"} {
+		if _, err := Decode([]byte(netDoc), bad); err == nil || !errors.Is(err, ErrInvalid) {
+			t.Errorf("override %q: err %v", bad, err)
+		}
+	}
+}
+
+func TestCycleDetected(t *testing.T) {
+	doc := strings.Replace(netDoc, "    at: 30s\n", "    on: step-done:h\n", 1)
+	_, err := Decode([]byte(doc))
+	if err == nil || !strings.Contains(err.Error(), "cycle") {
+		t.Fatalf("cycle not reported: %v", err)
+	}
+}
+
+func TestSizes(t *testing.T) {
+	for in, want := range map[string]Size{"16MB": 16 << 20, "512KB": 512 << 10, "4096": 4096, "1GiB": 1 << 30} {
+		got, err := ParseSize(in)
+		if err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %v, %v", in, got, err)
+		}
+	}
+	for _, in := range []string{"", "MB", "-3MB", "1.5MB", "12XB"} {
+		if _, err := ParseSize(in); err == nil {
+			t.Errorf("ParseSize(%q) accepted", in)
+		}
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	for _, p := range shipped(f) {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(minimal))
+	f.Add([]byte(netDoc))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := Decode(data)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error does not wrap ErrInvalid: %v", err)
+			}
+			return
+		}
+		if err := s.Validate(); err != nil {
+			t.Fatalf("decoded scenario fails Validate: %v", err)
+		}
+	})
+}

@@ -1,0 +1,289 @@
+package scenario
+
+// Scenario is one experiment: set up storage, start a target on it, put
+// load on it, run a timeline of faults, judge the expectations, roll back.
+type Scenario struct {
+	Metadata Metadata `yaml:"metadata" json:"metadata"`
+	// Duration is how long the timeline runs at most. The run ends earlier
+	// when every expectation has a verdict.
+	Duration     Duration      `yaml:"duration" json:"duration"`
+	Storage      Storage       `yaml:"storage" json:"storage"`
+	Target       Target        `yaml:"target" json:"target"`
+	Load         Load          `yaml:"load,omitempty" json:"load,omitempty"`
+	Detectors    []Detector    `yaml:"detectors,omitempty" json:"detectors,omitempty"`
+	Timeline     []Step        `yaml:"timeline" json:"timeline"`
+	Expectations []Expectation `yaml:"expectations" json:"expectations"`
+	// Rollbacks are extra actions that run after the run on every exit
+	// path, after the engine healed what it created itself.
+	Rollbacks []Step `yaml:"rollbacks,omitempty" json:"rollbacks,omitempty"`
+}
+
+// Metadata names the scenario and cites where it comes from.
+type Metadata struct {
+	// Name is the file's identity: lower-case letters, digits and dashes.
+	Name  string `yaml:"name" json:"name"`
+	Title string `yaml:"title,omitempty" json:"title,omitempty"`
+	// Description says what the scenario proves and cites the seed section
+	// it reproduces.
+	Description string `yaml:"description,omitempty" json:"description,omitempty"`
+	// Seed is the source (chaos day post and section).
+	Seed string `yaml:"seed,omitempty" json:"seed,omitempty"`
+}
+
+// Storage kinds.
+const (
+	StorageNFS     = "nfs"
+	StorageFaultfs = "faultfs"
+	StorageLocal   = "local" // a plain directory; for targets that need no storage faults
+)
+
+// NFS server kinds.
+const (
+	ServerNetns     = "netns"     // knfsd in a network namespace of nfslab's, over a veth pair
+	ServerExternal  = "external"  // a server the user runs elsewhere
+	ServerContainer = "container" // the seed's containerized server, published through a DNAT
+)
+
+// Storage is where the target's data directory lives.
+type Storage struct {
+	Kind    string      `yaml:"kind" json:"kind"`
+	Server  *NFSServer  `yaml:"server,omitempty" json:"server,omitempty"`
+	Options string      `yaml:"options,omitempty" json:"options,omitempty"` // mount options in the seed's form: proto=tcp,port=2049,soft,timeo=10
+	Subdir  string      `yaml:"subdir,omitempty" json:"subdir,omitempty"`   // directory inside the mount used as data dir (the seed's srv/nfs)
+	Faultfs *FaultfsDir `yaml:"faultfs,omitempty" json:"faultfs,omitempty"`
+}
+
+// NFSServer is the NFS server the mount talks to.
+type NFSServer struct {
+	Kind    string `yaml:"kind" json:"kind"`
+	Address string `yaml:"address,omitempty" json:"address,omitempty"` // required for external; netns/container pick their own when empty
+	Export  string `yaml:"export,omitempty" json:"export,omitempty"`   // default "/"
+	// Image is the server image for kind container (the seed's
+	// ghcr.io/normal-computing/nfs-server:latest).
+	Image string `yaml:"image,omitempty" json:"image,omitempty"`
+	// Publish is the host address:port that a DNAT forwards to the server
+	// (podman -p 2049:2049); the mount then uses it, as in the seed.
+	Publish string `yaml:"publish,omitempty" json:"publish,omitempty"`
+}
+
+// FaultfsDir configures the FUSE fault filesystem.
+type FaultfsDir struct {
+	// Backing is the real directory under the FUSE mount; empty means a
+	// fresh directory inside the run directory.
+	Backing string `yaml:"backing,omitempty" json:"backing,omitempty"`
+}
+
+// Target kinds.
+const (
+	TargetProbe = "probe"
+	TargetZeebe = "zeebe"
+)
+
+// Target is what runs on the storage.
+type Target struct {
+	Kind  string       `yaml:"kind" json:"kind"`
+	Probe *ProbeTarget `yaml:"probe,omitempty" json:"probe,omitempty"`
+	Zeebe *ZeebeTarget `yaml:"zeebe,omitempty" json:"zeebe,omitempty"`
+}
+
+// ProbeTarget is the JVM journal probe: mapped segments, force() per batch,
+// CRC32C replay on start.
+type ProbeTarget struct {
+	SegmentSize Size `yaml:"segment_size,omitempty" json:"segment_size,omitempty"` // default 16MB, as the seed's LOGSEGMENTSIZE
+	RecordSize  Size `yaml:"record_size,omitempty" json:"record_size,omitempty"`
+	Batch       int  `yaml:"batch,omitempty" json:"batch,omitempty"` // records per force()
+	// Rate is records appended per second; 0 means as fast as it can.
+	Rate float64 `yaml:"rate,omitempty" json:"rate,omitempty"`
+	// Replay makes the probe replay existing segments on start.
+	Replay bool `yaml:"replay,omitempty" json:"replay,omitempty"`
+	// Prefill is how much journal to write before the timeline starts so
+	// that a restart has something to replay.
+	Prefill Size `yaml:"prefill,omitempty" json:"prefill,omitempty"`
+	// Heap is the JVM -Xmx, e.g. 256m.
+	Heap string `yaml:"heap,omitempty" json:"heap,omitempty"`
+}
+
+// ZeebeTarget is one or more Zeebe brokers in podman.
+type ZeebeTarget struct {
+	Image   string            `yaml:"image,omitempty" json:"image,omitempty"`
+	Brokers int               `yaml:"brokers,omitempty" json:"brokers,omitempty"` // default 1
+	Env     map[string]string `yaml:"env,omitempty" json:"env,omitempty"`
+	// Partitions and Replication apply to a cluster (brokers > 1).
+	Partitions  int `yaml:"partitions,omitempty" json:"partitions,omitempty"`
+	Replication int `yaml:"replication,omitempty" json:"replication,omitempty"`
+	// GatewayPort and MonitoringPort published on the host.
+	GatewayPort    int `yaml:"gateway_port,omitempty" json:"gateway_port,omitempty"`
+	MonitoringPort int `yaml:"monitoring_port,omitempty" json:"monitoring_port,omitempty"`
+}
+
+// Load kinds.
+const (
+	LoadAuto  = "auto"  // the target's own: probe appends, or zeebe instances
+	LoadZeebe = "zeebe" // process instances through the Zeebe client
+	LoadProbe = "probe" // the probe's append rate
+	LoadNone  = "none"
+)
+
+// Load is the work that makes faults visible.
+type Load struct {
+	Kind string `yaml:"kind,omitempty" json:"kind,omitempty"`
+	// Rate is process instances created per second (zeebe); the seed's
+	// loop is one per 5 s: 0.2.
+	Rate float64 `yaml:"rate,omitempty" json:"rate,omitempty"`
+	// Worker runs a job worker completing benchmark-task jobs.
+	Worker *bool `yaml:"worker,omitempty" json:"worker,omitempty"`
+	// Deployments deploys this many versions of the process first (seed
+	// 001 deployed 1000+).
+	Deployments int `yaml:"deployments,omitempty" json:"deployments,omitempty"`
+	// DeployEvery deploys a new version of the process this often and
+	// creates instances of the latest version, so that deployment
+	// distribution is exercised during a fault (seed 001).
+	DeployEvery Duration `yaml:"deploy_every,omitempty" json:"deploy_every,omitempty"`
+}
+
+// Detector is a custom log detector by regular expression.
+type Detector struct {
+	Name    string `yaml:"name" json:"name"`
+	Pattern string `yaml:"pattern" json:"pattern"`
+}
+
+// Actions a step can do.
+const (
+	ActionDrop          = "drop"
+	ActionReject        = "reject"
+	ActionUnreachable   = "unreachable"
+	ActionHeal          = "heal"
+	ActionPause         = "pause"
+	ActionUnpause       = "unpause"
+	ActionStop          = "stop"
+	ActionKill          = "kill"
+	ActionRestart       = "restart"
+	ActionFaultfsSet    = "faultfs-set"
+	ActionFaultfsClear  = "faultfs-clear"
+	ActionRestartTarget = "restart-target"
+	ActionWait          = "wait"
+)
+
+// Actions lists every action, in documentation order.
+var Actions = []string{ActionDrop, ActionReject, ActionUnreachable, ActionHeal,
+	ActionPause, ActionUnpause, ActionStop, ActionKill, ActionRestart,
+	ActionFaultfsSet, ActionFaultfsClear, ActionRestartTarget, ActionWait}
+
+// Step is one thing the timeline does. It starts at an offset from the
+// start of the timeline (At) or when an event happens (On, then Delay), and
+// a fault step lasts For (then the engine heals it).
+type Step struct {
+	ID    string    `yaml:"id" json:"id"`
+	At    *Duration `yaml:"at,omitempty" json:"at,omitempty"`
+	On    string    `yaml:"on,omitempty" json:"on,omitempty"`
+	Delay Duration  `yaml:"delay,omitempty" json:"delay,omitempty"`
+	For   Duration  `yaml:"for,omitempty" json:"for,omitempty"`
+	// Action is one of Actions.
+	Action string `yaml:"action" json:"action"`
+	// Fault selects the traffic of drop, reject and unreachable.
+	Fault *FaultParams `yaml:"fault,omitempty" json:"fault,omitempty"`
+	// Ref is the step whose fault heal or faultfs-clear removes, or "all".
+	Ref string `yaml:"ref,omitempty" json:"ref,omitempty"`
+	// Container is the container pause..restart acts on; empty means the
+	// target (its first broker).
+	Container string `yaml:"container,omitempty" json:"container,omitempty"`
+	// Faultfs is the rule faultfs-set installs.
+	Faultfs *FaultfsRule `yaml:"faultfs,omitempty" json:"faultfs,omitempty"`
+	// DropCache drops the page cache of the data files before
+	// restart-target, so a replay reads cold pages from storage.
+	DropCache bool   `yaml:"drop_cache,omitempty" json:"drop_cache,omitempty"`
+	Note      string `yaml:"note,omitempty" json:"note,omitempty"`
+}
+
+// FaultParams are the netfault selectors of a step. Dst may reference the
+// lab: $nfs-server (the storage server's address), $broker:N (broker N's
+// address), $leader:P (the address of partition P's leader).
+type FaultParams struct {
+	Dst   string  `yaml:"dst" json:"dst"`
+	Port  *int    `yaml:"port,omitempty" json:"port,omitempty"` // default 2049; 0 any port
+	Proto string  `yaml:"proto,omitempty" json:"proto,omitempty"`
+	Dir   string  `yaml:"dir,omitempty" json:"dir,omitempty"`
+	Prob  float64 `yaml:"prob,omitempty" json:"prob,omitempty"`
+	// RouteType of an unreachable fault: unreachable, blackhole, prohibit.
+	RouteType     string `yaml:"route_type,omitempty" json:"route_type,omitempty"`
+	MatchOriginal bool   `yaml:"match_original,omitempty" json:"match_original,omitempty"`
+	// Netns is a named network namespace; In is a container (or $leader:P)
+	// in whose network namespace the fault is made (seed 001 ran ip route
+	// inside the broker's pod).
+	Netns string `yaml:"netns,omitempty" json:"netns,omitempty"`
+	In    string `yaml:"in,omitempty" json:"in,omitempty"`
+}
+
+// FaultfsRule is a storage fault of the FUSE fault filesystem.
+type FaultfsRule struct {
+	// Ops are the operations hit: open, read, write, fsync, flush,
+	// getattr, ... ("all" for every one).
+	Ops []string `yaml:"ops" json:"ops"`
+	// Path is a glob relative to the data directory; empty means every file.
+	Path  string `yaml:"path,omitempty" json:"path,omitempty"`
+	Errno string `yaml:"errno,omitempty" json:"errno,omitempty"` // EIO, ENOSPC, ETIMEDOUT, ...; empty: no error (latency only)
+	// Prob is the probability an operation faults; 0 means always.
+	Prob    float64  `yaml:"prob,omitempty" json:"prob,omitempty"`
+	Latency Duration `yaml:"latency,omitempty" json:"latency,omitempty"`
+}
+
+// Expectation kinds.
+const (
+	ExpectDetectorFires  = "detector-fires"
+	ExpectDetectorAbsent = "detector-absent"
+	ExpectRateBelow      = "rate-below"
+	ExpectRateAbove      = "rate-above"
+	ExpectErrorsAppear   = "errors-appear"
+	ExpectErrorsAbsent   = "errors-absent"
+	ExpectRecovery       = "recovery"
+	ExpectFaultHits      = "fault-hits"
+	ExpectFaultNoHits    = "fault-no-hits"
+	ExpectExitCode       = "exit-code"
+)
+
+// ExpectationKinds lists every kind.
+var ExpectationKinds = []string{ExpectDetectorFires, ExpectDetectorAbsent,
+	ExpectRateBelow, ExpectRateAbove, ExpectErrorsAppear, ExpectErrorsAbsent,
+	ExpectRecovery, ExpectFaultHits, ExpectFaultNoHits, ExpectExitCode}
+
+// Recovery signals.
+const (
+	RecoverByRate      = "rate"      // the load rate back above Fraction of baseline
+	RecoverByDetector  = "detector"  // a detector (e.g. partition-healthy) fires
+	RecoverByAppending = "appending" // the probe appends again
+)
+
+// Expectation is one claim the verdict checks. Windows are relative to the
+// start of step After (or the timeline's start): [start+Settle,
+// start+Within]. For recovery, After names the heal step (or a step with
+// For, whose end is the heal).
+type Expectation struct {
+	Name     string   `yaml:"name,omitempty" json:"name,omitempty"`
+	Kind     string   `yaml:"kind" json:"kind"`
+	Detector string   `yaml:"detector,omitempty" json:"detector,omitempty"`
+	After    string   `yaml:"after,omitempty" json:"after,omitempty"`
+	Settle   Duration `yaml:"settle,omitempty" json:"settle,omitempty"`
+	Within   Duration `yaml:"within,omitempty" json:"within,omitempty"`
+	// Metric is the load rate: appends (probe), created, completed (zeebe),
+	// or empty for the load's primary rate.
+	Metric   string  `yaml:"metric,omitempty" json:"metric,omitempty"`
+	Fraction float64 `yaml:"fraction,omitempty" json:"fraction,omitempty"`
+	// Baseline is the steady-state window before the fault, default 20s
+	// before step BaselineBefore (default: the step After, or for recovery
+	// the first fault step).
+	Baseline       Duration `yaml:"baseline,omitempty" json:"baseline,omitempty"`
+	BaselineBefore string   `yaml:"baseline_before,omitempty" json:"baseline_before,omitempty"`
+	// Code is a gRPC code (DeadlineExceeded, Unavailable, NotFound,
+	// ResourceExhausted, ...) or "any".
+	Code string `yaml:"code,omitempty" json:"code,omitempty"`
+	By   string `yaml:"by,omitempty" json:"by,omitempty"` // recovery: rate, detector, appending
+	// Step is the fault step of fault-hits and fault-no-hits.
+	Step string `yaml:"step,omitempty" json:"step,omitempty"`
+	// Cause is the finding expected with fault-no-hits: nat-before-filter,
+	// no-connection, userspace-proxy, localio, earlier-accept, sport-mistake.
+	Cause    string `yaml:"cause,omitempty" json:"cause,omitempty"`
+	ExitCode *int   `yaml:"exit_code,omitempty" json:"exit_code,omitempty"`
+	// Targets limits the expectation to these target kinds (e.g. raft-inactive
+	// only when the target is zeebe).
+	Targets []string `yaml:"targets,omitempty" json:"targets,omitempty"`
+}
