@@ -1,0 +1,159 @@
+package container
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/nfslab/nfslab/internal/cmdrun"
+	"github.com/nfslab/nfslab/pkg/clock"
+)
+
+// ServiceOptions configure a podman service started by nfslab.
+type ServiceOptions struct {
+	// Podman is the podman executable; "" means "podman" on PATH.
+	Podman string
+	// Socket is the path of the unix socket to listen on (required).
+	Socket string
+	// Runtime is the OCI runtime; "" means runc, which podman 4.3 on
+	// Debian needs (its crun lacks features the v5 bindings ask for).
+	Runtime string
+	// Root, RunRoot and TmpDir, when set, give the service storage of its
+	// own (--root, --runroot, --tmpdir), so that tests leave the machine's
+	// podman storage untouched.
+	Root, RunRoot, TmpDir string
+	// StorageDriver, e.g. overlay or vfs; "" is podman's choice.
+	StorageDriver string
+	// CgroupManager: "" means cgroupfs, which needs no systemd.
+	CgroupManager string
+	// Log receives the service's stdout and stderr; nil discards them.
+	Log io.Writer
+	// ReadyTimeout bounds the wait for the socket to answer; 0 means 20 s.
+	ReadyTimeout time.Duration
+	Clock        clock.Clock
+}
+
+// Service is a podman service process nfslab started.
+type Service struct {
+	URI  string
+	cmd  *exec.Cmd
+	done chan error
+}
+
+// Args returns the command line StartService runs, for logs and docs.
+func (o ServiceOptions) Args() []string {
+	podman := o.Podman
+	if podman == "" {
+		podman = "podman"
+	}
+	rt := o.Runtime
+	if rt == "" {
+		rt = "runc"
+	}
+	cg := o.CgroupManager
+	if cg == "" {
+		cg = "cgroupfs"
+	}
+	args := []string{podman, "--runtime", rt, "--cgroup-manager", cg, "--events-backend", "file"}
+	if o.Root != "" {
+		args = append(args, "--root", o.Root)
+	}
+	if o.RunRoot != "" {
+		args = append(args, "--runroot", o.RunRoot)
+	}
+	if o.TmpDir != "" {
+		args = append(args, "--tmpdir", o.TmpDir)
+	}
+	if o.StorageDriver != "" {
+		args = append(args, "--storage-driver", o.StorageDriver)
+	}
+	return append(args, "system", "service", "--time=0", "unix://"+o.Socket)
+}
+
+// StartService starts `podman system service` as a child process and waits
+// until its socket answers. Stop it with Service.Stop; nothing else ends it.
+func StartService(ctx context.Context, o ServiceOptions) (*Service, error) {
+	if o.Socket == "" || !filepath.IsAbs(o.Socket) {
+		return nil, fmt.Errorf("podman service socket %q must be an absolute path", o.Socket)
+	}
+	if o.Clock == nil {
+		o.Clock = clock.Real{}
+	}
+	if o.ReadyTimeout == 0 {
+		o.ReadyTimeout = 20 * time.Second
+	}
+	if err := os.MkdirAll(filepath.Dir(o.Socket), 0o700); err != nil {
+		return nil, fmt.Errorf("creating directory for podman socket: %w", err)
+	}
+	args := o.Args()
+	// Not tied to ctx: the service outlives the call; Stop ends it by PID.
+	cmd := cmdrun.Command(context.WithoutCancel(ctx), args[0], args[1:]...)
+	if o.Log != nil {
+		cmd.Stdout, cmd.Stderr = o.Log, o.Log
+	}
+	// Own process group, so a Ctrl-C meant for nfslab reaches the service
+	// only through Stop, after nfslab cleaned up its containers.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting podman service (%v): %w", args, err)
+	}
+	s := &Service{URI: "unix://" + o.Socket, cmd: cmd, done: make(chan error, 1)}
+	go func() { s.done <- cmd.Wait() }()
+	deadline := o.Clock.Now().Add(o.ReadyTimeout)
+	for {
+		if _, err := os.Stat(o.Socket); err == nil {
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			_, err := Connect(cctx, s.URI)
+			cancel()
+			if err == nil {
+				return s, nil
+			}
+		}
+		select {
+		case err := <-s.done:
+			s.done <- err
+			return nil, fmt.Errorf("podman service (%v) exited before it answered: %v", args, err)
+		case <-ctx.Done():
+			_ = s.Stop()
+			return nil, ctx.Err()
+		case <-o.Clock.After(100 * time.Millisecond):
+		}
+		if o.Clock.Now().After(deadline) {
+			_ = s.Stop()
+			return nil, fmt.Errorf("podman service (%v) did not answer on %s within %s", args, o.Socket, o.ReadyTimeout)
+		}
+	}
+}
+
+// PID is the service's process ID.
+func (s *Service) PID() int { return s.cmd.Process.Pid }
+
+// Stop ends the service by PID: SIGTERM, then SIGKILL after 10 s. Running
+// containers survive it (conmon keeps them); run Cleanup first.
+func (s *Service) Stop() error {
+	select {
+	case err := <-s.done:
+		s.done <- err
+		return nil
+	default:
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("stopping podman service pid %d: %w", s.PID(), err)
+	}
+	select {
+	case err := <-s.done:
+		s.done <- err
+		return nil
+	case <-time.After(10 * time.Second):
+	}
+	_ = s.cmd.Process.Kill()
+	err := <-s.done
+	s.done <- err
+	return nil
+}
