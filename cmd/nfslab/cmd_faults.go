@@ -1,6 +1,509 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
 
-// newFaultCmds is a placeholder until its commands land.
-func newFaultCmds(g *globals) []*cobra.Command { return nil }
+	"github.com/spf13/cobra"
+
+	"github.com/nfslab/nfslab/pkg/client"
+	"github.com/nfslab/nfslab/pkg/clock"
+	"github.com/nfslab/nfslab/pkg/daemon"
+	"github.com/nfslab/nfslab/pkg/netfault"
+)
+
+// clientFactoryKey carries, in a command's context, a replacement for
+// client.Auto: tests run the commands against fakes this way.
+type clientFactoryKey struct{}
+
+type clientFactory func(ctx context.Context, g *globals) (client.Client, error)
+
+func withClientFactory(ctx context.Context, f clientFactory) context.Context {
+	return context.WithValue(ctx, clientFactoryKey{}, f)
+}
+
+// newInjector builds the in-process kernel injector of the direct path.
+func newInjector(g *globals) (netfault.Injector, error) {
+	return netfault.NewManager(netfault.Options{Logger: g.logger})
+}
+
+// openClient returns the daemon client when the daemon answers on
+// g.socket and the direct one otherwise.
+func openClient(ctx context.Context, g *globals) (client.Client, error) {
+	if f, ok := ctx.Value(clientFactoryKey{}).(clientFactory); ok {
+		return f(ctx, g)
+	}
+	return client.Auto(ctx, g.socket, func() (netfault.Injector, error) { return newInjector(g) }, client.DirectOptions{})
+}
+
+// openDirect returns a direct client even when a daemon runs (the reaper).
+func openDirect(ctx context.Context, g *globals) (client.Client, error) {
+	if f, ok := ctx.Value(clientFactoryKey{}).(clientFactory); ok {
+		return f(ctx, g)
+	}
+	inj, err := newInjector(g)
+	if err != nil {
+		return nil, err
+	}
+	return client.NewDirect(client.DirectOptions{Injector: inj}), nil
+}
+
+func newFaultCmds(g *globals) []*cobra.Command {
+	return []*cobra.Command{
+		newRuleFaultCmd(g, netfault.KindDrop),
+		newRuleFaultCmd(g, netfault.KindReject),
+		newUnreachableCmd(g),
+		newHealCmd(g),
+		newStatusCmd(g),
+		newWatchCmd(g),
+		newExpireCmd(g),
+	}
+}
+
+// faultOpts are the flags shared by the fault commands.
+type faultOpts struct {
+	spec         netfault.Spec
+	dir, typ     string
+	dryRun       bool
+	noVerify     bool
+	verifyWindow time.Duration
+}
+
+func addCommonFlags(cmd *cobra.Command, o *faultOpts) {
+	f := cmd.Flags()
+	f.StringVar(&o.spec.Dst, "dst", "", "destination address or CIDR prefix, IPv4 or IPv6 (required)")
+	f.DurationVar(&o.spec.For, "for", netfault.DefaultLifetime, "lifetime; the fault heals itself afterwards")
+	f.StringVar(&o.spec.Label, "label", "", "free text shown in status")
+	f.StringVar(&o.spec.Netns, "netns", "", "act in network namespace NAME (/run/netns/NAME)")
+	f.BoolVar(&o.dryRun, "dry-run", false, "print the rules and routes it would create, and change nothing")
+}
+
+func newRuleFaultCmd(g *globals, kind netfault.Kind) *cobra.Command {
+	o := &faultOpts{}
+	short := "Drop matching packets silently, all or with a probability"
+	example := "  nfslab drop --dst 192.168.24.110 --prob 0.8 --for 5m"
+	if kind == netfault.KindReject {
+		short = "Reject matching packets (tcp-reset for tcp): a fast failure instead of a silent one"
+		example = "  nfslab reject --dst 192.168.24.110 --port 2049"
+	}
+	cmd := &cobra.Command{
+		Use:     string(kind) + " --dst ADDR[/CIDR] [flags]",
+		Short:   short,
+		Example: example,
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.spec.Kind = kind
+			o.spec.Dir = netfault.Direction(o.dir)
+			if err := checkFaultFlags(cmd, o); err != nil {
+				return err
+			}
+			return runFault(cmd, g, o)
+		},
+	}
+	addCommonFlags(cmd, o)
+	f := cmd.Flags()
+	f.IntVar(&o.spec.Port, "port", netfault.DefaultPort, "server port (0: any port)")
+	f.StringVar(&o.spec.Proto, "proto", netfault.DefaultProto, "protocol: tcp or udp")
+	f.StringVar(&o.dir, "dir", string(netfault.DirOut), "direction: out (to dst:port), in (from dst:port) or both")
+	if kind == netfault.KindDrop {
+		f.Float64Var(&o.spec.Prob, "prob", 0, "drop each matching packet with probability P (0 < P <= 1); default every packet")
+	}
+	f.BoolVar(&o.spec.MatchOriginal, "match-original", false, "match the connection's original destination (conntrack), so a fault aimed at a DNATed address such as localhost:2049 bites")
+	f.DurationVar(&o.verifyWindow, "verify-window", daemon.DefaultVerifyWindow, "how long to watch the counters for a first hit")
+	f.BoolVar(&o.noVerify, "no-verify", false, "do not watch the counters after applying")
+	return cmd
+}
+
+func newUnreachableCmd(g *globals) *cobra.Command {
+	o := &faultOpts{}
+	cmd := &cobra.Command{
+		Use:     "unreachable --dst ADDR[/CIDR] [flags]",
+		Short:   "Add an unreachable, blackhole or prohibit route to dst (ip route add unreachable ...)",
+		Example: "  nfslab unreachable --dst 10.0.0.12 --type blackhole --for 2m",
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.spec.Kind = netfault.KindUnreachable
+			o.spec.RouteType = netfault.RouteType(o.typ)
+			o.noVerify = true // routes have no counters
+			if err := checkFaultFlags(cmd, o); err != nil {
+				return err
+			}
+			return runFault(cmd, g, o)
+		},
+	}
+	addCommonFlags(cmd, o)
+	cmd.Flags().StringVar(&o.typ, "type", string(netfault.RouteUnreachable), "route type: unreachable (EHOSTUNREACH), blackhole (silent) or prohibit (EACCES)")
+	return cmd
+}
+
+// checkFaultFlags rejects bad input before anything is touched.
+func checkFaultFlags(cmd *cobra.Command, o *faultOpts) error {
+	f := cmd.Flags()
+	if f.Changed("prob") && o.spec.Prob == 0 {
+		return usage(errors.New("probability 0 would drop nothing (want 0 < p <= 1; leave --prob out to drop every packet)"))
+	}
+	if f.Changed("for") && o.spec.For == 0 {
+		return usage(errors.New("lifetime 0s is not positive (--for wants a duration such as 30s or 5m)"))
+	}
+	if o.verifyWindow < 0 || (f.Changed("verify-window") && o.verifyWindow == 0) {
+		return usage(fmt.Errorf("verify window %v is not positive", o.verifyWindow))
+	}
+	o.spec = o.spec.WithDefaults()
+	if err := o.spec.Validate(); err != nil {
+		return usage(err)
+	}
+	return nil
+}
+
+func healCommand(f netfault.Fault) string {
+	s := "nfslab heal " + f.ID
+	if f.Spec.Netns != "" {
+		s += " --netns " + f.Spec.Netns
+	}
+	return s
+}
+
+func runFault(cmd *cobra.Command, g *globals, o *faultOpts) error {
+	ctx := cmd.Context()
+	c, err := openClient(ctx, g)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	w := g.stdout
+	if o.dryRun {
+		p, err := c.Plan(ctx, o.spec)
+		if err != nil {
+			return faultErr(err)
+		}
+		fmt.Fprintf(w, "dry run: %s would create (nothing was changed):\n", o.spec.Kind)
+		printPlan(w, p)
+		return nil
+	}
+	a, err := c.Apply(ctx, o.spec)
+	if err != nil {
+		return faultErr(err)
+	}
+	f := a.Fault
+	fmt.Fprintf(w, "applied %s fault %s (%s, via %s)\n", f.Spec.Kind, f.ID, selectors(f.Spec), c.Mode())
+	printPlan(w, a.Plan)
+	fmt.Fprintf(w, "  lifetime: %v, expires %s\n", f.Spec.For, f.Expires.Local().Format(time.RFC3339))
+	for _, n := range a.Notes {
+		fmt.Fprintf(w, "  note:     %s\n", n)
+	}
+	fmt.Fprintf(w, "  heal:     %s\n", healCommand(f))
+	if o.noVerify {
+		return nil
+	}
+	fmt.Fprintf(w, "watching its counters for %v ...\n", o.verifyWindow)
+	v, err := client.Verify(ctx, c, clock.Real{}, o.spec.Netns, f.ID, o.verifyWindow, verifyPoll(o.verifyWindow))
+	if err != nil {
+		return fmt.Errorf("verifying fault %s: %w", f.ID, err)
+	}
+	if v.Bit {
+		fmt.Fprintf(w, "bites: %d packets after %v\n", v.Packets, v.FirstHit.Round(time.Millisecond))
+		return nil
+	}
+	fmt.Fprintf(w, "WARNING: fault %s matched no packets in %v; it may not bite.\n", f.ID, o.verifyWindow)
+	if len(v.Findings) == 0 {
+		fmt.Fprintf(w, "  no likely cause found: is there traffic to %s right now?\n", f.Spec.Dst)
+	}
+	for _, fd := range v.Findings {
+		fmt.Fprintf(w, "  - %s: %s\n", fd.Cause, fd.Detail)
+		if fd.Fix != "" {
+			fmt.Fprintf(w, "    fix: %s\n", fd.Fix)
+		}
+	}
+	return nil
+}
+
+func verifyPoll(window time.Duration) time.Duration {
+	return max(min(window/10, 500*time.Millisecond), 10*time.Millisecond)
+}
+
+func printPlan(w io.Writer, p netfault.Plan) {
+	for _, r := range p.Rules {
+		fmt.Fprintf(w, "  rule:     %s\n", r)
+	}
+	for _, r := range p.Routes {
+		fmt.Fprintf(w, "  route:    %s\n", r)
+	}
+}
+
+// faultErr maps the client's sentinel errors to exit statuses.
+func faultErr(err error) error {
+	if errors.Is(err, netfault.ErrInvalid) {
+		return usage(err)
+	}
+	return err
+}
+
+// selectors describes what a fault matches, in one short phrase.
+func selectors(s netfault.Spec) string {
+	if !s.IsRule() {
+		return fmt.Sprintf("%s route to %s", s.RouteType, s.Dst)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s", s.Proto, s.Dst)
+	if s.Port != 0 {
+		fmt.Fprintf(&b, ":%d", s.Port)
+	}
+	fmt.Fprintf(&b, " %s", s.Dir)
+	if s.Prob != 0 && s.Prob != 1 {
+		fmt.Fprintf(&b, " p=%g", s.Prob)
+	}
+	if s.MatchOriginal {
+		b.WriteString(" orig-dst")
+	}
+	return b.String()
+}
+
+func newHealCmd(g *globals) *cobra.Command {
+	var all bool
+	var netns string
+	cmd := &cobra.Command{
+		Use:   "heal [ID...] [--all] [--netns NAME]",
+		Short: "Remove faults by ID, or every nfslab fault with --all (works without the daemon)",
+		RunE: func(cmd *cobra.Command, ids []string) error {
+			if all == (len(ids) > 0) {
+				return usage(errors.New("give fault IDs or --all (not both)"))
+			}
+			ctx := cmd.Context()
+			c, err := openClient(ctx, g)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if all {
+				got, err := c.HealAll(ctx, netns)
+				if err != nil {
+					return faultErr(err)
+				}
+				if len(got) == 0 {
+					fmt.Fprintf(g.stdout, "nothing to heal in %s\n", nsLabel(netns))
+					return nil
+				}
+				fmt.Fprintf(g.stdout, "healed %d fault(s) in %s: %s\n", len(got), nsLabel(netns), strings.Join(got, " "))
+				return nil
+			}
+			var missing []string
+			for _, id := range ids {
+				err := c.Heal(ctx, netns, id)
+				switch {
+				case err == nil:
+					fmt.Fprintf(g.stdout, "healed %s\n", id)
+				case errors.Is(err, netfault.ErrNotFound):
+					missing = append(missing, id)
+				default:
+					return faultErr(err)
+				}
+			}
+			if len(missing) > 0 {
+				return exitError{1, fmt.Errorf("no fault with ID %s in %s (see nfslab status)", quoteAll(missing), nsLabel(netns))}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "remove every nfslab rule, chain and route in the namespace")
+	cmd.Flags().StringVar(&netns, "netns", "", "act in network namespace NAME")
+	return cmd
+}
+
+func quoteAll(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = fmt.Sprintf("%q", s)
+	}
+	return strings.Join(q, ", ")
+}
+
+func nsLabel(ns string) string {
+	if ns == "" {
+		return "the host namespace"
+	}
+	return "namespace " + ns
+}
+
+func newStatusCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	var netns string
+	cmd := &cobra.Command{
+		Use:   "status [--json] [--netns NAME]",
+		Short: "List nfslab's faults with their packet and byte counters",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			c, err := openClient(ctx, g)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			fs, err := c.List(ctx, netns)
+			if err != nil {
+				return faultErr(err)
+			}
+			if asJSON {
+				if fs == nil {
+					fs = []netfault.Fault{}
+				}
+				enc := json.NewEncoder(g.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(fs)
+			}
+			if len(fs) == 0 {
+				fmt.Fprintf(g.stdout, "no nfslab faults in %s\n", nsLabel(netns))
+				return nil
+			}
+			printTable(g.stdout, fs, time.Now())
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().StringVar(&netns, "netns", "", "act in network namespace NAME")
+	return cmd
+}
+
+func printTable(w io.Writer, fs []netfault.Fault, now time.Time) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tKIND\tSELECTORS\tCREATED\tEXPIRES\tPACKETS\tBYTES\tLABEL")
+	for _, f := range fs {
+		pk, by := "-", "-"
+		if f.Counted {
+			pk, by = fmt.Sprint(f.Packets), fmt.Sprint(f.Bytes)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.ID, f.Spec.Kind, selectors(f.Spec),
+			f.Created.Local().Format("15:04:05"), expiresIn(f.Expires, now), pk, by, f.Spec.Label)
+	}
+	tw.Flush()
+}
+
+func expiresIn(t, now time.Time) string {
+	if t.IsZero() {
+		return "?"
+	}
+	d := t.Sub(now)
+	if d <= 0 {
+		return "expired"
+	}
+	return "in " + d.Round(time.Second).String()
+}
+
+func newWatchCmd(g *globals) *cobra.Command {
+	var interval time.Duration
+	var count int
+	var netns string
+	cmd := &cobra.Command{
+		Use:   "watch [--interval 1s] [--count N] [--netns NAME]",
+		Short: "Show the live counters of nfslab's faults (like watch iptables -L -v, for nfslab only)",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if interval <= 0 {
+				return usage(fmt.Errorf("interval %v is not positive", interval))
+			}
+			if count < 0 {
+				return usage(fmt.Errorf("count %d is negative", count))
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			c, err := openClient(ctx, g)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			last := map[string]uint64{}
+			for i := 0; count == 0 || i < count; i++ {
+				if i > 0 {
+					select {
+					case <-ctx.Done():
+						return nil
+					case <-time.After(interval):
+					}
+				}
+				fs, err := c.List(ctx, netns)
+				if err != nil {
+					if ctx.Err() != nil {
+						return nil
+					}
+					return faultErr(err)
+				}
+				now := time.Now()
+				fmt.Fprintf(g.stdout, "%s  %d fault(s) in %s\n", now.Format("15:04:05"), len(fs), nsLabel(netns))
+				tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tKIND\tSELECTORS\tPACKETS\tBYTES\tDELTA\tEXPIRES")
+				seen := map[string]uint64{}
+				for _, f := range fs {
+					if !f.Counted {
+						fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t%s\n", f.ID, f.Spec.Kind, selectors(f.Spec), expiresIn(f.Expires, now))
+						continue
+					}
+					delta := "+" + fmt.Sprint(f.Packets-min(last[f.ID], f.Packets))
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", f.ID, f.Spec.Kind, selectors(f.Spec), f.Packets, f.Bytes, delta, expiresIn(f.Expires, now))
+					seen[f.ID] = f.Packets
+				}
+				tw.Flush()
+				last = seen
+			}
+			return nil
+		},
+	}
+	cmd.Flags().DurationVar(&interval, "interval", time.Second, "time between samples")
+	cmd.Flags().IntVar(&count, "count", 0, "stop after N samples (0: until interrupted)")
+	cmd.Flags().StringVar(&netns, "netns", "", "act in network namespace NAME")
+	return cmd
+}
+
+// newExpireCmd is the reaper the direct path starts for routes: it sleeps
+// until the fault's expiry and heals it, with no terminal and no daemon.
+func newExpireCmd(g *globals) *cobra.Command {
+	var id, netns, at string
+	cmd := &cobra.Command{
+		Use:    client.ExpireCommand + " --id ID --at TIME [--netns NAME]",
+		Short:  "Heal one fault at a given time (started by the direct path for routes)",
+		Hidden: true,
+		Args:   noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			when, err := time.Parse(time.RFC3339Nano, at)
+			if err != nil {
+				return usage(fmt.Errorf("--at %q is not an RFC 3339 time", at))
+			}
+			if id == "" {
+				return usage(errors.New("--id is required"))
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, os.Interrupt)
+			defer stop()
+			if d := time.Until(when); d > 0 {
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(d):
+				}
+			}
+			c, err := openDirect(context.WithoutCancel(ctx), g)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			err = c.Heal(context.WithoutCancel(ctx), netns, id)
+			if errors.Is(err, netfault.ErrNotFound) {
+				return nil // healed earlier: nothing to do
+			}
+			if err == nil {
+				g.logger.Info("expired fault healed", "id", id, "netns", netns)
+			}
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&id, "id", "", "fault ID")
+	cmd.Flags().StringVar(&netns, "netns", "", "network namespace NAME")
+	cmd.Flags().StringVar(&at, "at", "", "when to heal (RFC 3339)")
+	return cmd
+}
