@@ -561,3 +561,8 @@ func (f *file) Setlk(ctx context.Context, owner uint64, lk *fuse.FileLock, flags
 func (f *file) Setlkw(ctx context.Context, owner uint64, lk *fuse.FileLock, flags uint32) syscall.Errno {
 	return f.lf.Setlkw(ctx, owner, lk, flags)
 }
+
+func (f *FS) info() Info {
+	return Info{Backing: f.backing, Mountpoint: f.mountpoint, KeepCache: f.opts.KeepCache,
+		DirectIO: f.opts.DirectIO, Writeback: f.opts.Writeback}
+}
