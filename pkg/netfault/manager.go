@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -89,16 +90,14 @@ func (m *Manager) plan(id string, spec Spec, now time.Time) (Plan, error) {
 	var p Plan
 	if !spec.IsRule() {
 		if id == "<id>" {
-			id = "00000000"
+			id = "ffffffff"
 		}
 		r, err := routeFor(id, spec)
 		if err != nil {
 			return p, err
 		}
 		line := routeCommand(spec.Netns, r)
-		if r.Realm != 0 && id == "00000000" {
-			line = line[:len(line)-len("0x00000000")] + "<id>"
-		}
+		line = strings.Replace(line, "0xffffffff", "<id>", 1)
 		p.Routes = append(p.Routes, line)
 		return p, nil
 	}

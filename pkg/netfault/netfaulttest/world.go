@@ -113,5 +113,3 @@ func (w *World) Options(clk clock.Clock, stateDir string) netfault.Options {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
-
-
