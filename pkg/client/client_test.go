@@ -1,0 +1,163 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nfslab/nfslab/pkg/client/clienttest"
+	"github.com/nfslab/nfslab/pkg/clock"
+	"github.com/nfslab/nfslab/pkg/daemon"
+	"github.com/nfslab/nfslab/pkg/netfault"
+)
+
+var t0 = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+
+func rule(dst string) netfault.Spec {
+	return netfault.Spec{Kind: netfault.KindDrop, Dst: dst, Port: 2049}.WithDefaults()
+}
+
+func route(dst string) netfault.Spec {
+	return netfault.Spec{Kind: netfault.KindUnreachable, Dst: dst}.WithDefaults()
+}
+
+func TestDirectRouteGetsReaper(t *testing.T) {
+	clk := clock.NewFake(t0)
+	inj := clienttest.New(clk)
+	var got []string
+	d := NewDirect(DirectOptions{Injector: inj, Clock: clk, Reaper: func(id, netns string, at time.Time) (int, error) {
+		got = append(got, fmt.Sprintf("%s|%s|%s", id, netns, at.Format(time.RFC3339)))
+		return 99, nil
+	}})
+	spec := route("10.0.0.12")
+	spec.Netns = "labns"
+	a, err := d.Apply(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("%s|labns|%s", a.Fault.ID, t0.Add(netfault.DefaultLifetime).Format(time.RFC3339))
+	if len(got) != 1 || got[0] != want || !strings.Contains(strings.Join(a.Notes, " "), "reaper process 99") {
+		t.Fatalf("reaper calls %v (want %s), notes %v", got, want, a.Notes)
+	}
+	// Rules expire in the kernel: no reaper.
+	if _, err := d.Apply(context.Background(), rule("10.0.0.5")); err != nil || len(got) != 1 {
+		t.Fatalf("rule apply: %v, reaper calls %d", err, len(got))
+	}
+}
+
+func TestDirectUndoesRouteWhenReaperFails(t *testing.T) {
+	inj := clienttest.New(clock.NewFake(t0))
+	d := NewDirect(DirectOptions{Injector: inj, Reaper: func(string, string, time.Time) (int, error) {
+		return 0, errors.New("fork: resource temporarily unavailable")
+	}})
+	_, err := d.Apply(context.Background(), route("10.0.0.12"))
+	if err == nil || !strings.Contains(err.Error(), "reaper") {
+		t.Fatalf("apply: %v, want reaper error", err)
+	}
+	if inj.Total() != 0 {
+		t.Fatal("route left without a reaper")
+	}
+}
+
+func TestDirectSweepsExpiredBeforeListAndHeal(t *testing.T) {
+	clk := clock.NewFake(t0)
+	inj := clienttest.New(clk)
+	d := NewDirect(DirectOptions{Injector: inj, Clock: clk})
+	ctx := context.Background()
+	s := rule("10.0.0.5")
+	s.For = 2 * time.Second
+	if _, err := d.Apply(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	long, _ := d.Apply(ctx, rule("10.0.0.6"))
+	clk.Advance(3 * time.Second)
+	fs, err := d.List(ctx, "")
+	if err != nil || len(fs) != 1 || fs[0].ID != long.Fault.ID {
+		t.Fatalf("list after expiry = %+v, %v; want only %s", fs, err, long.Fault.ID)
+	}
+	if err := d.Heal(ctx, "", "nope"); !errors.Is(err, netfault.ErrNotFound) {
+		t.Fatalf("heal unknown: %v", err)
+	}
+	before := inj.Calls("Apply")
+	_, err = d.Apply(ctx, netfault.Spec{Kind: netfault.KindDrop, Dst: "10.0.0.5", Prob: 1.5}.WithDefaults())
+	if !errors.Is(err, netfault.ErrInvalid) || inj.Calls("Apply") != before {
+		t.Fatalf("invalid apply: %v", err)
+	}
+}
+
+func TestAutoPicksDirectWithoutDaemon(t *testing.T) {
+	dir, _ := os.MkdirTemp("", "nfsla-")
+	defer os.RemoveAll(dir)
+	inj := clienttest.New(clock.NewFake(t0))
+	factory := func() (netfault.Injector, error) { return inj, nil }
+	ctx := context.Background()
+	// No socket at all.
+	c, err := Auto(ctx, filepath.Join(dir, "none.sock"), factory, DirectOptions{})
+	if err != nil || c.Mode() != "direct" {
+		t.Fatalf("no socket: %v, %v", c, err)
+	}
+	// A stale socket left by a killed daemon.
+	stale := filepath.Join(dir, "stale.sock")
+	l, _ := net.ListenUnix("unix", &net.UnixAddr{Name: stale, Net: "unix"})
+	l.SetUnlinkOnClose(false)
+	l.Close()
+	c, err = Auto(ctx, stale, factory, DirectOptions{})
+	if err != nil || c.Mode() != "direct" {
+		t.Fatalf("stale socket: %v, %v", c, err)
+	}
+	// A daemon that answers.
+	srv, err := daemon.New(daemon.Options{Injector: inj})
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := filepath.Join(dir, "live.sock")
+	ln, err := daemon.Listen(live, daemon.ListenOptions{Group: os.Getegid()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Shutdown(ctx)
+	c, err = Auto(ctx, live, func() (netfault.Injector, error) { return nil, errors.New("must not be called") }, DirectOptions{})
+	if err != nil || c.Mode() != "daemon" {
+		t.Fatalf("live daemon: %v, %v", c, err)
+	}
+}
+
+func TestVerifyThroughClient(t *testing.T) {
+	clk := clock.NewFake(t0)
+	inj := clienttest.New(clk)
+	inj.Findings = []netfault.Finding{{Cause: "no-connection", Detail: "no TCP connection to 10.0.0.5:2049"}}
+	d := NewDirect(DirectOptions{Injector: inj, Clock: clk})
+	a, err := d.Apply(context.Background(), rule("10.0.0.5"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan daemon.Verdict)
+	go func() {
+		v, err := Verify(context.Background(), d, clk, "", a.Fault.ID, 3*time.Second, time.Second)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- v
+	}()
+	for {
+		select {
+		case v := <-done:
+			if v.Bit || len(v.Findings) != 1 || v.Findings[0].Cause != "no-connection" {
+				t.Fatalf("verdict %+v", v)
+			}
+			return
+		default:
+		}
+		if clk.Waiters() > 0 {
+			clk.Advance(time.Second)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
