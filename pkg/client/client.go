@@ -39,7 +39,7 @@ type Client interface {
 // Verify watches fault id through c until its counters move or window
 // ends, and on a zero-hit window returns the diagnosis.
 func Verify(ctx context.Context, c Client, clk clock.Clock, netns, id string, window, poll time.Duration) (daemon.Verdict, error) {
-	return daemon.PollVerify(ctx, injector{c}, clk, netns, id, window, poll)
+	return netfault.Verify(ctx, injector{c}, clk, netns, id, window, poll)
 }
 
 // injector exposes the read side of a Client as a netfault.Injector for

@@ -21,7 +21,7 @@ import (
 
 // DefaultVerifyWindow is how long a fault may match nothing before the
 // daemon reports it.
-const DefaultVerifyWindow = 10 * time.Second
+const DefaultVerifyWindow = netfault.DefaultVerifyWindow
 
 // Options configure a Server.
 type Options struct {
@@ -37,7 +37,7 @@ type Options struct {
 	VerifyWindow time.Duration
 	// VerifyPoll is how often the watcher reads counters; 0 means 1s.
 	VerifyPoll time.Duration
-	// Verify replaces PollVerify (tests, or netfault's own verifier).
+	// Verify replaces netfault.Verify (tests).
 	Verify VerifyFunc
 }
 
@@ -113,7 +113,7 @@ func New(opts Options) (*Server, error) {
 		s.poll = time.Second
 	}
 	if s.verify == nil {
-		s.verify = PollVerify
+		s.verify = netfault.Verify
 	}
 	for _, ns := range opts.Namespaces {
 		s.namespaces[ns] = true
