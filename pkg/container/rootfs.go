@@ -28,6 +28,8 @@ type RootfsSpec struct {
 	Files map[string][]byte
 	// Executables are host files copied to the same path (mode 0755).
 	Executables []string
+	// Dirs are empty directories to create (mode 0755), e.g. a work dir.
+	Dirs []string
 }
 
 // WriteRootfs writes spec as a tarball to w. The shared libraries that
@@ -74,6 +76,11 @@ func WriteRootfs(ctx context.Context, w io.Writer, spec RootfsSpec) error {
 	}
 	if err := addDir("/tmp", 0o1777); err != nil {
 		return err
+	}
+	for _, d := range spec.Dirs {
+		if err := addDir(d, 0o755); err != nil {
+			return err
+		}
 	}
 	srcs := make([]string, 0, len(spec.Trees))
 	for src := range spec.Trees {
