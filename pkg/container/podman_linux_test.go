@@ -1,13 +1,11 @@
 package container
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/nfslab/nfslab/internal/cmdrun"
 	"github.com/nfslab/nfslab/internal/privtest"
+	"github.com/nfslab/nfslab/pkg/netfault"
 	"golang.org/x/sys/unix"
 )
 
@@ -447,14 +446,98 @@ func TestPodmanCleanupOnlyOwned(t *testing.T) {
 	t.Logf("cleanup test done in %s", time.Since(start).Round(time.Millisecond))
 }
 
-// readLines is a small helper for the netns test's ip output.
-func readLines(b []byte) []string {
-	var out []string
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		out = append(out, sc.Text())
+// TestAttachNetnsUnreachable gives a running container's network namespace
+// a name, has pkg/netfault install an unreachable route inside it, and
+// watches connect() from inside the container turn from "refused" (the
+// peer answers) into EHOSTUNREACH and back after healing. The peer is a
+// namespace the test makes, joined to the container by a veth pair.
+func TestAttachNetnsUnreachable(t *testing.T) {
+	e := podmanTest(t)
+	privtest.Tools(t, "ip", "iptables")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rt := e.rt
+	start := time.Now()
+	const ctrAddr, peerAddr = "10.231.7.1", "10.231.7.2"
+	name := uniq("nfslt-conn")
+	if _, err := Run(ctx, rt, probeSpec(name, "netns", "connect", peerAddr, "9")); err != nil {
+		t.Fatalf("run: %v", err)
 	}
-	return out
+	t.Cleanup(func() { _ = rt.Remove(context.Background(), name, RemoveOptions{Force: true}) })
+
+	nsName, err := AttachNetns(ctx, rt, name)
+	if err != nil {
+		t.Fatalf("attach netns: %v", err)
+	}
+	t.Cleanup(func() { _ = DetachNetns(name) })
+	if nsName != NetnsName(name) {
+		t.Errorf("netns name %q, want %q", nsName, NetnsName(name))
+	}
+	if again, err := AttachNetns(ctx, rt, name); err != nil || again != nsName {
+		t.Errorf("attaching twice: %q, %v", again, err)
+	}
+
+	peer := uniq("nfslt-ctrpeer")
+	if err := cmdrun.Run(ctx, "ip", "netns", "add", peer); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmdrun.Run(context.Background(), "ip", "netns", "del", peer) })
+	ipIn := func(ns string, args ...string) {
+		t.Helper()
+		if err := cmdrun.Run(ctx, "ip", append([]string{"-n", ns}, args...)...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ipIn(peer, "link", "add", "nfslt0", "type", "veth", "peer", "name", "nfslt1", "netns", nsName)
+	ipIn(peer, "addr", "add", peerAddr+"/24", "dev", "nfslt0")
+	ipIn(peer, "link", "set", "nfslt0", "up")
+	ipIn(nsName, "addr", "add", ctrAddr+"/24", "dev", "nfslt1")
+	ipIn(nsName, "link", "set", "nfslt1", "up")
+
+	w := watchLogs(ctx, rt, name)
+	refused := func(l LogLine) bool { return strings.Contains(l.Text, "Connection refused") }
+	unreach := func(l LogLine) bool { return strings.Contains(l.Text, "No route to host") }
+	w.waitForAfter(t, 0, 20*time.Second, "connect refused by the peer", refused)
+
+	m, err := netfault.NewManager(netfault.Options{StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := m.Apply(ctx, netfault.Spec{Kind: netfault.KindUnreachable, Dst: peerAddr, Netns: nsName, For: time.Minute}.WithDefaults())
+	if err != nil {
+		t.Fatalf("unreachable route in %s: %v", nsName, err)
+	}
+	mark := len(w.snapshot())
+	w.waitForAfter(t, mark, 10*time.Second, "EHOSTUNREACH after the route", unreach)
+	if err := m.Heal(ctx, nsName, f.ID); err != nil {
+		t.Fatalf("heal: %v", err)
+	}
+	mark = len(w.snapshot())
+	w.waitForAfter(t, mark, 10*time.Second, "connect refused again after healing", refused)
+
+	if err := DetachNetns(name); err != nil {
+		t.Fatalf("detach: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(NetnsDir, nsName)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s still exists after detach: %v", nsName, err)
+	}
+	if err := DetachNetns(name); err != nil {
+		t.Errorf("detaching twice: %v", err)
+	}
+	t.Logf("netns test done in %s", time.Since(start).Round(time.Millisecond))
 }
 
-var _ = exec.LookPath
+func (w *logWatch) waitForAfter(t *testing.T, from int, d time.Duration, what string, ok func(LogLine) bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		lines := w.snapshot()
+		for _, l := range lines[min(from, len(lines)):] {
+			if ok(l) {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("no log line %s within %s; last: %v", what, d, tail(w.snapshot(), 5))
+}
