@@ -1,0 +1,11 @@
+// Package engine runs a scenario's timeline against backends it owns the
+// interfaces of (network faults, storage, target, load, detectors): it
+// starts each step at its offset or on its event, heals timed faults,
+// samples fault counters each second, journals everything with planned and
+// actual times, judges the expectations into a verdict, and always rolls
+// back what it created, whatever way the run ends.
+//
+// Time comes from an injected clock.Clock, so the timeline logic is tested
+// with a fake clock and fake backends; adapters in pkg/lab wire the real
+// packages in.
+package engine
