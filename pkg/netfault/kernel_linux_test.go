@@ -1,0 +1,362 @@
+package netfault_test
+
+import (
+	"context"
+	"math"
+	"net/netip"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nfslab/nfslab/internal/privtest"
+	"github.com/nfslab/nfslab/internal/testnet"
+	"github.com/nfslab/nfslab/pkg/clock"
+	"github.com/nfslab/nfslab/pkg/netfault"
+)
+
+// Privileged tests: real traffic between two namespaces made by testnet.
+// Every fault is applied with Netns = the client namespace, never in the
+// test process's own namespace.
+
+func kernelSetup(t *testing.T) (*testnet.Pair, *netfault.Manager) {
+	t.Helper()
+	privtest.Root(t)
+	privtest.Tools(t, "ip", "iptables", "ip6tables", "iptables-save", "ip6tables-save")
+	p := testnet.NewPair(t, "nfslt-nf")
+	m, err := netfault.NewManager(netfault.Options{StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := m.HealAll(context.Background(), p.Client); err != nil {
+			t.Errorf("final heal: %v", err)
+		}
+	})
+	return p, m
+}
+
+func dial(t *testing.T, ns string, addr netip.AddrPort, timeout time.Duration) (unix.Errno, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	errno, err := testnet.Dial(ns, addr, timeout)
+	if err != nil {
+		t.Fatalf("dial %v: %v", addr, err)
+	}
+	return errno, time.Since(start)
+}
+
+func faultByID(t *testing.T, m *netfault.Manager, ns, id string) netfault.Fault {
+	t.Helper()
+	fs, err := m.List(context.Background(), ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fs {
+		if f.ID == id {
+			return f
+		}
+	}
+	t.Fatalf("fault %s not listed: %+v", id, fs)
+	return netfault.Fault{}
+}
+
+// nothingLeft fails if any nfslab chain, rule or route remains in ns.
+func nothingLeft(t *testing.T, ns string) {
+	t.Helper()
+	for _, cmd := range []string{"iptables-save", "ip6tables-save"} {
+		if out := testnet.MustExec(t, ns, cmd); strings.Contains(out, "NFSLAB") || strings.Contains(out, "nfslab") {
+			t.Fatalf("%s still shows nfslab objects:\n%s", cmd, out)
+		}
+	}
+	for _, fam := range []string{"-4", "-6"} {
+		if out := testnet.MustExec(t, ns, "ip", fam, "route", "show", "proto", "73"); strings.TrimSpace(out) != "" {
+			t.Fatalf("routes of proto 73 left: %s", out)
+		}
+	}
+}
+
+func testFullDrop(t *testing.T, v6 bool) {
+	p, m := kernelSetup(t)
+	ctx := context.Background()
+	srv := p.ServerV4
+	if v6 {
+		srv = p.ServerV6
+	}
+	ln := testnet.ListenTCP(t, p.Server, netip.AddrPortFrom(srv, 2049))
+	if errno, _ := dial(t, p.Client, ln.Addr, 2*time.Second); errno != 0 {
+		t.Fatalf("before the fault: %v", errno)
+	}
+	f, err := m.Apply(ctx, netfault.Spec{Kind: netfault.KindDrop, Dst: srv.String(), Port: 2049, Netns: p.Client, For: time.Minute}.WithDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	errno, took := dial(t, p.Client, ln.Addr, 1500*time.Millisecond)
+	if errno != unix.ETIMEDOUT {
+		t.Fatalf("with a full drop the connect ended with %v after %v, want a timeout", errno, took)
+	}
+	g := faultByID(t, m, p.Client, f.ID)
+	if g.Packets == 0 || !g.Counted {
+		t.Fatalf("counters did not move: %+v", g)
+	}
+	t.Logf("drop matched %d packets (%d bytes)", g.Packets, g.Bytes)
+	v, err := netfault.Verify(ctx, m, clock.Real{}, p.Client, f.ID, time.Second, 100*time.Millisecond)
+	if err != nil || !v.Bit {
+		t.Fatalf("verify: %+v %v", v, err)
+	}
+	if err := m.Heal(ctx, p.Client, f.ID); err != nil {
+		t.Fatal(err)
+	}
+	if errno, _ := dial(t, p.Client, ln.Addr, 2*time.Second); errno != 0 {
+		t.Fatalf("after heal: %v", errno)
+	}
+	nothingLeft(t, p.Client)
+}
+
+func TestKernelFullDropV4(t *testing.T) { testFullDrop(t, false) }
+func TestKernelFullDropV6(t *testing.T) { testFullDrop(t, true) }
+
+func TestKernelProbabilisticDrop(t *testing.T) {
+	p, m := kernelSetup(t)
+	ctx := context.Background()
+	rx := testnet.ListenUDP(t, p.Server, netip.AddrPortFrom(p.ServerV4, 2049))
+	const n, prob = 2000, 0.8
+	pace := 100 * time.Microsecond
+	// Control: without the fault nothing is lost at this pace.
+	if _, err := testnet.SendUDP(p.Client, rx.Addr, 200, 100, pace); err != nil {
+		t.Fatal(err)
+	}
+	waitCount(rx.Received, 200)
+	if got := rx.Received(); got != 200 {
+		t.Fatalf("control run lost datagrams: %d of 200 arrived", got)
+	}
+	f, err := m.Apply(ctx, netfault.Spec{Kind: netfault.KindDrop, Dst: p.ServerV4.String(), Port: 2049, Proto: "udp", Prob: prob, Netns: p.Client, For: time.Minute}.WithDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := rx.Received()
+	// A DROP in OUTPUT makes the sender's write fail with EPERM, so
+	// "sent" counts the datagrams that passed the rule; the receiver's
+	// count is the measurement.
+	sent, err := testnet.SendUDP(p.Client, rx.Addr, n, 100, pace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	got := rx.Received() - base
+	lost := float64(n-int(got)) / n
+	// 99.9% two-sided binomial interval (normal approximation, z = 3.29).
+	half := 3.29 * math.Sqrt(prob*(1-prob)/n)
+	t.Logf("sent %d without error, received %d of %d, loss %.4f, interval [%.4f, %.4f]", sent, got, n, lost, prob-half, prob+half)
+	if lost < prob-half || lost > prob+half {
+		t.Fatalf("loss %.4f outside the 99.9%% interval around %.2f (±%.4f)", lost, prob, half)
+	}
+	g := faultByID(t, m, p.Client, f.ID)
+	if int64(g.Packets) != int64(n)-got {
+		t.Errorf("rule counted %d drops, receiver missed %d", g.Packets, int64(n)-got)
+	}
+	if g.Spec.Prob != prob {
+		t.Errorf("listed probability %v", g.Spec.Prob)
+	}
+}
+
+func waitCount(get func() int64, want int64) {
+	deadline := time.Now().Add(2 * time.Second)
+	for get() < want && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestKernelRoutes(t *testing.T) {
+	p, m := kernelSetup(t)
+	ctx := context.Background()
+	for _, v6 := range []bool{false, true} {
+		srv := p.ServerV4
+		if v6 {
+			srv = p.ServerV6
+		}
+		ln := testnet.ListenTCP(t, p.Server, netip.AddrPortFrom(srv, 0))
+		for _, c := range []struct {
+			typ  netfault.RouteType
+			want unix.Errno
+		}{
+			{netfault.RouteUnreachable, unix.EHOSTUNREACH},
+			{netfault.RouteBlackhole, unix.EINVAL},
+			{netfault.RouteProhibit, unix.EACCES},
+		} {
+			f, err := m.Apply(ctx, netfault.Spec{Kind: netfault.KindUnreachable, Dst: srv.String(), RouteType: c.typ, Netns: p.Client, For: time.Minute}.WithDefaults())
+			if err != nil {
+				t.Fatal(err)
+			}
+			errno, took := dial(t, p.Client, ln.Addr, 3*time.Second)
+			if v6 && c.typ == netfault.RouteBlackhole && errno == unix.ENETUNREACH {
+				c.want = unix.ENETUNREACH // IPv6 blackhole routes fail connect this way
+			}
+			if errno != c.want || took > time.Second {
+				t.Fatalf("%s route to %v: connect ended with %v (%d) after %v, want %v at once", c.typ, srv, errno, errno, took, c.want)
+			}
+			g := faultByID(t, m, p.Client, f.ID)
+			if g.Spec.RouteType != c.typ {
+				t.Fatalf("listed %+v", g)
+			}
+			if err := m.Heal(ctx, p.Client, f.ID); err != nil {
+				t.Fatal(err)
+			}
+			if errno, _ := dial(t, p.Client, ln.Addr, 2*time.Second); errno != 0 {
+				t.Fatalf("after healing the %s route: %v", c.typ, errno)
+			}
+		}
+	}
+	nothingLeft(t, p.Client)
+}
+
+func TestKernelLocalhostDNATTrap(t *testing.T) {
+	p, m := kernelSetup(t)
+	ctx := context.Background()
+	ln := testnet.ListenTCP(t, p.Server, netip.AddrPortFrom(p.ServerV4, 2049))
+	// What podman/netavark does for -p 2049:2049 seen from the host:
+	// DNAT in nat OUTPUT, route_localnet so 127.0.0.1 may leave lo, and
+	// masquerade of the loopback source.
+	testnet.MustExec(t, p.Client, "sysctl", "-q", "-w", "net.ipv4.conf.all.route_localnet=1")
+	testnet.MustExec(t, p.Client, "iptables", "-t", "nat", "-N", "NETAVARK-DN-TEST")
+	testnet.MustExec(t, p.Client, "iptables", "-t", "nat", "-A", "OUTPUT", "-m", "addrtype", "--dst-type", "LOCAL", "-j", "NETAVARK-DN-TEST")
+	testnet.MustExec(t, p.Client, "iptables", "-t", "nat", "-A", "NETAVARK-DN-TEST", "-d", "127.0.0.1/32", "-p", "tcp", "-m", "tcp", "--dport", "2049", "-j", "DNAT", "--to-destination", p.ServerV4.String()+":2049")
+	testnet.MustExec(t, p.Client, "iptables", "-t", "nat", "-A", "POSTROUTING", "-s", "127.0.0.0/8", "-d", p.ServerV4.String()+"/32", "-j", "MASQUERADE")
+	local := netip.MustParseAddrPort("127.0.0.1:2049")
+	if errno, _ := dial(t, p.Client, local, 2*time.Second); errno != 0 || ln.Accepted() == 0 {
+		t.Fatalf("DNAT setup does not reach the server: %v", errno)
+	}
+	// The seed's mistake: a drop aimed at localhost matches nothing.
+	f, err := m.Apply(ctx, netfault.Spec{Kind: netfault.KindDrop, Dst: "127.0.0.1", Port: 2049, Netns: p.Client, For: time.Minute}.WithDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errno, _ := dial(t, p.Client, local, 2*time.Second); errno != 0 {
+		t.Fatalf("plain localhost drop unexpectedly bit: %v", errno)
+	}
+	v, err := netfault.Verify(ctx, m, clock.Real{}, p.Client, f.ID, 500*time.Millisecond, 100*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Bit || v.Packets != 0 {
+		t.Fatalf("plain drop counted hits: %+v", v)
+	}
+	var nat *netfault.Finding
+	for i := range v.Findings {
+		if v.Findings[i].Cause == netfault.CauseNATBeforeFilter {
+			nat = &v.Findings[i]
+		}
+	}
+	if nat == nil || !strings.Contains(nat.Detail, "NETAVARK-DN-TEST") || !strings.Contains(nat.Detail, p.ServerV4.String()+":2049") {
+		t.Fatalf("findings do not name the NAT rule: %+v", v.Findings)
+	}
+	t.Logf("finding: %s; fix: %s", nat.Detail, nat.Fix)
+	if err := m.Heal(ctx, p.Client, f.ID); err != nil {
+		t.Fatal(err)
+	}
+	// The fix: match the original destination.
+	g, err := m.Apply(ctx, netfault.Spec{Kind: netfault.KindDrop, Dst: "127.0.0.1", Port: 2049, MatchOriginal: true, Netns: p.Client, For: time.Minute}.WithDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errno, took := dial(t, p.Client, local, 1500*time.Millisecond); errno != unix.ETIMEDOUT {
+		t.Fatalf("--match-original drop did not bite: %v after %v", errno, took)
+	}
+	if h := faultByID(t, m, p.Client, g.ID); h.Packets == 0 {
+		t.Fatalf("--match-original counters stayed at 0")
+	}
+}
+
+func TestKernelLifetimeWithoutProcess(t *testing.T) {
+	p, m := kernelSetup(t)
+	ctx := context.Background()
+	ln := testnet.ListenTCP(t, p.Server, netip.AddrPortFrom(p.ServerV4, 2049))
+	f, err := m.Apply(ctx, netfault.Spec{Kind: netfault.KindDrop, Dst: p.ServerV4.String(), Port: 2049, Netns: p.Client, For: 2 * time.Second}.WithDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errno, _ := dial(t, p.Client, ln.Addr, 500*time.Millisecond); errno != unix.ETIMEDOUT {
+		t.Fatalf("fault not active: %v", errno)
+	}
+	// No nfslab code runs from here on: only the kernel's -m time.
+	time.Sleep(time.Until(f.Expires) + 50*time.Millisecond)
+	if errno, _ := dial(t, p.Client, ln.Addr, time.Second); errno != 0 {
+		t.Fatalf("rule still bites after its lifetime (expired %v ago): %v", time.Since(f.Expires), errno)
+	}
+	// The rule is still in the kernel (the kernel stopped it, nobody removed it).
+	if out := testnet.MustExec(t, p.Client, "iptables", "-S", netfault.ChainOut); !strings.Contains(out, "nfslab:"+f.ID) {
+		t.Fatalf("rule vanished: %s", out)
+	}
+	ids, err := m.Sweep(ctx, p.Client)
+	if err != nil || len(ids) != 1 || ids[0] != f.ID {
+		t.Fatalf("sweep: %v %v", ids, err)
+	}
+	nothingLeft(t, p.Client)
+}
+
+var saveNoise = regexp.MustCompile(`(?m)^#.*\n|\[\d+:\d+\]`)
+
+func saveWithout(t *testing.T, ns, cmd string) string {
+	out := saveNoise.ReplaceAllString(testnet.MustExec(t, ns, cmd), "")
+	var keep []string
+	for _, l := range strings.Split(out, "\n") {
+		if !strings.Contains(l, "NFSLAB") && !strings.Contains(l, "nfslab") {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n")
+}
+
+func TestKernelForeignRulesUntouched(t *testing.T) {
+	p, m := kernelSetup(t)
+	ctx := context.Background()
+	for _, cmd := range []string{"iptables", "ip6tables"} {
+		testnet.MustExec(t, p.Client, cmd, "-A", "OUTPUT", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT")
+		testnet.MustExec(t, p.Client, cmd, "-A", "INPUT", "-p", "tcp", "-m", "tcp", "--dport", "22", "-m", "comment", "--comment", "user ssh", "-j", "ACCEPT")
+		testnet.MustExec(t, p.Client, cmd, "-N", "USER-CHAIN")
+		testnet.MustExec(t, p.Client, cmd, "-A", "USER-CHAIN", "-j", "RETURN")
+		testnet.MustExec(t, p.Client, cmd, "-A", "OUTPUT", "-j", "USER-CHAIN")
+	}
+	testnet.MustExec(t, p.Client, "iptables", "-t", "nat", "-A", "OUTPUT", "-p", "tcp", "--dport", "8080", "-j", "REDIRECT", "--to-ports", "80")
+	before4 := saveWithout(t, p.Client, "iptables-save")
+	before6 := saveWithout(t, p.Client, "ip6tables-save")
+	specs := []netfault.Spec{
+		{Kind: netfault.KindDrop, Dst: p.ServerV4.String(), Port: 2049, Prob: 0.5},
+		{Kind: netfault.KindReject, Dst: p.ServerV4.String(), Port: 2049, Dir: netfault.DirBoth},
+		{Kind: netfault.KindDrop, Dst: p.ServerV6.String(), Port: 2049, Proto: "udp", Dir: netfault.DirIn},
+		{Kind: netfault.KindUnreachable, Dst: "10.99.0.0/16"},
+	}
+	for _, s := range specs {
+		s.Netns = p.Client
+		if _, err := m.Apply(ctx, s.WithDefaults()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := testnet.MustExec(t, p.Client, "iptables", "-S", "OUTPUT")
+	if !strings.HasPrefix(strings.SplitN(out, "\n", 3)[1], "-A OUTPUT -m comment --comment nfslab -j NFSLAB-OUTPUT") {
+		t.Fatalf("jump is not the first rule of OUTPUT:\n%s", out)
+	}
+	if got := saveWithout(t, p.Client, "iptables-save"); got != before4 {
+		t.Fatalf("foreign iptables rules changed by apply:\nbefore:\n%s\nafter:\n%s", before4, got)
+	}
+	if got := saveWithout(t, p.Client, "ip6tables-save"); got != before6 {
+		t.Fatalf("foreign ip6tables rules changed by apply:\nbefore:\n%s\nafter:\n%s", before6, got)
+	}
+	ids, err := m.HealAll(ctx, p.Client)
+	if err != nil || len(ids) != len(specs) {
+		t.Fatalf("heal all: %v %v", ids, err)
+	}
+	full4 := saveNoise.ReplaceAllString(testnet.MustExec(t, p.Client, "iptables-save"), "")
+	if strings.Contains(full4, "NFSLAB") || strings.Contains(full4, "nfslab:") {
+		t.Fatalf("nfslab left behind:\n%s", full4)
+	}
+	if got := saveWithout(t, p.Client, "iptables-save"); got != before4 {
+		t.Fatalf("foreign rules changed by heal")
+	}
+	if got := saveWithout(t, p.Client, "ip6tables-save"); got != before6 {
+		t.Fatalf("foreign ip6 rules changed by heal")
+	}
+	nothingLeft(t, p.Client)
+}
