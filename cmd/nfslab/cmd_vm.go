@@ -1,6 +1,397 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
 
-// newVMCmds is a placeholder until its commands land.
-func newVMCmds(g *globals) []*cobra.Command { return nil }
+	"github.com/spf13/cobra"
+
+	"github.com/nfslab/nfslab/pkg/clock"
+	"github.com/nfslab/nfslab/pkg/probe"
+	"github.com/nfslab/nfslab/pkg/vm"
+	vmassets "github.com/nfslab/nfslab/vm"
+)
+
+// vmFlags are the options the vm subcommands share.
+type vmFlags struct {
+	cacheDir string
+	mirror   string
+	suite    string
+	diskMB   int
+	memoryMB int
+	cpus     int
+	accel    string
+}
+
+func (f *vmFlags) addImage(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.cacheDir, "cache-dir", vm.DefaultCacheDir, "image cache directory")
+	cmd.Flags().StringVar(&f.mirror, "mirror", "", "Debian mirror for debootstrap (default: the machine's apt configuration)")
+	cmd.Flags().StringVar(&f.suite, "suite", vm.DefaultSuite, "Debian release of the guest")
+	cmd.Flags().IntVar(&f.diskMB, "disk-mb", 4096, "size of the guest's (sparse) root disk in MiB")
+}
+
+func (f *vmFlags) addBoot(cmd *cobra.Command) {
+	d := vm.DefaultBoot()
+	cmd.Flags().IntVar(&f.memoryMB, "memory", d.MemoryMB, "guest memory in MiB")
+	cmd.Flags().IntVar(&f.cpus, "cpus", d.CPUs, "guest vCPUs")
+	cmd.Flags().StringVar(&f.accel, "accel", d.Accel, "accelerator: auto (KVM when it boots, else TCG), kvm, tcg")
+}
+
+func (f *vmFlags) spec() vm.ImageSpec {
+	return vm.ImageSpec{Suite: f.suite, Packages: vm.DefaultPackages, GuestInit: vmassets.GuestInit(), DiskSizeMB: f.diskMB}
+}
+
+func (f *vmFlags) boot() vm.BootConfig {
+	return vm.BootConfig{MemoryMB: f.memoryMB, CPUs: f.cpus, Accel: f.accel}
+}
+
+func (f *vmFlags) builder(g *globals) (vm.Builder, error) {
+	cache, err := filepath.Abs(f.cacheDir)
+	if err != nil {
+		return vm.Builder{}, usage(fmt.Errorf("cache dir %q: %w", f.cacheDir, err))
+	}
+	mirror := f.mirror
+	if mirror == "" {
+		if mirror, err = vm.DetectMirror(os.DirFS("/"), f.suite); err != nil {
+			return vm.Builder{}, err
+		}
+	} else if !strings.HasPrefix(mirror, "http://") && !strings.HasPrefix(mirror, "https://") {
+		return vm.Builder{}, usage(fmt.Errorf("mirror %q is not an http(s) URL", mirror))
+	}
+	return vm.Builder{CacheDir: cache, Mirror: mirror, Cmd: vm.ExecCommander{}, Clock: clock.Real{}, Log: g.logger}, nil
+}
+
+// image validates the flags and builds or reuses the cached image.
+func (f *vmFlags) image(ctx context.Context, g *globals) (vm.Image, error) {
+	spec := f.spec()
+	if err := spec.Validate(); err != nil {
+		return vm.Image{}, usage(err)
+	}
+	if err := f.boot().Validate(); err != nil && f.memoryMB != 0 {
+		return vm.Image{}, usage(err)
+	}
+	if err := vmTools(); err != nil {
+		return vm.Image{}, err
+	}
+	b, err := f.builder(g)
+	if err != nil {
+		return vm.Image{}, err
+	}
+	if im, ok := b.Cached(spec); ok {
+		g.logger.Info("using cached vm image", "dir", im.Dir, "kernel", im.KernelRelease)
+		return im, nil
+	}
+	return b.Build(ctx, spec, false)
+}
+
+func vmTools() error {
+	var missing []string
+	for _, t := range []string{"debootstrap", "mkfs.ext4", "qemu-img", vm.QEMUBinary} {
+		if _, err := exec.LookPath(t); err != nil {
+			missing = append(missing, t)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("the lab VM needs %s on PATH (apt-get install debootstrap e2fsprogs qemu-utils qemu-system-x86)", strings.Join(missing, ", "))
+	}
+	if os.Geteuid() != 0 {
+		return errors.New("the lab VM needs root: debootstrap and the 9p share run as root")
+	}
+	return nil
+}
+
+func newVMCmds(g *globals) []*cobra.Command {
+	vmc := &cobra.Command{
+		Use:   "vm",
+		Short: "Build and boot the lab VM: a Debian guest with kernel NFS, for machines whose kernel has none",
+	}
+	vmc.AddCommand(newVMBuildCmd(g), newVMRunCmd(g), newVMShellCmd(g), newVMCleanCmd(g),
+		newVMAgentCmd(g), newVMSmokeCmd(g), newVMUnsupportedCmd(g))
+	return []*cobra.Command{vmc}
+}
+
+func newVMBuildCmd(g *globals) *cobra.Command {
+	f := &vmFlags{}
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "build",
+		Short: "Build the lab VM image with debootstrap (cached; rebuilt only when its inputs change)",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			spec := f.spec()
+			if err := spec.Validate(); err != nil {
+				return usage(err)
+			}
+			if err := vmTools(); err != nil {
+				return err
+			}
+			b, err := f.builder(g)
+			if err != nil {
+				return err
+			}
+			im, err := b.Build(cmd.Context(), spec, force)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "image %s\n  dir     %s\n  kernel  %s\n  built   %s (took %s)\n",
+				im.Key, im.Dir, im.KernelRelease, im.Built.Format(time.RFC3339), im.BuildTime.D.Round(time.Second))
+			for _, p := range im.Phases {
+				fmt.Fprintf(g.stdout, "  %-12s %s\n", p.Name, p.Duration.D.Round(100*time.Millisecond))
+			}
+			return nil
+		},
+	}
+	f.addImage(cmd)
+	cmd.Flags().BoolVar(&force, "force", false, "rebuild even when a cached image exists")
+	return cmd
+}
+
+func newVMRunCmd(g *globals) *cobra.Command {
+	f := &vmFlags{}
+	var (
+		scenarios    []string
+		out, scenDir string
+		timeout      time.Duration
+		smoke        bool
+		keep         bool
+	)
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run NFS scenarios in the lab VM (default: every shipped nfs-* scenario) and bring the run directories back",
+		Long: `Boots the lab VM once and runs the scenarios inside it, against the guest's
+real kernel NFS client and knfsd server (netns kind). Each scenario's run
+directory (journal.jsonl, report.md, report.html, logs) lands under --out.
+Prints PASS or FAIL per scenario and exits 1 if any failed. Until this build
+has the scenario engine, nfs-full-drop runs as the built-in smoke test.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := f.boot().Validate(); err != nil {
+				return usage(err)
+			}
+			if timeout <= 0 {
+				return usage(fmt.Errorf("--timeout %s must be positive", timeout))
+			}
+			if len(scenarios) == 0 {
+				names, err := vm.ShippedNFSScenarios(scenDir)
+				if err != nil {
+					return usage(err)
+				}
+				scenarios = names
+			}
+			if err := vm.CheckScenarios(scenDir, scenarios); err != nil {
+				return usage(err)
+			}
+			self, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("finding the nfslab binary: %w", err)
+			}
+			job := vm.PlanJob(vm.PlanOptions{Scenarios: scenarios, Engine: hasEngine(cmd.Context(), self), Smoke: smoke})
+			ctx := cmd.Context()
+			im, err := f.image(ctx, g)
+			if err != nil {
+				return err
+			}
+			return vmRun(ctx, g, im, f.boot(), job, self, scenDir, out, timeout, keep)
+		},
+	}
+	f.addImage(cmd)
+	f.addBoot(cmd)
+	cmd.Flags().StringSliceVar(&scenarios, "scenario", nil, "scenario name (repeatable; default: every nfs-*.yaml in --scenarios-dir)")
+	cmd.Flags().StringVar(&scenDir, "scenarios-dir", "scenarios", "directory of scenario files")
+	cmd.Flags().StringVar(&out, "out", "runs", "where the run directories are put")
+	cmd.Flags().DurationVar(&timeout, "timeout", 45*time.Minute, "bound on the whole boot")
+	cmd.Flags().BoolVar(&smoke, "smoke", false, "also run the built-in full-drop smoke test")
+	cmd.Flags().BoolVar(&keep, "keep-workdir", false, "keep the VM work directory (share, console log)")
+	return cmd
+}
+
+// hasEngine reports whether this nfslab build has the scenario engine.
+func hasEngine(ctx context.Context, self string) bool {
+	return exec.CommandContext(ctx, self, "run", "--help").Run() == nil
+}
+
+func vmRun(ctx context.Context, g *globals, im vm.Image, boot vm.BootConfig, job vm.Job, self, scenDir, out string, timeout time.Duration, keep bool) error {
+	work, err := os.MkdirTemp(im.Dir, "run-")
+	if err != nil {
+		return fmt.Errorf("creating vm work dir: %w", err)
+	}
+	if !keep {
+		defer os.RemoveAll(work)
+	}
+	classDir, err := probe.Build(ctx, "", "")
+	if err != nil {
+		return fmt.Errorf("compiling the journal probe for the guest: %w", err)
+	}
+	in := vm.Input{Job: job, Binary: self, WorkDir: work, Timeout: timeout,
+		Files: map[string]string{"scenarios": scenDir, "probe": classDir}}
+	s := vm.Session{Image: im, Boot: boot, Cmd: vm.ExecCommander{}, Clock: clock.Real{}, Log: g.logger, Console: g.stderr}
+	res, runErr := s.Run(ctx, in)
+	// Whatever happened, bring back what the guest wrote.
+	stamp := time.Now().UTC().Format("20060102T150405Z")
+	vmDir := filepath.Join(out, "vm-"+stamp)
+	if err := os.MkdirAll(vmDir, 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", vmDir, err)
+	}
+	runs, cerr := vm.CollectRuns(res.ShareDir, out)
+	for _, name := range []string{vm.StatusFile, "logs"} {
+		src := filepath.Join(res.ShareDir, name)
+		if _, err := os.Stat(src); err == nil {
+			_ = os.Rename(src, filepath.Join(vmDir, name))
+		}
+	}
+	_ = os.Rename(res.ConsoleLog, filepath.Join(vmDir, "console.log"))
+	fmt.Fprintf(g.stdout, "vm: accel %s, boot %s, total %s; console and step logs in %s\n",
+		res.Accel, res.BootTime.Round(100*time.Millisecond), res.Total.Round(time.Second), vmDir)
+	for _, st := range res.Status.Steps {
+		fmt.Fprintf(g.stdout, "%s %s (%s)", st.Verdict, st.Name, st.Duration.D.Round(time.Second))
+		if st.ExitCode != 0 || st.Error != "" {
+			fmt.Fprintf(g.stdout, " exit %d %s", st.ExitCode, st.Error)
+		}
+		fmt.Fprintln(g.stdout)
+		for _, l := range st.Leftovers {
+			fmt.Fprintf(g.stdout, "    left behind: %s\n", l)
+		}
+	}
+	for _, r := range runs {
+		fmt.Fprintf(g.stdout, "run dir: %s\n", r)
+	}
+	if runErr != nil {
+		return runErr
+	}
+	if cerr != nil {
+		return cerr
+	}
+	if failed := res.Status.Failed(); len(failed) > 0 {
+		return exitError{1, fmt.Errorf("%d of %d failed in the lab VM: %s", len(failed), len(res.Status.Steps), strings.Join(failed, ", "))}
+	}
+	return nil
+}
+
+func newVMShellCmd(g *globals) *cobra.Command {
+	f := &vmFlags{}
+	cmd := &cobra.Command{
+		Use:   "shell",
+		Short: "Boot the lab VM with an interactive root shell on its serial console",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := f.boot().Validate(); err != nil {
+				return usage(err)
+			}
+			im, err := f.image(cmd.Context(), g)
+			if err != nil {
+				return err
+			}
+			self, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("finding the nfslab binary: %w", err)
+			}
+			work, err := os.MkdirTemp(im.Dir, "shell-")
+			if err != nil {
+				return fmt.Errorf("creating vm work dir: %w", err)
+			}
+			defer os.RemoveAll(work)
+			s := vm.Session{Image: im, Boot: f.boot(), Cmd: vm.ExecCommander{}, Clock: clock.Real{}, Log: g.logger}
+			return s.Shell(cmd.Context(), work, self, os.Stdin, g.stdout)
+		},
+	}
+	f.addImage(cmd)
+	f.addBoot(cmd)
+	return cmd
+}
+
+func newVMCleanCmd(g *globals) *cobra.Command {
+	var cacheDir string
+	cmd := &cobra.Command{
+		Use:   "clean",
+		Short: "Remove the lab VM cache (images and downloaded packages)",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := vm.Clean(cacheDir); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "removed %s\n", cacheDir)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&cacheDir, "cache-dir", vm.DefaultCacheDir, "image cache directory")
+	return cmd
+}
+
+// newVMAgentCmd is the guest side: the guest init runs it.
+func newVMAgentCmd(g *globals) *cobra.Command {
+	var share string
+	cmd := &cobra.Command{
+		Use:    "agent",
+		Short:  "Inside the lab VM: run the job on the share and report (started by the guest init)",
+		Hidden: true,
+		Args:   noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			a := vm.Agent{Share: share, Console: g.stdout, Clock: clock.Real{}}
+			return a.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().StringVar(&share, "share", "/mnt/nfslab", "the host share")
+	return cmd
+}
+
+func newVMSmokeCmd(g *globals) *cobra.Command {
+	var probeDir, out string
+	var within time.Duration
+	cmd := &cobra.Command{
+		Use:   "smoke full-drop",
+		Short: "Inside the lab VM: knfsd in a netns, soft mount, journal probe, nfslab drop; expects the msync IOException",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if args[0] != "full-drop" {
+				return usage(fmt.Errorf("smoke case %q is not full-drop", args[0]))
+			}
+			if within <= 0 {
+				return usage(fmt.Errorf("--detect-within %s must be positive", within))
+			}
+			self, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("finding the nfslab binary: %w", err)
+			}
+			probeAbs, err := filepath.Abs(probeDir)
+			if err != nil {
+				return usage(err)
+			}
+			s := vm.Smoke{Nfslab: self, ProbeDir: probeAbs, OutDir: out, Clock: clock.Real{}, Log: g.logger,
+				Out: g.stdout, DetectWithin: within}
+			res, err := s.FullDrop(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if res.Verdict != vm.Pass {
+				return exitError{1, fmt.Errorf("smoke %s failed: %s", res.Case, strings.Join(res.Reasons, "; "))}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&probeDir, "probe", "probe", "directory with the compiled JournalProbe.class")
+	cmd.Flags().StringVar(&out, "out", "runs", "where the run directory is created")
+	cmd.Flags().DurationVar(&within, "detect-within", 3*time.Minute, "bound on the wait for the msync IOException after the drop")
+	return cmd
+}
+
+// newVMUnsupportedCmd marks a scenario the guest could not run, as a
+// failing step with the reason, instead of leaving it out silently.
+func newVMUnsupportedCmd(g *globals) *cobra.Command {
+	var reason string
+	cmd := &cobra.Command{
+		Use:    "unsupported SCENARIO",
+		Hidden: true,
+		Args:   cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			return exitError{1, fmt.Errorf("scenario %s not run: %s", args[0], reason)}
+		},
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why")
+	return cmd
+}

@@ -1,0 +1,67 @@
+package vm
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Image is a built, cached base image.
+type Image struct {
+	Dir    string `json:"-"`
+	Key    string `json:"key"`
+	Kernel string `json:"kernel"` // file names inside Dir
+	Initrd string `json:"initrd"`
+	Disk   string `json:"disk"`
+	// KernelRelease is the guest's uname -r.
+	KernelRelease string        `json:"kernel_release"`
+	Suite         string        `json:"suite"`
+	Packages      []string      `json:"packages"`
+	Mirror        string        `json:"mirror"`
+	Built         time.Time     `json:"built"`
+	BuildTime     Duration      `json:"build_time"`
+	Phases        []PhaseTiming `json:"phases"`
+}
+
+// PhaseTiming records how long a build phase took (for benchmarks).
+type PhaseTiming struct {
+	Name     string   `json:"name"`
+	Duration Duration `json:"duration"`
+}
+
+const manifestFile = "manifest.json"
+
+// Path returns the absolute path of one of the image's files.
+func (im Image) Path(name string) string { return filepath.Join(im.Dir, name) }
+
+// LoadImage reads the manifest of a cached image and checks its files.
+func LoadImage(dir string) (Image, error) {
+	b, err := os.ReadFile(filepath.Join(dir, manifestFile))
+	if err != nil {
+		return Image{}, fmt.Errorf("reading image manifest: %w", err)
+	}
+	var im Image
+	if err := json.Unmarshal(b, &im); err != nil {
+		return Image{}, fmt.Errorf("decoding image manifest %s: %w", filepath.Join(dir, manifestFile), err)
+	}
+	im.Dir = dir
+	for _, f := range []string{im.Kernel, im.Initrd, im.Disk} {
+		if f == "" {
+			return Image{}, fmt.Errorf("image manifest in %s names no file", dir)
+		}
+		if _, err := os.Stat(im.Path(f)); err != nil {
+			return Image{}, fmt.Errorf("cached image incomplete: %w", err)
+		}
+	}
+	return im, nil
+}
+
+func (im Image) save() error {
+	b, err := json.MarshalIndent(im, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(im.Dir, manifestFile), append(b, '\n'), 0o644)
+}

@@ -1,0 +1,90 @@
+package vm
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Timeouts of the guest steps. A scenario's own duration is at most a few
+// minutes; the bound only stops a hung step from eating the CI budget.
+const (
+	ScenarioTimeout = 12 * time.Minute
+	SmokeTimeout    = 6 * time.Minute
+	// SmokeStep is the name of the fallback full-drop smoke step.
+	SmokeStep = "vm-smoke-full-drop"
+)
+
+// ShippedNFSScenarios lists the nfs-*.yaml scenarios in dir, sorted.
+func ShippedNFSScenarios(dir string) ([]string, error) {
+	m, err := filepath.Glob(filepath.Join(dir, "nfs-*.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, p := range m {
+		names = append(names, strings.TrimSuffix(filepath.Base(p), ".yaml"))
+	}
+	sort.Strings(names)
+	if len(names) == 0 {
+		return nil, fmt.Errorf("no nfs-*.yaml scenarios in %s", dir)
+	}
+	return names, nil
+}
+
+// CheckScenarios makes sure every name has a file in dir.
+func CheckScenarios(dir string, names []string) error {
+	for _, n := range names {
+		if n == "" || strings.ContainsAny(n, "/\\") {
+			return fmt.Errorf("%w: scenario name %q", ErrInvalid, n)
+		}
+		if _, err := os.Stat(filepath.Join(dir, n+".yaml")); err != nil {
+			return fmt.Errorf("%w: scenario %q: no %s", ErrInvalid, n, filepath.Join(dir, n+".yaml"))
+		}
+	}
+	return nil
+}
+
+// PlanOptions says what the guest should run.
+type PlanOptions struct {
+	Scenarios []string
+	// Engine is true when this nfslab build has `nfslab run`; without it
+	// only the full-drop case can run, as the smoke test.
+	Engine bool
+	// Smoke adds the smoke test as its own step.
+	Smoke bool
+}
+
+// PlanJob turns scenario names into the agent's steps. All paths are
+// relative to the share, which is the steps' working directory.
+func PlanJob(o PlanOptions) Job {
+	var j Job
+	smoke := o.Smoke
+	for _, n := range o.Scenarios {
+		if o.Engine {
+			j.Steps = append(j.Steps, Step{Name: n, Timeout: Duration{ScenarioTimeout},
+				Argv: []string{"nfslab", "run", filepath.Join("scenarios", n+".yaml"), "--out", "runs"}})
+			continue
+		}
+		if n == "nfs-full-drop" {
+			smoke = true
+			continue
+		}
+		// Reported as a failing step so the gap is visible, not silent.
+		j.Steps = append(j.Steps, Step{Name: n, Timeout: Duration{time.Minute},
+			Argv: []string{"nfslab", "vm", "unsupported", "--reason", "this nfslab build has no scenario engine (nfslab run)", n}})
+	}
+	if smoke {
+		j.Steps = append([]Step{SmokeJobStep()}, j.Steps...)
+	}
+	return j
+}
+
+// SmokeJobStep runs the full-drop smoke test in the guest.
+func SmokeJobStep() Step {
+	return Step{Name: SmokeStep, Timeout: Duration{SmokeTimeout},
+		Argv: []string{"nfslab", "vm", "smoke", "full-drop", "--probe", "probe", "--out", "runs"}}
+}

@@ -1,0 +1,155 @@
+package vm
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// QEMUBinary is the emulator nfslab runs.
+const QEMUBinary = "qemu-system-x86_64"
+
+// ShareTag is the 9p mount tag of the host share inside the guest.
+const ShareTag = "nfslab"
+
+// Accel is an accelerator together with the CPU model that works with it.
+type Accel struct {
+	Name string // "kvm" or "tcg"
+	CPU  string // "-cpu" value
+}
+
+func (a Accel) String() string { return a.Name + " (-cpu " + a.CPU + ")" }
+
+// accelCandidates are tried in order by ChooseAccel in "auto" mode. Some
+// nested hosts reject the IA32_ARCH_CAPABILITIES MSR that `-cpu max` sets
+// under KVM (qemu aborts with "failed to set MSR 0x10a"); dropping that one
+// feature keeps KVM usable. TCG always works, slowly. Every candidate keeps
+// SSE4.2: without it the JVM has no CRC32C stub and a bad mapped page gives
+// InternalError instead of the SIGBUS crash the lab must show.
+var accelCandidates = []Accel{
+	{Name: "kvm", CPU: "max"},
+	{Name: "kvm", CPU: "max,-arch-capabilities"},
+	{Name: "tcg", CPU: "max"},
+}
+
+// Prober starts qemu with the given arguments and reports whether want
+// appeared on its serial console (stdout) within d. It always ends the qemu
+// it started, and returns what qemu printed for the diagnosis.
+type Prober interface {
+	Prints(ctx context.Context, args []string, want string, d time.Duration) (bool, string, error)
+}
+
+// probeWant is the kernel's first console line. On this kind of nested host
+// KVM either aborts at the first vCPU reset or hangs before the kernel runs,
+// so "the kernel printed its banner" is the test that tells.
+const probeWant = "Linux version"
+
+// KVMAvailable reports whether /dev/kvm can be opened read-write.
+type KVMAvailable func() bool
+
+// ChooseAccel picks the accelerator for mode ("auto", "kvm", "tcg"). Each
+// KVM candidate gets a trial boot of kernel (no disk, no init) that must
+// print the kernel banner within trial; under working KVM that takes about
+// a second.
+func ChooseAccel(ctx context.Context, mode, kernel string, kvmOK KVMAvailable, p Prober, trial time.Duration) (Accel, []string, error) {
+	var notes []string
+	switch mode {
+	case "tcg":
+		return accelCandidates[len(accelCandidates)-1], nil, nil
+	case "kvm", "auto":
+	default:
+		return Accel{}, nil, fmt.Errorf("%w: accel %q is not one of auto, kvm, tcg", ErrInvalid, mode)
+	}
+	if !kvmOK() {
+		notes = append(notes, "/dev/kvm cannot be opened read-write")
+	} else {
+		for _, c := range accelCandidates {
+			if c.Name != "kvm" {
+				continue
+			}
+			ok, out, err := p.Prints(ctx, probeArgs(c, kernel), probeWant, trial)
+			if err != nil {
+				return Accel{}, notes, fmt.Errorf("probing %s: %w", c, err)
+			}
+			if ok {
+				return c, notes, nil
+			}
+			notes = append(notes, fmt.Sprintf("%s: no kernel banner within %s: %s", c, trial, lastLine(out)))
+		}
+	}
+	if mode == "kvm" {
+		return Accel{}, notes, fmt.Errorf("kvm requested but unusable: %s", strings.Join(notes, "; "))
+	}
+	return accelCandidates[len(accelCandidates)-1], notes, nil
+}
+
+// probeArgs boots the kernel with nothing else: it prints its banner, finds
+// no root and panics, and panic=-1 with -no-reboot ends qemu.
+func probeArgs(a Accel, kernel string) []string {
+	return []string{"-accel", a.Name, "-cpu", a.CPU, "-m", "256", "-nodefaults", "-no-user-config",
+		"-no-reboot", "-display", "none", "-serial", "stdio", "-monitor", "none", "-nic", "none",
+		"-kernel", kernel, "-append", "console=ttyS0 panic=-1"}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if l := strings.TrimSpace(lines[i]); l != "" && !strings.Contains(l, "Aborted") {
+			return l
+		}
+	}
+	return "exited early"
+}
+
+// Machine is one boot of the lab VM.
+type Machine struct {
+	Kernel, Initrd string
+	Disk           string // qcow2 overlay over the base image
+	Share          string // host directory exported over 9p as ShareTag
+	Accel          Accel
+	Boot           BootConfig
+	// Interactive attaches the serial console to the terminal (vm shell);
+	// otherwise the console goes to stdout for logging.
+	Interactive bool
+	// Cmdline is appended to the kernel command line (nfslab.mode=...).
+	Cmdline []string
+}
+
+// KernelCmdline is the guest kernel's command line. The guest init is
+// nfslab's own script (no systemd), panic=-1 with -no-reboot turns an init
+// that dies into a qemu exit instead of a hang.
+func (m Machine) KernelCmdline() string {
+	parts := []string{"root=/dev/vda", "rw", "rootfstype=ext4", "console=ttyS0", "init=/nfslab/init",
+		"panic=-1", "loglevel=4", "mitigations=off", "nfsd.nfs4_disable_idmapping=1"}
+	parts = append(parts, m.Cmdline...)
+	return strings.Join(parts, " ")
+}
+
+// Args is qemu's argument list for the machine.
+func (m Machine) Args() []string {
+	args := []string{
+		"-accel", m.Accel.Name,
+		"-cpu", m.Accel.CPU,
+		"-machine", "q35",
+		"-m", strconv.Itoa(m.Boot.MemoryMB),
+		"-smp", strconv.Itoa(m.Boot.CPUs),
+		"-nodefaults", "-no-user-config", "-no-reboot",
+		"-display", "none",
+		"-nic", "none",
+		"-kernel", m.Kernel,
+		"-initrd", m.Initrd,
+		"-append", m.KernelCmdline(),
+		// cache=unsafe: the overlay is thrown away after the run.
+		"-drive", "file=" + m.Disk + ",if=virtio,format=qcow2,cache=unsafe,discard=unmap",
+		"-virtfs", "local,path=" + m.Share + ",mount_tag=" + ShareTag + ",security_model=none,id=" + ShareTag,
+		"-device", "virtio-rng-pci",
+	}
+	if m.Interactive {
+		args = append(args, "-serial", "mon:stdio")
+	} else {
+		args = append(args, "-serial", "stdio", "-monitor", "none")
+	}
+	return args
+}

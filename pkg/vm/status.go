@@ -1,0 +1,152 @@
+package vm
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Files on the share that host and guest agree on.
+const (
+	JobFile    = "job.json"
+	StatusFile = "status.json"
+	// StatusMarker prefixes the status line the agent also prints on the
+	// serial console, so the result survives a share that failed to sync.
+	StatusMarker = "NFSLAB-VM-STATUS "
+)
+
+// Job is what the host asks the guest agent to do.
+type Job struct {
+	Steps []Step `json:"steps"`
+}
+
+// Step is one command the agent runs, as an argument list (never a shell
+// string). Argv[0] "nfslab" means the nfslab binary on the share.
+type Step struct {
+	Name    string   `json:"name"`
+	Argv    []string `json:"argv"`
+	Timeout Duration `json:"timeout"`
+}
+
+// Validate rejects steps the agent could not run.
+func (j Job) Validate() error {
+	if len(j.Steps) == 0 {
+		return fmt.Errorf("%w: job has no steps", ErrInvalid)
+	}
+	seen := map[string]bool{}
+	for i, s := range j.Steps {
+		if s.Name == "" || strings.ContainsAny(s.Name, "/ \t\n") {
+			return fmt.Errorf("%w: step %d name %q", ErrInvalid, i, s.Name)
+		}
+		if seen[s.Name] {
+			return fmt.Errorf("%w: step name %q used twice", ErrInvalid, s.Name)
+		}
+		seen[s.Name] = true
+		if len(s.Argv) == 0 {
+			return fmt.Errorf("%w: step %q has no command", ErrInvalid, s.Name)
+		}
+		if s.Timeout.D <= 0 {
+			return fmt.Errorf("%w: step %q timeout %s must be positive", ErrInvalid, s.Name, s.Timeout.D)
+		}
+	}
+	return nil
+}
+
+// Verdicts of a step.
+const (
+	Pass = "PASS"
+	Fail = "FAIL"
+)
+
+// StepResult is the agent's account of one step.
+type StepResult struct {
+	Name     string    `json:"name"`
+	Argv     []string  `json:"argv"`
+	ExitCode int       `json:"exit_code"`
+	Error    string    `json:"error,omitempty"`
+	Started  time.Time `json:"started"`
+	Duration Duration  `json:"duration"`
+	// Leftovers are kernel objects and processes that appeared during the
+	// step and were still there after it: nothing may be left behind.
+	Leftovers []string `json:"leftovers,omitempty"`
+	Verdict   string   `json:"verdict"`
+	Log       string   `json:"log"` // path on the share
+}
+
+// Status is the agent's final report.
+type Status struct {
+	Kernel   string       `json:"kernel"`
+	Steps    []StepResult `json:"steps"`
+	Complete bool         `json:"complete"`
+}
+
+// Failed lists the steps that did not pass.
+func (s Status) Failed() []string {
+	var out []string
+	for _, r := range s.Steps {
+		if r.Verdict != Pass {
+			out = append(out, r.Name)
+		}
+	}
+	return out
+}
+
+// ErrNoStatus means the guest never reported.
+var ErrNoStatus = errors.New("guest reported no status")
+
+// ParseStatus reads status.json's content.
+func ParseStatus(b []byte) (Status, error) {
+	var st Status
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&st); err != nil {
+		return Status{}, fmt.Errorf("decoding guest status: %w", err)
+	}
+	for i, r := range st.Steps {
+		if r.Verdict != Pass && r.Verdict != Fail {
+			return Status{}, fmt.Errorf("decoding guest status: step %d (%s) has verdict %q", i, r.Name, r.Verdict)
+		}
+	}
+	return st, nil
+}
+
+// StatusFromConsole finds the last status line the agent printed on the
+// serial console. Console lines may carry \r and kernel messages may be
+// interleaved before the marker.
+func StatusFromConsole(log []byte) (Status, error) {
+	var last string
+	sc := bufio.NewScanner(bytes.NewReader(log))
+	sc.Buffer(make([]byte, 64*1024), 4*1024*1024)
+	for sc.Scan() {
+		line := strings.TrimRight(sc.Text(), "\r")
+		if i := strings.Index(line, StatusMarker); i >= 0 {
+			last = line[i+len(StatusMarker):]
+		}
+	}
+	if last == "" {
+		return Status{}, ErrNoStatus
+	}
+	return ParseStatus([]byte(last))
+}
+
+// Duration is a time.Duration that reads and writes as "1m30s" in JSON.
+type Duration struct{ D time.Duration }
+
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.D.String()) }
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string like \"90s\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	d.D = v
+	return nil
+}

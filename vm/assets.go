@@ -1,0 +1,11 @@
+// Package vmassets carries the guest-side files of nfslab's lab VM into the
+// nfslab binary, so `nfslab vm build` works outside a checkout.
+package vmassets
+
+import _ "embed"
+
+//go:embed guest-init
+var guestInit []byte
+
+// GuestInit returns the lab VM's init script (installed as /nfslab/init).
+func GuestInit() []byte { return append([]byte(nil), guestInit...) }
