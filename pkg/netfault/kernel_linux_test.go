@@ -360,3 +360,65 @@ func TestKernelForeignRulesUntouched(t *testing.T) {
 	}
 	nothingLeft(t, p.Client)
 }
+
+// TestKernelCrashRecovery: a second Manager (a new process after a crash)
+// finds the first one's faults from the kernel and the state directory,
+// including a rule left in the legacy backend, and heals them all.
+func TestKernelCrashRecovery(t *testing.T) {
+	p, _ := kernelSetup(t)
+	privtest.Tools(t, "iptables-legacy", "iptables-legacy-save")
+	ctx := context.Background()
+	dir := t.TempDir()
+	m1, err := netfault.NewManager(netfault.Options{StateDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, s := range []netfault.Spec{
+		{Kind: netfault.KindDrop, Dst: p.ServerV4.String(), Port: 2049, Label: "one"},
+		{Kind: netfault.KindReject, Dst: p.ServerV6.String(), Port: 2049, Dir: netfault.DirBoth},
+		{Kind: netfault.KindUnreachable, Dst: "10.98.0.0/16", RouteType: netfault.RouteProhibit},
+	} {
+		s.Netns = p.Client
+		f, err := m1.Apply(ctx, s.WithDefaults())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, f.ID)
+	}
+	// An nfslab rule in the legacy backend with no state at all.
+	for _, a := range [][]string{
+		{"-N", netfault.ChainOut},
+		{"-I", "OUTPUT", "1", "-m", "comment", "--comment", "nfslab", "-j", netfault.ChainOut},
+		{"-A", netfault.ChainOut, "-d", "10.97.0.1/32", "-p", "tcp", "-m", "time", "--datestop", "2037-01-01T00:00:00", "-m", "comment", "--comment", "nfslab:0badc0de", "-j", "DROP"},
+	} {
+		testnet.MustExec(t, p.Client, "iptables-legacy", a...)
+	}
+	m2, err := netfault.NewManager(netfault.Options{StateDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := m2.List(ctx, p.Client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fs) != 4 {
+		t.Fatalf("second manager lists %d faults: %+v", len(fs), fs)
+	}
+	if fs[len(fs)-1].ID != "0badc0de" && fs[0].ID != "0badc0de" {
+		t.Fatalf("legacy rule not listed: %+v", fs)
+	}
+	for _, f := range fs {
+		if f.ID == ids[0] && (f.Spec.Label != "one" || f.Created.IsZero()) {
+			t.Fatalf("metadata not recovered: %+v", f)
+		}
+	}
+	healed, err := m2.HealAll(ctx, p.Client)
+	if err != nil || len(healed) != 4 {
+		t.Fatalf("heal all: %v %v", healed, err)
+	}
+	nothingLeft(t, p.Client)
+	if out := testnet.MustExec(t, p.Client, "iptables-legacy-save"); strings.Contains(out, "NFSLAB") || strings.Contains(out, "nfslab") {
+		t.Fatalf("legacy objects left:\n%s", out)
+	}
+}
