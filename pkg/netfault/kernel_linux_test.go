@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nfslab/nfslab/internal/cmdrun"
 	"github.com/nfslab/nfslab/internal/privtest"
 	"github.com/nfslab/nfslab/internal/testnet"
 	"github.com/nfslab/nfslab/pkg/clock"
@@ -421,4 +422,55 @@ func TestKernelCrashRecovery(t *testing.T) {
 	if out := testnet.MustExec(t, p.Client, "iptables-legacy-save"); strings.Contains(out, "NFSLAB") || strings.Contains(out, "nfslab") {
 		t.Fatalf("legacy objects left:\n%s", out)
 	}
+}
+
+// TestKernelApplyHealLatency measures the direct path (Manager.Apply and
+// Heal of one drop) against raw `iptables -I`/`-D` of the same rule in the
+// same namespace, and reports the ratio (see docs/netfault.md).
+func TestKernelApplyHealLatency(t *testing.T) {
+	privtest.Short(t)
+	p, m := kernelSetup(t)
+	ctx := context.Background()
+	const n = 10
+	spec := netfault.Spec{Kind: netfault.KindDrop, Dst: p.ServerV4.String(), Port: 2049, Netns: p.Client, For: time.Minute}.WithDefaults()
+	// Warm up: chains and jumps exist, as in steady use.
+	warm, err := m.Apply(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var apply, heal time.Duration
+	for i := 0; i < n; i++ {
+		s := time.Now()
+		f, err := m.Apply(ctx, spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		apply += time.Since(s)
+		s = time.Now()
+		if err := m.Heal(ctx, p.Client, f.ID); err != nil {
+			t.Fatal(err)
+		}
+		heal += time.Since(s)
+	}
+	rule := []string{"-d", p.ServerV4.String() + "/32", "-p", "tcp", "-m", "tcp", "--dport", "2049", "-j", "DROP"}
+	var rawI, rawD time.Duration
+	for i := 0; i < n; i++ {
+		err := testnet.Do(p.Client, func() error {
+			s := time.Now()
+			if _, err := cmdrun.Output(ctx, "iptables", append([]string{"-w", "-I", "OUTPUT", "1"}, rule...)...); err != nil {
+				return err
+			}
+			rawI += time.Since(s)
+			s = time.Now()
+			_, err := cmdrun.Output(ctx, "iptables", append([]string{"-w", "-D", "OUTPUT"}, rule...)...)
+			rawD += time.Since(s)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = m.Heal(ctx, p.Client, warm.ID)
+	t.Logf("apply %v (raw -I %v, ratio %.1f), heal %v (raw -D %v, ratio %.1f), mean of %d",
+		apply/n, rawI/n, float64(apply)/float64(rawI), heal/n, rawD/n, float64(heal)/float64(rawD), n)
 }

@@ -344,6 +344,7 @@ type inventory struct {
 	tables  []IPTables  // every table set looked at, for chain cleanup
 	handle  RouteHandle // nil when netlink could not be opened
 	states  map[string]stateRecord
+	touched map[IPTables]bool // tables a rule was removed from
 }
 
 func (inv *inventory) get(id string) *entry {
@@ -358,7 +359,7 @@ func (inv *inventory) get(id string) *entry {
 // scan collects nfslab's rules from every backend and family, its routes
 // and the state records. The caller must Close inv.handle.
 func (m *Manager) scan(ctx context.Context, netns string) (*inventory, error) {
-	inv := &inventory{netns: netns, entries: map[string]*entry{}}
+	inv := &inventory{netns: netns, entries: map[string]*entry{}, touched: map[IPTables]bool{}}
 	var errs []error
 	for _, b := range m.opts.Backends {
 		for _, v6 := range []bool{false, true} {
@@ -535,6 +536,7 @@ func (m *Manager) removeEntry(inv *inventory, e *entry) error {
 	var errs []error
 	for i := len(e.rules) - 1; i >= 0; i-- {
 		l := e.rules[i]
+		inv.touched[l.ipt] = true
 		if err := l.ipt.Delete(TableFilter, l.rule.Chain, l.rule.Args...); err != nil && !notExist(err) {
 			errs = append(errs, fmt.Errorf("removing rule of %s from %s: %w", e.id, l.rule.Chain, err))
 		}
@@ -557,9 +559,13 @@ func (m *Manager) removeEntry(inv *inventory, e *entry) error {
 	return errors.Join(errs...)
 }
 
-func (m *Manager) finish(inv *inventory) {
+// finish removes empty chains (in every table looked at when all is set,
+// else only where rules were removed) and closes the netlink handle.
+func (m *Manager) finish(inv *inventory, all bool) {
 	for _, t := range inv.tables {
-		m.cleanupChains(t)
+		if all || inv.touched[t] {
+			m.cleanupChains(t)
+		}
 	}
 	if inv.handle != nil {
 		inv.handle.Close()
@@ -574,7 +580,7 @@ func (m *Manager) Heal(ctx context.Context, netns, id string) error {
 	if inv == nil {
 		return err
 	}
-	defer m.finish(inv)
+	defer m.finish(inv, false)
 	e := inv.entries[id]
 	if e == nil || !e.live() {
 		if _, ok := inv.states[id]; ok {
@@ -628,7 +634,7 @@ func (m *Manager) HealAll(ctx context.Context, netns string) ([]string, error) {
 	if inv == nil {
 		return nil, scanErr
 	}
-	defer m.finish(inv)
+	defer m.finish(inv, true)
 	var ids []string
 	errs := []error{scanErr}
 	for _, e := range inv.newestFirst() {
@@ -655,6 +661,7 @@ func (m *Manager) removeStrays(inv *inventory) error {
 	var errs []error
 	for i := len(inv.strays) - 1; i >= 0; i-- {
 		l := inv.strays[i]
+		inv.touched[l.ipt] = true
 		if err := l.ipt.Delete(TableFilter, l.rule.Chain, l.rule.Args...); err != nil && !notExist(err) {
 			errs = append(errs, fmt.Errorf("removing untagged rule from %s: %w", l.rule.Chain, err))
 		}
@@ -673,7 +680,7 @@ func (m *Manager) Sweep(ctx context.Context, netns string) ([]string, error) {
 	if inv == nil {
 		return nil, scanErr
 	}
-	defer m.finish(inv)
+	defer m.finish(inv, true)
 	now := m.clk.Now()
 	var ids []string
 	errs := []error{scanErr}
