@@ -31,9 +31,13 @@ func withClientFactory(ctx context.Context, f clientFactory) context.Context {
 	return context.WithValue(ctx, clientFactoryKey{}, f)
 }
 
+// StateDirEnv overrides where fault metadata is kept (default
+// netfault.DefaultStateDir); tests point it into a temporary directory.
+const StateDirEnv = "NFSLAB_STATE_DIR"
+
 // newInjector builds the in-process kernel injector of the direct path.
 func newInjector(g *globals) (netfault.Injector, error) {
-	return netfault.NewManager(netfault.Options{Logger: g.logger})
+	return netfault.NewManager(netfault.Options{Logger: g.logger, StateDir: os.Getenv(StateDirEnv)})
 }
 
 // openClient returns the daemon client when the daemon answers on

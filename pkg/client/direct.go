@@ -78,7 +78,7 @@ func (d *Direct) Apply(ctx context.Context, spec netfault.Spec) (Applied, error)
 	if f.Spec.Netns == "" {
 		f.Spec.Netns = spec.Netns
 	}
-	a := Applied{Fault: f, Plan: plan}
+	a := Applied{Fault: f, Plan: daemon.PlanFor(plan, f.ID)}
 	if spec.IsRule() {
 		a.Notes = append(a.Notes, fmt.Sprintf("the kernel stops matching it at %s (-m time --datestop); "+
 			"the next heal, status or daemon start removes the leftover rule", f.Expires.Format(time.RFC3339)))

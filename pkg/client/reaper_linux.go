@@ -36,8 +36,8 @@ func spawnReaper(exe, id, netns string, at time.Time) (int, error) {
 	if err := cmd.Start(); err != nil {
 		return 0, fmt.Errorf("starting %s: %w", cmd.String(), err)
 	}
-	pid := cmd.Process.Pid
-	// Not ours to wait for: it must outlive us. Release frees our handle.
-	_ = cmd.Process.Release()
-	return pid, nil
+	// It outlives us when we exit first (init adopts it); while we live,
+	// reap it so that it does not linger as a zombie.
+	go func() { _ = cmd.Wait() }()
+	return cmd.Process.Pid, nil
 }

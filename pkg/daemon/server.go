@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -279,6 +280,17 @@ func nsName(ns string) string {
 	return "namespace " + ns
 }
 
+// PlanFor fills the fault ID into the rule comments of a plan made before
+// the ID existed, so that the printed rules are the ones in the kernel.
+func PlanFor(p netfault.Plan, id string) netfault.Plan {
+	out := netfault.Plan{}
+	for _, r := range p.Rules {
+		out.Rules = append(out.Rules, strings.ReplaceAll(r, "nfslab:<id>", "nfslab:"+id))
+	}
+	out.Routes = append(out.Routes, p.Routes...)
+	return out
+}
+
 // ApplyResponse is the body of a successful POST /v1/faults.
 type ApplyResponse struct {
 	Fault netfault.Fault `json:"fault"`
@@ -374,6 +386,7 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 	if f.Spec.Netns == "" {
 		f.Spec.Netns = spec.Netns
 	}
+	plan = PlanFor(plan, f.ID)
 	s.track(f, spec.Netns)
 	s.Publish(Event{Type: EventFaultApplied, ID: f.ID, Netns: spec.Netns, Fault: &f})
 	notes := []string{fmt.Sprintf("the daemon heals it at %s", f.Expires.Format(time.RFC3339))}

@@ -1,0 +1,401 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nfslab/nfslab/internal/cmdrun"
+	"github.com/nfslab/nfslab/internal/privtest"
+	"github.com/nfslab/nfslab/internal/testnet"
+	"github.com/nfslab/nfslab/pkg/client"
+	"github.com/nfslab/nfslab/pkg/daemon"
+	"github.com/nfslab/nfslab/pkg/netfault"
+)
+
+func privGuard(t *testing.T) {
+	t.Helper()
+	privtest.Root(t)
+	privtest.Short(t)
+	privtest.Tools(t, "ip", "iptables", "iptables-save", "ip6tables-save")
+}
+
+// lab is a socket and a state directory for one privileged test; the state
+// directory reaches the daemon and reapers through the environment.
+type lab struct {
+	dir, sock string
+}
+
+func newLab(t *testing.T) *lab {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "nfslt-dmn-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	t.Setenv(StateDirEnv, filepath.Join(dir, "state"))
+	return &lab{dir: dir, sock: filepath.Join(dir, "run", "nfslab.sock")}
+}
+
+type daemonProc struct {
+	cmd  *exec.Cmd
+	log  *bytes.Buffer
+	done chan error
+}
+
+// startDaemon runs `nfslab daemon` as a child process (this test binary
+// acting as nfslab) and waits until it answers.
+func (l *lab) startDaemon(t *testing.T, args ...string) *daemonProc {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &daemonProc{log: &bytes.Buffer{}, done: make(chan error, 1)}
+	d.cmd = exec.Command(self, append([]string{"daemon", "--socket", l.sock, "--log-level", "debug"}, args...)...)
+	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.done <- d.cmd.Wait() }()
+	t.Cleanup(func() {
+		if d.cmd.ProcessState == nil {
+			_ = d.cmd.Process.Signal(syscall.SIGKILL) // our child, by PID
+			<-d.done
+		}
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", d.log)
+		}
+	})
+	c := client.NewDaemon(l.sock)
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := c.Ping(context.Background()); err == nil {
+			return d
+		}
+		select {
+		case err := <-d.done:
+			d.done <- err
+			t.Fatalf("daemon exited at start: %v\n%s", err, d.log)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon did not answer within 10s:\n%s", d.log)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// wait waits for the daemon to exit and returns its exit status.
+func (d *daemonProc) wait(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case err := <-d.done:
+		d.done <- err
+		return d.cmd.ProcessState.ExitCode()
+	case <-time.After(timeout):
+		t.Fatalf("daemon did not exit within %v", timeout)
+		return -1
+	}
+}
+
+func mustCLI(t *testing.T, args ...string) string {
+	t.Helper()
+	out, stderr, code := runCLI(t, context.Background(), args...)
+	if code != 0 {
+		t.Fatalf("nfslab %s: exit %d\n%s%s", strings.Join(args, " "), code, out, stderr)
+	}
+	return out
+}
+
+// nfslabObjects lists every nfslab rule, chain, jump and route in ns.
+func nfslabObjects(t *testing.T, ns string) []string {
+	t.Helper()
+	var out []string
+	for _, save := range []string{"iptables-save", "ip6tables-save"} {
+		s, err := testnet.Exec(context.Background(), ns, save)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(s), "\n") {
+			if strings.Contains(strings.ToLower(line), "nfslab") {
+				out = append(out, save+": "+line)
+			}
+		}
+	}
+	for _, fam := range []string{"-4", "-6"} {
+		s, err := cmdrun.Output(context.Background(), "ip", fam, "-n", ns, "route", "show", "table", "all", "proto", strconv.Itoa(netfault.RouteProtocol))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := strings.TrimSpace(string(s)); r != "" {
+			out = append(out, "route: "+r)
+		}
+	}
+	return out
+}
+
+var reaperRE = regexp.MustCompile(`reaper process (\d+)`)
+
+// killReaper ends a reaper the direct path started for this test, by PID.
+func killReaper(t *testing.T, out string) {
+	m := reaperRE.FindStringSubmatch(out)
+	if m == nil {
+		return
+	}
+	pid, _ := strconv.Atoi(m[1])
+	t.Cleanup(func() { _ = unix.Kill(pid, syscall.SIGKILL) })
+}
+
+// TestPrivDaemonCrashSafety: three faults applied through the daemon, the
+// daemon killed with SIGKILL, then `nfslab heal --all --netns X` without a
+// daemon leaves no nfslab rule, chain or route; a fresh daemon start also
+// sweeps what the direct path left.
+func TestPrivDaemonCrashSafety(t *testing.T) {
+	privGuard(t)
+	p := testnet.NewPair(t, "nfslt-dmn")
+	ns := p.Client
+	l := newLab(t)
+	d := l.startDaemon(t, "--netns", ns)
+
+	for _, args := range [][]string{
+		{"drop", "--dst", p.ServerV4.String(), "--no-verify"},
+		{"reject", "--dst", p.ServerV6.String(), "--port", "80", "--proto", "tcp", "--dir", "both", "--no-verify"},
+		{"unreachable", "--dst", "10.250.0.0/24", "--type", "prohibit"},
+	} {
+		out := mustCLI(t, append(args, "--socket", l.sock, "--netns", ns)...)
+		if !strings.Contains(out, "via daemon") {
+			t.Fatalf("not applied through the daemon:\n%s", out)
+		}
+	}
+	if objs := nfslabObjects(t, ns); len(objs) < 3 {
+		t.Fatalf("expected rules and a route, found:\n%s", strings.Join(objs, "\n"))
+	}
+
+	if err := d.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	d.wait(t, 10*time.Second)
+	if _, err := os.Stat(l.sock); err != nil {
+		t.Fatalf("a killed daemon leaves its socket behind; test premise broken: %v", err)
+	}
+
+	out := mustCLI(t, "heal", "--all", "--netns", ns, "--socket", l.sock)
+	if !strings.Contains(out, "healed 3 fault(s)") {
+		t.Fatalf("heal --all without daemon:\n%s", out)
+	}
+	if objs := nfslabObjects(t, ns); len(objs) != 0 {
+		t.Fatalf("nfslab objects left after heal --all:\n%s", strings.Join(objs, "\n"))
+	}
+
+	// Faults applied directly (no daemon), then a fresh daemon start.
+	out = mustCLI(t, "drop", "--dst", p.ServerV4.String(), "--prob", "0.5", "--no-verify", "--netns", ns, "--socket", l.sock)
+	if !strings.Contains(out, "via direct") {
+		t.Fatalf("expected the direct path:\n%s", out)
+	}
+	out = mustCLI(t, "unreachable", "--dst", "10.251.0.0/24", "--netns", ns, "--socket", l.sock)
+	killReaper(t, out)
+	if objs := nfslabObjects(t, ns); len(objs) == 0 {
+		t.Fatal("direct faults not applied")
+	}
+	d2 := l.startDaemon(t, "--netns", ns)
+	if objs := nfslabObjects(t, ns); len(objs) != 0 {
+		t.Fatalf("fresh daemon start left:\n%s", strings.Join(objs, "\n"))
+	}
+	if !strings.Contains(d2.log.String(), "sweep-removed") {
+		t.Errorf("daemon did not report the leftovers it removed:\n%s", d2.log)
+	}
+	_ = d2.cmd.Process.Signal(syscall.SIGTERM)
+	if code := d2.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("daemon exit %d after SIGTERM", code)
+	}
+}
+
+// TestPrivDaemonFaultBitesAndSIGTERMHeals: a drop through the daemon makes
+// a TCP connect time out, the daemon reports its first hit, and SIGTERM
+// heals it so that the connect works again.
+func TestPrivDaemonFaultBitesAndSIGTERMHeals(t *testing.T) {
+	privGuard(t)
+	p := testnet.NewPair(t, "nfslt-dmn")
+	srv := testnet.ListenTCP(t, p.Server, netip.AddrPortFrom(p.ServerV4, 0))
+	if errno, err := testnet.Dial(p.Client, srv.Addr, 2*time.Second); errno != 0 || err != nil {
+		t.Fatalf("connect before the fault: %v %v", errno, err)
+	}
+	l := newLab(t)
+	d := l.startDaemon(t, "--netns", p.Client, "--verify-window", "5s")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events, err := client.NewDaemon(l.sock).EventsSince(ctx, 0, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := mustCLI(t, "drop", "--dst", p.ServerV4.String(), "--port", strconv.Itoa(int(srv.Addr.Port())),
+		"--netns", p.Client, "--socket", l.sock, "--no-verify", "--label", "bite test")
+	if errno, err := testnet.Dial(p.Client, srv.Addr, time.Second); errno != unix.ETIMEDOUT {
+		t.Fatalf("connect under a full drop: errno %v, err %v; want a timeout\n%s", errno, err, out)
+	}
+	var fs []netfault.Fault
+	if err := json.Unmarshal([]byte(mustCLI(t, "status", "--json", "--netns", p.Client, "--socket", l.sock)), &fs); err != nil {
+		t.Fatal(err)
+	}
+	if len(fs) != 1 || fs[0].Packets == 0 || fs[0].Spec.Label != "bite test" {
+		t.Fatalf("status after traffic: %+v", fs)
+	}
+	deadline := time.After(10 * time.Second)
+	for hit := false; !hit; {
+		select {
+		case e := <-events:
+			if e.Type == daemon.EventFaultFirstHit && e.ID == fs[0].ID && e.Packets > 0 {
+				hit = true
+			}
+			if e.Type == daemon.EventFaultMatchedNothing {
+				t.Fatalf("daemon says the fault matched nothing: %+v", e)
+			}
+		case <-deadline:
+			t.Fatal("no fault-first-hit event from the daemon")
+		}
+	}
+	body := metrics(t, l.sock)
+	if !strings.Contains(body, fmt.Sprintf(`nfslab_fault_packets_total{id="%s"`, fs[0].ID)) {
+		t.Errorf("metrics lack the fault's packet counter:\n%s", body)
+	}
+
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	if code := d.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("daemon exit %d after SIGTERM", code)
+	}
+	if objs := nfslabObjects(t, p.Client); len(objs) != 0 {
+		t.Fatalf("SIGTERM left:\n%s", strings.Join(objs, "\n"))
+	}
+	if errno, err := testnet.Dial(p.Client, srv.Addr, 2*time.Second); errno != 0 || err != nil {
+		t.Fatalf("connect after the daemon healed: %v %v", errno, err)
+	}
+}
+
+func metrics(t *testing.T, sock string) string {
+	t.Helper()
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	resp, err := hc.Get("http://nfslab/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// TestPrivDaemonConcurrency: 50 parallel drops and 25 heals against the
+// daemon leave a state on which `status` and iptables-save agree.
+func TestPrivDaemonConcurrency(t *testing.T) {
+	privGuard(t)
+	ns := testnet.RandomName("nfslt-dmn-x")
+	testnet.NewNetns(t, ns)
+	l := newLab(t)
+	l.startDaemon(t, "--netns", ns)
+	c := client.NewDaemon(l.sock)
+	defer c.Close()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := netfault.Spec{Kind: netfault.KindDrop, Dst: fmt.Sprintf("10.77.%d.1", i), Port: 2049, Netns: ns}.WithDefaults()
+			a, err := c.Apply(ctx, s)
+			if err != nil {
+				errs <- err
+				return
+			}
+			if i%2 == 0 {
+				if err := c.Heal(ctx, ns, a.Fault.ID); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	var fs []netfault.Fault
+	if err := json.Unmarshal([]byte(mustCLI(t, "status", "--json", "--netns", ns, "--socket", l.sock)), &fs); err != nil {
+		t.Fatal(err)
+	}
+	var listed []string
+	for _, f := range fs {
+		listed = append(listed, f.ID)
+	}
+	sort.Strings(listed)
+	save := testnet.MustExec(t, ns, "iptables-save")
+	var inKernel []string
+	for _, m := range regexp.MustCompile(`nfslab:([0-9a-f]+)`).FindAllStringSubmatch(save, -1) {
+		inKernel = append(inKernel, m[1])
+	}
+	sort.Strings(inKernel)
+	if len(listed) != 25 || strings.Join(listed, ",") != strings.Join(inKernel, ",") {
+		t.Fatalf("status lists %d faults %v, iptables-save has %d %v", len(listed), listed, len(inKernel), inKernel)
+	}
+	out := mustCLI(t, "heal", "--all", "--netns", ns, "--socket", l.sock)
+	if !strings.Contains(out, "healed 25 fault(s)") {
+		t.Fatalf("heal --all: %s", out)
+	}
+	if objs := nfslabObjects(t, ns); len(objs) != 0 {
+		t.Fatalf("left after heal --all:\n%s", strings.Join(objs, "\n"))
+	}
+}
+
+// TestPrivDirectRouteReaperExpires: without a daemon a route has no kernel
+// expiry, so the direct path's reaper process removes it on time.
+func TestPrivDirectRouteReaperExpires(t *testing.T) {
+	privGuard(t)
+	ns := testnet.RandomName("nfslt-dmn-r")
+	testnet.NewNetns(t, ns)
+	l := newLab(t)
+	out := mustCLI(t, "unreachable", "--dst", "10.252.0.0/24", "--for", "2s", "--netns", ns, "--socket", l.sock)
+	killReaper(t, out)
+	m := reaperRE.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no reaper reported:\n%s", out)
+	}
+	pid, _ := strconv.Atoi(m[1])
+	if objs := nfslabObjects(t, ns); len(objs) != 1 {
+		t.Fatalf("route not applied: %v", objs)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for len(nfslabObjects(t, ns)) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("route still there 15s after a 2s lifetime: %v", nfslabObjects(t, ns))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// The reaper was started by the in-process CLI, which reaps it.
+	for unix.Kill(pid, 0) == nil && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if unix.Kill(pid, 0) == nil {
+		t.Fatalf("reaper %d still running after healing", pid)
+	}
+}
