@@ -27,6 +27,17 @@ type Agent struct {
 	Clock   clock.Clock
 	// Snap takes a leftover snapshot; nil means the real one.
 	Snap func(ctx context.Context) (Snapshot, error)
+	// Prime runs once before the first snapshot; nil means PrimeTables.
+	Prime func(ctx context.Context)
+}
+
+// PrimeTables lists every iptables table once, so that tables the kernel
+// creates on first use exist before the first snapshot.
+func PrimeTables(ctx context.Context) {
+	for _, t := range []string{"filter", "nat", "mangle", "raw"} {
+		_ = cmdrun.Run(ctx, "iptables", "-w", "-t", t, "-S")
+		_ = cmdrun.Run(ctx, "ip6tables", "-w", "-t", t, "-S")
+	}
 }
 
 // Run executes every step, even after a failure, and writes status.json
@@ -51,12 +62,11 @@ func (a Agent) Run(ctx context.Context) error {
 	_ = unix.Uname(&uts)
 	st := Status{Kernel: unix.ByteSliceToString(uts.Release[:])}
 	fmt.Fprintf(a.Console, "nfslab-agent: start kernel=%s steps=%d\n", st.Kernel, len(job.Steps))
-	// Create the tables the kernel would otherwise create on first use, so
-	// the first snapshot is comparable with later ones.
-	for _, t := range []string{"filter", "nat", "mangle", "raw"} {
-		_ = cmdrun.Run(ctx, "iptables", "-w", "-t", t, "-S")
-		_ = cmdrun.Run(ctx, "ip6tables", "-w", "-t", t, "-S")
+	prime := a.Prime
+	if prime == nil {
+		prime = PrimeTables
 	}
+	prime(ctx)
 	if err := os.MkdirAll(filepath.Join(a.Share, "logs"), 0o755); err != nil {
 		return fmt.Errorf("creating log dir: %w", err)
 	}

@@ -430,4 +430,3 @@ func CollectRuns(share, outDir string) ([]string, error) {
 	}
 	return out, nil
 }
-

@@ -1,0 +1,105 @@
+package vm
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nfslab/nfslab/pkg/clock"
+)
+
+// The agent runs argument lists, records exit codes and leftovers, and
+// writes status.json and the console status line.
+func TestAgentRunsStepsAndReportsLeftovers(t *testing.T) {
+	share := t.TempDir()
+	job := Job{Steps: []Step{
+		{Name: "ok", Argv: []string{"true"}, Timeout: Duration{10 * time.Second}},
+		{Name: "fails", Argv: []string{"false"}, Timeout: Duration{10 * time.Second}},
+		{Name: "leaks", Argv: []string{"echo", "hello from the step"}, Timeout: Duration{10 * time.Second}},
+		{Name: "hangs", Argv: []string{"sleep", "30"}, Timeout: Duration{300 * time.Millisecond}},
+	}}
+	b, _ := json.Marshal(job)
+	if err := os.WriteFile(filepath.Join(share, JobFile), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	snap := func(context.Context) (Snapshot, error) {
+		calls++
+		s := Snapshot{Mounts: []string{"proc /proc proc"}}
+		if calls >= 6 { // after "leaks" (the 6th snapshot) a mount stays
+			s.Mounts = append(s.Mounts, "10.214.0.2:/ /mnt/x nfs4")
+		}
+		return s, nil
+	}
+	var console bytes.Buffer
+	a := Agent{Share: share, Console: &console, Clock: clock.Real{}, Snap: snap, Prime: func(context.Context) {}}
+	start := time.Now()
+	if err := a.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(start) > 15*time.Second {
+		t.Fatalf("the hanging step was not stopped at its timeout")
+	}
+	raw, err := os.ReadFile(filepath.Join(share, StatusFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := ParseStatus(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]StepResult{}
+	for _, r := range st.Steps {
+		got[r.Name] = r
+	}
+	if !st.Complete || got["ok"].Verdict != Pass || got["fails"].ExitCode != 1 || got["fails"].Verdict != Fail {
+		t.Fatalf("status %+v", st)
+	}
+	if got["leaks"].Verdict != Fail || len(got["leaks"].Leftovers) != 1 || got["leaks"].Leftovers[0] != "mount: 10.214.0.2:/ /mnt/x nfs4" {
+		t.Fatalf("leaks: %+v", got["leaks"])
+	}
+	if got["hangs"].Verdict != Fail || !strings.Contains(got["hangs"].Error, "timed out") {
+		t.Fatalf("hangs: %+v", got["hangs"])
+	}
+	log, _ := os.ReadFile(filepath.Join(share, "logs", "leaks.log"))
+	if !strings.Contains(string(log), "hello from the step") || !strings.Contains(console.String(), "[leaks] hello from the step") {
+		t.Fatalf("step output not logged: %q / %q", log, console.String())
+	}
+	c, err := StatusFromConsole(console.Bytes())
+	if err != nil || len(c.Steps) != 4 {
+		t.Fatalf("console status: %v %+v", err, c)
+	}
+}
+
+func TestCheckStatic(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The test binary is built like nfslab (CGO_ENABLED=0 in CI): static.
+	if os.Getenv("CGO_ENABLED") == "0" {
+		if err := CheckStatic(self); err != nil {
+			t.Fatalf("static test binary refused: %v", err)
+		}
+	}
+	if err := CheckStatic("/bin/sh"); err == nil {
+		t.Fatalf("dynamically linked /bin/sh accepted")
+	}
+}
+
+func TestLineWriterPrefixesCompleteLines(t *testing.T) {
+	var out bytes.Buffer
+	var seen []string
+	w := &lineWriter{prefix: "vm| ", out: &out, onLine: func(l string) { seen = append(seen, l) }}
+	w.Write([]byte("a\r\nb"))
+	w.Write([]byte("c\nd"))
+	w.Flush()
+	if out.String() != "vm| a\nvm| bc\nvm| d\n" || len(seen) != 3 {
+		t.Fatalf("got %q %q", out.String(), seen)
+	}
+}
