@@ -159,6 +159,7 @@ func newVMRunCmd(g *globals) *cobra.Command {
 		out, scenDir string
 		timeout      time.Duration
 		smoke        bool
+		smokeOnly    bool
 		keep         bool
 	)
 	cmd := &cobra.Command{
@@ -177,6 +178,7 @@ has the scenario engine, nfs-full-drop runs as the built-in smoke test.`,
 			if timeout <= 0 {
 				return usage(fmt.Errorf("--timeout %s must be positive", timeout))
 			}
+			scenarioFlag := append([]string(nil), scenarios...)
 			if len(scenarios) == 0 {
 				names, err := vm.ShippedNFSScenarios(scenDir)
 				if err != nil {
@@ -192,6 +194,12 @@ has the scenario engine, nfs-full-drop runs as the built-in smoke test.`,
 				return fmt.Errorf("finding the nfslab binary: %w", err)
 			}
 			job := vm.PlanJob(vm.PlanOptions{Scenarios: scenarios, Engine: hasEngine(cmd.Context(), self), Smoke: smoke})
+			if smokeOnly {
+				if len(scenarioFlag) > 0 {
+					return usage(fmt.Errorf("--smoke-only runs no scenarios, but --scenario %s was given", strings.Join(scenarioFlag, ",")))
+				}
+				job = vm.Job{Steps: []vm.Step{vm.SmokeJobStep()}}
+			}
 			ctx := cmd.Context()
 			im, err := f.image(ctx, g)
 			if err != nil {
@@ -207,6 +215,7 @@ has the scenario engine, nfs-full-drop runs as the built-in smoke test.`,
 	cmd.Flags().StringVar(&out, "out", "runs", "where the run directories are put")
 	cmd.Flags().DurationVar(&timeout, "timeout", 45*time.Minute, "bound on the whole boot")
 	cmd.Flags().BoolVar(&smoke, "smoke", false, "also run the built-in full-drop smoke test")
+	cmd.Flags().BoolVar(&smokeOnly, "smoke-only", false, "run only the built-in full-drop smoke test")
 	cmd.Flags().BoolVar(&keep, "keep-workdir", false, "keep the VM work directory (share, console log)")
 	return cmd
 }
