@@ -13,6 +13,9 @@ type CleanupOptions struct {
 	// RunID limits cleanup to one run; "" removes nfslab containers of
 	// every run.
 	RunID string
+	// Role limits cleanup to containers of one role (e.g. RoleZeebe); ""
+	// means every role.
+	Role string
 	// StopTimeout is how long a container gets between the stop signal and
 	// SIGKILL; 0 means 5 s.
 	StopTimeout time.Duration
@@ -40,7 +43,8 @@ func Cleanup(ctx context.Context, rt Runtime, opts CleanupOptions) ([]string, er
 	for _, in := range infos {
 		// List filters on the service side; check again so that a runtime
 		// that ignored the filter cannot make us remove a stranger's container.
-		if in.Labels[LabelOwner] != OwnerValue || (opts.RunID != "" && in.Labels[LabelRun] != opts.RunID) {
+		if in.Labels[LabelOwner] != OwnerValue || (opts.RunID != "" && in.Labels[LabelRun] != opts.RunID) ||
+			(opts.Role != "" && in.Labels[LabelRole] != opts.Role) {
 			continue
 		}
 		if err := removeOne(ctx, rt, in, opts); err != nil {

@@ -11,23 +11,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// NetnsDir is where named network namespaces live (iproute2's convention,
-// which pkg/netfault's Spec.Netns follows).
-const NetnsDir = "/run/netns"
-
-// NetnsPrefix starts the name of every namespace nfslab attaches for a
-// container, so cleanup can find them and nothing else.
-const NetnsPrefix = "nfslab-ctr-"
-
-// NetnsName is the named namespace of container ctr.
-func NetnsName(ctr string) string {
-	n := NetnsPrefix + ctr
-	if len(n) > 64 { // pkg/netfault accepts at most 64 characters
-		n = n[:64]
-	}
-	return n
-}
-
 // AttachNetns gives the network namespace of running container ctr a name
 // that nfslab owns, so that pkg/netfault (Spec.Netns) can add unreachable
 // routes or rules inside it. Equivalent to:

@@ -1,0 +1,25 @@
+//go:build !linux
+
+package container
+
+import (
+	"context"
+	"errors"
+)
+
+// ServiceOptions configure a podman service started by nfslab (Linux only).
+type ServiceOptions struct{ Socket string }
+
+// Service is a podman service process nfslab started.
+type Service struct{ URI string }
+
+// StartService needs Linux.
+func StartService(context.Context, ServiceOptions) (*Service, error) {
+	return nil, errors.New("starting a podman service needs Linux")
+}
+
+// PID is 0 without Linux.
+func (s *Service) PID() int { return 0 }
+
+// Stop has nothing to stop.
+func (s *Service) Stop() error { return nil }
