@@ -16,4 +16,3 @@ func NetnsName(ctr string) string {
 	}
 	return n
 }
-
