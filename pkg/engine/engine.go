@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nfslab/nfslab/pkg/clock"
@@ -138,6 +139,7 @@ type run struct {
 	log  *slog.Logger
 	msgs chan msg
 	stop chan struct{}
+	ctx  context.Context // the run's context, for steps started by events
 
 	mu        sync.Mutex // guards the fields below, read by Status
 	start     time.Time
@@ -151,9 +153,13 @@ type run struct {
 	hitCount  map[string]int
 	lastLoad  journal.LoadSample
 	finished  bool
+	stopping  bool // the loop returned: start no more steps
 	actions   sync.WaitGroup
 	jmu       sync.Mutex
 	journalEr error
+	// pending counts messages sent but not yet handled and actions in
+	// flight; tests wait for it to reach zero between fake-clock steps.
+	pending atomic.Int64
 }
 
 // Runner runs one scenario; Status may be read from another goroutine
@@ -220,6 +226,7 @@ func (r *run) note(kind, format string, args ...any) {
 
 // send delivers m to the loop without blocking a timer callback.
 func (r *run) send(m msg) {
+	r.pending.Add(1)
 	select {
 	case r.msgs <- m:
 	default:
@@ -247,6 +254,9 @@ func (rn *Runner) Run(ctx context.Context) *Result {
 	if err == nil {
 		err = r.loop(ctx, res)
 	}
+	r.mu.Lock()
+	r.stopping = true
+	r.mu.Unlock()
 	if err != nil {
 		res.Err = err
 		r.note("warn", "run error: %v", err)
@@ -347,6 +357,7 @@ func forward[T any](r *run, ch <-chan T, wrap func(T) msg) {
 
 func (r *run) loop(ctx context.Context, res *Result) error {
 	sc := r.sc
+	r.ctx = ctx
 	lctx, cancelLoad := context.WithCancel(ctx)
 	defer cancelLoad()
 	if r.b.Load != nil {
@@ -382,23 +393,36 @@ func (r *run) loop(ctx context.Context, res *Result) error {
 		if st.At != nil {
 			planned = start.Add(st.At.D())
 			i := i
-			timers = append(timers, r.clk.AfterFunc(st.At.D(), func() { r.send(msg{kind: mFire, step: i, planned: planned}) }))
+			// The timer starts the step itself rather than waking the loop:
+			// one hop less between the deadline and the action.
+			timers = append(timers, r.clk.AfterFunc(st.At.D(), func() { r.startStep(ctx, i, planned) }))
 		}
 		r.write(journal.Record{Time: start, Type: journal.TypeStepPlanned, Step: r.jstep(i, planned, time.Time{})})
 	}
 	timers = append(timers, r.clk.AfterFunc(sc.Duration.D(), func() { r.send(msg{kind: mEnd}) }))
-	var tick func()
+	var (
+		tickMu    sync.Mutex
+		tickTimer clock.Timer
+		tickOff   bool
+		tick      func()
+	)
 	tick = func() {
 		r.send(msg{kind: mTick})
-		r.mu.Lock()
-		fin := r.finished
-		r.mu.Unlock()
-		if !fin {
-			timers = append(timers, r.clk.AfterFunc(r.o.SampleEvery, tick))
+		tickMu.Lock()
+		defer tickMu.Unlock()
+		if !tickOff {
+			tickTimer = r.clk.AfterFunc(r.o.SampleEvery, tick)
 		}
 	}
-	tickTimer := r.clk.AfterFunc(r.o.SampleEvery, tick)
-	defer func() { tickTimer.Stop() }()
+	tickMu.Lock()
+	tickTimer = r.clk.AfterFunc(r.o.SampleEvery, tick)
+	tickMu.Unlock()
+	defer func() {
+		tickMu.Lock()
+		tickOff = true
+		tickTimer.Stop()
+		tickMu.Unlock()
+	}()
 	r.note("start", "timeline started (%v)", sc.Duration)
 
 	var stepErr error
@@ -439,7 +463,7 @@ func (r *run) loop(ctx context.Context, res *Result) error {
 			if st.For > 0 && !forDone {
 				i := m.step
 				timers = append(timers, r.clk.AfterFunc(st.For.D(), func() { r.send(msg{kind: mForEnd, step: i}) }))
-				continue
+				break // out of the switch: the step ends when For does
 			}
 			r.finishStep(ctx, m.step)
 		case mForEnd:
@@ -488,12 +512,17 @@ func (r *run) loop(ctx context.Context, res *Result) error {
 		case mTick:
 			if !sampling {
 				sampling = true
-				go r.sampleCounters(ctx)
+				r.pending.Add(1)
+				go func() {
+					defer r.pending.Add(-1)
+					r.sampleCounters(ctx)
+				}()
 			}
 		case mCounters:
 			sampling = false
 			r.recordCounters(m.counters, m.at)
 		}
+		r.pending.Add(-1)
 		if done, failed := r.decided(); done || (failed && r.o.FailFast) {
 			if failed && r.o.FailFast {
 				r.note("verdict", "an expectation failed; ending early (--fail-fast)")
@@ -552,10 +581,10 @@ func (r *run) trigger(ev string, at time.Time) {
 		}
 		r.note("step", "%s: event %s seen, starting step %s in %v", st.ID, ev, st.ID, st.Delay)
 		if st.Delay == 0 {
-			r.send(msg{kind: mFire, step: i, planned: planned})
+			r.startStep(r.ctx, i, planned)
 		} else {
 			i := i
-			r.clk.AfterFunc(st.Delay.D(), func() { r.send(msg{kind: mFire, step: i, planned: planned}) })
+			r.clk.AfterFunc(st.Delay.D(), func() { r.startStep(r.ctx, i, planned) })
 		}
 	}
 }
@@ -582,13 +611,13 @@ func (r *run) jstepErr(i int, err error) *journal.Step {
 }
 
 func (r *run) startStep(ctx context.Context, i int, planned time.Time) {
-	st := &r.sc.Timeline[i]
 	now := r.clk.Now()
+	st := &r.sc.Timeline[i]
 	r.mu.Lock()
 	ss := &r.steps[i]
-	if !ss.started.IsZero() {
+	if !ss.started.IsZero() || r.stopping {
 		r.mu.Unlock()
-		return // each step runs once
+		return // each step runs once, and none after the timeline ended
 	}
 	ss.planned = planned
 	ss.started = now
@@ -599,8 +628,10 @@ func (r *run) startStep(ctx context.Context, i int, planned time.Time) {
 	r.write(journal.Record{Time: now, Type: journal.TypeStepStarted, Step: r.jstep(i, planned, now)})
 	r.note("step", "%s: %s started (+%v, lag %v)", st.ID, st.Action, planned.Sub(r.start).Round(time.Millisecond), lag.Round(time.Microsecond))
 	r.actions.Add(1)
+	r.pending.Add(1)
 	go func() {
 		defer r.actions.Done()
+		defer r.pending.Add(-1)
 		err := r.do(ctx, i, st)
 		r.send(msg{kind: mDone, step: i, err: err})
 	}()
@@ -621,8 +652,10 @@ func (r *run) finishStep(ctx context.Context, i int) {
 func (r *run) endFor(ctx context.Context, i int) {
 	st := &r.sc.Timeline[i]
 	r.actions.Add(1)
+	r.pending.Add(1)
 	go func() {
 		defer r.actions.Done()
+		defer r.pending.Add(-1)
 		var err error
 		switch st.Action {
 		case scenario.ActionDrop, scenario.ActionReject, scenario.ActionUnreachable:
