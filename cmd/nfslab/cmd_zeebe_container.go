@@ -154,7 +154,6 @@ nfslab's labels, so "nfslab zeebe down --all" and "nfslab heal" find it.`,
 	f.StringVar(&z.Network, "network", "", "bridge (default; ports published on 127.0.0.1) or host")
 	f.StringVar(&z.RunID, "run-id", "", "value of the io.nfslab.run label")
 	f.StringVar(&pull, "pull", "missing", "missing: pull when not in local storage; never: fail instead")
-	_ = cmd.MarkFlagRequired("data")
 	addPodmanFlags(cmd, &po)
 	return cmd
 }
