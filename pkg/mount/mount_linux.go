@@ -79,6 +79,9 @@ func (l linuxKernel) mount(source, target, fstype string, options []string) erro
 	}
 	flags, data := splitOptions(options)
 	if err := unix.Mount(source, target, fstype, flags, data); err != nil {
+		if err == unix.ENODEV {
+			return fmt.Errorf("mount(2): %w: this kernel has no %s filesystem (see `nfslab doctor`; NFS runs in the lab VM)", err, fstype)
+		}
 		return fmt.Errorf("mount(2): %w", err)
 	}
 	return nil

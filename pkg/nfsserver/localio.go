@@ -63,3 +63,13 @@ func RequireNoLocalIO(h Host, apply bool) error {
 	}
 	return nil
 }
+
+// GuardLocalIO is RequireNoLocalIO for a client mount whose server may or
+// may not be on this host. LOCALIO can only bypass the network when this
+// kernel runs knfsd (in any namespace), so without nfsd it passes.
+func GuardLocalIO(h Host, apply bool) error {
+	if !hasNFSD(h) {
+		return nil
+	}
+	return RequireNoLocalIO(h, apply)
+}

@@ -303,3 +303,17 @@ func TestExternal(t *testing.T) {
 	}
 	_ = fmt.Sprint()
 }
+
+func TestGuardLocalIO(t *testing.T) {
+	h := newFakeHost()
+	h.files["/proc/filesystems"] = "nodev\tnfs4\n"
+	h.files[LocalIOParam] = "Y"
+	if err := GuardLocalIO(h, false); err != nil {
+		t.Errorf("no local knfsd: %v", err)
+	}
+	h.files["/sys/module/nfsd"] = ""
+	if err := GuardLocalIO(h, false); !errors.Is(err, ErrLocalIO) {
+		t.Errorf("local knfsd with LOCALIO: %v", err)
+	}
+	_ = fmt.Sprint()
+}
