@@ -311,8 +311,9 @@ func (s *NetnsServer) start(ctx context.Context) error {
 		// is that namespace's knfsd instance.
 		{"mounting the namespace's nfsd filesystem", "mount", []string{"-t", "nfsd", "nfsd", "/proc/fs/nfsd"}, true},
 		// mountd answers the kernel's export upcalls even for NFSv4; with
-		// -N 2 -N 3 it needs no rpcbind.
-		{"starting rpc.mountd", "rpc.mountd", []string{"-N", "2", "-N", "3", "--no-udp"}, true},
+		// -N 2 -N 3 it opens no MOUNT listeners, so no rpcbind is needed.
+		// It daemonizes; Stop finds it with `ip netns pids`.
+		{"starting rpc.mountd", "rpc.mountd", []string{"-N", "2", "-N", "3"}, true},
 		{"exporting " + c.ExportDir, "exportfs", []string{"-i", "-o", c.exportOptions(), c.HostAddr().String() + ":" + c.ExportDir}, true},
 		{"starting knfsd", "rpc.nfsd", []string{"-N", "3", "-V", "4", "--no-udp",
 			"-G", secs(c.GraceTime), "-L", secs(c.LeaseTime),

@@ -40,7 +40,7 @@ func TestNetnsStartSequence(t *testing.T) {
 		"(create /run/nfslab/nfsd/nfslab-nfsd/ns/mnt)",
 		"unshare --mount=/run/nfslab/nfsd/nfslab-nfsd/ns/mnt --propagation private true",
 		ns+"mount -t nfsd nfsd /proc/fs/nfsd",
-		ns+"rpc.mountd -N 2 -N 3 --no-udp",
+		ns+"rpc.mountd -N 2 -N 3",
 		ns+"exportfs -i -o rw,sync,no_subtree_check,no_root_squash,insecure,fsid=2049 10.213.0.1:/run/nfslab/export/nfslab-nfsd",
 		ns+"rpc.nfsd -N 3 -V 4 --no-udp -G 10 -L 15 -H 10.213.0.2 -p 2049 8",
 		ns+"cat /proc/fs/nfsd/threads",
