@@ -1,0 +1,147 @@
+//go:build linux
+
+package nfsserver
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nfslab/nfslab/internal/cmdrun"
+	"github.com/nfslab/nfslab/internal/privtest"
+	"github.com/nfslab/nfslab/internal/testnet"
+	"github.com/nfslab/nfslab/pkg/mount"
+)
+
+// kernelHasNFS reports whether this kernel has (or can load) both the NFS
+// client and knfsd, from /proc/filesystems and modules.dep.
+func kernelHasNFS() bool {
+	fsys, _ := os.ReadFile("/proc/filesystems")
+	rel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	dep, _ := os.ReadFile("/lib/modules/" + strings.TrimSpace(string(rel)) + "/modules.dep")
+	has := func(fs, mod string) bool {
+		return strings.Contains(string(fsys), "\t"+fs+"\n") || strings.Contains(string(dep), mod)
+	}
+	return has("nfs4", "kernel/fs/nfs/nfs.ko") && has("nfsd", "kernel/fs/nfsd/nfsd.ko")
+}
+
+// TestKnfsdInNetnsReal is the lab VM's test of the whole storage path:
+// knfsd in a test-owned server namespace, the client end in a second
+// test-owned namespace (so the machine's own network is untouched), a real
+// soft NFSv4.2 mount made from that namespace, a write that lands in the
+// export, then the server cut off (veth down) and Unmount returning within
+// its timeout, and Stop leaving nothing behind.
+//
+// This host has no NFS, so here it always skips, naming why. In the guest:
+//
+//	go test -c -o nfsserver.test ./pkg/nfsserver   # on the host
+//	./nfsserver.test -test.run KnfsdInNetnsReal -test.v  # in the guest, as root
+func TestKnfsdInNetnsReal(t *testing.T) {
+	if !kernelHasNFS() {
+		privtest.SkipAlways(t, "this kernel has no NFS client/server; the test runs in the lab VM (Debian 12, nfs-kernel-server)")
+	}
+	privtest.Root(t)
+	privtest.Tools(t, "ip", "rpc.nfsd", "rpc.mountd", "exportfs", "nsenter", "unshare")
+	ctx := context.Background()
+	hostNS := testnet.RandomName("nfslt-cli")
+	testnet.NewNetns(t, hostNS)
+	dir := t.TempDir()
+	s, err := NewNetns(NetnsConfig{
+		Name: testnet.RandomName("nfslt-srv"), HostNetns: hostNS,
+		StateDir: filepath.Join(dir, "state"), ExportDir: filepath.Join(dir, "export"),
+		Threads: 2, DisableLocalIO: true,
+	}, NewHost())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Stop(context.Background()); err != nil {
+			t.Errorf("cleanup Stop: %v", err)
+		}
+	})
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	ep, err := s.Start(sctx)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	st := s.Status(ctx)
+	t.Logf("server %s: %+v", ep.Source(), st)
+	if !st.Running || len(st.Exports) == 0 {
+		t.Fatalf("status after Start: %+v", st)
+	}
+
+	m := mount.NewLinux(mount.LinuxOptions{})
+	target := filepath.Join(dir, "mnt")
+	if err := os.Mkdir(target, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	o, err := mount.ParseNFSOptions(mount.DefaultNFSOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.ClientAddr = s.Config().HostAddr()
+	t.Cleanup(func() {
+		if ok, _ := m.IsMounted(target); ok {
+			_, _ = m.Unmount(context.Background(), target, mount.UnmountOptions{Timeout: 5 * time.Second})
+		}
+	})
+	// The NFS client's transport lives in the namespace of the mounting
+	// thread: mount from inside the client namespace.
+	err = testnet.Do(hostNS, func() error {
+		mctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		_, err := mount.MountNFS(mctx, m, mount.NetResolver{}, ep.Source(), target, o)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("mounting %s: %v", ep.Source(), err)
+	}
+	mps, _ := m.List()
+	for _, mp := range mps {
+		if mp.Path == target {
+			t.Logf("mountinfo: %s %s %s", mp.FSType, mp.Source, mp.SuperOptions)
+		}
+	}
+	err = mount.WithTimeout(ctx, 30*time.Second, func() error {
+		return os.WriteFile(filepath.Join(target, "probe"), []byte("through knfsd"), 0o644)
+	})
+	if err != nil {
+		t.Fatalf("writing through NFS: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(s.Config().ExportDir, "probe")); err != nil || string(b) != "through knfsd" {
+		t.Fatalf("export holds %q, %v", b, err)
+	}
+
+	// Cut the server off: every RPC now times out. A process blocked in
+	// the mount, then an Unmount that must return within its timeout.
+	if err := cmdrun.Run(ctx, "ip", "-n", hostNS, "link", "set", s.Config().HostVeth, "down"); err != nil {
+		t.Fatal(err)
+	}
+	_ = mount.WithTimeout(ctx, 200*time.Millisecond, func() error {
+		_, err := os.ReadFile(filepath.Join(target, "probe-missing"))
+		return err
+	})
+	start := time.Now()
+	res, err := m.Unmount(ctx, target, mount.UnmountOptions{Timeout: 6 * time.Second})
+	t.Logf("Unmount of the cut-off mount: %s (took %s)", res, time.Since(start))
+	if err != nil {
+		t.Fatalf("Unmount: %v", err)
+	}
+	if time.Since(start) > 7*time.Second {
+		t.Errorf("Unmount took %s, want within 6s", time.Since(start))
+	}
+	if ok, _ := m.IsMounted(target); ok {
+		t.Error("still mounted")
+	}
+	if err := s.Stop(ctx); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	out, _ := cmdrun.Output(ctx, "ip", "netns", "list")
+	if strings.Contains(string(out), s.Config().Name) {
+		t.Errorf("namespace left behind: %s", out)
+	}
+}
