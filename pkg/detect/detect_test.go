@@ -350,3 +350,26 @@ func TestFollowIdleFlush(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestLiteralIn(t *testing.T) {
+	for _, c := range []struct {
+		lit, line string
+		want      bool
+	}{
+		{"SIGBUS (0x7)", "#  SIGBUS (0x7) at pc", true},
+		{"SIGBUS (0x7)", "SIGBUS (0x8) (0x7)", false},
+		{"SIGBUS (0x7)", "(0x7)", false},
+		{"Out of disk space", "Out of disk space", true},
+		{"Out of disk space", "xOut of disk spac", false},
+		{"a_b", "__a_b", true},
+		{"a_b", "a_", false},
+	} {
+		m, err := New(Options{Detectors: []Detector{{Name: "x", Literals: []string{c.lit}}}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.candidates([]byte(c.line)) != 0; got != c.want {
+			t.Errorf("%q in %q = %v (anchor %q)", c.lit, c.line, got, newLiteral(c.lit, 0).anchor)
+		}
+	}
+}

@@ -13,7 +13,8 @@
 // format (one object per line) is unpacked: its message and stack trace are
 // matched as if they were plain lines.
 //
-// Speed: each line is first checked against the detectors' literals with
-// bytes.Index (SIMD on amd64); only lines that contain a literal reach a
+// Speed: each line is first checked against the detectors' literals in one
+// pass (a table of each literal's rarest byte, then a comparison where that
+// byte occurs); only lines that contain a literal reach a
 // regular expression, and only hits allocate. See docs/benchmarks-detect.md.
 package detect

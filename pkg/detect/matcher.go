@@ -35,13 +35,15 @@ type Matcher struct {
 	dets []Detector
 	emit func(journal.Hit)
 
-	lits    []literal // prefilter, for all detectors with literals
-	minLit  int
-	always  []int // detectors without literals: their regexp runs on every line
-	partial []byte
-	skip    bool // discarding the rest of an over-long line
-	ansi    []byte
-	n       int // lines seen
+	lits []literal // prefilter, for all detectors with literals
+	// byAnchor lists, per byte value, the literals anchored on it.
+	byAnchor [256][]int32
+	minLit   int
+	always   []int // detectors without literals: their regexp runs on every line
+	partial  []byte
+	skip     bool // discarding the rest of an over-long line
+	ansi     []byte
+	n        int // lines seen
 
 	// Head of the current log record: the last timestamped line and the
 	// few lines after it, copied (the input buffer is reused).
@@ -73,8 +75,46 @@ const recLines = 3
 const MaxDetectors = 64
 
 type literal struct {
-	b   []byte
-	det int
+	b      []byte
+	det    int
+	anchor byte // the literal's rarest byte: candidates start around it
+	off    int  // its offset in b
+}
+
+// rarity ranks how unusual a byte is in Java/Zeebe logs (lower is rarer):
+// a literal is searched by its rarest byte, so the SIMD scan for that byte
+// seldom stops on a false candidate.
+func rarity(c byte) int {
+	switch {
+	case c == '_' || c == '(' || c == ')' || c == '#' || c == '~':
+		return 1
+	case c >= 'A' && c <= 'Z':
+		if bytes.IndexByte([]byte("AEINORST"), c) >= 0 {
+			return 3
+		}
+		return 1
+	case c == 'k' || c == 'v' || c == 'x' || c == 'y' || c == 'q' || c == 'z' || c == 'j' || c == 'w':
+		return 2
+	case c >= '0' && c <= '9':
+		return 5
+	case c >= 'a' && c <= 'z':
+		if bytes.IndexByte([]byte("etaoinsrlc"), c) >= 0 {
+			return 7
+		}
+		return 4
+	}
+	return 6 // space and common punctuation
+}
+
+func newLiteral(l string, det int) literal {
+	lit := literal{b: []byte(l), det: det}
+	best := 1 << 30
+	for i := 0; i < len(l); i++ {
+		if r := rarity(l[i]); r < best {
+			best, lit.anchor, lit.off = r, l[i], i
+		}
+	}
+	return lit
 }
 
 type event struct {
@@ -123,7 +163,9 @@ func New(opts Options, emit func(journal.Hit)) (*Matcher, error) {
 			if l == "" {
 				return nil, fmt.Errorf("%w: %s has an empty literal", ErrInvalid, d.Name)
 			}
-			m.lits = append(m.lits, literal{b: []byte(l), det: i})
+			lit := newLiteral(l, i)
+			m.byAnchor[lit.anchor] = append(m.byAnchor[lit.anchor], int32(len(m.lits)))
+			m.lits = append(m.lits, lit)
 			m.minLit = min(m.minLit, len(l))
 		}
 	}
@@ -226,12 +268,31 @@ func (m *Matcher) prefilter(line []byte) bool {
 	if len(line) < m.minLit {
 		return false
 	}
-	for i := range m.lits {
-		if bytes.Index(line, m.lits[i].b) >= 0 {
-			return true
+	return m.candidates(line) != 0
+}
+
+// candidates returns a bit per detector with a literal in line, in one
+// pass over line: a table lookup per byte for the literals' anchor bytes,
+// and a comparison only where an anchor occurs.
+func (m *Matcher) candidates(line []byte) uint64 {
+	var found uint64
+	for i, c := range line {
+		idx := m.byAnchor[c]
+		if idx == nil {
+			continue
+		}
+		for _, k := range idx {
+			l := &m.lits[k]
+			start := i - l.off
+			if start < 0 || start+len(l.b) > len(line) || found&(1<<l.det) != 0 {
+				continue
+			}
+			if string(line[start:start+len(l.b)]) == string(l.b) {
+				found |= 1 << l.det
+			}
 		}
 	}
-	return false
+	return found
 }
 
 // process runs one logical line: continuation of open events, then new
@@ -267,14 +328,12 @@ func (m *Matcher) process(line []byte, track bool) {
 	}
 
 	if len(line) >= m.minLit || len(m.always) > 0 {
-		done := consumed // each detector fires at most once per line
-		for i := range m.lits {
-			l := &m.lits[i]
-			if done&(1<<l.det) != 0 || bytes.Index(line, l.b) < 0 {
-				continue
+		if found := m.candidates(line) &^ consumed; found != 0 {
+			for d := range m.dets {
+				if found&(1<<d) != 0 {
+					m.trigger(d, line, stamped)
+				}
 			}
-			done |= 1 << l.det
-			m.trigger(l.det, line, stamped)
 		}
 		for _, d := range m.always {
 			if consumed&(1<<d) == 0 {
