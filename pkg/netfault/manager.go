@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -29,6 +28,10 @@ type Manager struct {
 	log  *slog.Logger
 	clk  clock.Clock
 	mu   sync.Mutex // serialises changes so chains and jumps stay consistent
+	// Caches, guarded by mu; see cache.go.
+	ready map[chainKey]bool
+	used  map[tableKey]bool
+	known map[faultKey]appliedFault
 }
 
 var _ Injector = (*Manager)(nil)
@@ -62,7 +65,8 @@ func NewManager(opts Options) (*Manager, error) {
 	if len(opts.Backends) == 0 {
 		return nil, errors.New("no iptables found on PATH (need iptables or iptables-legacy)")
 	}
-	return &Manager{opts: opts, log: opts.Logger, clk: opts.Clock}, nil
+	return &Manager{opts: opts, log: opts.Logger, clk: opts.Clock,
+		ready: map[chainKey]bool{}, used: map[tableKey]bool{}, known: map[faultKey]appliedFault{}}, nil
 }
 
 func newID() (string, error) {
@@ -153,28 +157,37 @@ func (m *Manager) Apply(ctx context.Context, spec Spec) (Fault, error) {
 	if err := m.writeState(stateRecord{ID: id, Spec: spec, Created: f.Created, Expires: f.Expires}); err != nil {
 		return Fault{}, err
 	}
+	var af appliedFault
 	if spec.IsRule() {
-		err = m.applyRules(id, spec, f.Expires)
+		af, err = m.applyRules(id, spec, f.Expires)
 	} else {
-		err = m.applyRoute(id, spec)
+		af, err = appliedFault{route: true}, m.applyRoute(id, spec)
 	}
 	if err != nil {
 		_ = m.removeState(spec.Netns, id)
 		return Fault{}, err
 	}
+	m.known[faultKey{spec.Netns, id}] = af
 	m.log.Info("fault applied", "id", id, "kind", spec.Kind, "dst", spec.Dst, "netns", spec.Netns, "expires", f.Expires)
 	return f, nil
 }
 
-func (m *Manager) applyRules(id string, spec Spec, expires time.Time) error {
+// applyRules appends the fault's rules to nfslab's chains in the first
+// backend. A LongLived Manager with a warm cache runs one `iptables -A`
+// per rule; otherwise the jump is checked first (one `iptables -S OUTPUT`,
+// more when the chain or jump must be created). A rule that cannot be
+// added because the chain went away sets the chain up again, once.
+func (m *Manager) applyRules(id string, spec Spec, expires time.Time) (appliedFault, error) {
 	rules, err := renderRules(id, spec, expires)
 	if err != nil {
-		return err
+		return appliedFault{}, err
 	}
 	b := m.opts.Backends[0]
-	ipt, err := m.opts.IPTablesFactory(spec.Netns, b, rules[0].V6)
+	v6 := rules[0].V6
+	tk := m.tableFor(spec.Netns, b, v6)
+	ipt, err := m.opts.IPTablesFactory(spec.Netns, b, v6)
 	if err != nil {
-		return fmt.Errorf("opening %s: %w", b.Command(rules[0].V6), err)
+		return appliedFault{}, fmt.Errorf("opening %s: %w", b.Command(v6), err)
 	}
 	var done []ruleSpec
 	rollback := func() {
@@ -183,87 +196,42 @@ func (m *Manager) applyRules(id string, spec Spec, expires time.Time) error {
 				m.log.Warn("rolling back rule", "id", id, "err", err)
 			}
 		}
-		m.cleanupChains(ipt)
+		m.forgetTable(tk)
+		m.cleanupChains(ipt, ChainOut, ChainIn)
 	}
 	for _, r := range rules {
-		if err := ensureChain(ipt, r.Chain); err != nil {
-			rollback()
-			return err
+		ck := chainKey{tk, r.Chain}
+		cached := m.opts.LongLived && m.ready[ck]
+		if !cached {
+			if err := m.prepareChain(ipt, ck); err != nil {
+				rollback()
+				return appliedFault{}, err
+			}
 		}
-		if err := ensureJumpFirst(ipt, r.Chain); err != nil {
-			rollback()
-			return err
+		err := ipt.Append(TableFilter, r.Chain, r.Args...)
+		if err != nil && cached && notExist(err) {
+			// The chain was removed behind this Manager's back.
+			m.log.Info("nfslab chain gone, setting it up again", "chain", r.Chain, "netns", spec.Netns, "err", err)
+			if perr := m.prepareChain(ipt, ck); perr != nil {
+				rollback()
+				return appliedFault{}, perr
+			}
+			err = ipt.Append(TableFilter, r.Chain, r.Args...)
 		}
-		if err := ipt.Append(TableFilter, r.Chain, r.Args...); err != nil {
+		if err != nil {
 			rollback()
-			return fmt.Errorf("adding %s rule for %s port %d: %w", spec.Kind, spec.Dst, spec.Port, err)
+			return appliedFault{}, fmt.Errorf("adding %s rule for %s port %d: %w", spec.Kind, spec.Dst, spec.Port, err)
 		}
 		done = append(done, r)
 	}
-	return nil
+	return appliedFault{backend: b, v6: v6, rules: rules}, nil
 }
 
-func ensureChain(ipt IPTables, chain string) error {
-	ok, err := ipt.ChainExists(TableFilter, chain)
-	if err != nil {
-		return fmt.Errorf("checking chain %s: %w", chain, err)
-	}
-	if ok {
-		return nil
-	}
-	if err := ipt.NewChain(TableFilter, chain); err != nil {
-		// Another process may have created it in between.
-		if ok, _ := ipt.ChainExists(TableFilter, chain); ok {
-			return nil
-		}
-		return fmt.Errorf("creating chain %s: %w", chain, err)
-	}
-	return nil
-}
-
-// ensureJumpFirst makes the jump to chain the first rule of its built-in
-// chain. Other tools insert at the top too (e.g. an ACCEPT for established
-// connections), which would hide nfslab's rules, so it is re-asserted on
-// every apply.
-func ensureJumpFirst(ipt IPTables, chain string) error {
-	builtin := builtinFor(chain)
-	lines, err := ipt.List(TableFilter, builtin)
-	if err != nil {
-		return fmt.Errorf("listing %s: %w", builtin, err)
-	}
-	var jumps []parsedRule
-	first := true
-	for _, l := range lines {
-		r, ok := parseRule(l)
-		if !ok {
-			continue
-		}
-		if r.Target() == chain {
-			if first && len(jumps) == 0 && slices.Equal(r.Args, jumpArgs(chain)) {
-				return nil
-			}
-			jumps = append(jumps, r)
-		}
-		first = false
-	}
-	for _, j := range jumps {
-		if err := ipt.Delete(TableFilter, builtin, j.Args...); err != nil && !notExist(err) {
-			return fmt.Errorf("moving jump to %s: %w", chain, err)
-		}
-	}
-	if err := ipt.Insert(TableFilter, builtin, 1, jumpArgs(chain)...); err != nil {
-		return fmt.Errorf("adding jump from %s to %s: %w", builtin, chain, err)
-	}
-	return nil
-}
-
-// cleanupChains removes nfslab's chains that hold no rule, with their jumps.
-func (m *Manager) cleanupChains(ipt IPTables) {
-	for _, chain := range []string{ChainOut, ChainIn} {
-		ok, err := ipt.ChainExists(TableFilter, chain)
-		if err != nil || !ok {
-			continue
-		}
+// cleanupChains removes those of nfslab's chains that hold no rule, with
+// their jumps, and forgets them in the cache. A chain that does not exist
+// fails the listing and is skipped.
+func (m *Manager) cleanupChains(ipt IPTables, chains ...string) (removed bool) {
+	for _, chain := range chains {
 		lines, err := ipt.List(TableFilter, chain)
 		if err != nil {
 			continue
@@ -283,8 +251,11 @@ func (m *Manager) cleanupChains(ipt IPTables) {
 		}
 		if err := ipt.DeleteChain(TableFilter, chain); err != nil && !notExist(err) {
 			m.log.Warn("removing chain", "chain", chain, "err", err)
+			continue
 		}
+		removed = true
 	}
+	return removed
 }
 
 func removeJumps(ipt IPTables, chain string) error {
@@ -337,14 +308,20 @@ type entry struct {
 	state  *stateRecord
 }
 
+type scannedTable struct {
+	ipt IPTables
+	key tableKey
+}
+
 type inventory struct {
 	netns   string
 	entries map[string]*entry
 	strays  []located   // rules in nfslab's chains without an nfslab:<id> comment
-	tables  []IPTables  // every table set looked at, for chain cleanup
+	tables  []scannedTable // every table set looked at, for chain cleanup
 	handle  RouteHandle // nil when netlink could not be opened
 	states  map[string]stateRecord
 	touched map[IPTables]bool // tables a rule was removed from
+	removed map[string]bool   // faults removed
 }
 
 func (inv *inventory) get(id string) *entry {
@@ -359,7 +336,7 @@ func (inv *inventory) get(id string) *entry {
 // scan collects nfslab's rules from every backend and family, its routes
 // and the state records. The caller must Close inv.handle.
 func (m *Manager) scan(ctx context.Context, netns string) (*inventory, error) {
-	inv := &inventory{netns: netns, entries: map[string]*entry{}, touched: map[IPTables]bool{}}
+	inv := &inventory{netns: netns, entries: map[string]*entry{}, touched: map[IPTables]bool{}, removed: map[string]bool{}}
 	var errs []error
 	for _, b := range m.opts.Backends {
 		for _, v6 := range []bool{false, true} {
@@ -377,7 +354,7 @@ func (m *Manager) scan(ctx context.Context, netns string) (*inventory, error) {
 				errs = append(errs, fmt.Errorf("opening %s: %w", b.Command(v6), err))
 				continue
 			}
-			inv.tables = append(inv.tables, ipt)
+			inv.tables = append(inv.tables, scannedTable{ipt: ipt, key: m.tableFor(netns, b, v6)})
 			for _, chain := range []string{ChainOut, ChainIn} {
 				ok, err := ipt.ChainExists(TableFilter, chain)
 				if err != nil {
@@ -552,6 +529,7 @@ func (m *Manager) removeEntry(inv *inventory, e *entry) error {
 		}
 	}
 	if len(errs) == 0 {
+		inv.removed[e.id] = true
 		if err := m.removeState(inv.netns, e.id); err != nil {
 			errs = append(errs, err)
 		}
@@ -560,11 +538,22 @@ func (m *Manager) removeEntry(inv *inventory, e *entry) error {
 }
 
 // finish removes empty chains (in every table looked at when all is set,
-// else only where rules were removed) and closes the netlink handle.
+// else only where rules were removed, unless the Manager is LongLived),
+// forgets faults that are gone, and closes the netlink handle.
 func (m *Manager) finish(inv *inventory, all bool) {
 	for _, t := range inv.tables {
-		if all || inv.touched[t] {
-			m.cleanupChains(t)
+		if all || (inv.touched[t.ipt] && !m.opts.LongLived) {
+			if m.cleanupChains(t.ipt, ChainOut, ChainIn) {
+				m.forgetTable(t.key)
+			}
+		}
+	}
+	for k := range m.known {
+		if k.netns != inv.netns {
+			continue
+		}
+		if e := inv.entries[k.id]; e == nil || !e.live() || inv.removed[k.id] {
+			delete(m.known, k)
 		}
 	}
 	if inv.handle != nil {
@@ -572,10 +561,22 @@ func (m *Manager) finish(inv *inventory, all bool) {
 	}
 }
 
-// Heal removes one fault; ErrNotFound if netns has none with that ID.
+// Heal removes one fault; ErrNotFound if netns has none with that ID. A
+// fault this Manager applied, or one with a state record, is deleted by
+// its rule spec (one `iptables -D` per rule); otherwise, or when the rule
+// is not where it was put, nfslab's chains are scanned for its tag.
 func (m *Manager) Heal(ctx context.Context, netns, id string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if done, err := m.healKnown(netns, id); done {
+		if err == nil {
+			m.log.Info("fault healed", "id", id, "netns", netns)
+		}
+		return err
+	}
 	inv, err := m.scan(ctx, netns)
 	if inv == nil {
 		return err

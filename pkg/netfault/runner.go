@@ -75,6 +75,17 @@ type Options struct {
 	// NetFile reads /proc/net/NAME as seen from netns (tcp, tcp6,
 	// ip_tables_names, ...). Default reads it from a thread inside netns.
 	NetFile func(netns, name string) ([]byte, error)
+	// LongLived is for a Manager that lives as long as a daemon. Apply
+	// then trusts its cache that nfslab's chain and jump exist (one
+	// `iptables -A` per rule; a missing chain is noticed from the error
+	// and set up again) instead of checking the jump every time, and Heal
+	// leaves chains it emptied for the next Apply. The owner calls
+	// EnsureJumps periodically (another tool may insert above the jump)
+	// and Close at exit; HealAll and Sweep remove empty chains as always.
+	// Without it every Apply checks the jump (one more `iptables -S`) and
+	// Heal removes the chains it emptied, so a short-lived process leaves
+	// nothing behind.
+	LongLived bool
 	// RootFS is the host file system, used by Diagnose for /proc/PID/fd and
 	// /sys/module/nfs; default os.DirFS("/").
 	RootFS fs.FS

@@ -58,6 +58,19 @@ func (m *Manager) removeState(netns, id string) error {
 	return nil
 }
 
+// readState reads one fault's record.
+func (m *Manager) readState(netns, id string) (stateRecord, bool) {
+	b, err := os.ReadFile(m.statePath(netns, id))
+	if err != nil {
+		return stateRecord{}, false
+	}
+	var rec stateRecord
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return stateRecord{}, false
+	}
+	return rec, true
+}
+
 // readStates returns the records for netns; unreadable files are logged
 // and skipped so one bad file cannot block healing.
 func (m *Manager) readStates(netns string) map[string]stateRecord {
