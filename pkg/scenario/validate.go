@@ -86,10 +86,10 @@ var FindingCauses = []string{"nat-before-filter", "no-connection", "userspace-pr
 
 // FaultfsOps are the operations a faultfs rule may name.
 var FaultfsOps = []string{"all", "open", "read", "write", "fsync", "flush", "getattr",
-	"setattr", "create", "mkdir", "unlink", "rename", "readdir", "lookup", "truncate", "allocate"}
+	"setattr", "create", "mkdir", "unlink", "rename", "readdir", "lookup", "statfs"}
 
 // Errnos are the errors a faultfs rule may return.
-var Errnos = []string{"EIO", "ENOSPC", "ETIMEDOUT", "EAGAIN", "EROFS", "EDQUOT", "EACCES", "EPERM", "ENOENT", "EINTR", "ESTALE"}
+var Errnos = []string{"EIO", "ENOSPC", "ETIMEDOUT", "EAGAIN", "EROFS", "EDQUOT", "EACCES", "EPERM", "ENOENT", "EINTR", "ESTALE", "ENOTCONN", "EBUSY", "EFBIG", "ENOMEM", "EHOSTUNREACH", "ECONNREFUSED", "ENXIO"}
 
 // Event prefixes for "on:".
 const (

@@ -1,0 +1,137 @@
+package lab
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nfslab/nfslab/internal/privtest"
+	"github.com/nfslab/nfslab/pkg/engine"
+	"github.com/nfslab/nfslab/pkg/journal"
+	"github.com/nfslab/nfslab/pkg/scenario"
+)
+
+var probeCache string
+
+func TestMain(m *testing.M) {
+	d, err := os.MkdirTemp("", "nfslab-lab-probe-")
+	if err != nil {
+		panic(err)
+	}
+	probeCache = d
+	code := m.Run()
+	os.RemoveAll(d)
+	os.Exit(code)
+}
+
+func e2eGuards(t *testing.T) {
+	t.Helper()
+	privtest.Short(t)
+	privtest.Root(t)
+	privtest.Tools(t, "java", "javac")
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		privtest.Skip(t, "needs /dev/fuse")
+	}
+}
+
+// runShipped runs a shipped scenario for real: faultfs over a backing
+// directory in t.TempDir(), the JVM probe, pkg/detect on its output.
+func runShipped(t *testing.T, name string, report Reporter) *Run {
+	t.Helper()
+	sc, err := scenario.LoadFile(filepath.Join("../../scenarios", name+".yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	var notes []string
+	opts := engine.Options{
+		Logger:  slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		OnEvent: func(n engine.Note) { notes = append(notes, n.Time.Format("15:04:05.000")+" "+n.Kind+" "+n.Text) },
+	}
+	start := time.Now()
+	run, err := Execute(ctx, sc, out, 0, opts, func(ctx context.Context, dir string) (engine.Backends, error) {
+		return Build(ctx, sc, Config{RunDir: dir, ProbeCache: probeCache})
+	}, report)
+	for _, n := range notes {
+		t.Log(n)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := run.Result
+	t.Logf("%s: passed=%v in %v (%s); step lag p50 %v p99 %v", name, res.Passed, time.Since(start).Round(time.Millisecond), res.Reason, res.Lag.P50, res.Lag.P99)
+	for _, v := range res.Verdicts {
+		t.Logf("  %s: %s: %s", v.State, v.Name, v.Detail)
+	}
+	if res.Err != nil {
+		t.Fatalf("run error: %v", res.Err)
+	}
+	if !res.Passed {
+		logs, _ := os.ReadFile(filepath.Join(run.Dir, "logs", "probe.log"))
+		t.Fatalf("%s did not pass; probe log tail:\n%s", name, tail(string(logs), 40))
+	}
+	recs, err := journal.ReadFile(filepath.Join(run.Dir, journal.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if recs[0].Type != journal.TypeRunStart || recs[len(recs)-1].Type != journal.TypeRunEnd || !recs[len(recs)-1].End.Passed {
+		t.Errorf("journal does not run from run-start to a passed run-end")
+	}
+	// Nothing of the run stays mounted.
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mi), run.Dir) {
+		t.Errorf("a mount below %s is left after the run", run.Dir)
+	}
+	return run
+}
+
+func tail(s string, n int) string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
+}
+
+func verdict(t *testing.T, r *Run, kind string) engine.Verdict {
+	t.Helper()
+	for _, v := range r.Result.Verdicts {
+		if v.Kind == kind {
+			return v
+		}
+	}
+	t.Fatalf("no %s verdict", kind)
+	return engine.Verdict{}
+}
+
+// TestFaultfsFullDropE2E: EIO on writeback and fsync makes the probe's
+// MappedByteBuffer.force() fail with the JVM's real msync IOException, and
+// the msync-ioexception detector sees it.
+func TestFaultfsFullDropE2E(t *testing.T) {
+	e2eGuards(t)
+	r := runShipped(t, "faultfs-full-drop", nil)
+	v := verdict(t, r, scenario.ExpectDetectorFires)
+	if !strings.Contains(v.Detail, "msync") {
+		t.Errorf("verdict evidence %q does not show the msync failure", v.Detail)
+	}
+}
+
+// TestFaultfsDropOnReplayE2E: read EIO on cold pages during the replay
+// crashes the JVM with SIGBUS and exit status 134.
+func TestFaultfsDropOnReplayE2E(t *testing.T) {
+	e2eGuards(t)
+	r := runShipped(t, "faultfs-drop-on-replay", nil)
+	if v := verdict(t, r, scenario.ExpectExitCode); !strings.Contains(v.Detail, "134") {
+		t.Errorf("exit verdict %q", v.Detail)
+	}
+	hs, _ := filepath.Glob(filepath.Join(r.Dir, "logs", "hs_err_pid*.log"))
+	if len(hs) == 0 {
+		t.Error("no hs_err_pid*.log in the run's logs")
+	}
+}

@@ -1,0 +1,170 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/nfslab/nfslab/pkg/engine"
+	"github.com/nfslab/nfslab/pkg/faultfs"
+	"github.com/nfslab/nfslab/pkg/scenario"
+)
+
+// LocalStorage is a plain directory: for targets whose faults are not
+// storage faults (seed 001's network partitions).
+type LocalStorage struct{ Dir string }
+
+func (s LocalStorage) Setup(context.Context) (engine.StorageInfo, error) {
+	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
+		return engine.StorageInfo{}, fmt.Errorf("creating data directory: %w", err)
+	}
+	return engine.StorageInfo{DataDir: s.Dir, Detail: []string{"local directory " + s.Dir}}, nil
+}
+func (LocalStorage) SetFault(context.Context, string, scenario.FaultfsRule) error {
+	return fmt.Errorf("faultfs rules need storage kind faultfs: %w", engine.ErrUnsupported)
+}
+func (LocalStorage) ClearFault(context.Context, string) error { return nil }
+func (LocalStorage) DropCache(context.Context) error          { return engine.ErrUnsupported }
+func (LocalStorage) Teardown(context.Context) error           { return nil }
+
+// FaultfsStorage mounts pkg/faultfs over a backing directory; the target's
+// data directory is the mount (or Subdir inside it).
+type FaultfsStorage struct {
+	Backing, Mountpoint, Subdir string
+	Logger                      *slog.Logger
+
+	mu    sync.Mutex
+	fs    *faultfs.FS
+	rules map[string][]string // scenario rule id -> faultfs rule ids
+}
+
+var _ engine.Storage = (*FaultfsStorage)(nil)
+
+func (s *FaultfsStorage) Setup(ctx context.Context) (engine.StorageInfo, error) {
+	for _, d := range []string{s.Backing, s.Mountpoint} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return engine.StorageInfo{}, fmt.Errorf("creating %s: %w", d, err)
+		}
+	}
+	fs, err := faultfs.Mount(s.Backing, s.Mountpoint, faultfs.Options{Name: "nfslab-faultfs", Logger: s.Logger})
+	if err != nil {
+		return engine.StorageInfo{}, fmt.Errorf("mounting faultfs at %s: %w", s.Mountpoint, err)
+	}
+	s.mu.Lock()
+	s.fs, s.rules = fs, map[string][]string{}
+	s.mu.Unlock()
+	data := filepath.Join(s.Mountpoint, s.Subdir)
+	if err := os.MkdirAll(data, 0o755); err != nil {
+		return engine.StorageInfo{}, fmt.Errorf("creating data directory %s: %w", data, err)
+	}
+	return engine.StorageInfo{DataDir: data, Detail: []string{fmt.Sprintf("faultfs at %s over %s (FUSE, no kernel passthrough)", s.Mountpoint, s.Backing)}}, nil
+}
+
+// FaultfsRules turns a scenario rule into faultfs rules, one per operation.
+func FaultfsRules(id string, r scenario.FaultfsRule) ([]faultfs.Rule, error) {
+	var out []faultfs.Rule
+	for _, op := range r.Ops {
+		o := faultfs.Op(op)
+		if op == "all" {
+			o = faultfs.OpAny
+		}
+		fr := faultfs.Rule{ID: id + "-" + op, Op: o, PathGlob: r.Path, Prob: r.Prob, Latency: faultfs.Duration(r.Latency)}
+		if r.Errno != "" {
+			e, err := faultfs.ParseErrno(r.Errno)
+			if err != nil {
+				return nil, err
+			}
+			fr.Errno = e
+		}
+		fr = fr.WithDefaults()
+		if err := fr.Validate(); err != nil {
+			return nil, err
+		}
+		out = append(out, fr)
+	}
+	return out, nil
+}
+
+func (s *FaultfsStorage) SetFault(_ context.Context, id string, r scenario.FaultfsRule) error {
+	rules, err := FaultfsRules(id, r)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fs == nil {
+		return errors.New("faultfs is not mounted")
+	}
+	for _, fr := range rules {
+		got, err := s.fs.Set(fr)
+		if err != nil {
+			return fmt.Errorf("setting rule %s: %w", fr.ID, err)
+		}
+		s.rules[id] = append(s.rules[id], got.ID)
+	}
+	return nil
+}
+
+func (s *FaultfsStorage) ClearFault(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fs == nil {
+		return nil
+	}
+	var errs []error
+	for _, rid := range s.rules[id] {
+		if err := s.fs.Clear(rid); err != nil && !errors.Is(err, faultfs.ErrNotFound) {
+			errs = append(errs, err)
+		}
+	}
+	delete(s.rules, id)
+	return errors.Join(errs...)
+}
+
+// DropCache evicts every file's pages under the mount, so a replay reads
+// through FUSE and its rules.
+func (s *FaultfsStorage) DropCache(context.Context) error {
+	s.mu.Lock()
+	fs := s.fs
+	s.mu.Unlock()
+	if fs == nil {
+		return errors.New("faultfs is not mounted")
+	}
+	_, err := fs.DropCacheGlob("")
+	return err
+}
+
+// Teardown clears every rule and unmounts.
+func (s *FaultfsStorage) Teardown(ctx context.Context) error {
+	s.mu.Lock()
+	fs := s.fs
+	s.fs = nil
+	s.mu.Unlock()
+	if fs == nil {
+		return nil
+	}
+	fs.ClearAll()
+	if err := fs.Unmount(ctx); err != nil {
+		return fmt.Errorf("unmounting faultfs %s: %w", s.Mountpoint, err)
+	}
+	return nil
+}
+
+// StatsText summarises faultfs rule hits, for notes.
+func (s *FaultfsStorage) StatsText() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fs == nil {
+		return ""
+	}
+	var parts []string
+	for _, st := range s.fs.Stats() {
+		parts = append(parts, fmt.Sprintf("%+v", st))
+	}
+	return strings.Join(parts, "; ")
+}
