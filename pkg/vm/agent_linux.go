@@ -32,8 +32,13 @@ type Agent struct {
 }
 
 // PrimeTables lists every iptables table once, so that tables the kernel
-// creates on first use exist before the first snapshot.
+// creates on first use exist before the first snapshot, and lets ip make
+// its /run/netns mount point (made on the first `ip netns add`, never
+// removed) for the same reason.
 func PrimeTables(ctx context.Context) {
+	if cmdrun.Run(ctx, "ip", "netns", "add", "nfslab-agent-prime") == nil {
+		_ = cmdrun.Run(ctx, "ip", "netns", "delete", "nfslab-agent-prime")
+	}
 	for _, t := range []string{"filter", "nat", "mangle", "raw"} {
 		_ = cmdrun.Run(ctx, "iptables", "-w", "-t", t, "-S")
 		_ = cmdrun.Run(ctx, "ip6tables", "-w", "-t", t, "-S")

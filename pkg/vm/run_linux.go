@@ -119,7 +119,7 @@ func (s Session) chooseAccel(ctx context.Context) (Accel, error) {
 	if p == nil {
 		p = ExecProber{}
 	}
-	a, notes, err := ChooseAccel(ctx, s.Boot.Accel, s.Image.Path(s.Image.Kernel), DevKVMUsable, p, 15*time.Second)
+	a, notes, err := ChooseAccel(ctx, s.Boot.Accel, s.Image.Path(s.Image.Kernel), DevKVMUsable, p, 8*time.Second)
 	for _, n := range notes {
 		s.Log.Info("vm: kvm not used", "reason", n)
 	}

@@ -31,7 +31,7 @@ import (
 //	ip netns add nfslab-vmsmoke; ip link add nfslab-vs0 type veth peer name nfslab-vs1 netns nfslab-vmsmoke
 //	nsenter --net=/run/netns/nfslab-vmsmoke mount -t nfsd nfsd /proc/fs/nfsd
 //	nsenter --net=... exportfs -i -o rw,... 10.214.0.1:/srv/nfslab-vmsmoke
-//	nsenter --net=... rpc.mountd -F -N 2 -N 3; nsenter --net=... rpc.nfsd -N 2 -N 3 -L 10 -G 10 4
+//	nsenter --net=... rpc.mountd -F -N 3; nsenter --net=... rpc.nfsd -N 3 -L 10 -G 10 4
 //	mount -t nfs4 -o vers=4.2,proto=tcp,port=2049,soft,timeo=10,retrans=2 10.214.0.2:/ /mnt/nfslab-vmsmoke
 //	java -cp PROBE JournalProbe --dir /mnt/nfslab-vmsmoke/journal ...
 //	nfslab drop --dst 10.214.0.2 --port 2049 --for 5m   # until the msync IOException
@@ -151,7 +151,7 @@ func (s Smoke) FullDrop(ctx context.Context) (SmokeResult, error) {
 			return s.finish(res, err)
 		}
 	}
-	mountd := cmdrun.Command(ctx, "nsenter", "--net=/run/netns/"+smokeNetns, "--", "rpc.mountd", "-F", "-N", "2", "-N", "3", "--no-udp")
+	mountd := cmdrun.Command(ctx, "nsenter", "--net=/run/netns/"+smokeNetns, "--", "rpc.mountd", "-F", "-N", "3", "--no-udp")
 	mountd.Stdout, mountd.Stderr = probeLog, probeLog
 	if err := step("start rpc.mountd", mountd.Start, func() error {
 		_ = mountd.Process.Kill()
@@ -161,7 +161,7 @@ func (s Smoke) FullDrop(ctx context.Context) (SmokeResult, error) {
 		return s.finish(res, err)
 	}
 	if err := step("start knfsd (grace and lease 10 s)", func() error {
-		return ns("rpc.nfsd", "-N", "2", "-N", "3", "--no-udp", "-L", "10", "-G", "10", "4")
+		return ns("rpc.nfsd", "-N", "3", "--no-udp", "-L", "10", "-G", "10", "4")
 	}, func() error { return ns("rpc.nfsd", "0") }); err != nil {
 		return s.finish(res, err)
 	}
