@@ -202,6 +202,12 @@ func (m *Manager) EnsureJumps(ctx context.Context, netns string) error {
 	return errors.Join(errs...)
 }
 
+// keepsChains reports whether Heal leaves chains it emptied in a table:
+// only a LongLived Manager does, and only where it set them up itself.
+func (m *Manager) keepsChains(tk tableKey) bool {
+	return m.opts.LongLived && m.used[tk]
+}
+
 func (m *Manager) backend(name string) (Backend, bool) {
 	for _, b := range m.opts.Backends {
 		if b.Name == name {
@@ -301,8 +307,8 @@ func (m *Manager) healKnown(netns, id string) (done bool, err error) {
 	if err := m.removeState(netns, id); err != nil {
 		return true, fmt.Errorf("healing %s: %w", id, err)
 	}
-	if !m.opts.LongLived {
-		m.cleanupChains(ipt, chains...)
+	if !m.keepsChains(tk) && m.cleanupChains(ipt, chains...) {
+		m.forgetTable(tk)
 	}
 	return true, nil
 }

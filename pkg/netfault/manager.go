@@ -538,11 +538,11 @@ func (m *Manager) removeEntry(inv *inventory, e *entry) error {
 }
 
 // finish removes empty chains (in every table looked at when all is set,
-// else only where rules were removed, unless the Manager is LongLived),
+// else only where rules were removed, unless the Manager keeps them),
 // forgets faults that are gone, and closes the netlink handle.
 func (m *Manager) finish(inv *inventory, all bool) {
 	for _, t := range inv.tables {
-		if all || (inv.touched[t.ipt] && !m.opts.LongLived) {
+		if all || (inv.touched[t.ipt] && !m.keepsChains(t.key)) {
 			if m.cleanupChains(t.ipt, ChainOut, ChainIn) {
 				m.forgetTable(t.key)
 			}
