@@ -55,7 +55,7 @@ func TestDetectCommand(t *testing.T) {
 	}
 
 	out, _, err = runNFSLab(t, string(b), "detect", "--detector", "raft-inactive", "--count", "-")
-	if err != nil || !strings.Contains(out, "29 lines, no hits") {
+	if err != nil || !strings.Contains(out, "30 lines, no hits") {
 		t.Errorf("--count: %q %v", out, err)
 	}
 }

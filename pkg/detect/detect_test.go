@@ -339,7 +339,7 @@ func TestFollowIdleFlush(t *testing.T) {
 	clk.Advance(time.Second)
 	select {
 	case h := <-hits:
-		if h.Detector != MsyncIOException || len(h.Evidence) != 29 {
+		if h.Detector != MsyncIOException || len(h.Evidence) != 30 {
 			t.Fatalf("hit %+v", h)
 		}
 	case <-time.After(5 * time.Second):
