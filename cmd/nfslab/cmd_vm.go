@@ -161,6 +161,7 @@ func newVMRunCmd(g *globals) *cobra.Command {
 		smoke        bool
 		smokeOnly    bool
 		keep         bool
+		testBins     []string
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -193,19 +194,37 @@ has the scenario engine, nfs-full-drop runs as the built-in smoke test.`,
 			if err != nil {
 				return fmt.Errorf("finding the nfslab binary: %w", err)
 			}
-			job := vm.PlanJob(vm.PlanOptions{Scenarios: scenarios, Engine: hasEngine(cmd.Context(), self), Smoke: smoke})
+			var tests []vm.TestBinary
+			for _, v := range testBins {
+				tb, err := vm.ParseTestBinary(v)
+				if err != nil {
+					return usage(err)
+				}
+				tests = append(tests, tb)
+			}
+			opts := vm.PlanOptions{Scenarios: scenarios, Smoke: smoke, Tests: tests, CI: os.Getenv("CI") == "true"}
 			if smokeOnly {
 				if len(scenarioFlag) > 0 {
 					return usage(fmt.Errorf("--smoke-only runs no scenarios, but --scenario %s was given", strings.Join(scenarioFlag, ",")))
 				}
-				job = vm.Job{Steps: []vm.Step{vm.SmokeJobStep()}}
+				opts.Scenarios, opts.Smoke = nil, true
+			} else {
+				opts.Engine = hasEngine(cmd.Context(), self)
+			}
+			job := vm.PlanJob(opts)
+			if err := job.Validate(); err != nil {
+				return usage(err)
 			}
 			ctx := cmd.Context()
 			im, err := f.image(ctx, g)
 			if err != nil {
 				return err
 			}
-			return vmRun(ctx, g, im, f.boot(), job, self, scenDir, out, timeout, keep)
+			files := map[string]string{"scenarios": scenDir}
+			for _, tb := range tests {
+				files[tb.ShareName()] = tb.Path
+			}
+			return vmRun(ctx, g, im, f.boot(), job, self, files, out, timeout, keep)
 		},
 	}
 	f.addImage(cmd)
@@ -216,6 +235,7 @@ has the scenario engine, nfs-full-drop runs as the built-in smoke test.`,
 	cmd.Flags().DurationVar(&timeout, "timeout", 45*time.Minute, "bound on the whole boot")
 	cmd.Flags().BoolVar(&smoke, "smoke", false, "also run the built-in full-drop smoke test")
 	cmd.Flags().BoolVar(&smokeOnly, "smoke-only", false, "run only the built-in full-drop smoke test")
+	cmd.Flags().StringArrayVar(&testBins, "test-binary", nil, "Go test binary to run in the guest after the scenarios, PATH or PATH=REGEX (build with CGO_ENABLED=0 go test -c; repeatable)")
 	cmd.Flags().BoolVar(&keep, "keep-workdir", false, "keep the VM work directory (share, console log)")
 	return cmd
 }
@@ -225,7 +245,7 @@ func hasEngine(ctx context.Context, self string) bool {
 	return exec.CommandContext(ctx, self, "run", "--help").Run() == nil
 }
 
-func vmRun(ctx context.Context, g *globals, im vm.Image, boot vm.BootConfig, job vm.Job, self, scenDir, out string, timeout time.Duration, keep bool) error {
+func vmRun(ctx context.Context, g *globals, im vm.Image, boot vm.BootConfig, job vm.Job, self string, files map[string]string, out string, timeout time.Duration, keep bool) error {
 	work, err := os.MkdirTemp(im.Dir, "run-")
 	if err != nil {
 		return fmt.Errorf("creating vm work dir: %w", err)
@@ -237,8 +257,8 @@ func vmRun(ctx context.Context, g *globals, im vm.Image, boot vm.BootConfig, job
 	if err != nil {
 		return fmt.Errorf("compiling the journal probe for the guest: %w", err)
 	}
-	in := vm.Input{Job: job, Binary: self, WorkDir: work, Timeout: timeout,
-		Files: map[string]string{"scenarios": scenDir, "probe": classDir}}
+	files["probe"] = classDir
+	in := vm.Input{Job: job, Binary: self, WorkDir: work, Timeout: timeout, Files: files}
 	s := vm.Session{Image: im, Boot: boot, Cmd: vm.ExecCommander{}, Clock: clock.Real{}, Log: g.logger, Console: g.stderr}
 	res, runErr := s.Run(ctx, in)
 	// Whatever happened, bring back what the guest wrote.

@@ -109,14 +109,18 @@ func (a Agent) step(ctx context.Context, s Step, snap func(context.Context) (Sna
 	}
 	defer logf.Close()
 	argv := append([]string(nil), s.Argv...)
-	if argv[0] == "nfslab" {
+	switch {
+	case argv[0] == "nfslab":
 		argv[0] = filepath.Join(a.Share, "bin", "nfslab")
+	case !filepath.IsAbs(argv[0]) && strings.Contains(argv[0], "/"):
+		argv[0] = filepath.Join(a.Share, argv[0]) // e.g. tests/nfsserver.test
 	}
 	sctx, cancel := context.WithTimeout(ctx, s.Timeout.D)
 	defer cancel()
 	cmd := cmdrun.Command(sctx, argv[0], argv[1:]...)
 	cmd.Dir = a.Share
 	cmd.Env = append(cmd.Env, "NFSLAB_VM=1", "NFSLAB_SHARE="+a.Share)
+	cmd.Env = append(cmd.Env, s.Env...)
 	lw := &lineWriter{prefix: "[" + s.Name + "] ", out: a.Console}
 	cmd.Stdout = io.MultiWriter(logf, lw)
 	cmd.Stderr = cmd.Stdout

@@ -1,6 +1,7 @@
 package vm
 
 import (
+	"debug/elf"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -64,4 +65,20 @@ func (im Image) save() error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(im.Dir, manifestFile), append(b, '\n'), 0o644)
+}
+
+// CheckStatic refuses a dynamically linked nfslab: the guest's libc is not
+// the host's. Build with CGO_ENABLED=0.
+func CheckStatic(path string) error {
+	f, err := elf.Open(path)
+	if err != nil {
+		return fmt.Errorf("reading nfslab binary %s: %w", path, err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return fmt.Errorf("%w: %s is dynamically linked; rebuild with CGO_ENABLED=0 so it runs in the guest", ErrInvalid, path)
+		}
+	}
+	return nil
 }

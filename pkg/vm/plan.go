@@ -56,6 +56,36 @@ type PlanOptions struct {
 	Engine bool
 	// Smoke adds the smoke test as its own step.
 	Smoke bool
+	// Tests are Go test binaries (go test -c, CGO_ENABLED=0) that run in
+	// the guest after the scenarios, for tests that need kernel NFS.
+	Tests []TestBinary
+	// CI passes CI=true to the tests, so their privileged skips fail.
+	CI bool
+}
+
+// TestBinary is a compiled Go test package and the -test.run filter.
+type TestBinary struct {
+	Path string // on the host
+	Run  string // regexp; "" runs all
+}
+
+// ShareName is the binary's path on the share.
+func (tb TestBinary) ShareName() string { return filepath.Join("tests", filepath.Base(tb.Path)) }
+
+// ParseTestBinary reads "PATH" or "PATH=REGEX".
+func ParseTestBinary(v string) (TestBinary, error) {
+	p, run, _ := strings.Cut(v, "=")
+	if p == "" {
+		return TestBinary{}, fmt.Errorf("%w: test binary %q: want PATH or PATH=REGEX", ErrInvalid, v)
+	}
+	st, err := os.Stat(p)
+	if err != nil || !st.Mode().IsRegular() || st.Mode().Perm()&0o111 == 0 {
+		return TestBinary{}, fmt.Errorf("%w: test binary %q is not an executable file (build it with CGO_ENABLED=0 go test -c)", ErrInvalid, p)
+	}
+	if err := CheckStatic(p); err != nil {
+		return TestBinary{}, err
+	}
+	return TestBinary{Path: p, Run: run}, nil
 }
 
 // PlanJob turns scenario names into the agent's steps. All paths are
@@ -80,8 +110,23 @@ func PlanJob(o PlanOptions) Job {
 	if smoke {
 		j.Steps = append([]Step{SmokeJobStep()}, j.Steps...)
 	}
+	for _, tb := range o.Tests {
+		argv := []string{tb.ShareName(), "-test.v", "-test.count=1", "-test.timeout=" + TestTimeout.String()}
+		if tb.Run != "" {
+			argv = append(argv, "-test.run", tb.Run)
+		}
+		st := Step{Name: "gotest-" + strings.TrimSuffix(filepath.Base(tb.Path), ".test"), Argv: argv,
+			Timeout: Duration{TestTimeout + time.Minute}}
+		if o.CI {
+			st.Env = []string{"CI=true"}
+		}
+		j.Steps = append(j.Steps, st)
+	}
 	return j
 }
+
+// TestTimeout bounds one Go test binary in the guest.
+const TestTimeout = 10 * time.Minute
 
 // SmokeJobStep runs the full-drop smoke test in the guest.
 func SmokeJobStep() Step {

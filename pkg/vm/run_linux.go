@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"debug/elf"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -93,22 +92,6 @@ func Prepare(in Input) error {
 	}
 	if err := os.WriteFile(filepath.Join(share, JobFile), b, 0o644); err != nil {
 		return fmt.Errorf("writing job: %w", err)
-	}
-	return nil
-}
-
-// CheckStatic refuses a dynamically linked nfslab: the guest's libc is not
-// the host's. Build with CGO_ENABLED=0.
-func CheckStatic(path string) error {
-	f, err := elf.Open(path)
-	if err != nil {
-		return fmt.Errorf("reading nfslab binary %s: %w", path, err)
-	}
-	defer f.Close()
-	for _, p := range f.Progs {
-		if p.Type == elf.PT_INTERP {
-			return fmt.Errorf("%w: %s is dynamically linked; rebuild with CGO_ENABLED=0 so it runs in the guest", ErrInvalid, path)
-		}
 	}
 	return nil
 }

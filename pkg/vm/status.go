@@ -30,6 +30,8 @@ type Step struct {
 	Name    string   `json:"name"`
 	Argv    []string `json:"argv"`
 	Timeout Duration `json:"timeout"`
+	// Env is added to the guest's environment (KEY=VALUE).
+	Env []string `json:"env,omitempty"`
 }
 
 // Validate rejects steps the agent could not run.
@@ -48,6 +50,11 @@ func (j Job) Validate() error {
 		seen[s.Name] = true
 		if len(s.Argv) == 0 {
 			return fmt.Errorf("%w: step %q has no command", ErrInvalid, s.Name)
+		}
+		for _, e := range s.Env {
+			if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
+				return fmt.Errorf("%w: step %q env entry %q is not KEY=VALUE", ErrInvalid, s.Name, e)
+			}
 		}
 		if s.Timeout.D <= 0 {
 			return fmt.Errorf("%w: step %q timeout %s must be positive", ErrInvalid, s.Name, s.Timeout.D)

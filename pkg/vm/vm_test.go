@@ -331,3 +331,29 @@ COMMIT
 		t.Fatalf("removals are not leftovers: %q", l)
 	}
 }
+
+func TestPlanJobWithTestBinaries(t *testing.T) {
+	j := PlanJob(PlanOptions{Smoke: true, CI: true, Tests: []TestBinary{{Path: "/tmp/x/nfsserver.test", Run: "KnfsdInNetnsReal"}}})
+	if err := j.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if len(j.Steps) != 2 || j.Steps[1].Name != "gotest-nfsserver" {
+		t.Fatalf("steps %+v", j.Steps)
+	}
+	want := []string{"tests/nfsserver.test", "-test.v", "-test.count=1", "-test.timeout=10m0s", "-test.run", "KnfsdInNetnsReal"}
+	if !slices.Equal(j.Steps[1].Argv, want) || !slices.Equal(j.Steps[1].Env, []string{"CI=true"}) {
+		t.Fatalf("test step %+v", j.Steps[1])
+	}
+	bad := Job{Steps: []Step{{Name: "a", Argv: []string{"x"}, Timeout: Duration{time.Second}, Env: []string{"NOEQUALS"}}}}
+	if err := bad.Validate(); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("bad env accepted: %v", err)
+	}
+}
+
+func TestParseTestBinary(t *testing.T) {
+	for _, v := range []string{"", "=Foo", "/nonexistent/x.test", "/etc/hostname"} {
+		if _, err := ParseTestBinary(v); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%q: %v", v, err)
+		}
+	}
+}
