@@ -21,6 +21,7 @@ func newDaemonCmds(g *globals) []*cobra.Command {
 	var window time.Duration
 	var namespaces []string
 	var group int
+	var host bool
 	cmd := &cobra.Command{
 		Use:   "daemon [--socket PATH] [--verify-window 10s] [--netns NAME...]",
 		Short: "Serve the fault API on a unix socket; heal on expiry and on SIGTERM",
@@ -42,10 +43,11 @@ in every --netns namespace; on SIGTERM or SIGINT it heals every fault it applied
 				}
 			}
 			srv, err := daemon.New(daemon.Options{
-				Injector:     inj,
-				Logger:       g.logger,
-				Namespaces:   namespaces,
-				VerifyWindow: window,
+				Injector:        inj,
+				Logger:          g.logger,
+				Namespaces:      namespaces,
+				NoHostNamespace: !host,
+				VerifyWindow:    window,
 			})
 			if err != nil {
 				return faultErr(err)
@@ -59,6 +61,7 @@ in every --netns namespace; on SIGTERM or SIGINT it heals every fault it applied
 	}
 	cmd.Flags().DurationVar(&window, "verify-window", daemon.DefaultVerifyWindow, "report a fault whose counters stay at zero this long")
 	cmd.Flags().StringSliceVar(&namespaces, "netns", nil, "also manage network namespace NAME (repeatable)")
+	cmd.Flags().BoolVar(&host, "host-netns", true, "manage the host network namespace too (sweep it at start, list it by default)")
 	cmd.Flags().IntVar(&group, "socket-group", 0, "group ID that owns the socket; its members may use the daemon")
 	return []*cobra.Command{cmd}
 }

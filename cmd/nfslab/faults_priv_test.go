@@ -70,7 +70,7 @@ func (l *lab) startDaemon(t *testing.T, args ...string) *daemonProc {
 		t.Fatal(err)
 	}
 	d := &daemonProc{log: &bytes.Buffer{}, done: make(chan error, 1)}
-	d.cmd = exec.Command(self, append([]string{"daemon", "--socket", l.sock, "--log-level", "debug"}, args...)...)
+	d.cmd = exec.Command(self, append([]string{"daemon", "--socket", l.sock, "--log-level", "debug", "--host-netns=false"}, args...)...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)

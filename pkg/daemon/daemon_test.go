@@ -474,3 +474,24 @@ func TestHandleAndPublishHostOtherServices(t *testing.T) {
 func nopInjector(t *testing.T) netfault.Injector {
 	return clienttest.New(clock.NewFake(t0))
 }
+
+func TestHealFindsTrackedNamespace(t *testing.T) {
+	e := start(t, daemon.Options{NoHostNamespace: true})
+	ctx := context.Background()
+	s := drop("10.0.0.5")
+	s.Netns = "labns"
+	a, err := e.cli.Apply(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// `nfslab heal ID` without --netns asks for the host namespace.
+	if err := e.cli.Heal(ctx, "", a.Fault.ID); err != nil {
+		t.Fatalf("heal without namespace: %v", err)
+	}
+	if e.inj.Total() != 0 {
+		t.Fatal("fault not healed")
+	}
+	if n := e.inj.Calls("HealAll"); n != 0 {
+		t.Fatalf("daemon with NoHostNamespace swept something at start (%d HealAll calls)", n)
+	}
+}

@@ -32,6 +32,9 @@ type Options struct {
 	// Namespaces are network namespaces the daemon manages besides the host
 	// namespace (""): swept at start, listed and healed by default.
 	Namespaces []string
+	// NoHostNamespace leaves the host namespace alone unless a request
+	// names it (tests whose daemon must only touch their own namespaces).
+	NoHostNamespace bool
 	// VerifyWindow is how long counters may stay at zero before
 	// fault-matched-nothing; 0 means DefaultVerifyWindow, negative disables
 	// the watcher.
@@ -99,7 +102,10 @@ func New(opts Options) (*Server, error) {
 		bus:        newBus(),
 		metrics:    newMetrics(),
 		faults:     map[string]*tracked{},
-		namespaces: map[string]bool{"": true},
+		namespaces: map[string]bool{},
+	}
+	if !opts.NoHostNamespace {
+		s.namespaces[""] = true
 	}
 	if s.clk == nil {
 		s.clk = clock.Real{}
@@ -548,12 +554,19 @@ func (s *Server) handleHeal(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	if t, ok := s.faults[id]; ok && !given {
+	t, tracked := s.faults[id]
+	if tracked && !given {
 		ns = t.netns
 	}
 	s.mu.Unlock()
 	t0 := time.Now()
 	err = s.inj.Heal(r.Context(), ns, id)
+	if errors.Is(err, netfault.ErrNotFound) && tracked && t.netns != ns {
+		// The user named no (or the wrong) namespace, but the daemon knows
+		// where it applied this fault.
+		ns = t.netns
+		err = s.inj.Heal(r.Context(), ns, id)
+	}
 	s.metrics.observeHeal(time.Since(t0), err)
 	if err != nil {
 		if errors.Is(err, netfault.ErrNotFound) {
