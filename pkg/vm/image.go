@@ -72,7 +72,7 @@ func (im Image) save() error {
 func CheckStatic(path string) error {
 	f, err := elf.Open(path)
 	if err != nil {
-		return fmt.Errorf("reading nfslab binary %s: %w", path, err)
+		return fmt.Errorf("%w: %s is not an ELF executable: %v", ErrInvalid, path, err)
 	}
 	defer f.Close()
 	for _, p := range f.Progs {
