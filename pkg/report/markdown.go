@@ -433,4 +433,3 @@ func writeHits(p printer, e *Experiment) {
 		p("%s\n\n", fc)
 	}
 }
-

@@ -69,9 +69,9 @@ func TestMarkdownShape(t *testing.T) {
 	actual := section(md, "### Actual")
 	for _, want := range []string{
 		"| 0 | +30s | +30s (4ms) | drop | all tcp to 10.0.2.2:2049 for 40s |", // timeline with lag
-		"| `f1` | drop | +30s | +1m10s | 35 | 2359280 |",                    // fault counters
-		"--dport 2049 -m comment --comment nfslab:f1 -j DROP",                  // exact rule
-		"| before faults | 30 | 5.00 | 5.00 | none | 15ms |",                   // load phases
+		"| `f1` | drop | +30s | +1m10s | 35 | 2359280 |",                      // fault counters
+		"--dport 2049 -m comment --comment nfslab:f1 -j DROP",                 // exact rule
+		"| before faults | 30 | 5.00 | 5.00 | none | 15ms |",                  // load phases
 		"| during faults | 40 | 0.00 | 0.00 | DeadlineExceeded 80, Unavailable 42 | 0s |",
 		"#### `msync-ioexception` at +55.2s in zeebe:812",
 		"error=`Input/output error`, partition=`1`",
