@@ -14,7 +14,7 @@ body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans
 h1{font-size:26px;margin:0 0 12px}h2{font-size:21px;margin:34px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
 h3{font-size:17px;margin:22px 0 6px}h4{font-size:15px;margin:16px 0 4px}
 .tldr{padding:10px 14px;border-radius:6px;margin:10px 0 18px}.pass{background:#e3f4e4;border:1px solid #8bc48f}.fail{background:#fde4e4;border:1px solid #e39a9a}
-table{border-collapse:collapse;margin:8px 0 14px;font-size:13.5px}th,td{border:1px solid #d4d4d4;padding:4px 8px;text-align:left;vertical-align:top}th{background:#f3f3f3}
+table{border-collapse:collapse;margin:8px 0 14px;font-size:13.5px;max-width:100%}td pre{white-space:pre-wrap;word-break:break-all;margin:0}th,td{border:1px solid #d4d4d4;padding:4px 8px;text-align:left;vertical-align:top}th{background:#f3f3f3}
 pre{background:#f6f8fa;border:1px solid #e1e4e8;padding:8px 10px;overflow-x:auto;font:12.5px/1.35 ui-monospace,"DejaVu Sans Mono",monospace;margin:4px 0 12px}
 code{font:13px ui-monospace,"DejaVu Sans Mono",monospace;background:#f3f3f3;padding:0 3px}
 .plot{display:block;margin:6px 0 10px;max-width:100%;height:auto;border:1px solid #e5e5e5}
@@ -97,9 +97,9 @@ func WriteHTML(w io.Writer, r *Report) error {
 		p("<h3>Results</h3>\n<ul>\n")
 		for _, ex := range x.Expectations {
 			if ex.Held {
-				p("<li>%s: <span class=\"held\">✅ held</span>", e(ex.Name))
+				p("<li>%s: <span class=\"held\">✔ held</span>", e(ex.Name))
 			} else {
-				p("<li>%s: <span class=\"nothold\">❌ did not hold</span>", e(ex.Name))
+				p("<li>%s: <span class=\"nothold\">✘ did not hold</span>", e(ex.Name))
 			}
 			if ex.Detail != "" {
 				p(" (%s)", e(ex.Detail))

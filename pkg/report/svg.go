@@ -45,7 +45,7 @@ type plot struct {
 
 const (
 	svgW, svgH                     = 1100, 250
-	marginL, marginR, marginT, mgB = 64, 16, 34, 36
+	marginL, marginR, marginT, mgB = 64, 34, 34, 36
 )
 
 // niceStep returns a round tick step for a range split into about n parts.
@@ -102,7 +102,9 @@ func (p *plot) render() string {
 	ymax := 0.0
 	for _, s := range p.series {
 		for _, pt := range s.points {
-			ymax = math.Max(ymax, pt.V)
+			if !math.IsNaN(pt.V) {
+				ymax = math.Max(ymax, pt.V)
+			}
 		}
 	}
 	ystep := niceStep(ymax, 4)
@@ -149,12 +151,27 @@ func (p *plot) render() string {
 			continue
 		}
 		empty = false
+		// NaN marks a gap (no value in that sample): the line breaks there
+		// instead of bridging it.
 		var pts []string
+		flush := func() {
+			if len(pts) == 1 {
+				pts = append(pts, pts[0])
+			}
+			if len(pts) > 0 {
+				w(`<polyline class="series" fill="none" stroke="%s" stroke-width="2" points="%s"><title>%s</title></polyline>`+"\n",
+					s.colour, strings.Join(pts, " "), esc(s.name))
+			}
+			pts = pts[:0]
+		}
 		for _, pt := range s.points {
+			if math.IsNaN(pt.V) {
+				flush()
+				continue
+			}
 			pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(pt.T), y(pt.V)))
 		}
-		w(`<polyline class="series" fill="none" stroke="%s" stroke-width="2" points="%s"><title>%s</title></polyline>`+"\n",
-			s.colour, strings.Join(pts, " "), esc(s.name))
+		flush()
 	}
 	if empty {
 		w(`<text x="%.0f" y="%.0f" class="nodata">no samples</text>`+"\n", float64(marginL)+pw/2, float64(marginT)+ph/2)
@@ -288,8 +305,11 @@ func (e *Experiment) plots(idx int) []*plot {
 	}
 	lat := base("latency", "Create-instance latency", "ms")
 	var p50, p95, p99 []Point
+	gap := math.NaN()
 	for _, s := range e.Samples {
 		if s.LatencyP50 == 0 && s.LatencyP99 == 0 {
+			// Nothing was created in this interval: no latency, a gap.
+			p50, p95, p99 = append(p50, Point{s.T, gap}), append(p95, Point{s.T, gap}), append(p99, Point{s.T, gap})
 			continue
 		}
 		ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -298,7 +318,13 @@ func (e *Experiment) plots(idx int) []*plot {
 		p99 = append(p99, Point{s.T, ms(s.LatencyP99)})
 	}
 	lat.series = []series{{"p50", palette[0], p50}, {"p95", palette[2], p95}, {"p99", palette[3], p99}}
-	if probe && len(p50) == 0 {
+	hasLatency := false
+	for _, pt := range p50 {
+		if !math.IsNaN(pt.V) {
+			hasLatency = true
+		}
+	}
+	if probe && !hasLatency {
 		return []*plot{thr, errp}
 	}
 	return []*plot{thr, errp, lat}
