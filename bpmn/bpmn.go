@@ -1,4 +1,3 @@
-// Package bpmn embeds the process models nfslab deploys to Zeebe.
 package bpmn
 
 import _ "embed"

