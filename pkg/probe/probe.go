@@ -254,7 +254,7 @@ func Command(classDir, errorDir string, cfg Config) []string {
 // a time). Cancelling ctx kills the JVM. A probe that exits non-zero is not
 // an error: the caller reads Result. Errors are for a probe that could not
 // run.
-func Run(ctx context.Context, classDir string, cfg Config, onLine func(Line)) (Result, error) {
+func Run(ctx context.Context, classDir string, cfg Config, onLine func(Line)) (res Result, err error) {
 	if err := cfg.Validate(); err != nil {
 		return Result{}, err
 	}
@@ -265,6 +265,13 @@ func Run(ctx context.Context, classDir string, cfg Config, onLine func(Line)) (R
 			return Result{}, fmt.Errorf("creating probe error directory: %w", err)
 		}
 		errDir = d
+		// Keep the directory only when it holds a crash report.
+		defer func() {
+			if res.HsErr == "" {
+				os.RemoveAll(d)
+				res.ErrorDir = ""
+			}
+		}()
 	} else if err := os.MkdirAll(errDir, 0o755); err != nil {
 		return Result{}, fmt.Errorf("creating probe error directory: %w", err)
 	}
@@ -280,7 +287,7 @@ func Run(ctx context.Context, classDir string, cfg Config, onLine func(Line)) (R
 	if err != nil {
 		return Result{}, fmt.Errorf("starting probe: %w", err)
 	}
-	res := Result{ErrorDir: errDir}
+	res = Result{ErrorDir: errDir}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return Result{}, fmt.Errorf("starting probe %s: %w", strings.Join(argv, " "), err)
