@@ -693,7 +693,21 @@ func (r *run) forEnded(i int) {
 	r.data.forDone[i] = true
 }
 
+// firstLine is the first evidence line that says something: banners such
+// as the JVM's fatal error report start with bare "#" lines.
 func firstLine(ev []string) string {
+	for _, l := range ev {
+		t := strings.TrimSpace(strings.Trim(strings.TrimSpace(l), "#"))
+		n := 0
+		for _, c := range t {
+			if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+				n++
+			}
+		}
+		if n >= 3 {
+			return t
+		}
+	}
 	if len(ev) == 0 {
 		return ""
 	}

@@ -45,6 +45,13 @@ func faultfsText(r *scenario.FaultfsRule) string {
 	if r.Path != "" {
 		parts = append(parts, "path "+r.Path)
 	}
+	if r.Offset != 0 || r.Length != 0 {
+		rng := "from " + r.Offset.String()
+		if r.Length != 0 {
+			rng += " for " + r.Length.String()
+		}
+		parts = append(parts, rng)
+	}
 	if r.Errno != "" {
 		parts = append(parts, "errno "+r.Errno)
 	}

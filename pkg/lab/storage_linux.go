@@ -41,6 +41,11 @@ type FaultfsStorage struct {
 	mu    sync.Mutex
 	fs    *faultfs.FS
 	rules map[string][]string // scenario rule id -> faultfs rule ids
+	// order lists the installed rules, newest first: faultfs consults its
+	// rules in order and the first that fires decides, so a newer fault
+	// (the full drop) must come before an older one (the slowdown), as an
+	// iptables rule inserted at the top of the chain does.
+	order []faultfs.Rule
 }
 
 var _ engine.Storage = (*FaultfsStorage)(nil)
@@ -73,7 +78,8 @@ func FaultfsRules(id string, r scenario.FaultfsRule) ([]faultfs.Rule, error) {
 		if op == "all" {
 			o = faultfs.OpAny
 		}
-		fr := faultfs.Rule{ID: id + "-" + op, Op: o, PathGlob: r.Path, Prob: r.Prob, Latency: faultfs.Duration(r.Latency)}
+		fr := faultfs.Rule{ID: id + "-" + op, Op: o, PathGlob: r.Path, Prob: r.Prob, Latency: faultfs.Duration(r.Latency),
+			Offset: int64(r.Offset), Length: int64(r.Length)}
 		if r.Errno != "" {
 			e, err := faultfs.ParseErrno(r.Errno)
 			if err != nil {
@@ -100,12 +106,24 @@ func (s *FaultfsStorage) SetFault(_ context.Context, id string, r scenario.Fault
 	if s.fs == nil {
 		return errors.New("faultfs is not mounted")
 	}
-	for _, fr := range rules {
+	// Newest first: take the older rules out, set the new ones, put the
+	// older ones back behind them.
+	older := s.order
+	for _, fr := range older {
+		if err := s.fs.Clear(fr.ID); err != nil && !errors.Is(err, faultfs.ErrNotFound) {
+			return fmt.Errorf("reordering rule %s: %w", fr.ID, err)
+		}
+	}
+	s.order = nil
+	for _, fr := range append(rules, older...) {
 		got, err := s.fs.Set(fr)
 		if err != nil {
 			return fmt.Errorf("setting rule %s: %w", fr.ID, err)
 		}
-		s.rules[id] = append(s.rules[id], got.ID)
+		s.order = append(s.order, got)
+	}
+	for _, fr := range rules {
+		s.rules[id] = append(s.rules[id], fr.ID)
 	}
 	return nil
 }
@@ -120,6 +138,12 @@ func (s *FaultfsStorage) ClearFault(_ context.Context, id string) error {
 	for _, rid := range s.rules[id] {
 		if err := s.fs.Clear(rid); err != nil && !errors.Is(err, faultfs.ErrNotFound) {
 			errs = append(errs, err)
+		}
+		for i, fr := range s.order {
+			if fr.ID == rid {
+				s.order = append(s.order[:i], s.order[i+1:]...)
+				break
+			}
 		}
 	}
 	delete(s.rules, id)

@@ -225,6 +225,10 @@ type FaultfsRule struct {
 	// Prob is the probability an operation faults; 0 means always.
 	Prob    float64  `yaml:"prob,omitempty" json:"prob,omitempty"`
 	Latency Duration `yaml:"latency,omitempty" json:"latency,omitempty"`
+	// Offset and Length limit read and write rules to a byte range of the
+	// file (Length 0: to the end), e.g. the second half of a segment.
+	Offset Size `yaml:"offset,omitempty" json:"offset,omitempty"`
+	Length Size `yaml:"length,omitempty" json:"length,omitempty"`
 }
 
 // Expectation kinds.

@@ -690,6 +690,14 @@ func validateFaultfsRule(c *checker, p string, r *FaultfsRule) {
 	if r.Errno == "" && r.Latency == 0 {
 		c.add(p, "a faultfs rule needs an errno, a latency, or both")
 	}
+	if r.Offset != 0 || r.Length != 0 {
+		for _, op := range r.Ops {
+			if op != "read" && op != "write" {
+				c.add(p+".offset", "offset and length apply to read and write rules, not %s", op)
+				break
+			}
+		}
+	}
 	if r.Latency.D() > time.Hour {
 		c.add(p+".latency", "latency %v is longer than an hour", r.Latency)
 	}
