@@ -152,6 +152,10 @@ func newRouteHandle(ns string) (RouteHandle, error) {
 	return netlink.NewHandleAt(h, unix.NETLINK_ROUTE)
 }
 
+// dumpInterrupted reports whether a netlink dump must be retried because
+// the table changed while it was read.
+func dumpInterrupted(err error) bool { return errors.Is(err, netlink.ErrDumpInterrupted) }
+
 // routeGone reports whether a route delete failed because it is gone.
 func routeGone(err error) bool {
 	return errors.Is(err, unix.ESRCH) || errors.Is(err, unix.ENOENT)

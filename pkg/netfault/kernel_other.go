@@ -16,4 +16,6 @@ func newRouteHandle(string) (RouteHandle, error) { return nil, errUnsupported }
 
 func routeGone(error) bool { return false }
 
+func dumpInterrupted(error) bool { return false }
+
 func detectBackends() []Backend { return nil }

@@ -316,9 +316,9 @@ type scannedTable struct {
 type inventory struct {
 	netns   string
 	entries map[string]*entry
-	strays  []located   // rules in nfslab's chains without an nfslab:<id> comment
+	strays  []located      // rules in nfslab's chains without an nfslab:<id> comment
 	tables  []scannedTable // every table set looked at, for chain cleanup
-	handle  RouteHandle // nil when netlink could not be opened
+	handle  RouteHandle    // nil when netlink could not be opened
 	states  map[string]stateRecord
 	touched map[IPTables]bool // tables a rule was removed from
 	removed map[string]bool   // faults removed
@@ -422,7 +422,7 @@ func listRoutes(h RouteHandle) ([]netlink.Route, error) {
 	var err error
 	for try := 0; try < 3; try++ {
 		out, err = h.RouteListFiltered(familyAll, filter, netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)
-		if err == nil || !errors.Is(err, netlink.ErrDumpInterrupted) {
+		if err == nil || !dumpInterrupted(err) {
 			break
 		}
 	}
