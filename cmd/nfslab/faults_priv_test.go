@@ -57,8 +57,27 @@ func newLab(t *testing.T) *lab {
 
 type daemonProc struct {
 	cmd  *exec.Cmd
-	log  *bytes.Buffer
+	log  *syncBuffer
 	done chan error
+}
+
+// syncBuffer is the daemon's log, written by exec's copier while the test
+// reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // startDaemon runs `nfslab daemon` as a child process (this test binary
@@ -69,7 +88,7 @@ func (l *lab) startDaemon(t *testing.T, args ...string) *daemonProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &daemonProc{log: &bytes.Buffer{}, done: make(chan error, 1)}
+	d := &daemonProc{log: &syncBuffer{}, done: make(chan error, 1)}
 	d.cmd = exec.Command(self, append([]string{"daemon", "--socket", l.sock, "--log-level", "debug", "--host-netns=false"}, args...)...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
