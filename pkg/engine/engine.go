@@ -33,7 +33,11 @@ type Options struct {
 	// context that Ctrl-C does not cancel.
 	RollbackTimeout time.Duration
 	// OnEvent is called for every notable thing (plain output, live view).
+	// It may be called from several goroutines.
 	OnEvent func(Note)
+	// OnStart, if set, receives the Runner when Run begins, so a live view
+	// can poll its Status.
+	OnStart func(*Runner)
 }
 
 // Note is one line of what happened, for people.
@@ -242,6 +246,9 @@ func (r *run) send(m msg) {
 // Run executes the timeline.
 func (rn *Runner) Run(ctx context.Context) *Result {
 	r := rn.r
+	if r.o.OnStart != nil {
+		r.o.OnStart(rn)
+	}
 	sc := r.sc
 	res := &Result{Scenario: sc.Metadata.Name}
 	r.write(journal.Record{Type: journal.TypeRunStart, Run: &journal.Run{
