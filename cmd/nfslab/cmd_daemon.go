@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -53,6 +54,9 @@ in every --netns namespace; on SIGTERM or SIGINT it heals every fault it applied
 				return faultErr(err)
 			}
 			ln, err := daemon.Listen(g.socket, daemon.ListenOptions{Group: group, Logger: g.logger})
+			if errors.Is(err, daemon.ErrForeignSocket) {
+				return usage(err) // a wrong --socket: exit 2, nothing started
+			}
 			if err != nil {
 				return err
 			}

@@ -418,3 +418,28 @@ func TestPrivDirectRouteReaperExpires(t *testing.T) {
 		t.Fatalf("reaper %d still running after healing", pid)
 	}
 }
+
+// TestDaemonRefusesForeignSocket: a socket path owned by another user is
+// bad input (exit 2) and is left alone.
+func TestDaemonRefusesForeignSocket(t *testing.T) {
+	privtest.Root(t)
+	dir, err := os.MkdirTemp("", "nfslt-dmn-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "d.sock")
+	if err := os.WriteFile(sock, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(sock, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := runCLI(t, context.Background(), "daemon", "--socket", sock, "--host-netns=false")
+	if code != 2 || !strings.Contains(stderr, "owned by uid 65534") || !strings.Contains(stderr, sock) {
+		t.Fatalf("exit %d, stderr %s; want 2 naming the owner and the path", code, stderr)
+	}
+	if fi, err := os.Stat(sock); err != nil || fi.Sys().(*syscall.Stat_t).Uid != 65534 {
+		t.Fatalf("foreign socket path was touched: %v", err)
+	}
+}

@@ -25,6 +25,10 @@ const DefaultSocket = "/run/nfslab/nfslab.sock"
 // socket.
 var ErrAlreadyRunning = errors.New("another nfslab daemon is running")
 
+// ErrForeignSocket is returned by Listen when the socket path belongs to
+// another user: a configuration mistake, not something to overwrite.
+var ErrForeignSocket = errors.New("socket path owned by another user")
+
 // ListenOptions set the socket's ownership and permissions.
 type ListenOptions struct {
 	// Group owns the socket and the directory Listen creates; its members may
@@ -94,8 +98,8 @@ func checkExisting(path string) error {
 		return fmt.Errorf("checking socket %s: %w", path, err)
 	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
-		return fmt.Errorf("socket %s is owned by uid %d, not by this user (uid %d): refusing to start; "+
-			"is another user's daemon running? remove the file if it is stale", path, st.Uid, os.Geteuid())
+		return fmt.Errorf("%w: socket %s is owned by uid %d, not by this user (uid %d): refusing to start; "+
+			"is another user's daemon running? remove the file if it is stale", ErrForeignSocket, path, st.Uid, os.Geteuid())
 	}
 	if fi.Mode()&os.ModeSocket == 0 {
 		return fmt.Errorf("%s exists and is not a socket: refusing to replace it", path)

@@ -15,6 +15,10 @@ const DefaultSocket = "/run/nfslab/nfslab.sock"
 // ErrAlreadyRunning is returned by Listen when another daemon answers.
 var ErrAlreadyRunning = errors.New("another nfslab daemon is running")
 
+// ErrForeignSocket is returned by Listen when the socket path belongs to
+// another user.
+var ErrForeignSocket = errors.New("socket path owned by another user")
+
 // ListenOptions set the socket's ownership and permissions.
 type ListenOptions struct {
 	Group   int
