@@ -59,6 +59,10 @@ func Collect(ctx context.Context, runDir string, o Options) (string, error) {
 	if o.MaxFileBytes == 0 {
 		o.MaxFileBytes = 1 << 30
 	}
+	runDir, err := filepath.Abs(runDir)
+	if err != nil {
+		return "", fmt.Errorf("run directory: %w", err)
+	}
 	st, err := os.Stat(runDir)
 	if err != nil || !st.IsDir() {
 		return "", fmt.Errorf("run directory %s: not a directory", runDir)

@@ -99,17 +99,10 @@ func stepDetail(st *scenario.Step) string {
 	return strings.Join(parts, " ")
 }
 
-// expectedText is the hypothesis in prose, for the report's "Expected".
+// expectedText is the hypothesis in prose, for the report's "Expected";
+// the report lists the expectations themselves from their verdicts.
 func expectedText(sc *scenario.Scenario) string {
-	var lines []string
-	for i := range sc.Expectations {
-		e := &sc.Expectations[i]
-		if !e.Applies(sc.Target.Kind) {
-			continue
-		}
-		lines = append(lines, "- "+ExpectationName(e))
-	}
-	return strings.Join(lines, "\n")
+	return strings.TrimSpace(sc.Metadata.Expected)
 }
 
 func setupLines(sc *scenario.Scenario) []string {

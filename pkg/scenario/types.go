@@ -28,6 +28,8 @@ type Metadata struct {
 	Description string `yaml:"description,omitempty" json:"description,omitempty"`
 	// Seed is the source (chaos day post and section).
 	Seed string `yaml:"seed,omitempty" json:"seed,omitempty"`
+	// Expected is the hypothesis in prose, the report's "Expected".
+	Expected string `yaml:"expected,omitempty" json:"expected,omitempty"`
 }
 
 // Storage kinds.
