@@ -13,10 +13,10 @@ import (
 
 func TestRender(t *testing.T) {
 	s := engine.Status{Scenario: "nfs-full-drop", Started: true, Elapsed: 45 * time.Second, Duration: 4 * time.Minute,
-		Next:   []engine.StepStatus{{ID: "heal", Action: "heal", At: time.Minute}, {ID: "block", Action: "drop", At: -1, On: "replay-start"}},
-		Faults: []engine.FaultStatus{{Step: "drop-nfs", Kind: "drop", Packets: 35, Bytes: 2064000, Counted: true}},
-		Load:   &journal.LoadSample{Source: "probe", AppendRate: 1234},
-		Hits:   map[string]int{"msync-ioexception": 1},
+		Next:     []engine.StepStatus{{ID: "heal", Action: "heal", At: time.Minute}, {ID: "block", Action: "drop", At: -1, On: "replay-start"}},
+		Faults:   []engine.FaultStatus{{Step: "drop-nfs", Kind: "drop", Packets: 35, Bytes: 2064000, Counted: true}},
+		Load:     &journal.LoadSample{Source: "probe", AppendRate: 1234},
+		Hits:     map[string]int{"msync-ioexception": 1},
 		Verdicts: []engine.Verdict{{Name: "msync fires", State: engine.Held}, {Name: "raft", State: engine.Pending}}}
 	out := Render(s, []string{"09:02:00 drop-nfs applied"})
 	for _, want := range []string{"nfs-full-drop", "45s / 4m0s", "heal heal in 15s", "drop block on replay-start", "35 pkts", "1234 appends/s", "msync-ioexception×1", "✔ msync fires", "… raft", "drop-nfs applied"} {

@@ -120,10 +120,10 @@ func (t *Target) Resolve(_ context.Context, ref string) (string, error) {
 	return "", errors.New("no " + ref)
 }
 func (t *Target) Netns(context.Context, string) (string, error) { return "", engine.ErrUnsupported }
-func (t *Target) Exited() <-chan engine.Exit                     { return t.exits }
-func (t *Target) Lines() <-chan engine.Line                      { return t.lines }
-func (t *Target) Events() <-chan engine.Event                    { return nil }
-func (t *Target) Close(context.Context) error                    { return nil }
+func (t *Target) Exited() <-chan engine.Exit                    { return t.exits }
+func (t *Target) Lines() <-chan engine.Line                     { return t.lines }
+func (t *Target) Events() <-chan engine.Event                   { return nil }
+func (t *Target) Close(context.Context) error                   { return nil }
 
 // Detector reports a hit named after every line's text.
 type Detector struct{}
