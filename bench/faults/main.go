@@ -119,13 +119,21 @@ func measure(ns string, n int, nfslab string) error {
 	}
 	direct := client.NewDirect(client.DirectOptions{Injector: mgr})
 
-	srv, err := daemon.New(daemon.Options{Injector: mgr, Logger: logger, VerifyWindow: -1})
+	// The daemon runs a long-lived Manager, as `nfslab daemon` does.
+	dmgr, err := netfault.NewManager(netfault.Options{Logger: logger, StateDir: state, LongLived: true})
+	if err != nil {
+		return err
+	}
+	srv, err := daemon.New(daemon.Options{Injector: dmgr, Logger: logger, VerifyWindow: -1})
 	if err != nil {
 		return err
 	}
 	sock := filepath.Join(dir, "nfslab.sock")
 	ln, err := daemon.Listen(sock, daemon.ListenOptions{Logger: logger})
 	if err != nil {
+		return err
+	}
+	if err := srv.Start(ctx); err != nil {
 		return err
 	}
 	go func() { _ = srv.Serve(ln) }()
@@ -265,32 +273,14 @@ func measure(ns string, n int, nfslab string) error {
 	if err := mgr.Heal(ctx, "", keeper.ID); err != nil {
 		return err
 	}
-	// Where the time goes: the iptables calls of one apply and one heal,
-	// steady state (chains already there) and from scratch.
-	counter := &execCounter{n: map[string]int{}}
-	pm, err := netfault.NewManager(netfault.Options{Logger: logger, StateDir: filepath.Join(dir, "pstate"),
-		IPTablesFactory: counter.wrap(goIPTablesFactory())})
-	if err != nil {
-		return err
+	profiles := map[bool][4]string{}
+	for _, long := range []bool{false, true} {
+		p, err := profileManager(ctx, logger, filepath.Join(dir, fmt.Sprintf("pstate-%v", long)), long, spec)
+		if err != nil {
+			return err
+		}
+		profiles[long] = p
 	}
-	keep, err := pm.Apply(ctx, netfault.Spec{Kind: netfault.KindDrop, Dst: "10.0.0.9", Port: 2049}.WithDefaults())
-	if err != nil {
-		return err
-	}
-	fromScratch := counter.take()
-	f, err := pm.Apply(ctx, spec)
-	if err != nil {
-		return err
-	}
-	steadyApply := counter.take()
-	if err := pm.Heal(ctx, "", f.ID); err != nil {
-		return err
-	}
-	steadyHeal := counter.take()
-	if err := pm.Heal(ctx, "", keep.ID); err != nil {
-		return err
-	}
-	lastHeal := counter.take()
 
 	ver, _ := cmdrun.Output(ctx, "iptables", "--version")
 	fmt.Printf("nfslab fault latency, %d iterations, %s, %s\n", n, strings.TrimSpace(string(ver)), time.Now().UTC().Format(time.RFC3339))
@@ -306,12 +296,51 @@ func measure(ns string, n int, nfslab string) error {
 			h.Round(10*time.Microsecond), heal[k].pct(0.9).Round(10*time.Microsecond),
 			float64(a)/float64(rawA), float64(h)/float64(rawH))
 	}
-	fmt.Printf("\niptables calls per Manager operation (each is one exec of iptables):\n")
-	fmt.Printf("  first apply (creates chain and jump): %s\n", fromScratch)
-	fmt.Printf("  apply, chain already there:           %s\n", steadyApply)
-	fmt.Printf("  heal, other faults remain:            %s\n", steadyHeal)
-	fmt.Printf("  heal of the last fault:               %s\n", lastHeal)
+	for _, long := range []bool{false, true} {
+		name := "default Manager (direct path)"
+		if long {
+			name = "long-lived Manager (daemon)"
+		}
+		p := profiles[long]
+		fmt.Printf("\niptables calls per operation, %s:\n", name)
+		fmt.Printf("  first apply (creates chain and jump): %s\n", p[0])
+		fmt.Printf("  apply, chain already there:           %s\n", p[1])
+		fmt.Printf("  heal, other faults remain:            %s\n", p[2])
+		fmt.Printf("  heal of the last fault:               %s\n", p[3])
+	}
 	fmt.Printf("  raw: 1 exec each for -I and -D\n")
 	fmt.Printf("daemon-only is the daemon over an in-memory injector: the cost of HTTP on the unix socket alone.\n")
 	return nil
+}
+
+// profileManager counts the iptables calls of one apply and one heal,
+// steady state (chains already there) and from scratch.
+func profileManager(ctx context.Context, logger *slog.Logger, state string, longLived bool, spec netfault.Spec) ([4]string, error) {
+	var out [4]string
+	counter := &execCounter{n: map[string]int{}}
+	pm, err := netfault.NewManager(netfault.Options{Logger: logger, StateDir: state, LongLived: longLived,
+		IPTablesFactory: counter.wrap(goIPTablesFactory())})
+	if err != nil {
+		return out, err
+	}
+	defer pm.Close()
+	keep, err := pm.Apply(ctx, netfault.Spec{Kind: netfault.KindDrop, Dst: "10.0.0.9", Port: 2049}.WithDefaults())
+	if err != nil {
+		return out, err
+	}
+	out[0] = counter.take()
+	f, err := pm.Apply(ctx, spec)
+	if err != nil {
+		return out, err
+	}
+	out[1] = counter.take()
+	if err := pm.Heal(ctx, "", f.ID); err != nil {
+		return out, err
+	}
+	out[2] = counter.take()
+	if err := pm.Heal(ctx, "", keep.ID); err != nil {
+		return out, err
+	}
+	out[3] = counter.take()
+	return out, nil
 }

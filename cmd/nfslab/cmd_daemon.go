@@ -39,7 +39,10 @@ in every --netns namespace; on SIGTERM or SIGINT it heals every fault it applied
 			inj, ok := cmd.Context().Value(daemonInjectorKey{}).(netfault.Injector)
 			if !ok {
 				var err error
-				if inj, err = newInjector(g); err != nil {
+				// Long-lived: Apply and Heal run one iptables process each,
+				// trusting caches the daemon keeps honest with EnsureJumps.
+				if inj, err = netfault.NewManager(netfault.Options{Logger: g.logger,
+					StateDir: os.Getenv(StateDirEnv), LongLived: true}); err != nil {
 					return err
 				}
 			}

@@ -168,7 +168,7 @@ func checkFaultFlags(cmd *cobra.Command, o *faultOpts) error {
 	return nil
 }
 
-func healCommand(f netfault.Fault) string {
+func faultHealCommand(f netfault.Fault) string {
 	s := "nfslab heal " + f.ID
 	if f.Spec.Netns != "" {
 		s += " --netns " + f.Spec.Netns
@@ -190,7 +190,7 @@ func runFault(cmd *cobra.Command, g *globals, o *faultOpts) error {
 			return faultErr(err)
 		}
 		fmt.Fprintf(w, "dry run: %s would create (nothing was changed):\n", o.spec.Kind)
-		printPlan(w, p)
+		printFaultPlan(w, p)
 		return nil
 	}
 	a, err := c.Apply(ctx, o.spec)
@@ -198,18 +198,18 @@ func runFault(cmd *cobra.Command, g *globals, o *faultOpts) error {
 		return faultErr(err)
 	}
 	f := a.Fault
-	fmt.Fprintf(w, "applied %s fault %s (%s, via %s)\n", f.Spec.Kind, f.ID, selectors(f.Spec), c.Mode())
-	printPlan(w, a.Plan)
+	fmt.Fprintf(w, "applied %s fault %s (%s, via %s)\n", f.Spec.Kind, f.ID, faultSelectors(f.Spec), c.Mode())
+	printFaultPlan(w, a.Plan)
 	fmt.Fprintf(w, "  lifetime: %v, expires %s\n", f.Spec.For, f.Expires.Local().Format(time.RFC3339))
 	for _, n := range a.Notes {
 		fmt.Fprintf(w, "  note:     %s\n", n)
 	}
-	fmt.Fprintf(w, "  heal:     %s\n", healCommand(f))
+	fmt.Fprintf(w, "  heal:     %s\n", faultHealCommand(f))
 	if o.noVerify {
 		return nil
 	}
 	fmt.Fprintf(w, "watching its counters for %v ...\n", o.verifyWindow)
-	v, err := client.Verify(ctx, c, clock.Real{}, o.spec.Netns, f.ID, o.verifyWindow, verifyPoll(o.verifyWindow))
+	v, err := client.Verify(ctx, c, clock.Real{}, o.spec.Netns, f.ID, o.verifyWindow, faultVerifyPoll(o.verifyWindow))
 	if err != nil {
 		return fmt.Errorf("verifying fault %s: %w", f.ID, err)
 	}
@@ -230,11 +230,11 @@ func runFault(cmd *cobra.Command, g *globals, o *faultOpts) error {
 	return nil
 }
 
-func verifyPoll(window time.Duration) time.Duration {
+func faultVerifyPoll(window time.Duration) time.Duration {
 	return max(min(window/10, 500*time.Millisecond), 10*time.Millisecond)
 }
 
-func printPlan(w io.Writer, p netfault.Plan) {
+func printFaultPlan(w io.Writer, p netfault.Plan) {
 	for _, r := range p.Rules {
 		fmt.Fprintf(w, "  rule:     %s\n", r)
 	}
@@ -252,7 +252,7 @@ func faultErr(err error) error {
 }
 
 // selectors describes what a fault matches, in one short phrase.
-func selectors(s netfault.Spec) string {
+func faultSelectors(s netfault.Spec) string {
 	if !s.IsRule() {
 		return fmt.Sprintf("%s route to %s", s.RouteType, s.Dst)
 	}
@@ -293,10 +293,10 @@ func newHealCmd(g *globals) *cobra.Command {
 					return faultErr(err)
 				}
 				if len(got) == 0 {
-					fmt.Fprintf(g.stdout, "nothing to heal in %s\n", nsLabel(netns))
+					fmt.Fprintf(g.stdout, "nothing to heal in %s\n", faultNetnsLabel(netns))
 					return nil
 				}
-				fmt.Fprintf(g.stdout, "healed %d fault(s) in %s: %s\n", len(got), nsLabel(netns), strings.Join(got, " "))
+				fmt.Fprintf(g.stdout, "healed %d fault(s) in %s: %s\n", len(got), faultNetnsLabel(netns), strings.Join(got, " "))
 				return nil
 			}
 			var missing []string
@@ -312,7 +312,7 @@ func newHealCmd(g *globals) *cobra.Command {
 				}
 			}
 			if len(missing) > 0 {
-				return exitError{1, fmt.Errorf("no fault with ID %s in %s (see nfslab status)", quoteAll(missing), nsLabel(netns))}
+				return exitError{1, fmt.Errorf("no fault with ID %s in %s (see nfslab status)", faultQuoteAll(missing), faultNetnsLabel(netns))}
 			}
 			return nil
 		},
@@ -322,7 +322,7 @@ func newHealCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func quoteAll(ss []string) string {
+func faultQuoteAll(ss []string) string {
 	q := make([]string, len(ss))
 	for i, s := range ss {
 		q[i] = fmt.Sprintf("%q", s)
@@ -330,7 +330,7 @@ func quoteAll(ss []string) string {
 	return strings.Join(q, ", ")
 }
 
-func nsLabel(ns string) string {
+func faultNetnsLabel(ns string) string {
 	if ns == "" {
 		return "the host namespace"
 	}
@@ -364,10 +364,10 @@ func newStatusCmd(g *globals) *cobra.Command {
 				return enc.Encode(fs)
 			}
 			if len(fs) == 0 {
-				fmt.Fprintf(g.stdout, "no nfslab faults in %s\n", nsLabel(netns))
+				fmt.Fprintf(g.stdout, "no nfslab faults in %s\n", faultNetnsLabel(netns))
 				return nil
 			}
-			printTable(g.stdout, fs, time.Now())
+			printFaultTable(g.stdout, fs, time.Now())
 			return nil
 		},
 	}
@@ -376,7 +376,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func printTable(w io.Writer, fs []netfault.Fault, now time.Time) {
+func printFaultTable(w io.Writer, fs []netfault.Fault, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tKIND\tSELECTORS\tCREATED\tEXPIRES\tPACKETS\tBYTES\tLABEL")
 	for _, f := range fs {
@@ -384,13 +384,13 @@ func printTable(w io.Writer, fs []netfault.Fault, now time.Time) {
 		if f.Counted {
 			pk, by = fmt.Sprint(f.Packets), fmt.Sprint(f.Bytes)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.ID, f.Spec.Kind, selectors(f.Spec),
-			f.Created.Local().Format("15:04:05"), expiresIn(f.Expires, now), pk, by, f.Spec.Label)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.ID, f.Spec.Kind, faultSelectors(f.Spec),
+			f.Created.Local().Format("15:04:05"), faultExpiresIn(f.Expires, now), pk, by, f.Spec.Label)
 	}
 	tw.Flush()
 }
 
-func expiresIn(t, now time.Time) string {
+func faultExpiresIn(t, now time.Time) string {
 	if t.IsZero() {
 		return "?"
 	}
@@ -440,17 +440,17 @@ func newWatchCmd(g *globals) *cobra.Command {
 					return faultErr(err)
 				}
 				now := time.Now()
-				fmt.Fprintf(g.stdout, "%s  %d fault(s) in %s\n", now.Format("15:04:05"), len(fs), nsLabel(netns))
+				fmt.Fprintf(g.stdout, "%s  %d fault(s) in %s\n", now.Format("15:04:05"), len(fs), faultNetnsLabel(netns))
 				tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
 				fmt.Fprintln(tw, "ID\tKIND\tSELECTORS\tPACKETS\tBYTES\tDELTA\tEXPIRES")
 				seen := map[string]uint64{}
 				for _, f := range fs {
 					if !f.Counted {
-						fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t%s\n", f.ID, f.Spec.Kind, selectors(f.Spec), expiresIn(f.Expires, now))
+						fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t%s\n", f.ID, f.Spec.Kind, faultSelectors(f.Spec), faultExpiresIn(f.Expires, now))
 						continue
 					}
 					delta := "+" + fmt.Sprint(f.Packets-min(last[f.ID], f.Packets))
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", f.ID, f.Spec.Kind, selectors(f.Spec), f.Packets, f.Bytes, delta, expiresIn(f.Expires, now))
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", f.ID, f.Spec.Kind, faultSelectors(f.Spec), f.Packets, f.Bytes, delta, faultExpiresIn(f.Expires, now))
 					seen[f.ID] = f.Packets
 				}
 				tw.Flush()

@@ -31,20 +31,20 @@ import (
 	"github.com/nfslab/nfslab/pkg/netfault"
 )
 
-func privGuard(t *testing.T) {
+func faultPrivGuard(t *testing.T) {
 	t.Helper()
 	privtest.Root(t)
 	privtest.Short(t)
 	privtest.Tools(t, "ip", "iptables", "iptables-save", "ip6tables-save")
 }
 
-// lab is a socket and a state directory for one privileged test; the state
+// faultLab is a socket and a state directory for one privileged test; the state
 // directory reaches the daemon and reapers through the environment.
-type lab struct {
+type faultLab struct {
 	dir, sock string
 }
 
-func newLab(t *testing.T) *lab {
+func newFaultLab(t *testing.T) *faultLab {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "nfslt-dmn-")
 	if err != nil {
@@ -52,29 +52,29 @@ func newLab(t *testing.T) *lab {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	t.Setenv(StateDirEnv, filepath.Join(dir, "state"))
-	return &lab{dir: dir, sock: filepath.Join(dir, "run", "nfslab.sock")}
+	return &faultLab{dir: dir, sock: filepath.Join(dir, "run", "nfslab.sock")}
 }
 
-type daemonProc struct {
+type faultDaemonProc struct {
 	cmd  *exec.Cmd
-	log  *syncBuffer
+	log  *faultLogBuffer
 	done chan error
 }
 
-// syncBuffer is the daemon's log, written by exec's copier while the test
+// faultLogBuffer is the daemon's log, written by exec's copier while the test
 // reads it.
-type syncBuffer struct {
+type faultLogBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *faultLogBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *faultLogBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
@@ -82,13 +82,13 @@ func (s *syncBuffer) String() string {
 
 // startDaemon runs `nfslab daemon` as a child process (this test binary
 // acting as nfslab) and waits until it answers.
-func (l *lab) startDaemon(t *testing.T, args ...string) *daemonProc {
+func (l *faultLab) startDaemon(t *testing.T, args ...string) *faultDaemonProc {
 	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &daemonProc{log: &syncBuffer{}, done: make(chan error, 1)}
+	d := &faultDaemonProc{log: &faultLogBuffer{}, done: make(chan error, 1)}
 	d.cmd = exec.Command(self, append([]string{"daemon", "--socket", l.sock, "--log-level", "debug", "--host-netns=false"}, args...)...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
@@ -125,7 +125,7 @@ func (l *lab) startDaemon(t *testing.T, args ...string) *daemonProc {
 }
 
 // wait waits for the daemon to exit and returns its exit status.
-func (d *daemonProc) wait(t *testing.T, timeout time.Duration) int {
+func (d *faultDaemonProc) wait(t *testing.T, timeout time.Duration) int {
 	t.Helper()
 	select {
 	case err := <-d.done:
@@ -147,7 +147,7 @@ func mustCLI(t *testing.T, args ...string) string {
 }
 
 // nfslabObjects lists every nfslab rule, chain, jump and route in ns.
-func nfslabObjects(t *testing.T, ns string) []string {
+func faultObjects(t *testing.T, ns string) []string {
 	t.Helper()
 	var out []string
 	for _, save := range []string{"iptables-save", "ip6tables-save"} {
@@ -173,11 +173,11 @@ func nfslabObjects(t *testing.T, ns string) []string {
 	return out
 }
 
-var reaperRE = regexp.MustCompile(`reaper process (\d+)`)
+var faultReaperRE = regexp.MustCompile(`reaper process (\d+)`)
 
 // killReaper ends a reaper the direct path started for this test, by PID.
-func killReaper(t *testing.T, out string) {
-	m := reaperRE.FindStringSubmatch(out)
+func faultKillReaper(t *testing.T, out string) {
+	m := faultReaperRE.FindStringSubmatch(out)
 	if m == nil {
 		return
 	}
@@ -190,10 +190,10 @@ func killReaper(t *testing.T, out string) {
 // daemon leaves no nfslab rule, chain or route; a fresh daemon start also
 // sweeps what the direct path left.
 func TestPrivDaemonCrashSafety(t *testing.T) {
-	privGuard(t)
+	faultPrivGuard(t)
 	p := testnet.NewPair(t, "nfslt-dmn")
 	ns := p.Client
-	l := newLab(t)
+	l := newFaultLab(t)
 	d := l.startDaemon(t, "--netns", ns)
 
 	for _, args := range [][]string{
@@ -206,7 +206,7 @@ func TestPrivDaemonCrashSafety(t *testing.T) {
 			t.Fatalf("not applied through the daemon:\n%s", out)
 		}
 	}
-	if objs := nfslabObjects(t, ns); len(objs) < 3 {
+	if objs := faultObjects(t, ns); len(objs) < 3 {
 		t.Fatalf("expected rules and a route, found:\n%s", strings.Join(objs, "\n"))
 	}
 
@@ -222,7 +222,7 @@ func TestPrivDaemonCrashSafety(t *testing.T) {
 	if !strings.Contains(out, "healed 3 fault(s)") {
 		t.Fatalf("heal --all without daemon:\n%s", out)
 	}
-	if objs := nfslabObjects(t, ns); len(objs) != 0 {
+	if objs := faultObjects(t, ns); len(objs) != 0 {
 		t.Fatalf("nfslab objects left after heal --all:\n%s", strings.Join(objs, "\n"))
 	}
 
@@ -232,12 +232,12 @@ func TestPrivDaemonCrashSafety(t *testing.T) {
 		t.Fatalf("expected the direct path:\n%s", out)
 	}
 	out = mustCLI(t, "unreachable", "--dst", "10.251.0.0/24", "--netns", ns, "--socket", l.sock)
-	killReaper(t, out)
-	if objs := nfslabObjects(t, ns); len(objs) == 0 {
+	faultKillReaper(t, out)
+	if objs := faultObjects(t, ns); len(objs) == 0 {
 		t.Fatal("direct faults not applied")
 	}
 	d2 := l.startDaemon(t, "--netns", ns)
-	if objs := nfslabObjects(t, ns); len(objs) != 0 {
+	if objs := faultObjects(t, ns); len(objs) != 0 {
 		t.Fatalf("fresh daemon start left:\n%s", strings.Join(objs, "\n"))
 	}
 	if !strings.Contains(d2.log.String(), "sweep-removed") {
@@ -253,13 +253,13 @@ func TestPrivDaemonCrashSafety(t *testing.T) {
 // a TCP connect time out, the daemon reports its first hit, and SIGTERM
 // heals it so that the connect works again.
 func TestPrivDaemonFaultBitesAndSIGTERMHeals(t *testing.T) {
-	privGuard(t)
+	faultPrivGuard(t)
 	p := testnet.NewPair(t, "nfslt-dmn")
 	srv := testnet.ListenTCP(t, p.Server, netip.AddrPortFrom(p.ServerV4, 0))
 	if errno, err := testnet.Dial(p.Client, srv.Addr, 2*time.Second); errno != 0 || err != nil {
 		t.Fatalf("connect before the fault: %v %v", errno, err)
 	}
-	l := newLab(t)
+	l := newFaultLab(t)
 	d := l.startDaemon(t, "--netns", p.Client, "--verify-window", "5s")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -293,7 +293,7 @@ func TestPrivDaemonFaultBitesAndSIGTERMHeals(t *testing.T) {
 			t.Fatal("no fault-first-hit event from the daemon")
 		}
 	}
-	body := metrics(t, l.sock)
+	body := faultMetrics(t, l.sock)
 	if !strings.Contains(body, fmt.Sprintf(`nfslab_fault_packets_total{id="%s"`, fs[0].ID)) {
 		t.Errorf("metrics lack the fault's packet counter:\n%s", body)
 	}
@@ -302,7 +302,7 @@ func TestPrivDaemonFaultBitesAndSIGTERMHeals(t *testing.T) {
 	if code := d.wait(t, 30*time.Second); code != 0 {
 		t.Fatalf("daemon exit %d after SIGTERM", code)
 	}
-	if objs := nfslabObjects(t, p.Client); len(objs) != 0 {
+	if objs := faultObjects(t, p.Client); len(objs) != 0 {
 		t.Fatalf("SIGTERM left:\n%s", strings.Join(objs, "\n"))
 	}
 	if errno, err := testnet.Dial(p.Client, srv.Addr, 2*time.Second); errno != 0 || err != nil {
@@ -310,7 +310,7 @@ func TestPrivDaemonFaultBitesAndSIGTERMHeals(t *testing.T) {
 	}
 }
 
-func metrics(t *testing.T, sock string) string {
+func faultMetrics(t *testing.T, sock string) string {
 	t.Helper()
 	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
@@ -327,10 +327,10 @@ func metrics(t *testing.T, sock string) string {
 // TestPrivDaemonConcurrency: 50 parallel drops and 25 heals against the
 // daemon leave a state on which `status` and iptables-save agree.
 func TestPrivDaemonConcurrency(t *testing.T) {
-	privGuard(t)
+	faultPrivGuard(t)
 	ns := testnet.RandomName("nfslt-dmn-x")
 	testnet.NewNetns(t, ns)
-	l := newLab(t)
+	l := newFaultLab(t)
 	l.startDaemon(t, "--netns", ns)
 	c := client.NewDaemon(l.sock)
 	defer c.Close()
@@ -381,7 +381,7 @@ func TestPrivDaemonConcurrency(t *testing.T) {
 	if !strings.Contains(out, "healed 25 fault(s)") {
 		t.Fatalf("heal --all: %s", out)
 	}
-	if objs := nfslabObjects(t, ns); len(objs) != 0 {
+	if objs := faultObjects(t, ns); len(objs) != 0 {
 		t.Fatalf("left after heal --all:\n%s", strings.Join(objs, "\n"))
 	}
 }
@@ -389,24 +389,24 @@ func TestPrivDaemonConcurrency(t *testing.T) {
 // TestPrivDirectRouteReaperExpires: without a daemon a route has no kernel
 // expiry, so the direct path's reaper process removes it on time.
 func TestPrivDirectRouteReaperExpires(t *testing.T) {
-	privGuard(t)
+	faultPrivGuard(t)
 	ns := testnet.RandomName("nfslt-dmn-r")
 	testnet.NewNetns(t, ns)
-	l := newLab(t)
+	l := newFaultLab(t)
 	out := mustCLI(t, "unreachable", "--dst", "10.252.0.0/24", "--for", "2s", "--netns", ns, "--socket", l.sock)
-	killReaper(t, out)
-	m := reaperRE.FindStringSubmatch(out)
+	faultKillReaper(t, out)
+	m := faultReaperRE.FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("no reaper reported:\n%s", out)
 	}
 	pid, _ := strconv.Atoi(m[1])
-	if objs := nfslabObjects(t, ns); len(objs) != 1 {
+	if objs := faultObjects(t, ns); len(objs) != 1 {
 		t.Fatalf("route not applied: %v", objs)
 	}
 	deadline := time.Now().Add(15 * time.Second)
-	for len(nfslabObjects(t, ns)) != 0 {
+	for len(faultObjects(t, ns)) != 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("route still there 15s after a 2s lifetime: %v", nfslabObjects(t, ns))
+			t.Fatalf("route still there 15s after a 2s lifetime: %v", faultObjects(t, ns))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

@@ -495,3 +495,64 @@ func TestHealFindsTrackedNamespace(t *testing.T) {
 		t.Fatalf("daemon with NoHostNamespace swept something at start (%d HealAll calls)", n)
 	}
 }
+
+// keeperInjector is a long-lived injector: it wants EnsureJumps called
+// periodically and Close at exit.
+type keeperInjector struct {
+	*clienttest.Injector
+	mu      sync.Mutex
+	ensured map[string]int
+	closed  int
+}
+
+func (k *keeperInjector) EnsureJumps(_ context.Context, netns string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.ensured[netns]++
+	return nil
+}
+
+func (k *keeperInjector) Close() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.closed++
+	return nil
+}
+
+func TestLongLivedInjectorJumpsKeptAndClosed(t *testing.T) {
+	clk := clock.NewFake(t0)
+	k := &keeperInjector{Injector: clienttest.New(clk), ensured: map[string]int{}}
+	srv, err := daemon.New(daemon.Options{Injector: k, Clock: clk, Namespaces: []string{"lab"}, VerifyWindow: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		deadline := time.Now().Add(2 * time.Second)
+		for clk.Waiters() == 0 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		clk.Advance(time.Second)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		k.mu.Lock()
+		n, host := k.ensured["lab"], k.ensured[""]
+		k.mu.Unlock()
+		if n >= 2 && host >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("EnsureJumps called %d times for lab, %d for host; want every second", n, host)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if k.closed != 1 {
+		t.Fatalf("Close called %d times at shutdown, want 1", k.closed)
+	}
+}

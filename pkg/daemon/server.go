@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -41,6 +42,11 @@ type Options struct {
 	VerifyWindow time.Duration
 	// VerifyPoll is how often the watcher reads counters; 0 means 1s.
 	VerifyPoll time.Duration
+	// JumpInterval is how often the daemon re-asserts nfslab's jumps at the
+	// top of the built-in chains when the injector is a netfault.JumpKeeper
+	// (a LongLived Manager, whose Apply trusts its cache); 0 means 1s,
+	// negative disables.
+	JumpInterval time.Duration
 	// Verify replaces netfault.Verify (tests).
 	Verify VerifyFunc
 }
@@ -53,6 +59,7 @@ type Server struct {
 	log    *slog.Logger
 	window time.Duration
 	poll   time.Duration
+	jumps  time.Duration
 	verify VerifyFunc
 
 	mux     *http.ServeMux
@@ -97,6 +104,7 @@ func New(opts Options) (*Server, error) {
 		log:        opts.Logger,
 		window:     opts.VerifyWindow,
 		poll:       opts.VerifyPoll,
+		jumps:      opts.JumpInterval,
 		verify:     opts.Verify,
 		mux:        http.NewServeMux(),
 		bus:        newBus(),
@@ -118,6 +126,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if s.poll <= 0 {
 		s.poll = time.Second
+	}
+	if s.jumps == 0 {
+		s.jumps = time.Second
 	}
 	if s.verify == nil {
 		s.verify = netfault.Verify
@@ -203,7 +214,33 @@ func (s *Server) Start(ctx context.Context) error {
 				Message: fmt.Sprintf("removed %d leftover fault(s) of an earlier run in %s", len(ids), nsName(ns))})
 		}
 	}
+	if jk, ok := s.inj.(netfault.JumpKeeper); ok && s.jumps > 0 {
+		s.wg.Add(1)
+		go s.keepJumps(jk)
+	}
 	return errors.Join(errs...)
+}
+
+// keepJumps moves nfslab's jumps back to the top of the built-in chains
+// when another tool inserted above them: a long-lived injector's Apply
+// trusts its cache instead of checking on every call.
+func (s *Server) keepJumps(jk netfault.JumpKeeper) {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-s.clk.After(s.jumps):
+		}
+		for _, ns := range s.managed() {
+			ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
+			err := jk.EnsureJumps(ctx, ns)
+			cancel()
+			if err != nil && s.ctx.Err() == nil {
+				s.log.Warn("re-asserting nfslab's jumps", "netns", ns, "err", err)
+			}
+		}
+	}
 }
 
 // Serve accepts connections on ln until Shutdown.
@@ -263,6 +300,13 @@ func (s *Server) Shutdown(ctx context.Context) ([]string, error) {
 	}
 	sort.Strings(healed)
 	s.wg.Wait()
+	// A long-lived injector keeps empty chains for the next Apply; at exit
+	// they go too.
+	if c, ok := s.inj.(io.Closer); ok {
+		if err := c.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing fault injector: %w", err))
+		}
+	}
 	return healed, errors.Join(errs...)
 }
 
