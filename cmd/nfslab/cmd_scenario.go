@@ -14,7 +14,7 @@ import (
 
 	"github.com/nfslab/nfslab/pkg/collect"
 	"github.com/nfslab/nfslab/pkg/engine"
-	"github.com/nfslab/nfslab/pkg/lab"
+	scenariolab "github.com/nfslab/nfslab/pkg/lab"
 	"github.com/nfslab/nfslab/pkg/live"
 	"github.com/nfslab/nfslab/pkg/netfault"
 	"github.com/nfslab/nfslab/pkg/nfsserver"
@@ -130,7 +130,7 @@ func runScenario(cmd *cobra.Command, g *globals, f *runFlags, path string) error
 	build, _ := ctx.Value(backendsKey{}).(backendsFactory)
 	if build == nil {
 		build = func(ctx context.Context, sc *scenario.Scenario, runDir string) (engine.Backends, error) {
-			return lab.Build(ctx, sc, lab.Config{
+			return scenariolab.Build(ctx, sc, scenariolab.Config{
 				RunDir: runDir, ProbeCache: f.probeCache, Logger: g.logger,
 				Faults: func(ctx context.Context) (engine.Faults, error) {
 					c, err := openClient(ctx, g)
@@ -138,7 +138,7 @@ func runScenario(cmd *cobra.Command, g *globals, f *runFlags, path string) error
 						return nil, err
 					}
 					fmt.Fprintf(g.stderr, "network faults: %s client\n", c.Mode())
-					return lab.Faults{C: c}, nil
+					return scenariolab.Faults{C: c}, nil
 				},
 			})
 		}
@@ -179,7 +179,7 @@ func runScenario(cmd *cobra.Command, g *globals, f *runFlags, path string) error
 	return nil
 }
 
-func runOnce(ctx context.Context, g *globals, f *runFlags, sc *scenario.Scenario, iter int, build backendsFactory) (*lab.Run, error) {
+func runOnce(ctx context.Context, g *globals, f *runFlags, sc *scenario.Scenario, iter int, build backendsFactory) (*scenariolab.Run, error) {
 	opts := engine.Options{Logger: g.logger, FailFast: f.failFast}
 	var view *live.View
 	vctx, vcancel := context.WithCancel(ctx)
@@ -196,7 +196,7 @@ func runOnce(ctx context.Context, g *globals, f *runFlags, sc *scenario.Scenario
 		opts.OnEvent = live.Plain(g.stdout)
 		close(viewDone)
 	}
-	r, err := lab.Execute(ctx, sc, f.out, iter, opts, func(ctx context.Context, dir string) (engine.Backends, error) {
+	r, err := scenariolab.Execute(ctx, sc, f.out, iter, opts, func(ctx context.Context, dir string) (engine.Backends, error) {
 		return build(ctx, sc, dir)
 	}, report.WriteDir)
 	vcancel()
@@ -217,7 +217,7 @@ func runOnce(ctx context.Context, g *globals, f *runFlags, sc *scenario.Scenario
 	return r, nil
 }
 
-func printSummary(w io.Writer, sc *scenario.Scenario, r *lab.Run) {
+func printSummary(w io.Writer, sc *scenario.Scenario, r *scenariolab.Run) {
 	res := r.Result
 	verdict := "PASS"
 	if !res.Passed {
@@ -253,7 +253,7 @@ func printScenarioPlan(g *globals, sc *scenario.Scenario) error {
 	var planner interface {
 		Plan(netfault.Spec) (netfault.Plan, error)
 	}
-	if lab.NeedsFaults(sc) {
+	if scenariolab.NeedsFaults(sc) {
 		if inj, err := newInjector(g); err == nil {
 			planner = inj
 		} else {

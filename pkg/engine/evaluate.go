@@ -71,6 +71,9 @@ func ExpectationName(e *scenario.Expectation) string {
 	if e.ExitCode != nil {
 		parts = append(parts, strconv.Itoa(*e.ExitCode))
 	}
+	if e.Fraction != 0 {
+		parts = append(parts, fmt.Sprintf("%.0f%% of baseline", 100*e.Fraction))
+	}
 	if e.After != "" {
 		parts = append(parts, "after "+e.After)
 	}
@@ -151,7 +154,7 @@ func judge(sc *scenario.Scenario, d *evalData, e *scenario.Expectation) (State, 
 		}
 		if e.Kind == scenario.ExpectDetectorFires {
 			if hit != nil {
-				return Held, fmt.Sprintf("%s fired %s after %s: %s", e.Detector, since(hit.at), nameOr(e.After, "the start"), firstLine(hit.hit.Evidence))
+				return Held, fmt.Sprintf("%s fired %s after %s: %s", e.Detector, since(hit.at), nameOr(e.After, "the start"), bestLine(e.Detector, hit.hit.Evidence))
 			}
 			if closed || d.ended {
 				return Failed, fmt.Sprintf("%s did not fire within %v of %s", e.Detector, e.Within, nameOr(e.After, "the start"))
@@ -293,6 +296,24 @@ func judgeRecovery(sc *scenario.Scenario, d *evalData, e *scenario.Expectation, 
 		}
 		return fail(fmt.Sprintf("%s rate not back above %.0f%% of the %s within %v of the heal", metricName(sc, e.Metric), 100*e.Fraction, bdesc, e.Within))
 	}
+}
+
+// bestLine picks the evidence line that names what the detector is about
+// (the "SIGBUS (0x7)" line of a JVM crash banner), else the first line
+// that says something.
+func bestLine(detector string, ev []string) string {
+	key := ""
+	for _, tok := range strings.Split(detector, "-") {
+		if len(tok) > len(key) {
+			key = tok
+		}
+	}
+	for _, l := range ev {
+		if key != "" && strings.Contains(strings.ToLower(l), key) {
+			return strings.TrimSpace(strings.Trim(strings.TrimSpace(l), "#"))
+		}
+	}
+	return firstLine(ev)
 }
 
 func mean(xs []float64) float64 {

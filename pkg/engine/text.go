@@ -224,7 +224,13 @@ func PrintPlan(w io.Writer, sc *scenario.Scenario, faults interface {
 		if !e.Applies(sc.Target.Kind) {
 			skip = " [skipped: target " + sc.Target.Kind + "]"
 		}
-		fmt.Fprintf(w, "  - %s%s\n", ExpectationName(e), skip)
+		detail := ""
+		if e.Name != "" {
+			c := *e
+			c.Name = ""
+			detail = "  [" + ExpectationName(&c) + "]"
+		}
+		fmt.Fprintf(w, "  - %s%s%s\n", ExpectationName(e), detail, skip)
 	}
 	fmt.Fprintf(w, "rollbacks: heal every fault the run created, clear faultfs rules, unpause paused containers")
 	for _, r := range sc.Rollbacks {

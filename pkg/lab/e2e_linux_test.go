@@ -12,6 +12,7 @@ import (
 	"github.com/nfslab/nfslab/internal/privtest"
 	"github.com/nfslab/nfslab/pkg/engine"
 	"github.com/nfslab/nfslab/pkg/journal"
+	"github.com/nfslab/nfslab/pkg/report"
 	"github.com/nfslab/nfslab/pkg/scenario"
 )
 
@@ -83,6 +84,16 @@ func runShipped(t *testing.T, name string, report Reporter) *Run {
 	if recs[0].Type != journal.TypeRunStart || recs[len(recs)-1].Type != journal.TypeRunEnd || !recs[len(recs)-1].End.Passed {
 		t.Errorf("journal does not run from run-start to a passed run-end")
 	}
+	if report != nil {
+		md, err := os.ReadFile(filepath.Join(run.Dir, "report.md"))
+		if err != nil || !strings.Contains(string(md), sc.Metadata.Title) {
+			t.Errorf("report.md missing or without the title: %v", err)
+		}
+		h, err := os.ReadFile(filepath.Join(run.Dir, "report.html"))
+		if err != nil || !strings.Contains(string(h), "<svg") || strings.Contains(string(h), "http://") && strings.Contains(string(h), "<script src=") {
+			t.Errorf("report.html missing, without plots, or loading from the network: %v", err)
+		}
+	}
 	// Nothing of the run stays mounted.
 	mi, _ := os.ReadFile("/proc/self/mountinfo")
 	if strings.Contains(string(mi), run.Dir) {
@@ -115,7 +126,7 @@ func verdict(t *testing.T, r *Run, kind string) engine.Verdict {
 // the msync-ioexception detector sees it.
 func TestFaultfsFullDropE2E(t *testing.T) {
 	e2eGuards(t)
-	r := runShipped(t, "faultfs-full-drop", nil)
+	r := runShipped(t, "faultfs-full-drop", report.WriteDir)
 	v := verdict(t, r, scenario.ExpectDetectorFires)
 	if !strings.Contains(v.Detail, "msync") {
 		t.Errorf("verdict evidence %q does not show the msync failure", v.Detail)
@@ -126,7 +137,7 @@ func TestFaultfsFullDropE2E(t *testing.T) {
 // crashes the JVM with SIGBUS and exit status 134.
 func TestFaultfsDropOnReplayE2E(t *testing.T) {
 	e2eGuards(t)
-	r := runShipped(t, "faultfs-drop-on-replay", nil)
+	r := runShipped(t, "faultfs-drop-on-replay", report.WriteDir)
 	if v := verdict(t, r, scenario.ExpectExitCode); !strings.Contains(v.Detail, "134") {
 		t.Errorf("exit verdict %q", v.Detail)
 	}
