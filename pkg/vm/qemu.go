@@ -100,7 +100,7 @@ func lastLine(s string) string {
 			return l
 		}
 	}
-	return "exited early"
+	return "no output (killed)"
 }
 
 // Machine is one boot of the lab VM.
