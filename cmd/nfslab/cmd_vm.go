@@ -258,6 +258,7 @@ func vmRun(ctx context.Context, g *globals, im vm.Image, boot vm.BootConfig, job
 		return fmt.Errorf("compiling the journal probe for the guest: %w", err)
 	}
 	files["probe"] = classDir
+	files[filepath.Join(vm.ProbeCacheDir, filepath.Base(classDir))] = classDir
 	in := vm.Input{Job: job, Binary: self, WorkDir: work, Timeout: timeout, Files: files}
 	s := vm.Session{Image: im, Boot: boot, Cmd: vm.ExecCommander{}, Clock: clock.Real{}, Log: g.logger, Console: g.stderr}
 	res, runErr := s.Run(ctx, in)

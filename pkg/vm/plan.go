@@ -18,6 +18,17 @@ const (
 	SmokeStep = "vm-smoke-full-drop"
 )
 
+// GuestShare is where the guest init mounts the host share.
+const GuestShare = "/mnt/nfslab"
+
+// ProbeCacheDir is the share directory holding the probe compiled on the
+// host, laid out like pkg/probe's cache (<cache>/<source hash>/), so the
+// engine in the guest finds it and never needs javac (the guest has a JRE).
+const ProbeCacheDir = "probecache"
+
+// GuestProbeCache is ProbeCacheDir as the guest sees it.
+const GuestProbeCache = GuestShare + "/" + ProbeCacheDir
+
 // ShippedNFSScenarios lists the nfs-*.yaml scenarios in dir, sorted.
 func ShippedNFSScenarios(dir string) ([]string, error) {
 	m, err := filepath.Glob(filepath.Join(dir, "nfs-*.yaml"))
@@ -96,7 +107,8 @@ func PlanJob(o PlanOptions) Job {
 	for _, n := range o.Scenarios {
 		if o.Engine {
 			j.Steps = append(j.Steps, Step{Name: n, Timeout: Duration{ScenarioTimeout},
-				Argv: []string{"nfslab", "run", filepath.Join("scenarios", n+".yaml"), "--out", "runs"}})
+				Argv: []string{"nfslab", "run", filepath.Join("scenarios", n+".yaml"), "--out", "runs",
+					"--probe-cache", GuestProbeCache}})
 			continue
 		}
 		if n == "nfs-full-drop" {

@@ -275,7 +275,7 @@ func TestJobValidate(t *testing.T) {
 func TestPlanJob(t *testing.T) {
 	names := []string{"nfs-drop-on-replay", "nfs-full-drop"}
 	j := PlanJob(PlanOptions{Scenarios: names, Engine: true})
-	if len(j.Steps) != 2 || !slices.Equal(j.Steps[1].Argv, []string{"nfslab", "run", "scenarios/nfs-full-drop.yaml", "--out", "runs"}) {
+	if len(j.Steps) != 2 || !slices.Equal(j.Steps[1].Argv, []string{"nfslab", "run", "scenarios/nfs-full-drop.yaml", "--out", "runs", "--probe-cache", "/mnt/nfslab/probecache"}) {
 		t.Fatalf("engine plan %+v", j.Steps)
 	}
 	j = PlanJob(PlanOptions{Scenarios: names, Engine: false})
