@@ -88,8 +88,12 @@ func detachPath(p string) error {
 
 // DetachAllNetns removes every namespace name nfslab attached (for
 // heal after a crash) and returns the names it removed.
-func DetachAllNetns() ([]string, error) {
-	ents, err := os.ReadDir(NetnsDir)
+func DetachAllNetns() ([]string, error) { return DetachAllNetnsIn(NetnsDir) }
+
+// DetachAllNetnsIn is DetachAllNetns for names under dir instead of
+// NetnsDir (pkg/cleanup's tests use a temporary directory).
+func DetachAllNetnsIn(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -102,7 +106,7 @@ func DetachAllNetns() ([]string, error) {
 		if !strings.HasPrefix(e.Name(), NetnsPrefix) {
 			continue
 		}
-		if err := detachPath(filepath.Join(NetnsDir, e.Name())); err != nil {
+		if err := detachPath(filepath.Join(dir, e.Name())); err != nil {
 			errs = append(errs, err)
 			continue
 		}

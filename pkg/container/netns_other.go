@@ -14,3 +14,9 @@ func AttachNetns(context.Context, Runtime, string) (string, error) { return "", 
 
 // DetachNetns has nothing to do without Linux.
 func DetachNetns(string) error { return nil }
+
+// DetachAllNetns has nothing to do without Linux.
+func DetachAllNetns() ([]string, error) { return nil, nil }
+
+// DetachAllNetnsIn has nothing to do without Linux.
+func DetachAllNetnsIn(string) ([]string, error) { return nil, nil }
