@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nfslab/nfslab/pkg/cleanup"
 	"github.com/nfslab/nfslab/pkg/clock"
 	"github.com/nfslab/nfslab/pkg/netfault"
 )
@@ -49,6 +50,17 @@ type Options struct {
 	JumpInterval time.Duration
 	// Verify replaces netfault.Verify (tests).
 	Verify VerifyFunc
+	// Cleanup, when set, runs at Start after the fault sweep and removes
+	// every other object an earlier run left behind: containers, namespace
+	// names, faultfs and NFS mounts, the netns NFS server (pkg/cleanup's
+	// Sweep without its fault step). Its removals are published as
+	// sweep-removed events; its errors as error events, without keeping
+	// the daemon from starting.
+	Cleanup func(ctx context.Context) (cleanup.Report, error)
+	// FaultfsDir holds the faultfs control sockets the daemon proxies to
+	// (/v1/faultfs/NAME/... to FaultfsDir/NAME.sock); "" means
+	// cleanup.DefaultFaultfsRoot.
+	FaultfsDir string
 }
 
 // Server is the daemon: an http.Handler plus the fault bookkeeping (expiry
@@ -61,6 +73,8 @@ type Server struct {
 	poll   time.Duration
 	jumps  time.Duration
 	verify VerifyFunc
+	clean  func(ctx context.Context) (cleanup.Report, error)
+	ffs    *faultfsProxy
 
 	mux     *http.ServeMux
 	bus     *bus
@@ -106,6 +120,7 @@ func New(opts Options) (*Server, error) {
 		poll:       opts.VerifyPoll,
 		jumps:      opts.JumpInterval,
 		verify:     opts.Verify,
+		clean:      opts.Cleanup,
 		mux:        http.NewServeMux(),
 		bus:        newBus(),
 		metrics:    newMetrics(),
@@ -136,6 +151,11 @@ func New(opts Options) (*Server, error) {
 	for _, ns := range opts.Namespaces {
 		s.namespaces[ns] = true
 	}
+	dir := opts.FaultfsDir
+	if dir == "" {
+		dir = cleanup.DefaultFaultfsRoot
+	}
+	s.ffs = &faultfsProxy{s: s, dir: dir, transports: map[string]*http.Transport{}}
 	s.started = s.clk.Now()
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.routes()
@@ -152,10 +172,13 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/faults/{id}/diagnose", s.handleDiagnose)
 	s.mux.HandleFunc("GET /v1/events", s.handleEvents)
 	s.mux.HandleFunc("GET /metrics", s.handleMetrics)
+	s.mux.HandleFunc("GET /v1/faultfs", s.ffs.list)
+	s.mux.Handle("/v1/faultfs/{name}/{rest...}", s.ffs)
 }
 
 // Handle registers another service's endpoint, with http.ServeMux pattern
-// syntax ("POST /v1/faultfs"). Patterns under /v1/faults are taken.
+// syntax ("POST /v1/zeebe"). Patterns under /v1/faults and /v1/faultfs
+// are taken.
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
 // ServeHTTP serves the daemon API.
@@ -214,11 +237,38 @@ func (s *Server) Start(ctx context.Context) error {
 				Message: fmt.Sprintf("removed %d leftover fault(s) of an earlier run in %s", len(ids), nsName(ns))})
 		}
 	}
+	if s.clean != nil {
+		s.sweepOthers(ctx)
+	}
 	if jk, ok := s.inj.(netfault.JumpKeeper); ok && s.jumps > 0 {
 		s.wg.Add(1)
 		go s.keepJumps(jk)
 	}
 	return errors.Join(errs...)
+}
+
+// sweepOthers runs the cleanup of everything but faults and publishes what
+// each step removed. A container or mount that cannot be removed is
+// reported, not fatal: the daemon is still needed to heal faults.
+func (s *Server) sweepOthers(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	rep, err := s.clean(ctx)
+	for _, st := range rep.Steps {
+		if len(st.Removed) == 0 && len(st.Kept) == 0 {
+			continue
+		}
+		data, _ := json.Marshal(st)
+		e := Event{Type: EventSweepRemoved, IDs: st.Removed, Data: data,
+			Message: fmt.Sprintf("removed %d leftover %s object(s) of an earlier run", len(st.Removed), st.Step)}
+		if len(st.Kept) > 0 {
+			e.Message += fmt.Sprintf("; kept %d in use: %s", len(st.Kept), strings.Join(st.Kept, "; "))
+		}
+		s.Publish(e)
+	}
+	if err != nil {
+		s.Publish(Event{Type: EventError, Message: fmt.Sprintf("removing leftovers at start: %v", err)})
+	}
 }
 
 // keepJumps moves nfslab's jumps back to the top of the built-in chains
@@ -300,6 +350,7 @@ func (s *Server) Shutdown(ctx context.Context) ([]string, error) {
 	}
 	sort.Strings(healed)
 	s.wg.Wait()
+	s.ffs.close()
 	// A long-lived injector keeps empty chains for the next Apply; at exit
 	// they go too.
 	if c, ok := s.inj.(io.Closer); ok {
