@@ -183,4 +183,3 @@ func getJSON(t *testing.T, sock, path string, v any) {
 		t.Fatalf("GET %s: %v: %s", path, err, b)
 	}
 }
-
