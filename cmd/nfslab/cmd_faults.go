@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nfslab/nfslab/pkg/cleanup"
 	"github.com/nfslab/nfslab/pkg/client"
 	"github.com/nfslab/nfslab/pkg/clock"
 	"github.com/nfslab/nfslab/pkg/daemon"
@@ -272,14 +273,23 @@ func faultSelectors(s netfault.Spec) string {
 }
 
 func newHealCmd(g *globals) *cobra.Command {
-	var all bool
+	var all, faultsOnly bool
 	var netns string
 	cmd := &cobra.Command{
-		Use:   "heal [ID...] [--all] [--netns NAME]",
-		Short: "Remove faults by ID, or every nfslab fault with --all (works without the daemon)",
+		Use:   "heal [ID...] [--all [--faults-only]] [--netns NAME]",
+		Short: "Remove faults by ID, or everything nfslab created with --all (works without the daemon)",
+		Long: `Remove faults by ID, or with --all every nfslab object: network faults, then
+(in reverse order of creation) containers labelled io.nfslab.owner=nfslab, the
+/run/netns/nfslab-ctr-* names, faultfs mounts and stale control sockets under
+/run/nfslab/faultfs, mounts under /run/nfslab/mnt and the netns NFS server
+under /run/nfslab/nfsd. --faults-only, or --netns NAME (which names one
+namespace), heals network faults only.`,
 		RunE: func(cmd *cobra.Command, ids []string) error {
 			if all == (len(ids) > 0) {
 				return usage(errors.New("give fault IDs or --all (not both)"))
+			}
+			if faultsOnly && !all {
+				return usage(errors.New("--faults-only goes with --all"))
 			}
 			ctx := cmd.Context()
 			c, err := openClient(ctx, g)
@@ -294,9 +304,19 @@ func newHealCmd(g *globals) *cobra.Command {
 				}
 				if len(got) == 0 {
 					fmt.Fprintf(g.stdout, "nothing to heal in %s\n", faultNetnsLabel(netns))
+				} else {
+					fmt.Fprintf(g.stdout, "healed %d fault(s) in %s: %s\n", len(got), faultNetnsLabel(netns), strings.Join(got, " "))
+				}
+				if faultsOnly || netns != "" {
 					return nil
 				}
-				fmt.Fprintf(g.stdout, "healed %d fault(s) in %s: %s\n", len(got), faultNetnsLabel(netns), strings.Join(got, " "))
+				// Faults went through the client (the daemon, if it runs,
+				// forgets them); the rest is removed in-process.
+				rep, err := cleanup.Sweep(ctx, cleanupOptions(ctx, g))
+				printCleanup(g.stdout, rep)
+				if err != nil {
+					return fmt.Errorf("removing nfslab's other objects: %w", err)
+				}
 				return nil
 			}
 			var missing []string
@@ -317,9 +337,61 @@ func newHealCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&all, "all", false, "remove every nfslab rule, chain and route in the namespace")
-	cmd.Flags().StringVar(&netns, "netns", "", "act in network namespace NAME")
+	cmd.Flags().BoolVar(&all, "all", false, "remove every nfslab fault, container, namespace name, faultfs, mount and NFS server")
+	cmd.Flags().BoolVar(&faultsOnly, "faults-only", false, "with --all: remove network faults only")
+	cmd.Flags().StringVar(&netns, "netns", "", "act in network namespace NAME (faults only)")
 	return cmd
+}
+
+// cleanupOptsKey carries, in a command's context, the cleanup.Options that
+// heal --all and the daemon use instead of the host's (tests).
+type cleanupOptsKey struct{}
+
+func withCleanupOptions(ctx context.Context, o cleanup.Options) context.Context {
+	return context.WithValue(ctx, cleanupOptsKey{}, o)
+}
+
+// cleanupOptions returns what heal --all and the daemon sweep besides
+// faults: the whole host, unless a test put options in the context. A test
+// that replaced the fault client or injector but named no cleanup gets
+// none: it must not sweep the real machine.
+func cleanupOptions(ctx context.Context, g *globals) cleanup.Options {
+	if o, ok := ctx.Value(cleanupOptsKey{}).(cleanup.Options); ok {
+		return o
+	}
+	_, fakeClient := ctx.Value(clientFactoryKey{}).(clientFactory)
+	_, fakeInj := ctx.Value(daemonInjectorKey{}).(netfault.Injector)
+	if fakeClient || fakeInj {
+		return cleanup.Options{Logger: g.logger}
+	}
+	o := cleanup.HostOptions(nil)
+	o.Logger = g.logger
+	return o
+}
+
+var cleanupNouns = map[string]string{
+	cleanup.StepFaults:     "fault(s)",
+	cleanup.StepContainers: "container(s)",
+	cleanup.StepNetnsNames: "container namespace name(s)",
+	cleanup.StepFaultfs:    "faultfs mount(s) and socket(s)",
+	cleanup.StepMounts:     "mount(s)",
+	cleanup.StepNFSServer:  "netns NFS server(s)",
+}
+
+// printCleanup prints one line per step that removed or kept something,
+// and one per failed step.
+func printCleanup(w io.Writer, rep cleanup.Report) {
+	for _, st := range rep.Steps {
+		if len(st.Removed) > 0 {
+			fmt.Fprintf(w, "removed %d %s: %s\n", len(st.Removed), cleanupNouns[st.Step], strings.Join(st.Removed, ", "))
+		}
+		for _, k := range st.Kept {
+			fmt.Fprintf(w, "kept %s\n", k)
+		}
+		if st.Error != "" {
+			fmt.Fprintf(w, "could not clean up %s: %s\n", cleanupNouns[st.Step], st.Error)
+		}
+	}
 }
 
 func faultQuoteAll(ss []string) string {
