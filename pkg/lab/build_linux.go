@@ -100,7 +100,14 @@ func Build(ctx context.Context, sc *scenario.Scenario, cfg Config) (engine.Backe
 	}
 	switch sc.Target.Kind {
 	case scenario.TargetProbe:
-		classDir, err := probe.Build(ctx, cfg.Javac, cfg.ProbeCache)
+		cache := cfg.ProbeCache
+		if cache != "" {
+			// The JVM runs in the log directory: a relative class path would not resolve.
+			if abs, err := filepath.Abs(cache); err == nil {
+				cache = abs
+			}
+		}
+		classDir, err := probe.Build(ctx, cfg.Javac, cache)
 		if err != nil {
 			return b, fmt.Errorf("compiling the journal probe: %w", err)
 		}
