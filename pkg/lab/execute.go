@@ -32,6 +32,13 @@ type Reporter func(runDir string) error
 // backends for the run directory (Build, or fakes in tests).
 func Execute(ctx context.Context, sc *scenario.Scenario, outDir string, iteration int, opts engine.Options,
 	build func(ctx context.Context, runDir string) (engine.Backends, error), report Reporter) (*Run, error) {
+	// Absolute: the probe's JVM runs in logs/, where a relative data
+	// directory would silently land on the plain disk instead of the
+	// storage under test.
+	outDir, err := filepath.Abs(outDir)
+	if err != nil {
+		return nil, fmt.Errorf("run directory: %w", err)
+	}
 	dir := filepath.Join(outDir, RunDirName(sc, time.Now()))
 	if iteration > 0 {
 		dir += fmt.Sprintf("-%d", iteration)

@@ -79,6 +79,9 @@ func (p *ProbeTarget) config(mode probe.Mode) probe.Config {
 // Start prefills the journal if asked (an append-only run that writes
 // Prefill bytes), then starts the probe: replaying first when Replay is set.
 func (p *ProbeTarget) Start(ctx context.Context, dataDir string) error {
+	if !filepath.IsAbs(dataDir) {
+		return fmt.Errorf("data directory %q must be absolute: the JVM runs in the log directory", dataDir)
+	}
 	if err := os.MkdirAll(p.LogDir, 0o755); err != nil {
 		return fmt.Errorf("creating probe log directory: %w", err)
 	}
