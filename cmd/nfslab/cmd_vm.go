@@ -246,6 +246,11 @@ func hasEngine(ctx context.Context, self string) bool {
 }
 
 func vmRun(ctx context.Context, g *globals, im vm.Image, boot vm.BootConfig, job vm.Job, self string, files map[string]string, out string, timeout time.Duration, keep bool) error {
+	if swept, err := vm.SweepWork(im.Dir, 24*time.Hour, time.Now()); err != nil {
+		g.logger.Warn("sweeping old vm work dirs", "err", err)
+	} else if len(swept) > 0 {
+		g.logger.Info("removed old vm work dirs", "dirs", swept)
+	}
 	work, err := os.MkdirTemp(im.Dir, "run-")
 	if err != nil {
 		return fmt.Errorf("creating vm work dir: %w", err)

@@ -413,3 +413,27 @@ func CollectRuns(share, outDir string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// SweepWork removes work directories (run-*, shell-*) below an image dir
+// that are older than maxAge: left by a host that was killed mid-run. A
+// live run never lasts that long (its --timeout bounds it).
+func SweepWork(imageDir string, maxAge time.Duration, now time.Time) ([]string, error) {
+	var removed []string
+	for _, pat := range []string{"run-*", "shell-*"} {
+		m, err := filepath.Glob(filepath.Join(imageDir, pat))
+		if err != nil {
+			return removed, err
+		}
+		for _, d := range m {
+			st, err := os.Stat(d)
+			if err != nil || !st.IsDir() || now.Sub(st.ModTime()) < maxAge {
+				continue
+			}
+			if err := os.RemoveAll(d); err != nil {
+				return removed, fmt.Errorf("removing stale vm work dir: %w", err)
+			}
+			removed = append(removed, d)
+		}
+	}
+	return removed, nil
+}

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func TestCollectRunsMovesEachRunDir(t *testing.T) {
@@ -47,5 +48,29 @@ func TestCopyTreeKeepsModes(t *testing.T) {
 	}
 	if err := copyTree(filepath.Join(src, "missing"), dst); err == nil {
 		t.Fatal("missing source accepted")
+	}
+}
+
+func TestSweepWorkRemovesOnlyOldWorkDirs(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"run-old", "shell-old", "run-new", "keep-old"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-48 * time.Hour)
+	for _, d := range []string{"run-old", "shell-old", "keep-old"} {
+		if err := os.Chtimes(filepath.Join(dir, d), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := SweepWork(dir, 24*time.Hour, time.Now())
+	if err != nil || len(got) != 2 {
+		t.Fatalf("swept %v %v", got, err)
+	}
+	for d, want := range map[string]bool{"run-old": false, "shell-old": false, "run-new": true, "keep-old": true} {
+		if _, err := os.Stat(filepath.Join(dir, d)); (err == nil) != want {
+			t.Errorf("%s: exists=%v, want %v", d, err == nil, want)
+		}
 	}
 }
