@@ -1,5 +1,3 @@
-// Package vmassets carries the guest-side files of nfslab's lab VM into the
-// nfslab binary, so `nfslab vm build` works outside a checkout.
 package vmassets
 
 import _ "embed"
