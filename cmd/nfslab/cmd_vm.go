@@ -67,32 +67,40 @@ func (f *vmFlags) builder(g *globals) (vm.Builder, error) {
 	return vm.Builder{CacheDir: cache, Mirror: mirror, Cmd: vm.ExecCommander{}, Clock: clock.Real{}, Log: g.logger}, nil
 }
 
-// image validates the flags and builds or reuses the cached image.
+// image validates the flags and reuses the cached image, or builds it (only
+// then are debootstrap and a mirror needed).
 func (f *vmFlags) image(ctx context.Context, g *globals) (vm.Image, error) {
 	spec := f.spec()
 	if err := spec.Validate(); err != nil {
 		return vm.Image{}, usage(err)
 	}
-	if err := f.boot().Validate(); err != nil && f.memoryMB != 0 {
-		return vm.Image{}, usage(err)
+	cache, err := filepath.Abs(f.cacheDir)
+	if err != nil {
+		return vm.Image{}, usage(fmt.Errorf("cache dir %q: %w", f.cacheDir, err))
 	}
-	if err := vmTools(); err != nil {
+	if err := vmTools("qemu-img", vm.QEMUBinary); err != nil {
+		return vm.Image{}, err
+	}
+	if im, err := vm.LoadImage(filepath.Join(cache, spec.Key())); err == nil {
+		g.logger.Info("using cached vm image", "dir", im.Dir, "kernel", im.KernelRelease)
+		return im, nil
+	}
+	if err := vmTools(buildTools...); err != nil {
 		return vm.Image{}, err
 	}
 	b, err := f.builder(g)
 	if err != nil {
 		return vm.Image{}, err
 	}
-	if im, ok := b.Cached(spec); ok {
-		g.logger.Info("using cached vm image", "dir", im.Dir, "kernel", im.KernelRelease)
-		return im, nil
-	}
 	return b.Build(ctx, spec, false)
 }
 
-func vmTools() error {
+var buildTools = []string{"debootstrap", "mkfs.ext4"}
+
+// vmTools checks that the named programs are on PATH and that we are root.
+func vmTools(tools ...string) error {
 	var missing []string
-	for _, t := range []string{"debootstrap", "mkfs.ext4", "qemu-img", vm.QEMUBinary} {
+	for _, t := range tools {
 		if _, err := exec.LookPath(t); err != nil {
 			missing = append(missing, t)
 		}
@@ -128,7 +136,7 @@ func newVMBuildCmd(g *globals) *cobra.Command {
 			if err := spec.Validate(); err != nil {
 				return usage(err)
 			}
-			if err := vmTools(); err != nil {
+			if err := vmTools(buildTools...); err != nil {
 				return err
 			}
 			b, err := f.builder(g)
