@@ -119,8 +119,10 @@ func newVMCmds(g *globals) []*cobra.Command {
 		Use:   "vm",
 		Short: "Build and boot the lab VM: a Debian guest with kernel NFS, for machines whose kernel has none",
 	}
-	vmc.AddCommand(newVMBuildCmd(g), newVMRunCmd(g), newVMShellCmd(g), newVMCleanCmd(g),
-		newVMAgentCmd(g), newVMSmokeCmd(g), newVMUnsupportedCmd(g))
+	// addAll maps argument errors of the subcommands to exit 2, as for
+	// top-level commands.
+	addAll(vmc, []*cobra.Command{newVMBuildCmd(g), newVMRunCmd(g), newVMShellCmd(g), newVMCleanCmd(g),
+		newVMAgentCmd(g), newVMSmokeCmd(g), newVMUnsupportedCmd(g)})
 	return []*cobra.Command{vmc}
 }
 

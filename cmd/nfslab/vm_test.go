@@ -115,3 +115,29 @@ func vmTail(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// Bad input to the vm commands exits 2 naming the value, before any image
+// is built or any qemu started.
+func TestVMBadInput(t *testing.T) {
+	for _, args := range [][]string{
+		{"vm", "run", "--accel", "hvf", "--scenarios-dir", "../../scenarios"},
+		{"vm", "run", "--memory", "10", "--scenarios-dir", "../../scenarios"},
+		{"vm", "run", "--cpus", "0", "--scenarios-dir", "../../scenarios"},
+		{"vm", "run", "--timeout", "-1s", "--scenarios-dir", "../../scenarios"},
+		{"vm", "run", "--scenario", "no-such-scenario", "--scenarios-dir", "../../scenarios"},
+		{"vm", "run", "--scenario", "../etc/passwd", "--scenarios-dir", "../../scenarios"},
+		{"vm", "run", "--scenarios-dir", t.TempDir()},
+		{"vm", "run", "--smoke-only", "--scenario", "nfs-full-drop", "--scenarios-dir", "../../scenarios"},
+		{"vm", "run", "--test-binary", "/nonexistent.test", "--scenarios-dir", "../../scenarios"},
+		{"vm", "build", "--suite", "book worm"},
+		{"vm", "build", "--disk-mb", "10"},
+		{"vm", "smoke", "half-drop"},
+		{"vm", "smoke", "full-drop", "--detect-within", "0s"},
+		{"vm", "run", "extra-arg"},
+	} {
+		_, _, err := runNFSLab(t, "", args...)
+		if exitCode(err) != 2 {
+			t.Errorf("%v: exit %d (%v), want 2", args, exitCode(err), err)
+		}
+	}
+}
