@@ -28,6 +28,9 @@ type Config struct {
 	ProbeCache, Javac string
 	Logger            *slog.Logger
 	Clock             clock.Clock
+	// Zeebe are the zeebe target's seams (container runtime, gateway
+	// client, netns); the zero value talks to podman and the real gateway.
+	Zeebe ZeebeOptions
 }
 
 // NeedsFaults reports whether sc has network fault steps.
@@ -120,10 +123,11 @@ func Build(ctx context.Context, sc *scenario.Scenario, cfg Config) (engine.Backe
 		if sc.LoadKind() == scenario.LoadProbe {
 			b.Load = ProbeLoad{P: pt}
 		}
+	case scenario.TargetZeebe:
+		if err := buildZeebe(ctx, sc, cfg, logDir, &b); err != nil {
+			return b, err
+		}
 	default:
-		// TODO(scenario): target zeebe through pkg/container (brokers,
-		// AttachNetns for $leader:P) and pkg/load; no Zeebe image can be
-		// had on the CI machines, so this path is unexercised here.
 		return b, fmt.Errorf("target kind %q is not wired into the engine yet (the NFS scenarios run with the probe; --set target.kind=probe): %w", sc.Target.Kind, engine.ErrUnsupported)
 	}
 	b.Detector = Detectors{Custom: sc.Detectors, Clock: cfg.Clock}

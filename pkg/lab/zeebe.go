@@ -1,0 +1,712 @@
+package lab
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/nfslab/nfslab/pkg/clock"
+	"github.com/nfslab/nfslab/pkg/container"
+	"github.com/nfslab/nfslab/pkg/engine"
+	"github.com/nfslab/nfslab/pkg/scenario"
+	"github.com/nfslab/nfslab/pkg/zeebe"
+)
+
+// Ports of a Zeebe broker inside its container.
+const (
+	zeebeClusterPort = 26502 // internal cluster messaging (SWIM, Raft)
+	// LabelBroker carries the broker's node ID on its container.
+	LabelBroker = "io.nfslab.broker"
+)
+
+// ZeebeOptions are the zeebe target's seams: the defaults talk to podman,
+// a real gateway and the kernel; tests replace them with fakes.
+type ZeebeOptions struct {
+	// Runtime opens the container runtime (default container.Connect with
+	// $CONTAINER_HOST or the default socket).
+	Runtime func(ctx context.Context) (container.Runtime, error)
+	// Dial opens a client of the gateway at addr (default zeebe.Dial,
+	// plaintext).
+	Dial func(addr string) (zeebe.Client, error)
+	// Probe answers the readiness endpoint (default HTTP).
+	Probe container.Prober
+	// ReadyTimeout bounds the wait for every broker's readiness (default 3m:
+	// a JVM on a slow NFS mount starts slowly).
+	ReadyTimeout time.Duration
+	// AttachNetns names a running container's network namespace (default
+	// container.AttachNetns); DetachNetns removes that name (default
+	// container.DetachNetns).
+	AttachNetns func(ctx context.Context, rt container.Runtime, ctr string) (string, error)
+	DetachNetns func(ctr string) error
+	// AddrOf is the IPv4 address of the container whose network namespace
+	// has this name (default: the first global address, via netlink).
+	AddrOf func(ctx context.Context, netns string) (string, error)
+	// Network overrides the network mode chosen from the broker count:
+	// host for one broker, bridge for a cluster.
+	Network string
+	// SampleInterval of the load (default 1s).
+	SampleInterval time.Duration
+	// Progress receives pull progress (default: logs/pull.log only).
+	Progress io.Writer
+}
+
+func (o ZeebeOptions) withDefaults() ZeebeOptions {
+	if o.Runtime == nil {
+		o.Runtime = func(ctx context.Context) (container.Runtime, error) { return container.Connect(ctx, "") }
+	}
+	if o.Dial == nil {
+		o.Dial = func(addr string) (zeebe.Client, error) {
+			return zeebe.Dial(zeebe.Config{Address: addr, Insecure: true})
+		}
+	}
+	if o.ReadyTimeout == 0 {
+		o.ReadyTimeout = 3 * time.Minute
+	}
+	if o.AttachNetns == nil {
+		o.AttachNetns = container.AttachNetns
+	}
+	if o.DetachNetns == nil {
+		o.DetachNetns = container.DetachNetns
+	}
+	if o.AddrOf == nil {
+		o.AddrOf = netnsAddr
+	}
+	return o
+}
+
+// ZeebeTarget runs Zeebe brokers in podman as the engine's target. One
+// broker uses host networking (its gateway is 127.0.0.1:26500, nothing is
+// published, no firewall rule is added); a cluster uses podman's bridge so
+// that each broker has its own network namespace and address, which
+// $broker:N, $leader:P and `in:` faults need.
+type ZeebeTarget struct {
+	Cfg     scenario.ZeebeTarget
+	RunID   string
+	LogDir  string
+	Opts    ZeebeOptions
+	Clock   clock.Clock
+	Logger  *slog.Logger
+	Network string
+
+	rt     container.Runtime
+	lines  chan engine.Line
+	exits  chan engine.Exit
+	cancel context.CancelFunc
+	ctx    context.Context
+
+	mu      sync.Mutex
+	brokers []*zbBroker
+	client  zeebe.Client
+	closed  bool
+	watches sync.WaitGroup
+}
+
+type zbBroker struct {
+	node    int
+	name    string
+	spec    container.ZeebeSpec
+	ready   string // readiness URL
+	ip      string
+	netns   string
+	gen     int  // incremented by every (re)start the adapter makes
+	expect  bool // the coming exit is the engine's own restart
+	seen    int  // log lines already streamed (a re-followed log starts at the top)
+	logFile *os.File
+}
+
+var _ engine.Target = (*ZeebeTarget)(nil)
+
+// NewZeebeTarget prepares brokers for runID; Start runs them.
+func NewZeebeTarget(cfg scenario.ZeebeTarget, runID, logDir string, rt container.Runtime, opts ZeebeOptions, clk clock.Clock, logger *slog.Logger) *ZeebeTarget {
+	opts = opts.withDefaults()
+	if clk == nil {
+		clk = clock.Real{}
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Brokers == 0 {
+		cfg.Brokers = 1
+	}
+	network := opts.Network
+	if network == "" {
+		network = container.NetworkHost
+		if cfg.Brokers > 1 {
+			network = container.NetworkBridge
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &ZeebeTarget{Cfg: cfg, RunID: runID, LogDir: logDir, Opts: opts, Clock: clk, Logger: logger, Network: network,
+		rt: rt, lines: make(chan engine.Line, 8192), exits: make(chan engine.Exit, 16), ctx: ctx, cancel: cancel}
+}
+
+// BrokerName is the container name of broker node n of run runID: short
+// (its netns name must fit pkg/netfault's 64 characters) and unique per
+// run through a hash; the run label carries the readable run ID.
+func BrokerName(runID string, n int) string {
+	h := sha1.Sum([]byte(runID))
+	return fmt.Sprintf("nfslab-zb-%s-broker-%d", hex.EncodeToString(h[:4]), n)
+}
+
+// GatewayAddr is the gateway the load and Resolve talk to: broker 0's.
+func (z *ZeebeTarget) GatewayAddr() string {
+	port := z.Cfg.GatewayPort
+	if port == 0 {
+		port = container.ZeebeGatewayPort
+	}
+	return "127.0.0.1:" + strconv.Itoa(port)
+}
+
+// brokerSpec is broker n's container. A cluster gets the seed's
+// ZEEBE_BROKER_CLUSTER_* settings and contact points of the brokers
+// started before it.
+func (z *ZeebeTarget) brokerSpec(n int, dataDir string, contacts []string) (container.ZeebeSpec, string) {
+	c := z.Cfg
+	env := map[string]string{}
+	if c.Brokers > 1 || c.Partitions > 0 {
+		env["ZEEBE_BROKER_CLUSTER_NODEID"] = strconv.Itoa(n)
+		env["ZEEBE_BROKER_CLUSTER_CLUSTERSIZE"] = strconv.Itoa(c.Brokers)
+		env["ZEEBE_BROKER_CLUSTER_PARTITIONSCOUNT"] = strconv.Itoa(max(c.Partitions, 1))
+		env["ZEEBE_BROKER_CLUSTER_REPLICATIONFACTOR"] = strconv.Itoa(max(c.Replication, 1))
+		env["ZEEBE_BROKER_CLUSTER_CLUSTERNAME"] = strings.TrimSuffix(BrokerName(z.RunID, 0), "-broker-0")
+	}
+	if len(contacts) > 0 {
+		env["ZEEBE_BROKER_CLUSTER_INITIALCONTACTPOINTS"] = strings.Join(contacts, ",")
+	}
+	gw, mon := c.GatewayPort, c.MonitoringPort
+	if gw == 0 {
+		gw = container.ZeebeGatewayPort
+	}
+	if mon == 0 {
+		mon = container.ZeebeMonitorPort
+	}
+	spec := container.ZeebeSpec{Name: BrokerName(z.RunID, n), Image: c.Image, DataDir: dataDir,
+		Network: z.Network, RunID: z.RunID, Labels: map[string]string{LabelBroker: strconv.Itoa(n)}}
+	if z.Network == container.NetworkHost {
+		// Nothing is published: bind the broker to loopback only, and move
+		// its ports if the scenario asks for others.
+		env["ZEEBE_BROKER_NETWORK_HOST"] = "127.0.0.1"
+		if gw != container.ZeebeGatewayPort {
+			env["ZEEBE_BROKER_GATEWAY_NETWORK_PORT"] = strconv.Itoa(gw)
+		}
+		if mon != container.ZeebeMonitorPort {
+			env["SERVER_PORT"] = strconv.Itoa(mon)
+		}
+	} else {
+		// Each broker's gateway and monitoring port on 127.0.0.1, side by side.
+		gw, mon = gw+n, mon+n
+		spec.GatewayPort, spec.MonitorPort = gw, mon
+	}
+	for k, v := range c.Env {
+		env[k] = v
+	}
+	spec.Env = env
+	spec = spec.WithDefaults()
+	return spec, fmt.Sprintf("http://127.0.0.1:%d/actuator/health/readiness", mon)
+}
+
+// Start pulls the image if needed, starts every broker on its own
+// directory under dataDir (dataDir itself for a single broker), follows
+// their logs and waits until each reports ready.
+func (z *ZeebeTarget) Start(ctx context.Context, dataDir string) error {
+	image := z.Cfg.Image
+	if image == "" {
+		image = container.DefaultZeebeImage
+	}
+	z.Cfg.Image = image
+	if err := z.ensureImage(ctx, image); err != nil {
+		return err
+	}
+	var contacts []string
+	for n := 0; n < z.Cfg.Brokers; n++ {
+		dir := dataDir
+		if z.Cfg.Brokers > 1 {
+			dir = filepath.Join(dataDir, "broker-"+strconv.Itoa(n))
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return fmt.Errorf("creating data directory of broker %d: %w", n, err)
+			}
+		}
+		spec, ready := z.brokerSpec(n, dir, contacts)
+		if err := spec.Validate(); err != nil {
+			return fmt.Errorf("broker %d: %w", n, err)
+		}
+		lf, err := os.OpenFile(filepath.Join(z.LogDir, "broker-"+strconv.Itoa(n)+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return fmt.Errorf("opening broker %d log: %w", n, err)
+		}
+		b := &zbBroker{node: n, name: spec.Name, spec: spec, ready: ready, logFile: lf}
+		z.mu.Lock()
+		z.brokers = append(z.brokers, b)
+		z.mu.Unlock()
+		if _, err := container.Run(ctx, z.rt, spec.ContainerSpec()); err != nil {
+			return fmt.Errorf("starting broker %d (%s): %w", n, spec.Name, err)
+		}
+		z.watch(b)
+		if z.Network != container.NetworkHost {
+			// Later brokers join through the ones already running.
+			ip, err := z.brokerAddr(ctx, b)
+			if err != nil {
+				return fmt.Errorf("finding the address of broker %d: %w", n, err)
+			}
+			contacts = append(contacts, fmt.Sprintf("%s:%d", ip, zeebeClusterPort))
+		}
+		z.Logger.Info("zeebe broker started", "broker", n, "container", spec.Name, "network", z.Network)
+	}
+	return z.waitReady(ctx)
+}
+
+func (z *ZeebeTarget) ensureImage(ctx context.Context, image string) error {
+	ok, err := z.rt.ImageExists(ctx, image)
+	if err != nil {
+		return fmt.Errorf("looking up image %s: %w", image, err)
+	}
+	if ok {
+		return nil
+	}
+	pf, err := os.Create(filepath.Join(z.LogDir, "pull.log"))
+	if err != nil {
+		return err
+	}
+	defer pf.Close()
+	var w io.Writer = pf
+	if z.Opts.Progress != nil {
+		w = io.MultiWriter(pf, z.Opts.Progress)
+	}
+	if err := z.rt.Pull(ctx, image, w); err != nil {
+		return fmt.Errorf("pulling %s (no registry? import one with `podman import` or set target.zeebe.image to a local image): %w", image, err)
+	}
+	return nil
+}
+
+func (z *ZeebeTarget) waitReady(ctx context.Context) error {
+	z.mu.Lock()
+	brokers := append([]*zbBroker(nil), z.brokers...)
+	z.mu.Unlock()
+	deadline := z.Clock.Now().Add(z.Opts.ReadyTimeout)
+	for _, b := range brokers {
+		left := deadline.Sub(z.Clock.Now())
+		if left <= 0 {
+			left = time.Millisecond
+		}
+		err := container.WaitReady(ctx, b.ready, container.ReadyOptions{Timeout: left, Clock: z.Clock, Probe: z.Opts.Probe,
+			Alive: container.AliveCheck(z.rt, b.name)})
+		if err != nil {
+			return fmt.Errorf("broker %d (%s) not ready: %w", b.node, b.name, err)
+		}
+	}
+	return nil
+}
+
+// watch follows broker b's log into the detectors and its log file, and
+// reports an exit the engine did not cause, after copying the JVM's
+// hs_err report into the run's logs.
+func (z *ZeebeTarget) watch(b *zbBroker) {
+	z.mu.Lock()
+	b.gen++
+	gen := b.gen
+	z.mu.Unlock()
+	src := "broker-" + strconv.Itoa(b.node)
+	z.watches.Add(2)
+	go func() {
+		defer z.watches.Done()
+		i := 0
+		err := z.rt.Logs(z.ctx, b.name, container.LogOptions{Follow: true}, func(l container.LogLine) {
+			z.mu.Lock()
+			skip := i < b.seen
+			if !skip {
+				b.seen++
+			}
+			f := b.logFile
+			z.mu.Unlock()
+			i++
+			if skip {
+				return
+			}
+			if f != nil {
+				fmt.Fprintln(f, l.Text)
+			}
+			select {
+			case z.lines <- engine.Line{Time: z.Clock.Now(), Source: src, Text: l.Text}:
+			default: // a stalled detector must not stall the log stream
+			}
+		})
+		if err != nil && z.ctx.Err() == nil {
+			z.Logger.Warn("following broker log", "broker", b.node, "err", err)
+		}
+	}()
+	go func() {
+		defer z.watches.Done()
+		code, err := z.rt.Wait(z.ctx, b.name)
+		if err != nil {
+			return // closed, or the container is gone
+		}
+		z.mu.Lock()
+		expected := z.closed || gen != b.gen || b.expect
+		if gen == b.gen {
+			b.expect = false
+		}
+		z.mu.Unlock()
+		if expected {
+			return
+		}
+		x := engine.Exit{Time: z.Clock.Now(), Name: src, Code: code}
+		if code > 128 && code < 128+65 {
+			x.Signal = unixSignalName(code - 128)
+		}
+		if code != 0 {
+			paths, err := container.CopyHsErr(z.ctx, z.rt, b.name, z.LogDir, container.ZeebeWorkDir)
+			switch {
+			case err == nil:
+				z.Logger.Info("copied hs_err report", "broker", b.node, "files", paths)
+				z.noteLine(b, fmt.Sprintf("nfslab: broker %s exited with %d; hs_err report copied to %s", src, code, strings.Join(paths, ", ")))
+			case !errors.Is(err, container.ErrNotFound):
+				z.Logger.Warn("copying hs_err report", "broker", b.node, "err", err)
+			}
+		}
+		select {
+		case z.exits <- x:
+		default:
+		}
+	}()
+}
+
+// unixSignalName names the signals a broker dies of (128+N exit codes).
+func unixSignalName(n int) string {
+	switch n {
+	case 6:
+		return "SIGABRT" // the JVM's abort after a fatal error such as SIGBUS
+	case 7:
+		return "SIGBUS"
+	case 9:
+		return "SIGKILL"
+	case 11:
+		return "SIGSEGV"
+	case 15:
+		return "SIGTERM"
+	}
+	return syscall.Signal(n).String()
+}
+
+// noteLine writes nfslab's own remark into the broker's log file only.
+func (z *ZeebeTarget) noteLine(b *zbBroker, text string) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if b.logFile != nil {
+		fmt.Fprintln(b.logFile, text)
+	}
+}
+
+// EmitLine feeds a line that is not a broker's (the load's client errors)
+// into the detectors.
+func (z *ZeebeTarget) EmitLine(source, text string) {
+	select {
+	case z.lines <- engine.Line{Time: z.Clock.Now(), Source: source, Text: text}:
+	default:
+	}
+}
+
+var brokerRefRE = regexp.MustCompile(`^broker-([0-9]+)$`)
+
+// broker finds a broker by the scenario's name: "" (broker 0), broker-N,
+// $broker:N or $leader:P (from the gateway's topology).
+func (z *ZeebeTarget) broker(ctx context.Context, ref string) (*zbBroker, error) {
+	n := 0
+	switch {
+	case ref == "":
+	case strings.HasPrefix(ref, scenario.RefLeader):
+		p, err := strconv.Atoi(strings.TrimPrefix(ref, scenario.RefLeader))
+		if err != nil {
+			return nil, fmt.Errorf("%s: bad partition", ref)
+		}
+		node, err := z.leader(ctx, int32(p))
+		if err != nil {
+			return nil, err
+		}
+		n = int(node)
+	case strings.HasPrefix(ref, scenario.RefBroker):
+		v, err := strconv.Atoi(strings.TrimPrefix(ref, scenario.RefBroker))
+		if err != nil {
+			return nil, fmt.Errorf("%s: bad broker index", ref)
+		}
+		n = v
+	default:
+		m := brokerRefRE.FindStringSubmatch(ref)
+		if m == nil {
+			return nil, fmt.Errorf("no broker %q (want broker-N, %sN or %sP)", ref, scenario.RefBroker, scenario.RefLeader)
+		}
+		n, _ = strconv.Atoi(m[1])
+	}
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if n < 0 || n >= len(z.brokers) {
+		return nil, fmt.Errorf("%s: there are %d broker(s) running", nameOr(ref, "broker-0"), len(z.brokers))
+	}
+	return z.brokers[n], nil
+}
+
+func nameOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// leader asks the gateway which node leads partition p; an election in
+// progress is waited out for a bounded time.
+func (z *ZeebeTarget) leader(ctx context.Context, p int32) (int32, error) {
+	c, err := z.gateway()
+	if err != nil {
+		return -1, err
+	}
+	var last error
+	for attempt := 0; attempt < 30; attempt++ {
+		tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		top, err := c.Topology(tctx)
+		cancel()
+		if err == nil {
+			if n := top.Leader(p); n >= 0 {
+				return n, nil
+			}
+			last = fmt.Errorf("no broker leads partition %d in the topology (%d brokers)", p, len(top.Brokers))
+		} else {
+			last = err
+		}
+		select {
+		case <-ctx.Done():
+			return -1, ctx.Err()
+		case <-z.Clock.After(time.Second):
+		}
+	}
+	return -1, fmt.Errorf("finding the leader of partition %d: %w", p, last)
+}
+
+func (z *ZeebeTarget) gateway() (zeebe.Client, error) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if z.client != nil {
+		return z.client, nil
+	}
+	c, err := z.Opts.Dial(z.GatewayAddr())
+	if err != nil {
+		return nil, err
+	}
+	z.client = c
+	return c, nil
+}
+
+// brokerAddr is b's address in its own network namespace.
+func (z *ZeebeTarget) brokerAddr(ctx context.Context, b *zbBroker) (string, error) {
+	if z.Network == container.NetworkHost {
+		return "127.0.0.1", nil
+	}
+	z.mu.Lock()
+	ip := b.ip
+	z.mu.Unlock()
+	if ip != "" {
+		return ip, nil
+	}
+	ns, err := z.brokerNetns(ctx, b)
+	if err != nil {
+		return "", err
+	}
+	ip, err = z.Opts.AddrOf(ctx, ns)
+	if err != nil {
+		return "", fmt.Errorf("address of %s: %w", b.name, err)
+	}
+	z.mu.Lock()
+	b.ip = ip
+	z.mu.Unlock()
+	return ip, nil
+}
+
+func (z *ZeebeTarget) brokerNetns(ctx context.Context, b *zbBroker) (string, error) {
+	if z.Network == container.NetworkHost {
+		// The broker shares the machine's namespace: a route there would cut
+		// the machine itself, not one broker.
+		return "", fmt.Errorf("broker %s runs with host networking (one broker): it has no network namespace of its own: %w", b.name, engine.ErrUnsupported)
+	}
+	z.mu.Lock()
+	ns := b.netns
+	z.mu.Unlock()
+	if ns != "" {
+		return ns, nil
+	}
+	ns, err := z.Opts.AttachNetns(ctx, z.rt, b.name)
+	if err != nil {
+		return "", err
+	}
+	z.mu.Lock()
+	b.netns = ns
+	z.mu.Unlock()
+	return ns, nil
+}
+
+// Resolve implements engine.Target: $broker:N and $leader:P become the
+// broker's IPv4 address.
+func (z *ZeebeTarget) Resolve(ctx context.Context, ref string) (string, error) {
+	if !strings.HasPrefix(ref, scenario.RefBroker) && !strings.HasPrefix(ref, scenario.RefLeader) {
+		return "", fmt.Errorf("the zeebe target cannot resolve %s: %w", ref, engine.ErrUnsupported)
+	}
+	b, err := z.broker(ctx, ref)
+	if err != nil {
+		return "", err
+	}
+	ip, err := z.brokerAddr(ctx, b)
+	if err == nil {
+		z.Logger.Info("resolved", "ref", ref, "broker", b.node, "addr", ip)
+	}
+	return ip, err
+}
+
+// Netns implements engine.Target: the named network namespace of a broker
+// (broker-N, $broker:N or $leader:P), attached on first use.
+func (z *ZeebeTarget) Netns(ctx context.Context, ref string) (string, error) {
+	b, err := z.broker(ctx, ref)
+	if err != nil {
+		return "", err
+	}
+	return z.brokerNetns(ctx, b)
+}
+
+// Restart stops every broker, runs between, starts them again and waits
+// for readiness: the brokers replay their logs from the storage.
+func (z *ZeebeTarget) Restart(ctx context.Context, between func(context.Context) error) error {
+	z.mu.Lock()
+	brokers := append([]*zbBroker(nil), z.brokers...)
+	for _, b := range brokers {
+		b.expect = true
+	}
+	z.mu.Unlock()
+	for _, b := range brokers {
+		if err := z.rt.Stop(ctx, b.name, 30*time.Second); err != nil && !errors.Is(err, container.ErrNotModified) {
+			return fmt.Errorf("stopping %s: %w", b.name, err)
+		}
+	}
+	if between != nil {
+		if err := between(ctx); err != nil {
+			return fmt.Errorf("between stop and start: %w", err)
+		}
+	}
+	for _, b := range brokers {
+		if err := z.startAgain(ctx, b); err != nil {
+			return err
+		}
+	}
+	return z.waitReady(ctx)
+}
+
+func (z *ZeebeTarget) startAgain(ctx context.Context, b *zbBroker) error {
+	if err := z.rt.Start(ctx, b.name); err != nil && !errors.Is(err, container.ErrNotModified) {
+		return fmt.Errorf("starting %s: %w", b.name, err)
+	}
+	z.mu.Lock()
+	b.expect = false
+	// A new process means a new network namespace: attach it again on use.
+	if b.netns != "" {
+		_ = z.Opts.DetachNetns(b.name)
+	}
+	b.netns = ""
+	z.mu.Unlock()
+	z.watch(b)
+	return nil
+}
+
+// Control implements engine.Target for one broker. An exit after stop or
+// kill is reported (exit-code expectations see 143 or 137); the exit
+// inside a restart is not.
+func (z *ZeebeTarget) Control(ctx context.Context, action, ref string) error {
+	b, err := z.broker(ctx, ref)
+	if err != nil {
+		return err
+	}
+	switch action {
+	case scenario.ActionPause:
+		err = z.rt.Pause(ctx, b.name)
+	case scenario.ActionUnpause:
+		err = z.rt.Unpause(ctx, b.name)
+	case scenario.ActionStop:
+		err = z.rt.Stop(ctx, b.name, 30*time.Second)
+	case scenario.ActionKill:
+		err = z.rt.Kill(ctx, b.name, syscall.SIGKILL)
+	case scenario.ActionRestart:
+		z.mu.Lock()
+		b.expect = true
+		z.mu.Unlock()
+		if err := z.rt.Stop(ctx, b.name, 30*time.Second); err != nil && !errors.Is(err, container.ErrNotModified) {
+			return fmt.Errorf("stopping %s: %w", b.name, err)
+		}
+		return z.startAgain(ctx, b)
+	default:
+		return fmt.Errorf("%s: %w", action, engine.ErrUnsupported)
+	}
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", action, b.name, err)
+	}
+	return nil
+}
+
+func (z *ZeebeTarget) Exited() <-chan engine.Exit  { return z.exits }
+func (z *ZeebeTarget) Lines() <-chan engine.Line   { return z.lines }
+func (z *ZeebeTarget) Events() <-chan engine.Event { return nil }
+
+// Close removes every broker container of the run (by its run label,
+// unpausing paused ones first) and the namespace names attached for them.
+// Safe after a failed Start.
+func (z *ZeebeTarget) Close(ctx context.Context) error {
+	z.mu.Lock()
+	z.closed = true
+	client := z.client
+	z.client = nil
+	z.mu.Unlock()
+	var errs []error
+	if z.rt != nil {
+		_, err := container.Cleanup(ctx, z.rt, container.CleanupOptions{RunID: z.RunID, Role: container.RoleZeebe,
+			DetachNetns: z.Opts.DetachNetns})
+		errs = append(errs, err)
+	}
+	z.cancel()
+	z.watches.Wait()
+	if client != nil {
+		_ = client.Close()
+	}
+	z.mu.Lock()
+	for _, b := range z.brokers {
+		if b.logFile != nil {
+			errs = append(errs, b.logFile.Close())
+			b.logFile = nil
+		}
+	}
+	z.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+// buildZeebe wires the zeebe target (and its load) into b.
+func buildZeebe(ctx context.Context, sc *scenario.Scenario, cfg Config, logDir string, b *engine.Backends) error {
+	zc := scenario.ZeebeTarget{}
+	if sc.Target.Zeebe != nil {
+		zc = *sc.Target.Zeebe
+	}
+	opts := cfg.Zeebe.withDefaults()
+	rt, err := opts.Runtime(ctx)
+	if err != nil {
+		return fmt.Errorf("connecting to podman for the zeebe target: %w", err)
+	}
+	zt := NewZeebeTarget(zc, filepath.Base(cfg.RunDir), logDir, rt, opts, cfg.Clock, cfg.Logger)
+	b.Target = zt
+	if sc.LoadKind() == scenario.LoadZeebe {
+		b.Load = &ZeebeLoad{T: zt, Cfg: sc.Load, DeadlineLines: wantsDetector(sc, "deadline-exceeded")}
+	}
+	return nil
+}

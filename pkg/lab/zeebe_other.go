@@ -1,0 +1,14 @@
+//go:build !linux
+
+package lab
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/nfslab/nfslab/pkg/engine"
+)
+
+func netnsAddr(context.Context, string) (string, error) {
+	return "", fmt.Errorf("container addresses need Linux network namespaces: %w", engine.ErrUnsupported)
+}
