@@ -1,0 +1,311 @@
+package lab
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/nfslab/nfslab/pkg/container"
+	"github.com/nfslab/nfslab/pkg/engine"
+	"github.com/nfslab/nfslab/pkg/engine/enginetest"
+	"github.com/nfslab/nfslab/pkg/journal"
+	"github.com/nfslab/nfslab/pkg/netfault"
+	"github.com/nfslab/nfslab/pkg/scenario"
+	"github.com/nfslab/nfslab/pkg/zeebe"
+	"github.com/nfslab/nfslab/pkg/zeebe/zeebetest"
+)
+
+// hookFaults is the in-memory injector with hooks standing in for the
+// kernel's effect on the brokers.
+type hookFaults struct {
+	enginetest.Faults
+	mu      sync.Mutex
+	applied []netfault.Spec
+	onApply func(netfault.Spec)
+	onHeal  func()
+}
+
+func (f *hookFaults) Apply(ctx context.Context, s netfault.Spec) (netfault.Fault, error) {
+	x, err := f.Faults.Apply(ctx, s)
+	if err == nil {
+		f.mu.Lock()
+		f.applied = append(f.applied, s)
+		f.mu.Unlock()
+		if f.onApply != nil {
+			f.onApply(s)
+		}
+	}
+	return x, err
+}
+
+func (f *hookFaults) Heal(ctx context.Context, ns, id string) error {
+	err := f.Faults.Heal(ctx, ns, id)
+	if err == nil && f.onHeal != nil && f.Count() == 0 {
+		f.onHeal()
+	}
+	return err
+}
+
+func (f *hookFaults) specs() []netfault.Spec {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]netfault.Spec(nil), f.applied...)
+}
+
+// zeebeLab is a fake podman, a fake gateway and fake namespaces.
+type zeebeLab struct {
+	rt       *container.Fake
+	gw       *zeebetest.Gateway
+	topology *zeebe.Topology // nil: the fake gateway's own (one broker leads all)
+	mu       sync.Mutex
+	attached []string
+	addrs    map[string]string // netns name -> address
+}
+
+func newZeebeLab(t *testing.T, partitions int32) *zeebeLab {
+	t.Helper()
+	gw, err := zeebetest.Start(partitions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(gw.Close)
+	rt := container.NewFake(nil)
+	rt.AddImage(container.DefaultZeebeImage)
+	return &zeebeLab{rt: rt, gw: gw, addrs: map[string]string{}}
+}
+
+// topoClient answers Topology from the lab (a three-broker cluster) and
+// everything else from the fake gateway.
+type topoClient struct {
+	zeebe.Client
+	top zeebe.Topology
+}
+
+func (c topoClient) Topology(context.Context) (zeebe.Topology, error) { return c.top, nil }
+
+func (l *zeebeLab) options() ZeebeOptions {
+	return ZeebeOptions{
+		Runtime: func(context.Context) (container.Runtime, error) { return l.rt, nil },
+		Dial: func(string) (zeebe.Client, error) {
+			c, err := zeebe.Dial(zeebe.Config{Address: l.gw.Addr, Insecure: true})
+			if err != nil || l.topology == nil {
+				return c, err
+			}
+			return topoClient{Client: c, top: *l.topology}, nil
+		},
+		Probe: func(context.Context, string) (bool, error) { return true, nil },
+		AttachNetns: func(ctx context.Context, rt container.Runtime, ctr string) (string, error) {
+			in, err := rt.Inspect(ctx, ctr)
+			if err != nil {
+				return "", err
+			}
+			if _, err := in.NetnsPath(); err != nil {
+				return "", err
+			}
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			l.attached = append(l.attached, ctr)
+			return container.NetnsName(ctr), nil
+		},
+		DetachNetns: func(string) error { return nil },
+		AddrOf: func(_ context.Context, ns string) (string, error) {
+			// Broker N at 10.88.0.1N, as podman's bridge might number them.
+			i := strings.LastIndex(ns, "-broker-")
+			if i < 0 || !strings.HasPrefix(ns, container.NetnsPrefix) {
+				return "", os.ErrNotExist
+			}
+			return "10.88.0.1" + ns[i+len("-broker-"):], nil
+		},
+		SampleInterval: 100 * time.Millisecond,
+	}
+}
+
+func (l *zeebeLab) execute(t *testing.T, sc *scenario.Scenario, faults *hookFaults) *Run {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	run, err := Execute(ctx, sc, t.TempDir(), 0, engine.Options{SampleEvery: 100 * time.Millisecond},
+		func(ctx context.Context, dir string) (engine.Backends, error) {
+			return Build(ctx, sc, Config{RunDir: dir, Zeebe: l.options(),
+				Faults: func(context.Context) (engine.Faults, error) { return faults, nil }})
+		}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return run
+}
+
+func readJournal(t *testing.T, dir string) []journal.Record {
+	t.Helper()
+	recs, err := journal.ReadFile(filepath.Join(dir, journal.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
+// The seed's msync failure as a broker prints it.
+var msyncLines = []string{
+	"[2025-06-12 09:02:00.819] [raft-server-0-1] [{actor-name=raft-server-1, actor-scheduler=Broker-0, partitionId=1, raft-role=LEADER}] ERROR",
+	"        io.atomix.raft.impl.RaftContext - An uncaught exception occurred, transition to inactive role",
+	"java.io.UncheckedIOException: java.io.IOException: Input/output error (msync with parameter MS_SYNC failed)",
+	"        at java.base/java.nio.MappedMemoryUtils.force(Unknown Source) ~[?:?]",
+	"        at io.camunda.zeebe.journal.file.Segment.flush(Segment.java:125) ~[zeebe-journal-8.7.5.jar:8.7.5]",
+	"Caused by: java.io.IOException: Input/output error (msync with parameter MS_SYNC failed)",
+	"        at java.base/java.nio.MappedMemoryUtils.force0(Native Method) ~[?:?]",
+}
+
+var sigbusLines = []string{
+	"#",
+	"# A fatal error has been detected by the Java Runtime Environment:",
+	"#",
+	"#  SIGBUS (0x7) at pc=0x00007f89ec4601a5, pid=2, tid=49",
+	"#",
+	"# Problematic frame:",
+	"# v  ~StubRoutines::updateBytesCRC32C",
+	"#",
+	"# An error report file with more information is saved as:",
+	"# /usr/local/zeebe/hs_err_pid2.log",
+}
+
+// A full drop on the NFS port: the broker's log shows the msync
+// IOException, the client's creations time out, the JVM dies of SIGBUS
+// (exit 134) and its hs_err report lands in the run's logs; the rollback
+// removes the broker.
+func TestZeebeTargetFullDrop(t *testing.T) {
+	lab := newZeebeLab(t, 1)
+	sc, err := scenario.Decode([]byte(`metadata: {name: zeebe-drop}
+duration: 20s
+storage: {kind: local}
+target: {kind: zeebe, zeebe: {image: gcr.io/zeebe-io/zeebe:8.7.5-root}}
+load: {kind: zeebe, rate: 20}
+timeline:
+  - {id: drop, at: 700ms, for: 1s, action: drop, fault: {dst: 127.0.0.1, port: 2049}}
+expectations:
+  - {kind: detector-fires, detector: msync-ioexception, after: drop, within: 5s}
+  - {kind: detector-fires, detector: jvm-sigbus, after: drop, within: 5s}
+  - {kind: errors-appear, code: DeadlineExceeded, after: drop, within: 5s}
+  - {kind: detector-fires, detector: deadline-exceeded, after: drop, within: 5s}
+  - {kind: exit-code, exit_code: 134, after: drop, within: 5s}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var broker string
+	faults := &hookFaults{}
+	faults.onApply = func(netfault.Spec) {
+		infos, _ := lab.rt.List(context.Background(), map[string]string{container.LabelRole: container.RoleZeebe})
+		if len(infos) != 1 {
+			t.Errorf("%d broker containers, want 1", len(infos))
+			return
+		}
+		broker = infos[0].Name
+		lab.gw.Fail(zeebetest.Create, codes.DeadlineExceeded, 5, 0)
+		go func() {
+			// What the kernel's EIO does to the broker, then the replay's SIGBUS.
+			_ = lab.rt.AddLog(broker, container.Stdout, msyncLines...)
+			time.Sleep(300 * time.Millisecond)
+			_ = lab.rt.PutFile(broker, "/usr/local/zeebe/hs_err_pid2.log", []byte("# SIGBUS (0x7)\n"))
+			_ = lab.rt.AddLog(broker, container.Stdout, sigbusLines...)
+			time.Sleep(300 * time.Millisecond)
+			_ = lab.rt.Exit(broker, 134)
+		}()
+	}
+	run := lab.execute(t, sc, faults)
+	if !run.Result.Passed {
+		t.Fatalf("run failed: %s\n%v", run.Result.Reason, run.Result.Verdicts)
+	}
+	spec, err := lab.rt.SpecOf(broker)
+	if err == nil {
+		t.Errorf("broker %s still exists after the rollback: %+v", broker, spec)
+	}
+	if left, _ := container.ListOwned(context.Background(), lab.rt, ""); len(left) != 0 {
+		t.Errorf("containers left: %+v", left)
+	}
+	hs, err := os.ReadFile(filepath.Join(run.Dir, "logs", broker+"-hs_err_pid2.log"))
+	if err != nil || !strings.Contains(string(hs), "SIGBUS") {
+		t.Errorf("hs_err report not copied: %v %q", err, hs)
+	}
+	blog, err := os.ReadFile(filepath.Join(run.Dir, "logs", "broker-0.log"))
+	if err != nil || !strings.Contains(string(blog), "msync with parameter MS_SYNC failed") {
+		t.Errorf("broker log not written: %v", err)
+	}
+	var samples, created int
+	for _, r := range readJournal(t, run.Dir) {
+		if r.Type == journal.TypeLoadSample {
+			samples++
+			created += r.Load.Created
+		}
+	}
+	if samples < 3 || created == 0 {
+		t.Errorf("%d load samples with %d creations: the load did not run against the gateway", samples, created)
+	}
+}
+
+// The broker's container spec: host networking for one broker, the data
+// directory bind-mounted, the run's labels, loopback-only binding.
+func TestZeebeTargetSingleBrokerSpec(t *testing.T) {
+	lab := newZeebeLab(t, 1)
+	dir := t.TempDir()
+	zt := NewZeebeTarget(scenario.ZeebeTarget{Env: map[string]string{"ZEEBE_BROKER_DATA_LOGSEGMENTSIZE": "16MB"}}, "run-1", dir, lab.rt, lab.options(), nil, nil)
+	ctx := context.Background()
+	if err := zt.Start(ctx, dir); err != nil {
+		t.Fatal(err)
+	}
+	spec, err := lab.rt.SpecOf(BrokerName("run-1", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec.Network != container.NetworkHost || len(spec.Ports) != 0 {
+		t.Errorf("network %q ports %v, want host and none published", spec.Network, spec.Ports)
+	}
+	if spec.Labels[container.LabelRun] != "run-1" || spec.Labels[container.LabelRole] != container.RoleZeebe {
+		t.Errorf("labels %v", spec.Labels)
+	}
+	if len(spec.Mounts) != 1 || spec.Mounts[0].Source != dir || spec.Mounts[0].Target != container.ZeebeDataDir {
+		t.Errorf("mounts %v", spec.Mounts)
+	}
+	if spec.Env["ZEEBE_BROKER_NETWORK_HOST"] != "127.0.0.1" || spec.Env["ZEEBE_BROKER_DATA_LOGSEGMENTSIZE"] != "16MB" {
+		t.Errorf("env %v", spec.Env)
+	}
+	if _, err := zt.Netns(ctx, "broker-0"); err == nil {
+		t.Error("Netns of a host-network broker must refuse: a route there would cut the machine")
+	}
+	if ip, err := zt.Resolve(ctx, "$broker:0"); err != nil || ip != "127.0.0.1" {
+		t.Errorf("$broker:0 = %q, %v", ip, err)
+	}
+	// pause/unpause/restart act on the container; restart's exit is not reported.
+	for _, a := range []string{scenario.ActionPause, scenario.ActionUnpause, scenario.ActionRestart} {
+		if err := zt.Control(ctx, a, ""); err != nil {
+			t.Fatalf("%s: %v", a, err)
+		}
+	}
+	if err := zt.Control(ctx, scenario.ActionKill, "broker-0"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case x := <-zt.Exited():
+		if x.Code != 137 || x.Name != "broker-0" || x.Signal != "SIGKILL" {
+			t.Errorf("exit %+v", x)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the kill's exit was not reported")
+	}
+	select {
+	case x := <-zt.Exited():
+		t.Errorf("unexpected second exit %+v (the restart's own?)", x)
+	default:
+	}
+	if err := zt.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := container.ListOwned(ctx, lab.rt, "run-1"); len(left) != 0 {
+		t.Errorf("left %v", left)
+	}
+}
