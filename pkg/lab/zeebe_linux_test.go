@@ -309,3 +309,150 @@ func TestZeebeTargetSingleBrokerSpec(t *testing.T) {
 		t.Errorf("left %v", left)
 	}
 }
+
+// scaleTimes shrinks every duration of sc by div, so a shipped scenario's
+// minutes run in seconds against fakes.
+func scaleTimes(sc *scenario.Scenario, div int64) {
+	s := func(d *scenario.Duration) { *d = scenario.Duration(int64(*d) / div) }
+	s(&sc.Duration)
+	s(&sc.Load.DeployEvery)
+	for i := range sc.Timeline {
+		st := &sc.Timeline[i]
+		if st.At != nil {
+			s(st.At)
+		}
+		s(&st.Delay)
+		s(&st.For)
+	}
+	for i := range sc.Expectations {
+		e := &sc.Expectations[i]
+		s(&e.Within)
+		s(&e.Settle)
+		s(&e.Baseline)
+	}
+}
+
+// Seed 001 against fakes: three brokers in one cluster on the bridge, the
+// leaders of partitions 1 and 3 (from the gateway's topology: broker 0 and
+// broker 2, as in the seed) get unreachable routes to each other inside
+// their own network namespaces; while they are cut, creations on
+// partition 3 are rejected with NOT_FOUND; after the heal instances are
+// created on partition 3 again, judged from the load's per-partition
+// samples (key >> 51).
+func TestZeebeBrokerUnreachable(t *testing.T) {
+	sc, err := scenario.LoadFile(filepath.Join("..", "..", "scenarios", "broker-unreachable.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	scaleTimes(sc, 60) // 8m -> 8s; the fault at 1s for 4s
+	sc.Load.Rate *= 6  // enough creations per 100ms sample for each partition
+	lab := newZeebeLab(t, 3)
+	top := zeebe.Topology{ClusterSize: 3, PartitionsCount: 3, ReplicationFactor: 3}
+	roles := [3][3]string{{"LEADER", "LEADER", "FOLLOWER"}, {"FOLLOWER", "FOLLOWER", "FOLLOWER"}, {"FOLLOWER", "FOLLOWER", "LEADER"}}
+	for n := int32(0); n < 3; n++ {
+		b := zeebe.Broker{NodeID: n, Port: 26501}
+		for p := int32(1); p <= 3; p++ {
+			b.Partitions = append(b.Partitions, zeebe.PartitionInfo{ID: p, Role: roles[n][p-1], Health: "HEALTHY"})
+		}
+		top.Brokers = append(top.Brokers, b)
+	}
+	lab.topology = &top
+
+	specs := map[string]container.Spec{}
+	faults := &hookFaults{}
+	var once sync.Once
+	faults.onApply = func(s netfault.Spec) {
+		once.Do(func() {
+			infos, _ := lab.rt.List(context.Background(), map[string]string{container.LabelRole: container.RoleZeebe})
+			for _, in := range infos {
+				specs[in.Name], _ = lab.rt.SpecOf(in.Name)
+			}
+		})
+		// What the two routes do to Zeebe: the deployment cannot reach partition 3.
+		lab.gw.NotDeployedOn(3)
+	}
+	faults.onHeal = func() { lab.gw.NotDeployedOn() }
+	run := lab.execute(t, sc, faults)
+	if !run.Result.Passed {
+		t.Fatalf("run failed: %s\n%+v", run.Result.Reason, run.Result.Verdicts)
+	}
+	runID := filepath.Base(run.Dir)
+
+	// Three brokers in one cluster, joined through the earlier ones.
+	if len(specs) != 3 {
+		t.Fatalf("%d broker containers, want 3", len(specs))
+	}
+	for n := 0; n < 3; n++ {
+		sp, ok := specs[BrokerName(runID, n)]
+		if !ok {
+			t.Fatalf("no container %s", BrokerName(runID, n))
+		}
+		if sp.Network != "" && sp.Network != container.NetworkBridge {
+			t.Errorf("broker %d network %q, want bridge", n, sp.Network)
+		}
+		want := map[string]string{"ZEEBE_BROKER_CLUSTER_NODEID": string(rune('0' + n)), "ZEEBE_BROKER_CLUSTER_CLUSTERSIZE": "3",
+			"ZEEBE_BROKER_CLUSTER_PARTITIONSCOUNT": "3", "ZEEBE_BROKER_CLUSTER_REPLICATIONFACTOR": "3"}
+		for k, v := range want {
+			if sp.Env[k] != v {
+				t.Errorf("broker %d: %s=%q, want %q", n, k, sp.Env[k], v)
+			}
+		}
+		contacts := []string{"", "10.88.0.10:26502", "10.88.0.10:26502,10.88.0.11:26502"}[n]
+		if sp.Env["ZEEBE_BROKER_CLUSTER_INITIALCONTACTPOINTS"] != contacts {
+			t.Errorf("broker %d contact points %q, want %q", n, sp.Env["ZEEBE_BROKER_CLUSTER_INITIALCONTACTPOINTS"], contacts)
+		}
+		if len(sp.Ports) != 2 || int(sp.Ports[0].HostPort) != 26500+n || sp.Ports[0].HostIP != "127.0.0.1" {
+			t.Errorf("broker %d ports %+v", n, sp.Ports)
+		}
+	}
+
+	// $leader:1 is broker 0 and $leader:3 broker 2: each route is in the
+	// other's namespace.
+	got := map[string]string{}
+	for _, s := range faults.specs() {
+		if s.Kind != netfault.KindUnreachable || s.RouteType != netfault.RouteUnreachable {
+			t.Errorf("fault %+v, want an unreachable route", s)
+		}
+		got[s.Netns] = s.Dst
+	}
+	want := map[string]string{
+		container.NetnsName(BrokerName(runID, 0)): "10.88.0.12",
+		container.NetnsName(BrokerName(runID, 2)): "10.88.0.10",
+	}
+	if len(got) != 2 || got[container.NetnsName(BrokerName(runID, 0))] != want[container.NetnsName(BrokerName(runID, 0))] ||
+		got[container.NetnsName(BrokerName(runID, 2))] != want[container.NetnsName(BrokerName(runID, 2))] {
+		t.Errorf("routes (netns -> dst) %v, want %v", got, want)
+	}
+
+	// Partition 3 got nothing while cut, and something before and after.
+	var before, during, after int
+	var faultAt, healAt time.Time
+	for _, r := range readJournal(t, run.Dir) {
+		switch r.Type {
+		case journal.TypeFaultApplied:
+			if faultAt.IsZero() {
+				faultAt = r.Time
+			}
+		case journal.TypeFaultHealed:
+			healAt = r.Time
+		case journal.TypeLoadSample:
+			n := r.Load.ByPartition[3]
+			switch {
+			case faultAt.IsZero():
+				before += n
+			case healAt.IsZero():
+				if r.Load.T.Sub(faultAt) > 200*time.Millisecond {
+					during += n
+				}
+			default:
+				after += n
+			}
+		}
+	}
+	if before == 0 || during != 0 || after == 0 {
+		t.Errorf("partition 3 creations before/during/after the cut: %d/%d/%d, want >0/0/>0", before, during, after)
+	}
+	if left, _ := container.ListOwned(context.Background(), lab.rt, ""); len(left) != 0 {
+		t.Errorf("containers left: %+v", left)
+	}
+}
