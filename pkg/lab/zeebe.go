@@ -677,7 +677,13 @@ func (z *ZeebeTarget) Close(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	z.cancel()
-	z.watches.Wait()
+	waited := make(chan struct{})
+	go func() { z.watches.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-time.After(10 * time.Second): // a log stream that ignores cancellation must not hang the rollback
+		errs = append(errs, errors.New("broker log followers did not stop within 10s"))
+	}
 	if client != nil {
 		_ = client.Close()
 	}

@@ -456,3 +456,37 @@ func TestZeebeBrokerUnreachable(t *testing.T) {
 		t.Errorf("containers left: %+v", left)
 	}
 }
+
+// --set target.kind=zeebe on an NFS scenario builds a broker target and
+// its load without touching anything; a missing podman service is a
+// setup error that says so.
+func TestZeebeBuildFromNFSScenario(t *testing.T) {
+	sc, err := scenario.LoadFile(filepath.Join("..", "..", "scenarios", "nfs-full-drop.yaml"), "target.kind=zeebe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lab := newZeebeLab(t, 1)
+	dir := t.TempDir()
+	b, err := Build(context.Background(), sc, Config{RunDir: dir, Zeebe: lab.options(),
+		Faults: func(context.Context) (engine.Faults, error) { return &enginetest.Faults{}, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	zt, ok := b.Target.(*ZeebeTarget)
+	if !ok || zt.Network != container.NetworkHost || zt.GatewayAddr() != "127.0.0.1:26500" {
+		t.Fatalf("target %T %+v", b.Target, b.Target)
+	}
+	if _, ok := b.Load.(*ZeebeLoad); !ok {
+		t.Fatalf("load %T", b.Load)
+	}
+	if len(lab.rt.Calls) != 0 {
+		t.Errorf("Build touched the runtime: %v", lab.rt.Calls)
+	}
+	opts := lab.options()
+	opts.Runtime = func(context.Context) (container.Runtime, error) { return nil, container.ErrNoService }
+	_, err = Build(context.Background(), sc, Config{RunDir: dir, Zeebe: opts,
+		Faults: func(context.Context) (engine.Faults, error) { return &enginetest.Faults{}, nil }})
+	if err == nil || !strings.Contains(err.Error(), "podman") {
+		t.Fatalf("err %v, want one naming podman", err)
+	}
+}
