@@ -10,13 +10,13 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
+	"github.com/nfslab/nfslab/internal/netnsdo"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/nfslab/nfslab/internal/cmdrun"
@@ -110,42 +110,8 @@ func NewNetns(t testing.TB, name string) {
 // Do runs fn on a locked OS thread that has entered namespace nsName
 // (/run/netns/nsName). Sockets created inside fn belong to that namespace
 // and keep working after Do returns; child processes started inside fn
-// inherit it. If the thread cannot return to its original namespace it is
-// left locked so the runtime discards it.
-func Do(nsName string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("reading current namespace: %w", err)
-			return
-		}
-		defer orig.Close()
-		target, err := netns.GetFromName(nsName)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("opening namespace %s: %w", nsName, err)
-			return
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("entering namespace %s: %w", nsName, err)
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			// Stay locked: the goroutine exits and the thread dies with it.
-			errc <- errors.Join(ferr, fmt.Errorf("leaving namespace %s: %w", nsName, err))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
+// inherit it.
+func Do(nsName string, fn func() error) error { return netnsdo.Do(nsName, fn) }
 
 // Exec runs name with args inside namespace ns (through `ip netns exec`)
 // and returns stdout.

@@ -6,8 +6,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sync"
+
+	"github.com/nfslab/nfslab/internal/netnsdo"
 
 	"github.com/coreos/go-iptables/iptables"
 	"github.com/vishvananda/netlink"
@@ -15,46 +16,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// inNetns runs fn on a locked OS thread inside /run/netns/name ("" runs fn
-// directly). Child processes started by fn (iptables) inherit the thread's
-// namespace. A thread that cannot return to its namespace stays locked and
-// dies with its goroutine.
-func inNetns(name string, fn func() error) error {
-	if name == "" {
-		return fn()
-	}
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("reading current network namespace: %w", err)
-			return
-		}
-		defer orig.Close()
-		target, err := netns.GetFromName(name)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("opening network namespace %s: %w", name, err)
-			return
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("entering network namespace %s: %w", name, err)
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			errc <- errors.Join(ferr, fmt.Errorf("leaving network namespace %s: %w", name, err))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
+// inNetns runs fn inside /run/netns/name ("" runs fn directly). Child
+// processes started by fn (iptables) inherit the thread's namespace.
+func inNetns(name string, fn func() error) error { return netnsdo.Do(name, fn) }
 
 // readNetFile reads /proc/net/NAME as seen from netns.
 func readNetFile(ns, name string) ([]byte, error) {
