@@ -21,6 +21,13 @@ const (
 	CauseLocalRoute      = "local-route"
 )
 
+// Causes lists every cause Diagnose may report, for validation of
+// scenarios that expect one.
+func Causes() []string {
+	return []string{CauseNATBeforeFilter, CauseNoConnection, CauseUserspaceProxy,
+		CauseLocalIO, CauseEarlierAccept, CauseSportMistake, CauseLocalRoute}
+}
+
 // knownProxies are userspace port forwarders that terminate a connection
 // on a local port and open a new one to the container.
 var knownProxies = map[string]bool{

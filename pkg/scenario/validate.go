@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nfslab/nfslab/pkg/detect"
 	"github.com/nfslab/nfslab/pkg/netfault"
 )
 
@@ -62,12 +63,9 @@ func (e *ValidationError) Error() string {
 
 func (e *ValidationError) Unwrap() error { return ErrInvalid }
 
-// BuiltinDetectors are the detectors pkg/detect provides, by name.
-var BuiltinDetectors = []string{
-	"msync-ioexception", "raft-inactive", "out-of-disk", "stream-processor-paused",
-	"jvm-sigbus", "hs-err-file", "replay-start", "partition-healthy",
-	"no-message-handler", "deadline-exceeded",
-}
+// BuiltinDetectors are the detectors pkg/detect provides, by name; taken
+// from pkg/detect so that the two cannot drift apart.
+var BuiltinDetectors = detect.Names()
 
 // probeDetectors are the built-ins a probe target can produce: the JVM's
 // own failure output, and replay start from the probe's progress lines.
@@ -81,8 +79,7 @@ var GRPCCodes = []string{"Canceled", "Unknown", "InvalidArgument", "DeadlineExce
 	"Unavailable", "DataLoss", "Unauthenticated"}
 
 // FindingCauses are the causes netfault.Diagnose reports.
-var FindingCauses = []string{"nat-before-filter", "no-connection", "userspace-proxy",
-	"localio", "earlier-accept", "sport-mistake"}
+var FindingCauses = netfault.Causes()
 
 // FaultfsOps are the operations a faultfs rule may name.
 var FaultfsOps = []string{"all", "open", "read", "write", "fsync", "flush", "getattr",
