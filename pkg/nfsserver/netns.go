@@ -511,13 +511,35 @@ func (s *NetnsServer) Status(ctx context.Context) NetnsStatus {
 	if st.Threads, err = s.threads(ctx); err != nil {
 		st.Problems = append(st.Problems, err.Error())
 	}
-	if out, err := s.inServer(ctx, "cat", "/proc/fs/nfsd/exports"); err == nil {
-		for _, l := range strings.Split(string(out), "\n") {
-			if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
-				st.Exports = append(st.Exports, l)
-			}
-		}
+	// The export table, not /proc/fs/nfsd/exports: that file is knfsd's
+	// export cache, which mountd fills on a client's first access, so it
+	// is empty right after Start (seen in the lab VM). exportfs -v reads
+	// the table (etab) that mountd answers from; /var/lib/nfs is shared
+	// with other servers of the machine, so keep only this ExportDir.
+	if out, err := s.inServer(ctx, "exportfs", "-v"); err != nil {
+		st.Problems = append(st.Problems, fmt.Sprintf("listing exports in %s: %v", c.Name, err))
+	} else {
+		st.Exports = parseExportfs(string(out), c.ExportDir)
 	}
 	st.Running = st.Threads > 0
 	return st
+}
+
+// parseExportfs turns `exportfs -v` output into "DIR CLIENT(OPTIONS)"
+// entries for dir. exportfs puts a long path on a line of its own and the
+// client on the next one, so it is read as a stream of fields: a path
+// (starts with /) followed by one or more CLIENT(OPTIONS) fields.
+func parseExportfs(out, dir string) []string {
+	var entries []string
+	path := ""
+	for _, f := range strings.Fields(out) {
+		if strings.HasPrefix(f, "/") {
+			path = f
+			continue
+		}
+		if path != "" && filepath.Clean(path) == filepath.Clean(dir) {
+			entries = append(entries, path+" "+f)
+		}
+	}
+	return entries
 }

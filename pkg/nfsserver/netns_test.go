@@ -259,11 +259,17 @@ func TestNetnsStatus(t *testing.T) {
 	h.files["/run/netns/nfslab-nfsd"] = ""
 	h.files["/run/nfslab/nfsd/nfslab-nfsd/ns/mnt"] = ""
 	h.out[ns+"cat /proc/fs/nfsd/threads"] = "8"
-	h.out[ns+"cat /proc/fs/nfsd/exports"] = "# Version 1.1\n/run/nfslab/export/nfslab-nfsd\t10.213.0.1(rw,sync)\n"
+	// exportfs -v as nfs-utils 2.6 prints it: a long path on its own line;
+	// another server's export in the shared etab is not ours.
+	h.out[ns+"exportfs -v"] = "/run/nfslab/export/nfslab-nfsd\n\t\t10.213.0.1(sync,wdelay,hide,no_subtree_check,fsid=2049,sec=sys,rw,insecure,no_root_squash,no_all_squash)\n" +
+		"/srv/other      10.0.0.1(sync,rw)\n"
 	h.out["ip netns pids nfslab-nfsd"] = "77\n"
 	st = s.Status(context.Background())
 	if !st.Running || st.Threads != 8 || len(st.Exports) != 1 || !reflect.DeepEqual(st.PIDs, []int{77}) {
 		t.Errorf("status %+v", st)
+	}
+	if want := "/run/nfslab/export/nfslab-nfsd 10.213.0.1(sync,wdelay,hide,no_subtree_check,fsid=2049,sec=sys,rw,insecure,no_root_squash,no_all_squash)"; len(st.Exports) == 1 && st.Exports[0] != want {
+		t.Errorf("export %q, want %q", st.Exports[0], want)
 	}
 }
 
