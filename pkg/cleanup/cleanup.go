@@ -15,6 +15,7 @@ import (
 	"github.com/nfslab/nfslab/pkg/container"
 	"github.com/nfslab/nfslab/pkg/mount"
 	"github.com/nfslab/nfslab/pkg/nfsserver"
+	"github.com/nfslab/nfslab/pkg/publish"
 )
 
 // Default roots: where nfslab creates its objects on a host.
@@ -32,11 +33,12 @@ const (
 	StepNetnsNames = "netns-names"
 	StepFaultfs    = "faultfs"
 	StepMounts     = "mounts"
+	StepPublish    = "publish"
 	StepNFSServer  = "nfs-server"
 )
 
 // Steps lists the step names in the order Sweep runs them.
-var Steps = []string{StepFaults, StepContainers, StepNetnsNames, StepFaultfs, StepMounts, StepNFSServer}
+var Steps = []string{StepFaults, StepContainers, StepNetnsNames, StepFaultfs, StepMounts, StepPublish, StepNFSServer}
 
 // FaultHealer removes every nfslab network fault in a namespace;
 // netfault.Injector satisfies it.
@@ -107,6 +109,12 @@ type Options struct {
 	Mounter mount.Mounter
 	// UnmountTimeout bounds each unmount; 0 means mount's default.
 	UnmountTimeout time.Duration
+	// Publish removes nfslab's port publishes (the DNAT in front of an NFS
+	// server, see pkg/publish) in each of Namespaces and in every
+	// namespace its records name; nil skips the step. It runs after the
+	// mounts (an NFS mount through the DNAT must be unmounted while the
+	// DNAT still leads to the server) and before the server stops.
+	Publish Unpublisher
 	// NFSDRoot holds one state directory per netns NFS server; "" skips
 	// the step.
 	NFSDRoot string
@@ -128,6 +136,7 @@ func HostOptions(faults FaultHealer, namespaces ...string) Options {
 		NetnsDir:    DefaultNetnsDir,
 		FaultfsRoot: DefaultFaultfsRoot,
 		MountRoot:   DefaultMountRoot,
+		Publish:     publish.New(publish.Options{}),
 		NFSDRoot:    DefaultNFSDRoot,
 	}
 }
@@ -199,6 +208,7 @@ func Sweep(ctx context.Context, o Options) (Report, error) {
 		{StepNetnsNames, sweepNetnsNames},
 		{StepFaultfs, sweepFaultfs},
 		{StepMounts, sweepMounts},
+		{StepPublish, sweepPublish},
 		{StepNFSServer, sweepServers},
 	}
 	var rep Report
