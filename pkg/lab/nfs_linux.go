@@ -27,6 +27,7 @@ type NFSStorage struct {
 	mu      sync.Mutex
 	server  nfsserver.Server
 	mounted bool
+	pub     publishState // storage.server.publish (publish_linux.go)
 }
 
 var _ engine.Storage = (*NFSStorage)(nil)
@@ -66,11 +67,6 @@ func or(s, def string) string {
 }
 
 func (s *NFSStorage) Setup(ctx context.Context) (engine.StorageInfo, error) {
-	if s.Spec.Server.Publish != "" {
-		// TODO(scenario): publish needs a tagged nat OUTPUT DNAT (with
-		// route_localnet) in front of the server, as podman -p makes.
-		return engine.StorageInfo{}, fmt.Errorf("storage.server.publish %s (a DNAT in front of the server) is not wired yet: %w", s.Spec.Server.Publish, engine.ErrUnsupported)
-	}
 	srv, err := s.newServer()
 	if err != nil {
 		return engine.StorageInfo{}, err
@@ -81,6 +77,11 @@ func (s *NFSStorage) Setup(ctx context.Context) (engine.StorageInfo, error) {
 	ep, err := srv.Start(ctx)
 	if err != nil {
 		return engine.StorageInfo{}, fmt.Errorf("starting NFS server (%s): %w", srv.Kind(), err)
+	}
+	// storage.server.publish: mount the published address through a DNAT,
+	// as podman -p makes (publish_linux.go).
+	if ep, err = s.publish(ctx, ep); err != nil {
+		return engine.StorageInfo{}, err
 	}
 	optStr := s.Spec.Options
 	if optStr == "" {
@@ -139,6 +140,10 @@ func (s *NFSStorage) Teardown(ctx context.Context) error {
 		if _, err := s.Mounter.Unmount(ctx, s.MountDir, mount.UnmountOptions{}); err != nil {
 			errs = append(errs, fmt.Errorf("unmounting %s: %w", s.MountDir, err))
 		}
+	}
+	// After the unmount (its traffic goes through the DNAT), before the server.
+	if err := s.unpublish(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	if srv != nil {
 		if err := srv.Stop(ctx); err != nil {
