@@ -375,6 +375,7 @@ var cleanupNouns = map[string]string{
 	cleanup.StepNetnsNames: "container namespace name(s)",
 	cleanup.StepFaultfs:    "faultfs mount(s) and socket(s)",
 	cleanup.StepMounts:     "mount(s)",
+	cleanup.StepPublish:    "port publish(es)",
 	cleanup.StepNFSServer:  "netns NFS server(s)",
 }
 
