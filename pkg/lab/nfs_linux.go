@@ -8,7 +8,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
+	"time"
 
+	"github.com/nfslab/nfslab/pkg/clock"
 	"github.com/nfslab/nfslab/pkg/engine"
 	"github.com/nfslab/nfslab/pkg/mount"
 	"github.com/nfslab/nfslab/pkg/nfsserver"
@@ -23,6 +26,7 @@ type NFSStorage struct {
 	MountDir string // below mount.DefaultRoot
 	Mounter  mount.Mounter
 	Host     nfsserver.Host
+	Clock    clock.Clock // times mount retries; nil is the wall clock
 
 	mu      sync.Mutex
 	server  nfsserver.Server
@@ -97,9 +101,14 @@ func (s *NFSStorage) Setup(ctx context.Context) (engine.StorageInfo, error) {
 	if err := mount.PrepareTarget(mount.DefaultRoot, s.MountDir); err != nil {
 		return engine.StorageInfo{}, err
 	}
-	used, err := mount.MountNFS(ctx, s.Mounter, mount.NetResolver{}, ep.Source(), s.MountDir, opts)
+	var used mount.NFSOptions
+	attempts, err := retryMount(ctx, s.clock(), mountRetryBudget, func() error {
+		var err error
+		used, err = mount.MountNFS(ctx, s.Mounter, mount.NetResolver{}, ep.Source(), s.MountDir, opts)
+		return err
+	})
 	if err != nil {
-		return engine.StorageInfo{}, fmt.Errorf("mounting %s on %s: %w", ep.Source(), s.MountDir, err)
+		return engine.StorageInfo{}, fmt.Errorf("mounting %s on %s (%d attempts): %w", ep.Source(), s.MountDir, attempts, err)
 	}
 	s.mu.Lock()
 	s.mounted = true
@@ -108,10 +117,58 @@ func (s *NFSStorage) Setup(ctx context.Context) (engine.StorageInfo, error) {
 	if err := mount.WithTimeout(ctx, 0, func() error { return os.MkdirAll(data, 0o755) }); err != nil {
 		return engine.StorageInfo{}, fmt.Errorf("creating data directory %s: %w", data, err)
 	}
-	return engine.StorageInfo{DataDir: data, ServerAddr: ep.Addr.String(), Detail: []string{
+	detail := []string{
 		fmt.Sprintf("NFS server %s at %s port %s", srv.Kind(), ep.Source(), strconv.Itoa(max(ep.Port, 2049))),
 		fmt.Sprintf("mounted on %s with %s (%s)", s.MountDir, used.String(), used.Describe()),
-	}}, nil
+	}
+	if attempts > 1 {
+		detail = append(detail, fmt.Sprintf("the mount succeeded at attempt %d: the earlier ones failed with EIO/ETIMEDOUT (a just-started server, or the client's state of the previous server at the same address)", attempts))
+	}
+	return engine.StorageInfo{DataDir: data, ServerAddr: ep.Addr.String(), Detail: detail}, nil
+}
+
+func (s *NFSStorage) clock() clock.Clock {
+	if s.Clock == nil {
+		return clock.Real{}
+	}
+	return s.Clock
+}
+
+// mountRetryBudget bounds the retries of a mount that fails with EIO: the
+// netns server's grace (10 s) plus its lease (15 s), with margin.
+const mountRetryBudget = 45 * time.Second
+
+// retryMount runs mountFn until it succeeds, fails with an error other
+// than EIO or ETIMEDOUT, or budget is spent, waiting 1, 2, 4, 8, 8... s
+// between attempts. It returns the number of attempts made.
+//
+// Why: in the lab VM, a mount(2) of a freshly started netns server at
+// 10.213.0.2 failed with EIO right after the previous scenario had torn
+// down its server at the same address (the kernel's NFSv4 client state for
+// that address outlives the unmount for a while); a later mount worked.
+// The mount is set-up, not the experiment, so it is retried, bounded, and
+// the attempts are reported.
+func retryMount(ctx context.Context, clk clock.Clock, budget time.Duration, mountFn func() error) (int, error) {
+	deadline := clk.Now().Add(budget)
+	wait := time.Second
+	for attempt := 1; ; attempt++ {
+		err := mountFn()
+		if err == nil {
+			return attempt, nil
+		}
+		if !errors.Is(err, syscall.EIO) && !errors.Is(err, syscall.ETIMEDOUT) {
+			return attempt, err
+		}
+		if clk.Now().Add(wait).After(deadline) {
+			return attempt, fmt.Errorf("giving up after %s: %w", budget, err)
+		}
+		select {
+		case <-ctx.Done():
+			return attempt, errors.Join(err, ctx.Err())
+		case <-clk.After(wait):
+		}
+		wait = min(2*wait, 8*time.Second)
+	}
 }
 
 func (s *NFSStorage) SetFault(context.Context, string, scenario.FaultfsRule) error {
