@@ -191,9 +191,13 @@ func (p *ProbeTarget) onLine(gen int, l probe.Line) {
 		if i := strings.Index(l.Text, "pid="); i >= 0 {
 			p.pid, _ = strconv.Atoi(strings.Fields(l.Text[i+4:])[0])
 		}
+	case "replay-mapped":
+		// The probe has opened and mapped its segments and is about to
+		// read records, as Zeebe's "Processor starts replay of events"
+		// comes after the journal is loaded. A fault set here reaches the
+		// mapped reads; set at the start line it hit the directory listing
+		// and open first (IOException, no SIGBUS; seen on real NFS).
 		if p.replay {
-			// The probe replays right after its start line, as Zeebe's
-			// "Processor starts replay of events".
 			select {
 			case p.events <- engine.Event{Time: now, Name: "replay-start", Evidence: []string{l.Text}}:
 			default:

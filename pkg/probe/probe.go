@@ -374,7 +374,7 @@ func ParseProgress(line string) (p Progress, ok bool) {
 		kv = kv[1:]
 	}
 	switch p.Kind {
-	case "start", "append", "append-done", "replay", "replay-done", "replay-corrupt":
+	case "start", "append", "append-done", "replay", "replay-mapped", "replay-done", "replay-corrupt":
 	default:
 		return Progress{}, false
 	}

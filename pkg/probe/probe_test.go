@@ -19,6 +19,7 @@ func TestParseProgress(t *testing.T) {
 	}{
 		{"probe: append rate=1234/s records=5000 segments=3 forces=50", Progress{Kind: "append", Rate: 1234, Records: 5000, Segments: 3, Forces: 50}, true},
 		{"probe: replay segment=3/10 id=3 records=1040", Progress{Kind: "replay", Segment: 3, Segments: 10, Records: 1040}, true},
+		{"probe: replay mapped segments=6", Progress{Kind: "replay-mapped", Segments: 6}, true},
 		{"probe: replay done segments=10 records=9000 elapsed=120ms", Progress{Kind: "replay-done", Segments: 10, Records: 9000, Elapsed: 120 * time.Millisecond}, true},
 		{"probe: append done records=3000 segments=3 forces=32 elapsed=38ms", Progress{Kind: "append-done", Records: 3000, Segments: 3, Forces: 32, Elapsed: 38 * time.Millisecond}, true},
 		{"probe: force failed: java.io.UncheckedIOException: java.io.IOException: Input/output error (msync with parameter MS_SYNC failed)", Progress{Kind: "force-failed", Err: "java.io.UncheckedIOException: java.io.IOException: Input/output error (msync with parameter MS_SYNC failed)"}, true},
