@@ -28,31 +28,58 @@ func vmBuildStatic(t *testing.T) string {
 	return bin
 }
 
+// vmBuildGuestTest compiles pkg/nfsserver's guest-only tests (build tag
+// nfsguest: they need kernel NFS, which the host lacks) into a static test
+// binary for --test-binary.
+func vmBuildGuestTest(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "nfsserver.test")
+	cmd := exec.Command("go", "test", "-tags", vmBuildTags+" nfsguest", "-c", "-o", bin, "../../pkg/nfsserver")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the nfsserver guest test binary: %v\n%s", err, out)
+	}
+	return bin
+}
+
 // TestVMFullDropNFS is the real thing: it builds (or reuses) the lab VM
 // image and boots it once. Inside the guest's kernel the smoke test serves
 // knfsd from a netns, mounts it soft, runs the JVM journal probe on it,
 // applies `nfslab drop` and expects the JVM's msync IOException; then the
-// engine runs scenarios/nfs-full-drop.yaml the same way a user would. Cold:
-// about 6 minutes under TCG on 2 cores (image build included); cached: 4.
+// engine runs scenarios/nfs-full-drop.yaml the same way a user would; and
+// pkg/nfsserver's TestKnfsdInNetnsReal (built with -tags nfsguest) runs
+// against the guest's knfsd in the same boot. Cold: about 6 minutes under
+// TCG on 2 cores (image build included); cached: about 3.5.
 func TestVMFullDropNFS(t *testing.T) {
 	privtest.Short(t)
 	privtest.Root(t)
 	privtest.Tools(t, vm.QEMUBinary, "qemu-img", "debootstrap", "mkfs.ext4", "javac", "go")
 	bin := vmBuildStatic(t)
+	guestTest := vmBuildGuestTest(t)
 	out := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "vm", "run", "--smoke", "--scenario", "nfs-full-drop", "--out", out,
+		"--test-binary", guestTest+"=^TestKnfsdInNetnsReal$",
 		"--scenarios-dir", "../../scenarios", "--timeout", "20m")
+	// Under CI=true a skip of the guest test fails; set it here so a
+	// guest without NFS can never pass by skipping.
+	cmd.Env = append(os.Environ(), "CI=true")
 	b, err := cmd.CombinedOutput()
 	t.Logf("nfslab vm run:\n%s", vmTail(string(b), 80))
 	if err != nil {
-		t.Errorf("nfslab vm run --smoke --scenario nfs-full-drop: %v", err)
+		t.Errorf("nfslab vm run --smoke --scenario nfs-full-drop --test-binary nfsserver.test: %v", err)
 	}
-	for _, step := range []string{vm.SmokeStep, "nfs-full-drop"} {
+	for _, step := range []string{vm.SmokeStep, "nfs-full-drop", "gotest-nfsserver"} {
 		if !strings.Contains(string(b), "PASS "+step+" (") {
 			t.Errorf("no PASS line for %s", step)
 		}
+	}
+	// The guest test really ran (not skipped) and passed.
+	if logs, _ := filepath.Glob(filepath.Join(out, "vm-*", "logs", "gotest-nfsserver.log")); len(logs) != 1 {
+		t.Errorf("want one gotest-nfsserver.log under %s/vm-*/logs, got %v", out, logs)
+	} else if l, _ := os.ReadFile(logs[0]); !strings.Contains(string(l), "--- PASS: TestKnfsdInNetnsReal") {
+		t.Errorf("TestKnfsdInNetnsReal did not pass in the guest:\n%s", vmTail(string(l), 30))
 	}
 	// The engine's run directory came back with the evidence in its journal.
 	journals, _ := filepath.Glob(filepath.Join(out, "nfs-full-drop-*", "journal.jsonl"))
