@@ -31,7 +31,7 @@ func TestScenarioDryRunPrintsPlan(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	for _, want := range []string{"scenario nfs-random-drop-80", "at +40s", "drop-80", "prob 0.80", "for 2m0s (then healed)",
+	for _, want := range []string{"scenario nfs-random-drop-80", "at +40s", "drop-80", "prob 0.80", "for 1m50s (then healed)",
 		"2049", "expectations:", "rate-below", "no msync IOException", "[skipped: target probe]", "rollbacks:", "nothing was touched"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("plan lacks %q:\n%s", want, out)
