@@ -298,7 +298,14 @@ func vmRun(ctx context.Context, g *globals, im vm.Image, boot vm.BootConfig, job
 		if st.ExitCode != 0 || st.Error != "" {
 			fmt.Fprintf(g.stdout, " exit %d %s", st.ExitCode, st.Error)
 		}
+		if len(st.Earlier) > 0 {
+			fmt.Fprintf(g.stdout, " on attempt %d", len(st.Earlier)+1)
+		}
 		fmt.Fprintln(g.stdout)
+		for i, e := range st.Earlier {
+			fmt.Fprintf(g.stdout, "    attempt %d: %s exit %d after %s, log %s\n", i+1, e.Verdict, e.ExitCode,
+				e.Duration.D.Round(time.Second), filepath.Join(vmDir, e.Log))
+		}
 		for _, l := range st.Leftovers {
 			fmt.Fprintf(g.stdout, "    left behind: %s\n", l)
 		}

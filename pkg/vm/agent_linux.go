@@ -76,7 +76,7 @@ func (a Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("creating log dir: %w", err)
 	}
 	for _, s := range job.Steps {
-		r := a.step(ctx, s, snap)
+		r := a.attempts(ctx, s, snap)
 		st.Steps = append(st.Steps, r)
 		fmt.Fprintf(a.Console, "nfslab-agent: step %s: %s (exit %d, %s)\n", r.Name, r.Verdict, r.ExitCode, r.Duration.D.Round(time.Millisecond))
 		for _, l := range r.Leftovers {
@@ -93,6 +93,26 @@ func (a Agent) Run(ctx context.Context) error {
 	line, _ := json.Marshal(st)
 	fmt.Fprintf(a.Console, "%s%s\n", StatusMarker, line)
 	return nil
+}
+
+// attempts runs s, and again up to s.Retries times while an attempt fails
+// in a retryable way. The result is the last attempt's, with the earlier
+// ones (and their logs, renamed NAME.attemptN.log) kept in Earlier.
+func (a Agent) attempts(ctx context.Context, s Step, snap func(context.Context) (Snapshot, error)) StepResult {
+	var earlier []StepResult
+	for n := 1; ; n++ {
+		r := a.step(ctx, s, snap)
+		if r.Verdict == Pass || n > s.Retries || !r.retryable() || ctx.Err() != nil {
+			r.Earlier = earlier
+			return r
+		}
+		kept := filepath.Join("logs", fmt.Sprintf("%s.attempt%d.log", s.Name, n))
+		if err := os.Rename(filepath.Join(a.Share, r.Log), filepath.Join(a.Share, kept)); err == nil {
+			r.Log = kept
+		}
+		fmt.Fprintf(a.Console, "nfslab-agent: step %s: attempt %d failed (exit %d), running it again; its log is %s\n", s.Name, n, r.ExitCode, r.Log)
+		earlier = append(earlier, r)
+	}
 }
 
 func (a Agent) step(ctx context.Context, s Step, snap func(context.Context) (Snapshot, error)) StepResult {

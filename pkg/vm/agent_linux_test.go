@@ -103,3 +103,69 @@ func TestLineWriterPrefixesCompleteLines(t *testing.T) {
 		t.Fatalf("got %q %q", out.String(), seen)
 	}
 }
+
+// A step that fails with exit 1 and leaves nothing is run once more when
+// it allows a retry; both attempts are reported and logged. Exit status 2
+// (bad input) and a step that left something behind are never retried.
+func TestAgentRetriesOnlyRetryableFailures(t *testing.T) {
+	share := t.TempDir()
+	marker := filepath.Join(share, "ran-once")
+	// Fails the first time (exit 1), passes the second.
+	flaky := []string{"sh", "-c", `if [ -e "$1" ]; then echo second; else : > "$1"; echo first; exit 1; fi`, "sh", marker}
+	job := Job{Steps: []Step{
+		{Name: "flaky", Argv: flaky, Timeout: Duration{10 * time.Second}, Retries: 1},
+		{Name: "badinput", Argv: []string{"sh", "-c", "exit 2"}, Timeout: Duration{10 * time.Second}, Retries: 1},
+		{Name: "always", Argv: []string{"false"}, Timeout: Duration{10 * time.Second}, Retries: 1},
+		{Name: "noretry", Argv: []string{"false"}, Timeout: Duration{10 * time.Second}},
+	}}
+	b, _ := json.Marshal(job)
+	if err := os.WriteFile(filepath.Join(share, JobFile), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runs := map[string]int{}
+	var console bytes.Buffer
+	a := Agent{Share: share, Console: &console, Clock: clock.Real{},
+		Snap:  func(context.Context) (Snapshot, error) { return Snapshot{}, nil },
+		Prime: func(context.Context) {}}
+	if err := a.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(share, StatusFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := ParseStatus(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range st.Steps {
+		runs[r.Name] = len(r.Earlier) + 1
+	}
+	got := map[string]StepResult{}
+	for _, r := range st.Steps {
+		got[r.Name] = r
+	}
+	if f := got["flaky"]; f.Verdict != Pass || len(f.Earlier) != 1 || f.Earlier[0].ExitCode != 1 {
+		t.Fatalf("flaky: %+v", f)
+	}
+	first, _ := os.ReadFile(filepath.Join(share, got["flaky"].Earlier[0].Log))
+	second, _ := os.ReadFile(filepath.Join(share, got["flaky"].Log))
+	if !strings.Contains(string(first), "first") || !strings.Contains(string(second), "second") {
+		t.Fatalf("attempt logs not kept apart: %q / %q", first, second)
+	}
+	if runs["badinput"] != 1 || got["badinput"].Verdict != Fail {
+		t.Fatalf("exit 2 was retried: %+v", got["badinput"])
+	}
+	if runs["always"] != 2 || got["always"].Verdict != Fail {
+		t.Fatalf("always-failing step: %d runs, %+v", runs["always"], got["always"])
+	}
+	if runs["noretry"] != 1 {
+		t.Fatalf("a step without retries ran %d times", runs["noretry"])
+	}
+	if !strings.Contains(console.String(), "step flaky: attempt 1 failed") {
+		t.Fatalf("console does not say the attempt failed: %s", console.String())
+	}
+	if err := (Job{Steps: []Step{{Name: "x", Argv: []string{"true"}, Timeout: Duration{time.Second}, Retries: 9}}}).Validate(); err == nil {
+		t.Fatal("retries 9 accepted")
+	}
+}

@@ -106,7 +106,7 @@ func PlanJob(o PlanOptions) Job {
 	smoke := o.Smoke
 	for _, n := range o.Scenarios {
 		if o.Engine {
-			j.Steps = append(j.Steps, Step{Name: n, Timeout: Duration{ScenarioTimeout},
+			j.Steps = append(j.Steps, Step{Name: n, Timeout: Duration{ScenarioTimeout}, Retries: ScenarioRetries,
 				Argv: []string{"nfslab", "run", filepath.Join("scenarios", n+".yaml"), "--out", "runs",
 					"--probe-cache", GuestProbeCache}})
 			continue
@@ -136,6 +136,10 @@ func PlanJob(o PlanOptions) Job {
 	}
 	return j
 }
+
+// ScenarioRetries is how often a failed scenario is run again in the guest
+// (see Step.Retries): once, for the JVM's rare crashes under TCG.
+const ScenarioRetries = 1
 
 // TestTimeout bounds one Go test binary in the guest.
 const TestTimeout = 10 * time.Minute

@@ -32,6 +32,12 @@ type Step struct {
 	Timeout Duration `json:"timeout"`
 	// Env is added to the guest's environment (KEY=VALUE).
 	Env []string `json:"env,omitempty"`
+	// Retries is how many more times a step that failed with exit status 1
+	// and left nothing behind is run. Under TCG the guest's JVM crashes in
+	// JIT-compiled code about once in twenty starts, before any fault; one
+	// retry keeps that emulation flake from deciding a verdict, and every
+	// attempt stays in the status and its log.
+	Retries int `json:"retries,omitempty"`
 }
 
 // Validate rejects steps the agent could not run.
@@ -59,6 +65,9 @@ func (j Job) Validate() error {
 		if s.Timeout.D <= 0 {
 			return fmt.Errorf("%w: step %q timeout %s must be positive", ErrInvalid, s.Name, s.Timeout.D)
 		}
+		if s.Retries < 0 || s.Retries > 3 {
+			return fmt.Errorf("%w: step %q retries %d out of range (0-3)", ErrInvalid, s.Name, s.Retries)
+		}
 	}
 	return nil
 }
@@ -82,6 +91,15 @@ type StepResult struct {
 	Leftovers []string `json:"leftovers,omitempty"`
 	Verdict   string   `json:"verdict"`
 	Log       string   `json:"log"` // path on the share
+	// Earlier are the failed attempts before this one (see Step.Retries).
+	Earlier []StepResult `json:"earlier,omitempty"`
+}
+
+// retryable reports whether a failed attempt may be run again: it failed
+// with exit status 1 (an expectation or the run failed), did not time out
+// and left nothing behind. Bad input (2) and leftovers are never retried.
+func (r StepResult) retryable() bool {
+	return r.Verdict == Fail && r.ExitCode == 1 && r.Error == "" && len(r.Leftovers) == 0
 }
 
 // Status is the agent's final report.
