@@ -146,6 +146,6 @@ const TestTimeout = 10 * time.Minute
 
 // SmokeJobStep runs the full-drop smoke test in the guest.
 func SmokeJobStep() Step {
-	return Step{Name: SmokeStep, Timeout: Duration{SmokeTimeout},
+	return Step{Name: SmokeStep, Timeout: Duration{SmokeTimeout}, Retries: ScenarioRetries,
 		Argv: []string{"nfslab", "vm", "smoke", "full-drop", "--probe", "probe", "--out", "runs"}}
 }
