@@ -54,9 +54,7 @@ func TestFaultfsBadInputExit2(t *testing.T) {
 // invocations bite, and cancelling (as SIGTERM does) unmounts.
 func TestFaultfsCLIEndToEnd(t *testing.T) {
 	privtest.Root(t)
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		privtest.Skip(t, "needs /dev/fuse")
-	}
+	privtest.FUSE(t)
 	base := t.TempDir()
 	backing, mnt, sock := filepath.Join(base, "b"), filepath.Join(base, "m"), filepath.Join(base, "ctl.sock")
 	os.Mkdir(backing, 0o755)

@@ -44,6 +44,14 @@ func Tools(t testing.TB, names ...string) {
 	}
 }
 
+// FUSE requires /dev/fuse (FUSE mounts also need Root).
+func FUSE(t testing.TB) {
+	t.Helper()
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		Skip(t, "needs /dev/fuse")
+	}
+}
+
 // Short skips privileged tests under -short, except under CI.
 func Short(t testing.TB) {
 	t.Helper()

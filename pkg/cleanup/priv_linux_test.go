@@ -123,9 +123,7 @@ func mountinfoHas(t *testing.T, p string) bool {
 func TestPrivSweepRemovesRealObjects(t *testing.T) {
 	privtest.Root(t)
 	privtest.Tools(t, "ip", "iptables", "iptables-save")
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		privtest.Skip(t, "needs /dev/fuse")
-	}
+	privtest.FUSE(t)
 	// Short base: unix socket paths are limited to 108 bytes.
 	base, err := os.MkdirTemp("", "nfslt-cln")
 	if err != nil {

@@ -20,9 +20,7 @@ func TestDoctorOnThisMachine(t *testing.T) {
 	privtest.Short(t)
 	privtest.Root(t)
 	privtest.Tools(t, "ip", "iptables")
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		privtest.Skip(t, "needs /dev/fuse")
-	}
+	privtest.FUSE(t)
 	r := Run(context.Background(), NewProbe())
 	for _, c := range r.Checks {
 		t.Logf("%-20s %-4s %s | %s", c.Name, c.Status, c.Detail, c.Fix)

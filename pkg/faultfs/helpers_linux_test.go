@@ -18,9 +18,7 @@ import (
 func needFUSE(t *testing.T) {
 	t.Helper()
 	privtest.Root(t)
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		privtest.Skip(t, "needs /dev/fuse")
-	}
+	privtest.FUSE(t)
 }
 
 // mountT mounts a faultfs under t.TempDir and unmounts it in cleanup,

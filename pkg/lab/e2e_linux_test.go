@@ -34,9 +34,7 @@ func e2eGuards(t *testing.T) {
 	privtest.Short(t)
 	privtest.Root(t)
 	privtest.Tools(t, "java", "javac")
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		privtest.Skip(t, "needs /dev/fuse")
-	}
+	privtest.FUSE(t)
 }
 
 // runShipped runs a shipped scenario for real: faultfs over a backing

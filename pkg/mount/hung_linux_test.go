@@ -21,9 +21,7 @@ import (
 func TestUnmountOfHungFUSEMountReal(t *testing.T) {
 	privtest.Short(t)
 	privtest.Root(t)
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		privtest.Skip(t, "needs /dev/fuse")
-	}
+	privtest.FUSE(t)
 	dir := t.TempDir()
 	back, mp := filepath.Join(dir, "back"), filepath.Join(dir, "mnt")
 	for _, d := range []string{back, mp} {
