@@ -9,7 +9,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
+	"github.com/mattn/go-runewidth"
 	"github.com/nfslab/nfslab/pkg/engine"
 	"golang.org/x/sys/unix"
 )
@@ -34,15 +36,36 @@ func Plain(w io.Writer) func(engine.Note) {
 	}
 }
 
+// TermSize returns the size of the terminal w writes to, or 0, 0 if w is not
+// a terminal. It is read at every redraw, so a resized window is followed.
+func TermSize(w io.Writer) (cols, rows int) {
+	f, ok := w.(*os.File)
+	if !ok {
+		return 0, 0
+	}
+	ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ)
+	if err != nil {
+		return 0, 0
+	}
+	return int(ws.Col), int(ws.Row)
+}
+
 // View redraws a status panel in place and keeps the last notes below it.
+//
+// The redraw moves the cursor up by the rows the last panel used, so no line
+// may wrap: each line is cut to the terminal's width, and the panel to its
+// height, as read from Size at every redraw.
 type View struct {
 	W     io.Writer
 	Every time.Duration // default 250ms (4 redraws a second)
+	// Size reports the terminal's columns and rows, 0 if unknown (then lines
+	// are not cut). Default: TermSize(W).
+	Size func() (cols, rows int)
 
 	mu     sync.Mutex
 	status func() engine.Status
 	notes  []string
-	lines  int // lines drawn last time, to move the cursor back up
+	drawn  []int // display width of each line drawn last time
 }
 
 // Attach sets where the view reads its status from (engine OnStart).
@@ -87,19 +110,68 @@ func (v *View) draw() {
 	if v.status == nil {
 		return
 	}
-	text := Render(v.status(), v.notes)
-	var b strings.Builder
-	if v.lines > 0 {
-		fmt.Fprintf(&b, "\x1b[%dA", v.lines) // cursor up to the panel's top
+	size := v.Size
+	if size == nil {
+		size = func() (int, int) { return TermSize(v.W) }
 	}
-	for _, l := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
-		b.WriteString("\x1b[2K") // clear the line
+	cols, rows := size()
+	io.WriteString(v.W, v.frame(Render(v.status(), v.notes), cols, rows))
+}
+
+// frame is the escape sequence that replaces the last panel with text in a
+// terminal of cols × rows (0: unknown), and remembers what it drew.
+func (v *View) frame(text string, cols, rows int) string {
+	lines := strings.Split(strings.TrimRight(text, "\n"), "\n")
+	if rows > 1 && len(lines) > rows-1 {
+		// The cursor cannot move up past the screen's top row.
+		lines = lines[:rows-1]
+	}
+	var b strings.Builder
+	if up := rowsUsed(v.drawn, cols); up > 0 {
+		fmt.Fprintf(&b, "\x1b[%dA", up) // cursor up to the panel's top
+	}
+	v.drawn = v.drawn[:0]
+	for _, l := range lines {
+		l = strings.Map(printable, l)
+		if cols > 1 {
+			// One column spare: some terminals wrap as soon as the last
+			// column is written.
+			l = runewidth.Truncate(l, cols-1, "…")
+		}
+		v.drawn = append(v.drawn, runewidth.StringWidth(l))
+		b.WriteString("\r\x1b[2K") // clear the line
 		b.WriteString(l)
 		b.WriteString("\n")
 	}
 	b.WriteString("\x1b[J") // clear what a longer previous panel left
-	v.lines = strings.Count(strings.TrimRight(text, "\n"), "\n") + 1
-	io.WriteString(v.W, b.String())
+	return b.String()
+}
+
+// rowsUsed is how many rows lines of these display widths take in a
+// terminal cols wide. Lines were cut to the width they were drawn at; a
+// terminal made narrower since may have rewrapped them (most do).
+func rowsUsed(widths []int, cols int) int {
+	n := 0
+	for _, w := range widths {
+		if cols > 0 && w > cols {
+			n += (w + cols - 1) / cols
+		} else {
+			n++
+		}
+	}
+	return n
+}
+
+// printable keeps a log line from moving the cursor: a tab becomes a space,
+// other control characters (ESC included) are dropped.
+func printable(r rune) rune {
+	switch {
+	case r == '\t':
+		return ' '
+	case unicode.IsControl(r):
+		return -1
+	}
+	return r
 }
 
 // Render is the panel as text (no escapes), for the view and for tests.
