@@ -294,7 +294,8 @@ func TestPrivDaemonFaultBitesAndSIGTERMHeals(t *testing.T) {
 		}
 	}
 	body := faultMetrics(t, l.sock)
-	if !strings.Contains(body, fmt.Sprintf(`nfslab_fault_packets_total{id="%s"`, fs[0].ID)) {
+	// Labels come sorted by name: id is not the first.
+	if !regexp.MustCompile(`(?m)^nfslab_fault_packets_total\{[^}]*\bid="` + regexp.QuoteMeta(fs[0].ID) + `"`).MatchString(body) {
 		t.Errorf("metrics lack the fault's packet counter:\n%s", body)
 	}
 

@@ -420,8 +420,9 @@ func TestMetrics(t *testing.T) {
 	_ = e.inj.Hit("", a.Fault.ID, 5)
 	body := get(t, e.socket, "/metrics")
 	for _, want := range []string{
-		fmt.Sprintf(`nfslab_fault_packets_total{id="%s",kind="drop",dst="10.0.0.5",port="2049",netns=""} 5`, a.Fault.ID),
-		fmt.Sprintf(`nfslab_fault_bytes_total{id="%s",kind="drop",dst="10.0.0.5",port="2049",netns=""} 500`, a.Fault.ID),
+		// Labels in the order client_golang writes them: sorted by name.
+		fmt.Sprintf(`nfslab_fault_packets_total{dst="10.0.0.5",id="%s",kind="drop",netns="",port="2049"} 5`, a.Fault.ID),
+		fmt.Sprintf(`nfslab_fault_bytes_total{dst="10.0.0.5",id="%s",kind="drop",netns="",port="2049"} 500`, a.Fault.ID),
 		`nfslab_faults_active{kind="drop"} 1`,
 		"# TYPE nfslab_fault_apply_seconds histogram",
 		`nfslab_fault_apply_seconds_count 1`,

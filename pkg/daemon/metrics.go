@@ -1,163 +1,159 @@
 package daemon
 
 import (
-	"bufio"
+	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
-	"sort"
 	"strconv"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/nfslab/nfslab/pkg/netfault"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// metrics keeps the daemon's own measurements; fault counters are read from
-// the kernel at scrape time.
+// scrapeTimeout bounds the kernel reads of one scrape: a stuck xtables lock
+// must not pile up scrapes.
+const scrapeTimeout = 30 * time.Second
+
+// latencyBuckets are in seconds: iptables calls take milliseconds, a stuck
+// xtables lock seconds.
+func latencyBuckets() []float64 {
+	return []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+}
+
+// metrics keeps the daemon's own measurements on a registry of its own; fault
+// counters are read from the kernel at scrape time.
 type metrics struct {
-	mu          sync.Mutex
-	apply       histogram
-	heal        histogram
-	applyErrors uint64
-	healErrors  uint64
-	events      map[string]uint64
+	reg    *prometheus.Registry
+	apply  prometheus.Histogram
+	heal   prometheus.Histogram
+	errors *prometheus.CounterVec // by op: apply, heal
+	events *prometheus.CounterVec // by type
 }
 
-// Buckets in seconds: iptables calls take milliseconds, a stuck xtables lock
-// seconds.
-var latencyBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
-
-type histogram struct {
-	counts []uint64 // per bucket, not cumulative
-	sum    float64
-	n      uint64
-}
-
-func (h *histogram) observe(d time.Duration) {
-	if h.counts == nil {
-		h.counts = make([]uint64, len(latencyBuckets))
+// newMetrics registers the daemon's series; list reads the active faults for
+// each scrape.
+func newMetrics(list func() ([]netfault.Fault, error)) (*metrics, error) {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		apply: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "nfslab_fault_apply_seconds", Help: "Time to apply one fault in the kernel.", Buckets: latencyBuckets(),
+		}),
+		heal: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "nfslab_fault_heal_seconds", Help: "Time to heal one fault in the kernel.", Buckets: latencyBuckets(),
+		}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nfslab_fault_errors_total", Help: "Failed fault operations.",
+		}, []string{"op"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nfslab_events_total", Help: "Events published, by type.",
+		}, []string{"type"}),
 	}
-	v := d.Seconds()
-	h.sum += v
-	h.n++
-	for i, b := range latencyBuckets {
-		if v <= b {
-			h.counts[i]++
-			return
+	// Both ops show from the start, so a rate over them has a zero to begin at.
+	m.errors.WithLabelValues("apply")
+	m.errors.WithLabelValues("heal")
+	for _, c := range []prometheus.Collector{newFaultCollector(list), m.apply, m.heal, m.errors, m.events} {
+		if err := m.reg.Register(c); err != nil {
+			return nil, fmt.Errorf("registering metrics: %w", err)
 		}
 	}
+	return m, nil
 }
 
-func newMetrics() *metrics { return &metrics{events: map[string]uint64{}} }
+// handler serves the registry in the Prometheus formats; a series that fails
+// is logged and left out, the rest still served.
+func (m *metrics) handler(log *slog.Logger) http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorHandling: promhttp.ContinueOnError,
+	})
+}
 
 func (m *metrics) observeApply(d time.Duration, err error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	if err != nil {
-		m.applyErrors++
+		m.errors.WithLabelValues("apply").Inc()
 		return
 	}
-	m.apply.observe(d)
+	m.apply.Observe(d.Seconds())
 }
 
 func (m *metrics) observeHeal(d time.Duration, err error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	if err != nil {
-		m.healErrors++
+		m.errors.WithLabelValues("heal").Inc()
 		return
 	}
-	m.heal.observe(d)
+	m.heal.Observe(d.Seconds())
 }
 
-func (m *metrics) event(typ string) {
-	m.mu.Lock()
-	m.events[typ]++
-	m.mu.Unlock()
+func (m *metrics) event(typ string) { m.events.WithLabelValues(typ).Inc() }
+
+// scrapeFaults lists the faults of the managed namespaces for one scrape.
+func (s *Server) scrapeFaults() ([]netfault.Fault, error) {
+	ctx, cancel := context.WithTimeout(s.ctx, scrapeTimeout)
+	defer cancel()
+	return s.listAll(ctx, s.managed())
 }
 
-// labelValue escapes a Prometheus label value.
-func labelValue(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s)
+// faultCollector reads the active faults and their kernel counters at scrape
+// time, as an exporter does; it keeps no copy of them.
+type faultCollector struct {
+	list                               func() ([]netfault.Fault, error)
+	packets, bytes, expiry, active, up *prometheus.Desc
 }
 
-func writeHistogram(w *bufio.Writer, name, help string, h histogram) {
-	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name)
-	var cum uint64
-	for i, b := range latencyBuckets {
-		if h.counts != nil {
-			cum += h.counts[i]
-		}
-		fmt.Fprintf(w, "%s_bucket{le=\"%s\"} %d\n", name, strconv.FormatFloat(b, 'g', -1, 64), cum)
+func newFaultCollector(list func() ([]netfault.Fault, error)) *faultCollector {
+	labels := []string{"id", "kind", "dst", "port", "netns"}
+	return &faultCollector{
+		list: list,
+		packets: prometheus.NewDesc("nfslab_fault_packets_total",
+			"Packets matched by the rules of an active fault.", labels, nil),
+		bytes: prometheus.NewDesc("nfslab_fault_bytes_total",
+			"Bytes matched by the rules of an active fault.", labels, nil),
+		expiry: prometheus.NewDesc("nfslab_fault_expiry_seconds",
+			"Unix time at which an active fault expires.", labels, nil),
+		active: prometheus.NewDesc("nfslab_faults_active",
+			"Active nfslab faults in the managed namespaces.", []string{"kind"}, nil),
+		up: prometheus.NewDesc("nfslab_fault_list_up",
+			"Whether reading fault counters from the kernel worked.", nil, nil),
 	}
-	fmt.Fprintf(w, "%s_bucket{le=\"+Inf\"} %d\n%s_sum %s\n%s_count %d\n",
-		name, h.n, name, strconv.FormatFloat(h.sum, 'g', -1, 64), name, h.n)
 }
 
-// handleMetrics writes the Prometheus text exposition format by hand: the
-// daemon needs a handful of series, not a client library.
-func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
-	fs, listErr := s.listAll(r.Context(), s.managed())
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	bw := bufio.NewWriter(w)
-	defer bw.Flush()
+func (c *faultCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.expiry, c.active, c.up} {
+		ch <- d
+	}
+}
 
-	fmt.Fprintf(bw, "# HELP nfslab_fault_packets_total Packets matched by the rules of an active fault.\n# TYPE nfslab_fault_packets_total counter\n")
+func (c *faultCollector) Collect(ch chan<- prometheus.Metric) {
+	fs, err := c.list()
+	up := 1.0
+	if err != nil {
+		fs, up = nil, 0
+	}
+	byKind := map[netfault.Kind]int{}
 	for _, f := range fs {
+		byKind[f.Spec.Kind]++
+		labels := []string{f.ID, string(f.Spec.Kind), f.Spec.Dst, strconv.Itoa(f.Spec.Port), f.Spec.Netns}
 		if f.Counted {
-			fmt.Fprintf(bw, "nfslab_fault_packets_total{%s} %d\n", faultLabels(f), f.Packets)
+			ch <- constMetric(c.packets, prometheus.CounterValue, float64(f.Packets), labels...)
+			ch <- constMetric(c.bytes, prometheus.CounterValue, float64(f.Bytes), labels...)
 		}
+		ch <- constMetric(c.expiry, prometheus.GaugeValue, float64(f.Expires.Unix()), labels...)
 	}
-	fmt.Fprintf(bw, "# HELP nfslab_fault_bytes_total Bytes matched by the rules of an active fault.\n# TYPE nfslab_fault_bytes_total counter\n")
-	for _, f := range fs {
-		if f.Counted {
-			fmt.Fprintf(bw, "nfslab_fault_bytes_total{%s} %d\n", faultLabels(f), f.Bytes)
-		}
+	for _, k := range []netfault.Kind{netfault.KindDrop, netfault.KindReject, netfault.KindUnreachable} {
+		ch <- constMetric(c.active, prometheus.GaugeValue, float64(byKind[k]), string(k))
 	}
-	fmt.Fprintf(bw, "# HELP nfslab_fault_expiry_seconds Unix time at which an active fault expires.\n# TYPE nfslab_fault_expiry_seconds gauge\n")
-	for _, f := range fs {
-		fmt.Fprintf(bw, "nfslab_fault_expiry_seconds{%s} %d\n", faultLabels(f), f.Expires.Unix())
-	}
-	byKind := map[string]int{}
-	for _, f := range fs {
-		byKind[string(f.Spec.Kind)]++
-	}
-	fmt.Fprintf(bw, "# HELP nfslab_faults_active Active nfslab faults in the managed namespaces.\n# TYPE nfslab_faults_active gauge\n")
-	for _, k := range []string{"drop", "reject", "unreachable"} {
-		fmt.Fprintf(bw, "nfslab_faults_active{kind=%q} %d\n", k, byKind[k])
-	}
-	up := 1
-	if listErr != nil {
-		up = 0
-	}
-	fmt.Fprintf(bw, "# HELP nfslab_fault_list_up Whether reading fault counters from the kernel worked.\n# TYPE nfslab_fault_list_up gauge\nnfslab_fault_list_up %d\n", up)
-
-	s.metrics.mu.Lock()
-	apply, heal := s.metrics.apply, s.metrics.heal
-	applyErr, healErr := s.metrics.applyErrors, s.metrics.healErrors
-	events := make([]string, 0, len(s.metrics.events))
-	for k := range s.metrics.events {
-		events = append(events, k)
-	}
-	sort.Strings(events)
-	counts := make([]uint64, len(events))
-	for i, k := range events {
-		counts[i] = s.metrics.events[k]
-	}
-	s.metrics.mu.Unlock()
-
-	writeHistogram(bw, "nfslab_fault_apply_seconds", "Time to apply one fault in the kernel.", apply)
-	writeHistogram(bw, "nfslab_fault_heal_seconds", "Time to heal one fault in the kernel.", heal)
-	fmt.Fprintf(bw, "# HELP nfslab_fault_errors_total Failed fault operations.\n# TYPE nfslab_fault_errors_total counter\n")
-	fmt.Fprintf(bw, "nfslab_fault_errors_total{op=\"apply\"} %d\nnfslab_fault_errors_total{op=\"heal\"} %d\n", applyErr, healErr)
-	fmt.Fprintf(bw, "# HELP nfslab_events_total Events published, by type.\n# TYPE nfslab_events_total counter\n")
-	for i, k := range events {
-		fmt.Fprintf(bw, "nfslab_events_total{type=\"%s\"} %d\n", labelValue(k), counts[i])
-	}
+	ch <- constMetric(c.up, prometheus.GaugeValue, up)
 }
 
-func faultLabels(f netfault.Fault) string {
-	return fmt.Sprintf(`id="%s",kind="%s",dst="%s",port="%d",netns="%s"`,
-		labelValue(f.ID), labelValue(string(f.Spec.Kind)), labelValue(f.Spec.Dst), f.Spec.Port, labelValue(f.Spec.Netns))
+// constMetric is prometheus.MustNewConstMetric without the panic: a label
+// value that is not UTF-8 fails the scrape with an error naming it.
+func constMetric(d *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) prometheus.Metric {
+	m, err := prometheus.NewConstMetric(d, t, v, labels...)
+	if err != nil {
+		return prometheus.NewInvalidMetric(d, err)
+	}
+	return m
 }

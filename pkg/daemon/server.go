@@ -123,7 +123,6 @@ func New(opts Options) (*Server, error) {
 		clean:      opts.Cleanup,
 		mux:        http.NewServeMux(),
 		bus:        newBus(),
-		metrics:    newMetrics(),
 		faults:     map[string]*tracked{},
 		namespaces: map[string]bool{},
 	}
@@ -157,6 +156,11 @@ func New(opts Options) (*Server, error) {
 	}
 	s.ffs = &faultfsProxy{s: s, dir: dir, transports: map[string]*http.Transport{}}
 	s.started = s.clk.Now()
+	m, err := newMetrics(s.scrapeFaults)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.routes()
 	return s, nil
@@ -171,7 +175,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("DELETE /v1/faults/{id}", s.handleHeal)
 	s.mux.HandleFunc("GET /v1/faults/{id}/diagnose", s.handleDiagnose)
 	s.mux.HandleFunc("GET /v1/events", s.handleEvents)
-	s.mux.HandleFunc("GET /metrics", s.handleMetrics)
+	s.mux.Handle("GET /metrics", s.metrics.handler(s.log))
 	s.mux.HandleFunc("GET /v1/faultfs", s.ffs.list)
 	s.mux.Handle("/v1/faultfs/{name}/{rest...}", s.ffs)
 }
