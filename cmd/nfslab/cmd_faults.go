@@ -18,6 +18,7 @@ import (
 	"github.com/nfslab/nfslab/pkg/cleanup"
 	"github.com/nfslab/nfslab/pkg/client"
 	"github.com/nfslab/nfslab/pkg/clock"
+	"github.com/nfslab/nfslab/pkg/container/podman"
 	"github.com/nfslab/nfslab/pkg/daemon"
 	"github.com/nfslab/nfslab/pkg/netfault"
 )
@@ -364,7 +365,7 @@ func cleanupOptions(ctx context.Context, g *globals) cleanup.Options {
 	if fakeClient || fakeInj {
 		return cleanup.Options{Logger: g.logger}
 	}
-	o := cleanup.HostOptions(nil)
+	o := cleanup.HostOptions(nil, podman.At(""))
 	o.Logger = g.logger
 	return o
 }

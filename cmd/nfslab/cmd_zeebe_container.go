@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nfslab/nfslab/pkg/container"
+	"github.com/nfslab/nfslab/pkg/container/podman"
 )
 
 // podmanOpts select the podman service the zeebe commands talk to.
@@ -28,7 +29,7 @@ type connectFunc func(ctx context.Context, o podmanOpts, g *globals) (container.
 
 func connectPodman(ctx context.Context, o podmanOpts, g *globals) (container.Runtime, func(), error) {
 	if !o.startService {
-		rt, err := container.Connect(ctx, o.uri)
+		rt, err := podman.Connect(ctx, o.uri)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -38,7 +39,7 @@ func connectPodman(ctx context.Context, o podmanOpts, g *globals) (container.Run
 	if err != nil {
 		return nil, nil, err
 	}
-	svc, err := container.StartService(ctx, container.ServiceOptions{Socket: filepath.Join(dir, "podman.sock")})
+	svc, err := podman.StartService(ctx, podman.ServiceOptions{Socket: filepath.Join(dir, "podman.sock")})
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, nil, err
@@ -50,7 +51,7 @@ func connectPodman(ctx context.Context, o podmanOpts, g *globals) (container.Run
 		}
 		os.RemoveAll(dir)
 	}
-	rt, err := container.Connect(ctx, svc.URI)
+	rt, err := podman.Connect(ctx, svc.URI)
 	if err != nil {
 		stop()
 		return nil, nil, err
@@ -59,7 +60,7 @@ func connectPodman(ctx context.Context, o podmanOpts, g *globals) (container.Run
 }
 
 func addPodmanFlags(c *cobra.Command, o *podmanOpts) {
-	c.Flags().StringVar(&o.uri, "podman", "", "podman service URI (default $CONTAINER_HOST or "+container.DefaultSocket+")")
+	c.Flags().StringVar(&o.uri, "podman", "", "podman service URI (default $CONTAINER_HOST or "+podman.DefaultSocket+")")
 	c.Flags().BoolVar(&o.startService, "start-service", false, "start a podman service (runtime runc) for this command and stop it after")
 }
 

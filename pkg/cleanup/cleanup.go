@@ -48,17 +48,9 @@ type FaultHealer interface {
 
 // Podman connects to the container service. It returns an error wrapping
 // container.ErrNoService when none answers: then there are no containers
-// to remove.
+// to remove. podman.At gives one; it lives with the podman bindings, so that
+// this package (and the daemon, and the benchmark) build without them.
 type Podman func(ctx context.Context) (container.Runtime, error)
-
-// PodmanAt connects to the podman service at uri (container.DefaultSocket
-// when empty).
-func PodmanAt(uri string) Podman {
-	if uri == "" {
-		uri = container.DefaultSocket
-	}
-	return func(ctx context.Context) (container.Runtime, error) { return container.Connect(ctx, uri) }
-}
 
 // NetnsDetacher removes the namespace names nfslab attached to containers
 // (dir/nfslab-ctr-*) and returns the names removed. Equivalent to:
@@ -127,12 +119,13 @@ type Options struct {
 }
 
 // HostOptions returns Options for every nfslab object on this host:
-// faults heals in namespaces (nil: none, the caller heals faults itself).
-func HostOptions(faults FaultHealer, namespaces ...string) Options {
+// faults heals in namespaces (nil: none, the caller heals faults itself);
+// podman finds the container service (podman.At("")).
+func HostOptions(faults FaultHealer, podman Podman, namespaces ...string) Options {
 	return Options{
 		Faults:      faults,
 		Namespaces:  namespaces,
-		Podman:      PodmanAt(""),
+		Podman:      podman,
 		NetnsDir:    DefaultNetnsDir,
 		FaultfsRoot: DefaultFaultfsRoot,
 		MountRoot:   DefaultMountRoot,

@@ -223,19 +223,6 @@ func TestFakeLogsFollowUntilExit(t *testing.T) {
 	}
 }
 
-func TestLineBufferJoinsPartialFrames(t *testing.T) {
-	var got []string
-	var b lineBuffer
-	fn := func(l LogLine) { got = append(got, l.Text) }
-	b.feed("# SIGBUS (0x", Stdout, fn)
-	b.feed("7) at pc=1\r\n# Problematic frame:\npart", Stdout, fn)
-	b.flush(Stdout, fn)
-	want := []string{"# SIGBUS (0x7) at pc=1", "# Problematic frame:", "part"}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("lines %q, want %q", got, want)
-	}
-}
-
 func TestZeebeSpec(t *testing.T) {
 	z := ZeebeSpec{DataDir: "/mnt/nfs", LogSegmentSize: "16MB", SnapshotPeriod: "8h", CPUThreads: 2, IOThreads: 2,
 		Env: map[string]string{"JAVA_TOOL_OPTIONS": "-Xmx1g"}, RunID: "r1"}.WithDefaults()
@@ -458,20 +445,5 @@ func TestNetnsName(t *testing.T) {
 	}
 	if got := NetnsName(strings.Repeat("x", 80)); len(got) != 64 {
 		t.Errorf("len %d", len(got))
-	}
-}
-
-func TestMapErr(t *testing.T) {
-	for _, c := range []struct {
-		in   error
-		want error
-	}{
-		{errors.New("no container with name or ID \"x\" found: no such container"), ErrNotFound},
-		{errors.New("the container name \"x\" is already in use"), ErrConflict},
-		{errors.New("\"x\" is not paused, can't unpause: container state improper"), ErrConflict},
-	} {
-		if got := mapErr(c.in, "op"); !errors.Is(got, c.want) {
-			t.Errorf("mapErr(%v) = %v, want %v", c.in, got, c.want)
-		}
 	}
 }

@@ -1,6 +1,7 @@
 package container
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -302,3 +303,10 @@ func ListOwned(ctx context.Context, rt Runtime, runID string) ([]Info, error) {
 }
 
 func isNotModified(err error) bool { return errors.Is(err, ErrNotModified) }
+
+// readAll is CopyOut into memory.
+func readAll(ctx context.Context, rt Runtime, name, file string) ([]byte, error) {
+	var b bytes.Buffer
+	err := rt.CopyOut(ctx, name, file, &b)
+	return b.Bytes(), err
+}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/nfslab/nfslab/pkg/clock"
 	"github.com/nfslab/nfslab/pkg/container"
+	"github.com/nfslab/nfslab/pkg/container/podman"
 	"github.com/nfslab/nfslab/pkg/engine"
 	"github.com/nfslab/nfslab/pkg/scenario"
 	"github.com/nfslab/nfslab/pkg/zeebe"
@@ -34,7 +35,7 @@ const (
 // ZeebeOptions are the zeebe target's seams: the defaults talk to podman,
 // a real gateway and the kernel; tests replace them with fakes.
 type ZeebeOptions struct {
-	// Runtime opens the container runtime (default container.Connect with
+	// Runtime opens the container runtime (default podman.Connect with
 	// $CONTAINER_HOST or the default socket).
 	Runtime func(ctx context.Context) (container.Runtime, error)
 	// Dial opens a client of the gateway at addr (default zeebe.Dial,
@@ -64,7 +65,7 @@ type ZeebeOptions struct {
 
 func (o ZeebeOptions) withDefaults() ZeebeOptions {
 	if o.Runtime == nil {
-		o.Runtime = func(ctx context.Context) (container.Runtime, error) { return container.Connect(ctx, "") }
+		o.Runtime = func(ctx context.Context) (container.Runtime, error) { return podman.Connect(ctx, "") }
 	}
 	if o.Dial == nil {
 		o.Dial = func(addr string) (zeebe.Client, error) {

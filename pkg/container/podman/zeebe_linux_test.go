@@ -1,4 +1,4 @@
-package container
+package podman
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 
 	"github.com/nfslab/nfslab/internal/cmdrun"
 	"github.com/nfslab/nfslab/internal/privtest"
+
+	"github.com/nfslab/nfslab/pkg/container"
 )
 
 // TestRealZeebeImage runs a real broker where an image is in the machine's
@@ -20,7 +22,7 @@ func TestRealZeebeImage(t *testing.T) {
 	privtest.Tools(t, "podman", "runc")
 	ref := os.Getenv("NFSLAB_ZEEBE_IMAGE")
 	if ref == "" {
-		ref = DefaultZeebeImage
+		ref = container.DefaultZeebeImage
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -39,24 +41,24 @@ func TestRealZeebeImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	run := "test-real-zeebe"
-	t.Cleanup(func() { _, _ = Cleanup(context.Background(), rt, CleanupOptions{RunID: run}) })
+	t.Cleanup(func() { _, _ = container.Cleanup(context.Background(), rt, container.CleanupOptions{RunID: run}) })
 	data := filepath.Join(dir, "data")
 	if err := os.Mkdir(data, 0o777); err != nil {
 		t.Fatal(err)
 	}
 	// Host network: bridge networking would add firewall rules in the
 	// machine's own namespace.
-	z := ZeebeSpec{Name: "nfslt-zeebe", Image: ref, DataDir: data, Network: NetworkHost, RunID: run,
+	z := container.ZeebeSpec{Name: "nfslt-zeebe", Image: ref, DataDir: data, Network: container.NetworkHost, RunID: run,
 		LogSegmentSize: "16MB", SnapshotPeriod: "8h", CPUThreads: 2, IOThreads: 2}.WithDefaults()
 	start := time.Now()
-	if _, err := Run(ctx, rt, z.ContainerSpec()); err != nil {
+	if _, err := container.Run(ctx, rt, z.ContainerSpec()); err != nil {
 		t.Fatal(err)
 	}
-	if err := WaitReady(ctx, z.ReadinessURL(), ReadyOptions{Timeout: 3 * time.Minute, Alive: AliveCheck(rt, z.Name)}); err != nil {
+	if err := container.WaitReady(ctx, z.ReadinessURL(), container.ReadyOptions{Timeout: 3 * time.Minute, Alive: container.AliveCheck(rt, z.Name)}); err != nil {
 		t.Fatal(err)
 	}
 	var lines []string
-	_ = rt.Logs(ctx, z.Name, LogOptions{}, func(l LogLine) { lines = append(lines, l.Text) })
+	_ = rt.Logs(ctx, z.Name, container.LogOptions{}, func(l container.LogLine) { lines = append(lines, l.Text) })
 	if !strings.Contains(strings.Join(lines, "\n"), "recovered, marking it as healthy") {
 		t.Errorf("no partition recovery in %d log lines", len(lines))
 	}

@@ -1,4 +1,4 @@
-package container
+package podman
 
 import (
 	"context"
@@ -16,6 +16,8 @@ import (
 	"github.com/nfslab/nfslab/pkg/faultfs"
 	"github.com/nfslab/nfslab/pkg/journal"
 	"github.com/nfslab/nfslab/pkg/probe"
+
+	"github.com/nfslab/nfslab/pkg/container"
 )
 
 // The workload of these tests is the shared JVM journal probe (pkg/probe,
@@ -55,13 +57,13 @@ func mountFaultfs(t *testing.T, opts faultfs.Options) *faultfs.FS {
 
 // journalSpec is a probe container running JournalProbe with cfg, exactly
 // as pkg/probe runs it on the host (same JVM flags), on the faultfs mount.
-func (e *podmanEnv) journalSpec(name, run string, f *faultfs.FS, cfg probe.Config) Spec {
+func (e *podmanEnv) journalSpec(name, run string, f *faultfs.FS, cfg probe.Config) container.Spec {
 	cfg.Java = "/opt/jre/bin/java"
 	cfg.Dir = journalDataDir + "/journal"
 	s := probeSpec(name, run)
 	s.Command = probe.Command(journalClassDir, journalWorkDir, cfg)
 	s.WorkDir = journalWorkDir
-	s.Mounts = []Mount{
+	s.Mounts = []container.Mount{
 		{Source: e.journalClasses, Target: journalClassDir, ReadOnly: true},
 		{Source: f.Mountpoint(), Target: journalDataDir},
 	}
@@ -73,7 +75,7 @@ func (e *podmanEnv) journalSpec(name, run string, f *faultfs.FS, cfg probe.Confi
 type journalRun struct {
 	name  string
 	code  int
-	lines []LogLine
+	lines []container.LogLine
 	hits  []journal.Hit
 	// hitAfter is how long after the start each detector first fired.
 	hitAfter map[string]time.Duration
@@ -113,7 +115,7 @@ func (r journalRun) count(name string) int {
 // journalCtr is a running probe container whose log streams through a
 // detector Matcher.
 type journalCtr struct {
-	rt       Runtime
+	rt       container.Runtime
 	r        journalRun
 	start    time.Time
 	mu       sync.Mutex // r.lines and r.hits grow while the stream runs
@@ -123,7 +125,7 @@ type journalCtr struct {
 
 // startJournal starts s and follows its log through pkg/detect's built-in
 // detectors. onLine, if set, sees each line as it streams.
-func startJournal(t *testing.T, ctx context.Context, rt Runtime, s Spec, onLine func(LogLine)) *journalCtr {
+func startJournal(t *testing.T, ctx context.Context, rt container.Runtime, s container.Spec, onLine func(container.LogLine)) *journalCtr {
 	t.Helper()
 	c := &journalCtr{rt: rt, r: journalRun{name: s.Name, hitAfter: map[string]time.Duration{}}, logsDone: make(chan error, 1)}
 	var err error
@@ -138,12 +140,12 @@ func startJournal(t *testing.T, ctx context.Context, rt Runtime, s Spec, onLine 
 		t.Fatal(err)
 	}
 	c.start = time.Now()
-	if _, err := Run(ctx, rt, s); err != nil {
+	if _, err := container.Run(ctx, rt, s); err != nil {
 		t.Fatalf("run %s: %v", s.Name, err)
 	}
-	t.Cleanup(func() { _ = rt.Remove(context.Background(), s.Name, RemoveOptions{Force: true}) })
+	t.Cleanup(func() { _ = rt.Remove(context.Background(), s.Name, container.RemoveOptions{Force: true}) })
 	go func() {
-		c.logsDone <- rt.Logs(ctx, s.Name, LogOptions{Follow: true}, func(l LogLine) {
+		c.logsDone <- rt.Logs(ctx, s.Name, container.LogOptions{Follow: true}, func(l container.LogLine) {
 			c.mu.Lock()
 			c.r.lines = append(c.r.lines, l)
 			c.m.Line([]byte(l.Text))
@@ -182,7 +184,7 @@ func (c *journalCtr) wait(t *testing.T, ctx context.Context) journalRun {
 }
 
 // runJournal runs s to its end.
-func runJournal(t *testing.T, ctx context.Context, rt Runtime, s Spec) journalRun {
+func runJournal(t *testing.T, ctx context.Context, rt container.Runtime, s container.Spec) journalRun {
 	t.Helper()
 	return startJournal(t, ctx, rt, s, nil).wait(t, ctx)
 }
@@ -224,7 +226,7 @@ func TestPodmanJournalProbeSIGBUSOnFaultfs(t *testing.T) {
 	f := mountFaultfs(t, faultfs.Options{KeepCache: true, AttrTimeout: time.Hour, EntryTimeout: time.Hour})
 	run := uniq("journal")
 	cfg := probe.Config{SegmentSize: 1 << 20}
-	spec := func(step string, mode probe.Mode) Spec {
+	spec := func(step string, mode probe.Mode) container.Spec {
 		c := cfg
 		c.Mode = mode
 		if mode == probe.ModeAppendOnly {
@@ -298,7 +300,7 @@ func TestPodmanJournalProbeSIGBUSOnFaultfs(t *testing.T) {
 		t.Errorf("hs-err-file hit %+v (found %v), want path %q", hf, ok, h.Fields["hs_err"])
 	}
 	dest := t.TempDir()
-	files, err := CopyHsErr(ctx, rt, crash.name, dest, journalWorkDir)
+	files, err := container.CopyHsErr(ctx, rt, crash.name, dest, journalWorkDir)
 	if err != nil || len(files) != 1 {
 		t.Fatalf("copying hs_err out of %s: %v, %v", crash.name, files, err)
 	}
@@ -318,11 +320,11 @@ func TestPodmanJournalProbeSIGBUSOnFaultfs(t *testing.T) {
 		f.Stats()[0].Fired, filepath.Base(files[0]), len(report))
 
 	// 5. Cleanup leaves nothing: no container of the run, no mount.
-	removed, err := Cleanup(ctx, rt, CleanupOptions{RunID: run, StopTimeout: time.Second})
+	removed, err := container.Cleanup(ctx, rt, container.CleanupOptions{RunID: run, StopTimeout: time.Second})
 	if err != nil || len(removed) != 4 {
 		t.Errorf("cleanup of run %s removed %v, %v; want the 4 probe containers", run, removed, err)
 	}
-	if left, err := ListOwned(ctx, rt, run); err != nil || len(left) != 0 {
+	if left, err := container.ListOwned(ctx, rt, run); err != nil || len(left) != 0 {
 		t.Errorf("after cleanup: %d containers of run %s left (%v)", len(left), run, err)
 	}
 	uctx, ucancel := context.WithTimeout(ctx, 15*time.Second)
@@ -364,7 +366,7 @@ func TestPodmanJournalProbePause(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	c := startJournal(t, ctx, rt, s, func(l LogLine) {
+	c := startJournal(t, ctx, rt, s, func(l container.LogLine) {
 		if p, ok := probe.ParseProgress(l.Text); ok && p.Kind == "append" {
 			mu.Lock()
 			progress = append(progress, time.Now())
@@ -375,7 +377,7 @@ func TestPodmanJournalProbePause(t *testing.T) {
 	if err := rt.Pause(ctx, name); err != nil {
 		t.Fatalf("pause: %v", err)
 	}
-	if in, err := rt.Inspect(ctx, name); err != nil || in.State != StatePaused {
+	if in, err := rt.Inspect(ctx, name); err != nil || in.State != container.StatePaused {
 		t.Errorf("state while paused = %s, %v", in.State, err)
 	}
 	time.Sleep(300 * time.Millisecond) // lines already written drain
@@ -400,7 +402,7 @@ func TestPodmanJournalProbePause(t *testing.T) {
 	if r.code != 0 || !r.contains("probe: append done") {
 		t.Fatalf("probe after pause/unpause: exit %d, want 0\n%s", r.code, r.text())
 	}
-	removed, err := Cleanup(ctx, rt, CleanupOptions{RunID: run, StopTimeout: time.Second})
+	removed, err := container.Cleanup(ctx, rt, container.CleanupOptions{RunID: run, StopTimeout: time.Second})
 	if err != nil || len(removed) != 1 || removed[0] != name {
 		t.Errorf("cleanup removed %v, %v; want [%s]", removed, err, name)
 	}

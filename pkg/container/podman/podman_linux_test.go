@@ -1,4 +1,4 @@
-package container
+package podman
 
 import (
 	"bytes"
@@ -19,6 +19,8 @@ import (
 	"github.com/nfslab/nfslab/pkg/netfault"
 	"github.com/nfslab/nfslab/pkg/probe"
 	"golang.org/x/sys/unix"
+
+	"github.com/nfslab/nfslab/pkg/container"
 )
 
 // The privileged tests share one podman service with its own storage under
@@ -32,7 +34,7 @@ const probeImage = "localhost/nfslab-test-probe:latest"
 type podmanEnv struct {
 	dir string
 	svc *Service
-	rt  *Podman
+	rt  *Client
 	log *bytes.Buffer
 	// journalClasses holds the compiled JournalProbe (pkg/probe.Build).
 	journalClasses string
@@ -120,7 +122,7 @@ func setupPodman() (*podmanEnv, error) {
 		e.teardown()
 		return nil, err
 	}
-	err = WriteRootfs(ctx, f, RootfsSpec{Trees: map[string]string{jre: "/opt/jre", cls: "/opt/probe"}, Dirs: []string{"/work", "/data"}})
+	err = container.WriteRootfs(ctx, f, container.RootfsSpec{Trees: map[string]string{jre: "/opt/jre", cls: "/opt/probe"}, Dirs: []string{"/work", "/data"}})
 	f.Close()
 	if err != nil {
 		e.teardown()
@@ -144,14 +146,14 @@ func (e *podmanEnv) teardown() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if e.rt != nil {
-		if _, err := Cleanup(ctx, e.rt, CleanupOptions{StopTimeout: time.Second, DetachNetns: DetachNetns}); err != nil {
+		if _, err := container.Cleanup(ctx, e.rt, container.CleanupOptions{StopTimeout: time.Second, DetachNetns: container.DetachNetns}); err != nil {
 			fmt.Fprintln(os.Stderr, "cleanup:", err)
 		}
 		// Strangers made by TestCleanupOnlyOwned are removed there; remove
 		// whatever a failed test left, in this private storage only.
 		if all, err := e.rt.List(ctx, nil); err == nil {
 			for _, in := range all {
-				_ = e.rt.Remove(ctx, in.ID, RemoveOptions{Force: true, Volumes: true})
+				_ = e.rt.Remove(ctx, in.ID, container.RemoveOptions{Force: true, Volumes: true})
 			}
 		}
 	}
@@ -195,15 +197,15 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 
 func uniq(prefix string) string { return fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano()%1e9) }
 
-func probeSpec(name, run string, args ...string) Spec {
-	return Spec{
+func probeSpec(name, run string, args ...string) container.Spec {
+	return container.Spec{
 		Name:    name,
 		Image:   probeImage,
 		Command: append([]string{"/opt/jre/bin/java", "-Xmx64m", "-cp", "/opt/probe", "CtrProbe"}, args...),
-		Labels:  OwnedLabels(run, RoleProbe, nil),
+		Labels:  container.OwnedLabels(run, container.RoleProbe, nil),
 		// No bridge networking: with netavark or CNI it would add firewall
 		// rules in the machine's own namespace.
-		Network: NetworkNone,
+		Network: container.NetworkNone,
 		WorkDir: "/work",
 		// As PID 1 the JVM would ignore signals it has no handler for: its
 		// abort() after a SIGBUS ends in exit 1 instead of 134, and SIGTERM
@@ -211,21 +213,21 @@ func probeSpec(name, run string, args ...string) Spec {
 		Init: true,
 		// No core file, but keep core dumps "on" for the JVM: with
 		// -XX:-CreateCoredumpOnCrash it exits 1 instead of abort()ing (134).
-		Rlimits: append(DefaultRlimits(), Rlimit{Name: "core", Soft: 0, Hard: 0}),
+		Rlimits: append(container.DefaultRlimits(), container.Rlimit{Name: "core", Soft: 0, Hard: 0}),
 	}
 }
 
 // logWatch follows a container's log in the background.
 type logWatch struct {
 	mu    sync.Mutex
-	lines []LogLine
+	lines []container.LogLine
 	done  chan error
 }
 
-func watchLogs(ctx context.Context, rt Runtime, name string) *logWatch {
+func watchLogs(ctx context.Context, rt container.Runtime, name string) *logWatch {
 	w := &logWatch{done: make(chan error, 1)}
 	go func() {
-		w.done <- rt.Logs(ctx, name, LogOptions{Follow: true}, func(l LogLine) {
+		w.done <- rt.Logs(ctx, name, container.LogOptions{Follow: true}, func(l container.LogLine) {
 			w.mu.Lock()
 			w.lines = append(w.lines, l)
 			w.mu.Unlock()
@@ -234,14 +236,14 @@ func watchLogs(ctx context.Context, rt Runtime, name string) *logWatch {
 	return w
 }
 
-func (w *logWatch) snapshot() []LogLine {
+func (w *logWatch) snapshot() []container.LogLine {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return append([]LogLine(nil), w.lines...)
+	return append([]container.LogLine(nil), w.lines...)
 }
 
 // waitFor polls until a line satisfies ok, bounded by d.
-func (w *logWatch) waitFor(t *testing.T, d time.Duration, what string, ok func(LogLine) bool) LogLine {
+func (w *logWatch) waitFor(t *testing.T, d time.Duration, what string, ok func(container.LogLine) bool) container.LogLine {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
@@ -253,20 +255,20 @@ func (w *logWatch) waitFor(t *testing.T, d time.Duration, what string, ok func(L
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("no log line %s within %s; have %d lines, last: %v", what, d, len(w.snapshot()), tail(w.snapshot(), 5))
-	return LogLine{}
+	return container.LogLine{}
 }
 
-func tail(l []LogLine, n int) []LogLine {
+func tail(l []container.LogLine, n int) []container.LogLine {
 	if len(l) > n {
 		return l[len(l)-n:]
 	}
 	return l
 }
 
-func countTicks(lines []LogLine) int {
+func countTicks(lines []container.LogLine) int {
 	n := 0
 	for _, l := range lines {
-		if l.Stream == Stdout && strings.HasPrefix(l.Text, "tick ") {
+		if l.Stream == container.Stdout && strings.HasPrefix(l.Text, "tick ") {
 			n++
 		}
 	}
@@ -280,27 +282,27 @@ func TestPodmanProbeLifecycle(t *testing.T) {
 	rt := e.rt
 	name := uniq("nfslt-tick")
 	start := time.Now()
-	if _, err := Run(ctx, rt, probeSpec(name, "lifecycle", "tick")); err != nil {
+	if _, err := container.Run(ctx, rt, probeSpec(name, "lifecycle", "tick")); err != nil {
 		t.Fatalf("run: %v\nservice log:\n%s", err, e.log.String())
 	}
-	t.Cleanup(func() { _ = rt.Remove(context.Background(), name, RemoveOptions{Force: true}) })
+	t.Cleanup(func() { _ = rt.Remove(context.Background(), name, container.RemoveOptions{Force: true}) })
 
 	// Errors like podman's.
-	if _, err := rt.Create(ctx, probeSpec(name, "lifecycle", "tick")); !errors.Is(err, ErrConflict) {
+	if _, err := rt.Create(ctx, probeSpec(name, "lifecycle", "tick")); !errors.Is(err, container.ErrConflict) {
 		t.Errorf("creating %s twice: got %v, want ErrConflict", name, err)
 	}
-	if _, err := rt.Inspect(ctx, "nfslt-no-such-container"); !errors.Is(err, ErrNotFound) {
+	if _, err := rt.Inspect(ctx, "nfslt-no-such-container"); !errors.Is(err, container.ErrNotFound) {
 		t.Errorf("inspecting a missing container: got %v, want ErrNotFound", err)
 	}
 
 	// Logs stream both stdout and stderr as lines while the JVM runs.
 	w := watchLogs(ctx, rt, name)
-	w.waitFor(t, 30*time.Second, `"tick 5" on stdout`, func(l LogLine) bool { return l.Stream == Stdout && l.Text == "tick 5" })
-	w.waitFor(t, 5*time.Second, `"warn 0" on stderr`, func(l LogLine) bool { return l.Stream == Stderr && l.Text == "warn 0" })
+	w.waitFor(t, 30*time.Second, `"tick 5" on stdout`, func(l container.LogLine) bool { return l.Stream == container.Stdout && l.Text == "tick 5" })
+	w.waitFor(t, 5*time.Second, `"warn 0" on stderr`, func(l container.LogLine) bool { return l.Stream == container.Stderr && l.Text == "warn 0" })
 	t.Logf("container up and logging after %s", time.Since(start).Round(time.Millisecond))
 
 	in, err := rt.Inspect(ctx, name)
-	if err != nil || in.State != StateRunning || in.PID <= 0 || in.Labels[LabelOwner] != OwnerValue {
+	if err != nil || in.State != container.StateRunning || in.PID <= 0 || in.Labels[container.LabelOwner] != container.OwnerValue {
 		t.Fatalf("inspect: %+v, %v", in, err)
 	}
 
@@ -308,7 +310,7 @@ func TestPodmanProbeLifecycle(t *testing.T) {
 	if err := rt.Pause(ctx, name); err != nil {
 		t.Fatalf("pause: %v", err)
 	}
-	if err := rt.Pause(ctx, name); !errors.Is(err, ErrConflict) {
+	if err := rt.Pause(ctx, name); !errors.Is(err, container.ErrConflict) {
 		t.Errorf("pausing a paused container: got %v, want ErrConflict", err)
 	}
 	time.Sleep(300 * time.Millisecond) // lines already written drain
@@ -317,13 +319,13 @@ func TestPodmanProbeLifecycle(t *testing.T) {
 	if after := countTicks(w.snapshot()); after != before {
 		t.Errorf("paused container made progress: %d ticks became %d", before, after)
 	}
-	if in, _ := rt.Inspect(ctx, name); in.State != StatePaused {
+	if in, _ := rt.Inspect(ctx, name); in.State != container.StatePaused {
 		t.Errorf("state while paused = %s", in.State)
 	}
 	if err := rt.Unpause(ctx, name); err != nil {
 		t.Fatalf("unpause: %v", err)
 	}
-	w.waitFor(t, 10*time.Second, "a new tick after unpause", func(LogLine) bool { return countTicks(w.snapshot()) > before+3 })
+	w.waitFor(t, 10*time.Second, "a new tick after unpause", func(container.LogLine) bool { return countTicks(w.snapshot()) > before+3 })
 
 	// SIGKILL: exit 137; the follow stream ends with the container.
 	if err := rt.Kill(ctx, name, syscall.SIGKILL); err != nil {
@@ -341,7 +343,7 @@ func TestPodmanProbeLifecycle(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Errorf("log stream did not end after the container exited")
 	}
-	if err := rt.Stop(ctx, name, time.Second); !errors.Is(err, ErrNotModified) {
+	if err := rt.Stop(ctx, name, time.Second); !errors.Is(err, container.ErrNotModified) {
 		t.Errorf("stopping an exited container: got %v, want ErrNotModified", err)
 	}
 
@@ -350,7 +352,7 @@ func TestPodmanProbeLifecycle(t *testing.T) {
 		t.Fatalf("restart: %v", err)
 	}
 	in2, err := rt.Inspect(ctx, name)
-	if err != nil || in2.State != StateRunning || in2.PID == in.PID {
+	if err != nil || in2.State != container.StateRunning || in2.PID == in.PID {
 		t.Fatalf("after restart: %+v, %v (old pid %d)", in2, err, in.PID)
 	}
 	// Stop: the JVM exits on SIGTERM with 143.
@@ -360,10 +362,10 @@ func TestPodmanProbeLifecycle(t *testing.T) {
 	if code, err := rt.Wait(ctx, name); err != nil || code != 143 {
 		t.Errorf("wait after stop = %d, %v; want 143", code, err)
 	}
-	if err := rt.Remove(ctx, name, RemoveOptions{}); err != nil {
+	if err := rt.Remove(ctx, name, container.RemoveOptions{}); err != nil {
 		t.Fatalf("remove: %v", err)
 	}
-	if err := rt.Remove(ctx, name, RemoveOptions{}); !errors.Is(err, ErrNotFound) {
+	if err := rt.Remove(ctx, name, container.RemoveOptions{}); !errors.Is(err, container.ErrNotFound) {
 		t.Errorf("removing twice: got %v, want ErrNotFound", err)
 	}
 	t.Logf("lifecycle done in %s", time.Since(start).Round(time.Millisecond))
@@ -383,17 +385,17 @@ func TestPodmanCleanupOnlyOwned(t *testing.T) {
 		probeImage, "/opt/jre/bin/java", "-version"); err != nil {
 		t.Fatalf("creating stranger: %v", err)
 	}
-	t.Cleanup(func() { _ = rt.Remove(context.Background(), stranger, RemoveOptions{Force: true}) })
+	t.Cleanup(func() { _ = rt.Remove(context.Background(), stranger, container.RemoveOptions{Force: true}) })
 	a1, a2, b := uniq("nfslt-run-a1"), uniq("nfslt-run-a2"), uniq("nfslt-run-b")
 	for _, c := range []struct{ name, run string }{{a1, "run-a"}, {a2, "run-a"}, {b, "run-b"}} {
-		if _, err := Run(ctx, rt, probeSpec(c.name, c.run, "tick")); err != nil {
+		if _, err := container.Run(ctx, rt, probeSpec(c.name, c.run, "tick")); err != nil {
 			t.Fatalf("run %s: %v", c.name, err)
 		}
 	}
 	if err := rt.Pause(ctx, a2); err != nil { // paused ones must go too
 		t.Fatal(err)
 	}
-	removed, err := Cleanup(ctx, rt, CleanupOptions{RunID: "run-a", StopTimeout: time.Second})
+	removed, err := container.Cleanup(ctx, rt, container.CleanupOptions{RunID: "run-a", StopTimeout: time.Second})
 	if err != nil {
 		t.Fatalf("cleanup run-a: %v", err)
 	}
@@ -403,10 +405,10 @@ func TestPodmanCleanupOnlyOwned(t *testing.T) {
 	if _, err := rt.Inspect(ctx, b); err != nil {
 		t.Errorf("container of another run is gone: %v", err)
 	}
-	if removed, err = Cleanup(ctx, rt, CleanupOptions{StopTimeout: time.Second}); err != nil || len(removed) != 1 || removed[0] != b {
+	if removed, err = container.Cleanup(ctx, rt, container.CleanupOptions{StopTimeout: time.Second}); err != nil || len(removed) != 1 || removed[0] != b {
 		t.Errorf("cleanup all removed %v, %v; want [%s]", removed, err, b)
 	}
-	if removed, err = Cleanup(ctx, rt, CleanupOptions{}); err != nil || len(removed) != 0 {
+	if removed, err = container.Cleanup(ctx, rt, container.CleanupOptions{}); err != nil || len(removed) != 0 {
 		t.Errorf("second cleanup removed %v, %v; want nothing", removed, err)
 	}
 	if _, err := rt.Inspect(ctx, stranger); err != nil {
@@ -429,20 +431,20 @@ func TestAttachNetnsUnreachable(t *testing.T) {
 	start := time.Now()
 	const ctrAddr, peerAddr = "10.231.7.1", "10.231.7.2"
 	name := uniq("nfslt-conn")
-	if _, err := Run(ctx, rt, probeSpec(name, "netns", "connect", peerAddr, "9")); err != nil {
+	if _, err := container.Run(ctx, rt, probeSpec(name, "netns", "connect", peerAddr, "9")); err != nil {
 		t.Fatalf("run: %v", err)
 	}
-	t.Cleanup(func() { _ = rt.Remove(context.Background(), name, RemoveOptions{Force: true}) })
+	t.Cleanup(func() { _ = rt.Remove(context.Background(), name, container.RemoveOptions{Force: true}) })
 
-	nsName, err := AttachNetns(ctx, rt, name)
+	nsName, err := container.AttachNetns(ctx, rt, name)
 	if err != nil {
 		t.Fatalf("attach netns: %v", err)
 	}
-	t.Cleanup(func() { _ = DetachNetns(name) })
-	if nsName != NetnsName(name) {
-		t.Errorf("netns name %q, want %q", nsName, NetnsName(name))
+	t.Cleanup(func() { _ = container.DetachNetns(name) })
+	if nsName != container.NetnsName(name) {
+		t.Errorf("netns name %q, want %q", nsName, container.NetnsName(name))
 	}
-	if again, err := AttachNetns(ctx, rt, name); err != nil || again != nsName {
+	if again, err := container.AttachNetns(ctx, rt, name); err != nil || again != nsName {
 		t.Errorf("attaching twice: %q, %v", again, err)
 	}
 
@@ -464,8 +466,8 @@ func TestAttachNetnsUnreachable(t *testing.T) {
 	ipIn(nsName, "link", "set", "nfslt1", "up")
 
 	w := watchLogs(ctx, rt, name)
-	refused := func(l LogLine) bool { return strings.Contains(l.Text, "Connection refused") }
-	unreach := func(l LogLine) bool { return strings.Contains(l.Text, "No route to host") }
+	refused := func(l container.LogLine) bool { return strings.Contains(l.Text, "Connection refused") }
+	unreach := func(l container.LogLine) bool { return strings.Contains(l.Text, "No route to host") }
 	w.waitForAfter(t, 0, 20*time.Second, "connect refused by the peer", refused)
 
 	m, err := netfault.NewManager(netfault.Options{StateDir: t.TempDir()})
@@ -484,19 +486,19 @@ func TestAttachNetnsUnreachable(t *testing.T) {
 	mark = len(w.snapshot())
 	w.waitForAfter(t, mark, 10*time.Second, "connect refused again after healing", refused)
 
-	if err := DetachNetns(name); err != nil {
+	if err := container.DetachNetns(name); err != nil {
 		t.Fatalf("detach: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(NetnsDir, nsName)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(container.NetnsDir, nsName)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("%s still exists after detach: %v", nsName, err)
 	}
-	if err := DetachNetns(name); err != nil {
+	if err := container.DetachNetns(name); err != nil {
 		t.Errorf("detaching twice: %v", err)
 	}
 	t.Logf("netns test done in %s", time.Since(start).Round(time.Millisecond))
 }
 
-func (w *logWatch) waitForAfter(t *testing.T, from int, d time.Duration, what string, ok func(LogLine) bool) {
+func (w *logWatch) waitForAfter(t *testing.T, from int, d time.Duration, what string, ok func(container.LogLine) bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {

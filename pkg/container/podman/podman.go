@@ -1,8 +1,7 @@
-package container
+package podman
 
 import (
 	"archive/tar"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -22,21 +21,23 @@ import (
 	"github.com/containers/podman/v5/pkg/specgen"
 	spec "github.com/opencontainers/runtime-spec/specs-go"
 	nettypes "go.podman.io/common/libnetwork/types"
+
+	"github.com/nfslab/nfslab/pkg/container"
 )
 
 // DefaultSocket is where a root podman service listens by default.
 const DefaultSocket = "unix:///run/podman/podman.sock"
 
-// Podman implements Runtime with the podman v5 REST bindings. It works
+// Client implements container.Runtime with the podman v5 REST bindings. It works
 // against podman 4.3 and 5 services: it uses only endpoints both serve,
 // sends short rlimit names, and asks for the k8s-file log driver so that
 // logs can be followed without journald.
-type Podman struct {
+type Client struct {
 	uri  string
 	conn context.Context // carries the bindings' connection values only
 }
 
-var _ Runtime = (*Podman)(nil)
+var _ container.Runtime = (*Client)(nil)
 
 // SocketURI resolves the service address: uri if set, else
 // $CONTAINER_HOST, else DefaultSocket.
@@ -59,28 +60,37 @@ func HowToStartService(uri string) string {
 
 // Connect connects to the podman service at uri (see SocketURI) and checks
 // that it answers. ctx bounds only the connection attempt.
-func Connect(ctx context.Context, uri string) (*Podman, error) {
+func Connect(ctx context.Context, uri string) (*Client, error) {
 	uri = SocketURI(uri)
 	if strings.HasPrefix(uri, "unix://") {
 		if _, err := os.Stat(strings.TrimPrefix(uri, "unix://")); err != nil {
-			return nil, fmt.Errorf("%w at %s (%v): %s", ErrNoService, uri, err, HowToStartService(uri))
+			return nil, fmt.Errorf("%w at %s (%v): %s", container.ErrNoService, uri, err, HowToStartService(uri))
 		}
 	}
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	conn, err := bindings.NewConnection(pingCtx, uri)
 	if err != nil {
-		return nil, fmt.Errorf("%w at %s: %v: %s", ErrNoService, uri, err, HowToStartService(uri))
+		return nil, fmt.Errorf("%w at %s: %v: %s", container.ErrNoService, uri, err, HowToStartService(uri))
 	}
-	return &Podman{uri: uri, conn: conn}, nil
+	return &Client{uri: uri, conn: conn}, nil
+}
+
+// At returns a connector to the podman service at uri (DefaultSocket when
+// empty, whatever $CONTAINER_HOST says), as cleanup.Options.Podman takes it.
+func At(uri string) func(context.Context) (container.Runtime, error) {
+	if uri == "" {
+		uri = DefaultSocket
+	}
+	return func(ctx context.Context) (container.Runtime, error) { return Connect(ctx, uri) }
 }
 
 // URI is the service address in use.
-func (p *Podman) URI() string { return p.uri }
+func (p *Client) URI() string { return p.uri }
 
 // ctx joins the caller's cancellation with the connection's values: the
 // bindings find their client through ctx.Value.
-func (p *Podman) ctx(ctx context.Context) context.Context { return valuesCtx{ctx, p.conn} }
+func (p *Client) ctx(ctx context.Context) context.Context { return valuesCtx{ctx, p.conn} }
 
 type valuesCtx struct {
 	context.Context
@@ -116,19 +126,19 @@ func mapErr(err error, format string, args ...any) error {
 	var ce bindings.ConnectError
 	switch {
 	case code == 404 || strings.Contains(msg, "no such container") || strings.Contains(msg, "no container with"):
-		return fmt.Errorf("%s: %s: %w", what, msg, ErrNotFound)
+		return fmt.Errorf("%s: %s: %w", what, msg, container.ErrNotFound)
 	case code == 409 || strings.Contains(msg, "already in use") || strings.Contains(msg, "state improper") ||
 		strings.Contains(msg, "is not paused") || strings.Contains(msg, "is not running"):
-		return fmt.Errorf("%s: %s: %w", what, msg, ErrConflict)
+		return fmt.Errorf("%s: %s: %w", what, msg, container.ErrConflict)
 	case code == 304:
-		return fmt.Errorf("%s: %w", what, ErrNotModified)
+		return fmt.Errorf("%s: %w", what, container.ErrNotModified)
 	case errors.As(err, &ce):
-		return fmt.Errorf("%s: %w: %v", what, ErrNoService, err)
+		return fmt.Errorf("%s: %w: %v", what, container.ErrNoService, err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
 
-func (p *Podman) Create(ctx context.Context, s Spec) (string, error) {
+func (p *Client) Create(ctx context.Context, s container.Spec) (string, error) {
 	if err := s.Validate(); err != nil {
 		return "", err
 	}
@@ -163,16 +173,16 @@ func (p *Podman) Create(ctx context.Context, s Spec) (string, error) {
 		sg.PortMappings = append(sg.PortMappings, nettypes.PortMapping{HostIP: pt.HostIP, HostPort: pt.HostPort, ContainerPort: pt.ContainerPort, Protocol: proto})
 	}
 	switch s.Network {
-	case NetworkNone:
+	case container.NetworkNone:
 		sg.NetNS = specgen.Namespace{NSMode: specgen.NoNetwork}
-	case NetworkHost:
+	case container.NetworkHost:
 		sg.NetNS = specgen.Namespace{NSMode: specgen.Host}
-	case NetworkBridge:
+	case container.NetworkBridge:
 		sg.NetNS = specgen.Namespace{NSMode: specgen.Bridge}
 	}
 	rl := s.Rlimits
 	if len(rl) == 0 {
-		rl = DefaultRlimits()
+		rl = container.DefaultRlimits()
 	}
 	for _, r := range rl {
 		// Short names: podman 4.3 rejects "RLIMIT_NOFILE".
@@ -187,18 +197,18 @@ func (p *Podman) Create(ctx context.Context, s Spec) (string, error) {
 
 func ptr[T any](v T) *T { return &v }
 
-func (p *Podman) Start(ctx context.Context, name string) error {
+func (p *Client) Start(ctx context.Context, name string) error {
 	return mapErr(containers.Start(p.ctx(ctx), name, nil), "starting container %s", name)
 }
 
-func (p *Podman) Inspect(ctx context.Context, name string) (Info, error) {
+func (p *Client) Inspect(ctx context.Context, name string) (container.Info, error) {
 	d, err := containers.Inspect(p.ctx(ctx), name, nil)
 	if err != nil {
-		return Info{}, mapErr(err, "inspecting container %s", name)
+		return container.Info{}, mapErr(err, "inspecting container %s", name)
 	}
-	in := Info{ID: d.ID, Name: d.Name, Image: d.ImageName, Created: d.Created}
+	in := container.Info{ID: d.ID, Name: d.Name, Image: d.ImageName, Created: d.Created}
 	if d.State != nil {
-		in.State = State(d.State.Status)
+		in.State = container.State(d.State.Status)
 		in.PID = d.State.Pid
 		in.Exit = int(d.State.ExitCode)
 	}
@@ -206,12 +216,12 @@ func (p *Podman) Inspect(ctx context.Context, name string) (Info, error) {
 		in.Labels = d.Config.Labels
 	}
 	for _, m := range d.Mounts {
-		in.Mounts = append(in.Mounts, Mount{Source: m.Source, Target: m.Destination, ReadOnly: !m.RW})
+		in.Mounts = append(in.Mounts, container.Mount{Source: m.Source, Target: m.Destination, ReadOnly: !m.RW})
 	}
 	return in, nil
 }
 
-func (p *Podman) List(ctx context.Context, labels map[string]string) ([]Info, error) {
+func (p *Client) List(ctx context.Context, labels map[string]string) ([]container.Info, error) {
 	var sel []string
 	for k, v := range labels {
 		sel = append(sel, k+"="+v)
@@ -224,19 +234,19 @@ func (p *Podman) List(ctx context.Context, labels map[string]string) ([]Info, er
 	if err != nil {
 		return nil, mapErr(err, "listing containers")
 	}
-	out := make([]Info, 0, len(list))
+	out := make([]container.Info, 0, len(list))
 	for _, c := range list {
 		name := c.ID
 		if len(c.Names) > 0 {
 			name = c.Names[0]
 		}
-		out = append(out, Info{ID: c.ID, Name: name, Image: c.Image, State: State(c.State), PID: c.Pid,
+		out = append(out, container.Info{ID: c.ID, Name: name, Image: c.Image, State: container.State(c.State), PID: c.Pid,
 			Exit: int(c.ExitCode), Labels: c.Labels, Created: c.Created})
 	}
 	return out, nil
 }
 
-func (p *Podman) Logs(ctx context.Context, name string, o LogOptions, fn func(LogLine)) error {
+func (p *Client) Logs(ctx context.Context, name string, o container.LogOptions, fn func(container.LogLine)) error {
 	opts := new(containers.LogOptions).WithStdout(true).WithStderr(true).WithFollow(o.Follow)
 	if o.Tail > 0 {
 		opts = opts.WithTail(strconv.Itoa(o.Tail))
@@ -253,12 +263,12 @@ func (p *Podman) Logs(ctx context.Context, name string, o LogOptions, fn func(Lo
 	for {
 		select {
 		case s := <-stdout:
-			outBuf.feed(s, Stdout, fn)
+			outBuf.feed(s, container.Stdout, fn)
 		case s := <-stderr:
-			errBuf.feed(s, Stderr, fn)
+			errBuf.feed(s, container.Stderr, fn)
 		case err := <-done:
-			outBuf.flush(Stdout, fn)
-			errBuf.flush(Stderr, fn)
+			outBuf.flush(container.Stdout, fn)
+			errBuf.flush(container.Stderr, fn)
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -271,7 +281,7 @@ func (p *Podman) Logs(ctx context.Context, name string, o LogOptions, fn func(Lo
 // until their end arrives.
 type lineBuffer struct{ partial strings.Builder }
 
-func (b *lineBuffer) feed(s string, st Stream, fn func(LogLine)) {
+func (b *lineBuffer) feed(s string, st container.Stream, fn func(container.LogLine)) {
 	for {
 		i := strings.IndexByte(s, '\n')
 		if i < 0 {
@@ -279,20 +289,20 @@ func (b *lineBuffer) feed(s string, st Stream, fn func(LogLine)) {
 			return
 		}
 		b.partial.WriteString(s[:i])
-		fn(LogLine{Stream: st, Text: strings.TrimSuffix(b.partial.String(), "\r")})
+		fn(container.LogLine{Stream: st, Text: strings.TrimSuffix(b.partial.String(), "\r")})
 		b.partial.Reset()
 		s = s[i+1:]
 	}
 }
 
-func (b *lineBuffer) flush(st Stream, fn func(LogLine)) {
+func (b *lineBuffer) flush(st container.Stream, fn func(container.LogLine)) {
 	if b.partial.Len() > 0 {
-		fn(LogLine{Stream: st, Text: b.partial.String()})
+		fn(container.LogLine{Stream: st, Text: b.partial.String()})
 		b.partial.Reset()
 	}
 }
 
-func (p *Podman) Wait(ctx context.Context, name string) (int, error) {
+func (p *Client) Wait(ctx context.Context, name string) (int, error) {
 	// "stopped" covers podman stop, "exited" a process that ended by itself.
 	opts := &containers.WaitOptions{Conditions: []string{"exited", "stopped"}}
 	code, err := containers.Wait(p.ctx(ctx), name, opts)
@@ -313,15 +323,15 @@ func (p *Podman) Wait(ctx context.Context, name string) (int, error) {
 	return int(code), nil
 }
 
-func (p *Podman) Pause(ctx context.Context, name string) error {
+func (p *Client) Pause(ctx context.Context, name string) error {
 	return mapErr(containers.Pause(p.ctx(ctx), name, nil), "pausing container %s", name)
 }
 
-func (p *Podman) Unpause(ctx context.Context, name string) error {
+func (p *Client) Unpause(ctx context.Context, name string) error {
 	return mapErr(containers.Unpause(p.ctx(ctx), name, nil), "unpausing container %s", name)
 }
 
-func (p *Podman) Stop(ctx context.Context, name string, timeout time.Duration) error {
+func (p *Client) Stop(ctx context.Context, name string, timeout time.Duration) error {
 	// The bindings turn podman's 304 into success; look first so callers
 	// learn that nothing changed.
 	in, err := p.Inspect(ctx, name)
@@ -329,23 +339,23 @@ func (p *Podman) Stop(ctx context.Context, name string, timeout time.Duration) e
 		return err
 	}
 	if !in.Running() {
-		return fmt.Errorf("stopping container %s: it is %s: %w", name, in.State, ErrNotModified)
+		return fmt.Errorf("stopping container %s: it is %s: %w", name, in.State, container.ErrNotModified)
 	}
 	secs := uint(timeout.Round(time.Second) / time.Second)
 	return mapErr(containers.Stop(p.ctx(ctx), name, new(containers.StopOptions).WithTimeout(secs)), "stopping container %s", name)
 }
 
-func (p *Podman) Kill(ctx context.Context, name string, sig syscall.Signal) error {
+func (p *Client) Kill(ctx context.Context, name string, sig syscall.Signal) error {
 	opts := new(containers.KillOptions).WithSignal(strconv.Itoa(int(sig)))
 	return mapErr(containers.Kill(p.ctx(ctx), name, opts), "sending signal %d to container %s", int(sig), name)
 }
 
-func (p *Podman) Restart(ctx context.Context, name string, timeout time.Duration) error {
+func (p *Client) Restart(ctx context.Context, name string, timeout time.Duration) error {
 	secs := int(timeout.Round(time.Second) / time.Second)
 	return mapErr(containers.Restart(p.ctx(ctx), name, new(containers.RestartOptions).WithTimeout(secs)), "restarting container %s", name)
 }
 
-func (p *Podman) Remove(ctx context.Context, name string, o RemoveOptions) error {
+func (p *Client) Remove(ctx context.Context, name string, o container.RemoveOptions) error {
 	opts := new(containers.RemoveOptions).WithForce(o.Force).WithVolumes(o.Volumes)
 	reports, err := containers.Remove(p.ctx(ctx), name, opts)
 	if err != nil {
@@ -360,7 +370,7 @@ func (p *Podman) Remove(ctx context.Context, name string, o RemoveOptions) error
 }
 
 // archive streams the tar podman makes of path in the container to fn.
-func (p *Podman) archive(ctx context.Context, name, path string, fn func(*tar.Reader) error) error {
+func (p *Client) archive(ctx context.Context, name, path string, fn func(*tar.Reader) error) error {
 	pr, pw := io.Pipe()
 	copyFn, err := containers.CopyToArchive(p.ctx(ctx), name, path, pw)
 	if err != nil {
@@ -372,13 +382,13 @@ func (p *Podman) archive(ctx context.Context, name, path string, fn func(*tar.Re
 	return err
 }
 
-func (p *Podman) CopyOut(ctx context.Context, name, file string, w io.Writer) error {
+func (p *Client) CopyOut(ctx context.Context, name, file string, w io.Writer) error {
 	return p.archive(ctx, name, file, func(tr *tar.Reader) error {
 		for {
 			h, err := tr.Next()
 			if err != nil {
 				if errors.Is(err, io.EOF) {
-					return fmt.Errorf("copying %s out of container %s: no regular file in the archive: %w", file, name, ErrNotFound)
+					return fmt.Errorf("copying %s out of container %s: no regular file in the archive: %w", file, name, container.ErrNotFound)
 				}
 				return fmt.Errorf("copying %s out of container %s: %w", file, name, err)
 			}
@@ -392,7 +402,7 @@ func (p *Podman) CopyOut(ctx context.Context, name, file string, w io.Writer) er
 	})
 }
 
-func (p *Podman) ListDir(ctx context.Context, name, dir string) ([]string, error) {
+func (p *Client) ListDir(ctx context.Context, name, dir string) ([]string, error) {
 	var out []string
 	err := p.archive(ctx, name, dir, func(tr *tar.Reader) error {
 		for {
@@ -413,7 +423,7 @@ func (p *Podman) ListDir(ctx context.Context, name, dir string) ([]string, error
 	return out, err
 }
 
-func (p *Podman) ImageExists(ctx context.Context, ref string) (bool, error) {
+func (p *Client) ImageExists(ctx context.Context, ref string) (bool, error) {
 	ok, err := images.Exists(p.ctx(ctx), ref, nil)
 	if err != nil {
 		return false, mapErr(err, "looking up image %s", ref)
@@ -421,18 +431,18 @@ func (p *Podman) ImageExists(ctx context.Context, ref string) (bool, error) {
 	return ok, nil
 }
 
-func (p *Podman) Pull(ctx context.Context, ref string, progress io.Writer) error {
+func (p *Client) Pull(ctx context.Context, ref string, progress io.Writer) error {
 	if progress == nil {
 		progress = io.Discard
 	}
 	opts := new(images.PullOptions).WithProgressWriter(progress)
 	if _, err := images.Pull(p.ctx(ctx), ref, opts); err != nil {
-		return fmt.Errorf("pulling %s: %w: %v", ref, ErrNoImage, err)
+		return fmt.Errorf("pulling %s: %w: %v", ref, container.ErrNoImage, err)
 	}
 	return nil
 }
 
-func (p *Podman) Import(ctx context.Context, tarball io.Reader, ref string) (string, error) {
+func (p *Client) Import(ctx context.Context, tarball io.Reader, ref string) (string, error) {
 	r, err := images.Import(p.ctx(ctx), tarball, new(images.ImportOptions).WithReference(ref))
 	if err != nil {
 		return "", mapErr(err, "importing rootfs tarball as %s", ref)
@@ -440,7 +450,7 @@ func (p *Podman) Import(ctx context.Context, tarball io.Reader, ref string) (str
 	return r.Id, nil
 }
 
-func (p *Podman) Version(ctx context.Context) (string, error) {
+func (p *Client) Version(ctx context.Context) (string, error) {
 	v, err := system.Version(p.ctx(ctx), nil)
 	if err != nil {
 		return "", mapErr(err, "asking the podman service for its version")
@@ -449,11 +459,4 @@ func (p *Podman) Version(ctx context.Context) (string, error) {
 		return "", errors.New("podman service reported no server version")
 	}
 	return v.Server.Version, nil
-}
-
-// readAll is CopyOut into memory.
-func readAll(ctx context.Context, rt Runtime, name, file string) ([]byte, error) {
-	var b bytes.Buffer
-	err := rt.CopyOut(ctx, name, file, &b)
-	return b.Bytes(), err
 }
