@@ -4,12 +4,15 @@ export CGO_ENABLED := 0
 GO ?= go
 BIN := bin/nfslab
 
-.PHONY: all build setup test test-unit lab vet bench clean
+.PHONY: all build install setup test test-unit lab vet clean
 
 all: build
 
 build:
 	$(GO) build -tags '$(TAGS)' -o $(BIN) ./cmd/nfslab
+
+install:
+	$(GO) install -tags '$(TAGS)' ./cmd/nfslab
 
 # setup installs what the lab and the tests need on a fresh Debian machine.
 setup:
