@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -187,6 +188,14 @@ func runOnce(ctx context.Context, g *globals, f *runFlags, sc *scenario.Scenario
 	viewDone := make(chan struct{})
 	if !f.noLive && live.IsTerminal(g.stdout) {
 		view = &live.View{W: g.stdout}
+		if live.IsTerminal(g.stderr) {
+			// Logs printed under the panel would push it down and leave
+			// stale copies of it: they go above it for the run.
+			defer func(l *slog.Logger, w io.Writer) { g.logger, g.stderr = l, w }(g.logger, g.stderr)
+			g.stderr = view.Log()
+			g.logger = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: g.level}))
+			opts.Logger = g.logger
+		}
 		opts.OnEvent = view.Note
 		opts.OnStart = func(r *engine.Runner) {
 			view.Attach(r)

@@ -14,6 +14,7 @@ type globals struct {
 	stdout, stderr io.Writer
 	socket         string // daemon socket
 	logLevel       string
+	level          slog.Level // logLevel parsed
 	logger         *slog.Logger
 }
 
@@ -31,6 +32,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 			if err := lvl.UnmarshalText([]byte(g.logLevel)); err != nil {
 				return usage(fmt.Errorf("log level %q is not one of debug, info, warn, error", g.logLevel))
 			}
+			g.level = lvl
 			g.logger = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: lvl}))
 			return nil
 		},

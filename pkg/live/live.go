@@ -1,6 +1,7 @@
 package live
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -62,10 +63,11 @@ type View struct {
 	// are not cut). Default: TermSize(W).
 	Size func() (cols, rows int)
 
-	mu     sync.Mutex
-	status func() engine.Status
-	notes  []string
-	drawn  []int // display width of each line drawn last time
+	mu      sync.Mutex
+	status  func() engine.Status
+	notes   []string
+	drawn   []int  // display width of each line drawn last time
+	partial []byte // a log line not yet ended
 }
 
 // Attach sets where the view reads its status from (engine OnStart).
@@ -105,17 +107,68 @@ func (v *View) Run(ctx context.Context) {
 }
 
 func (v *View) draw() {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.status == nil {
+	st, ok := v.snapshot()
+	if !ok {
 		return
 	}
-	size := v.Size
-	if size == nil {
-		size = func() (int, int) { return TermSize(v.W) }
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	cols, rows := v.size()
+	io.WriteString(v.W, v.frame(Render(st, v.notes), cols, rows))
+}
+
+// snapshot reads the engine's status without holding v.mu: the engine may
+// log (and so write through Log) while it holds its own lock.
+func (v *View) snapshot() (engine.Status, bool) {
+	v.mu.Lock()
+	status := v.status
+	v.mu.Unlock()
+	if status == nil {
+		return engine.Status{}, false
 	}
-	cols, rows := size()
-	io.WriteString(v.W, v.frame(Render(v.status(), v.notes), cols, rows))
+	return status(), true
+}
+
+func (v *View) size() (cols, rows int) {
+	if v.Size != nil {
+		return v.Size()
+	}
+	return TermSize(v.W)
+}
+
+// Log returns a writer for log lines meant for the same terminal. Written
+// straight to it they would push the panel down and leave stale copies of
+// it; through Log each complete line replaces the panel, which is drawn again
+// below it. The lines are printed as they are (they are never redrawn, so
+// they may wrap).
+func (v *View) Log() io.Writer { return logWriter{v} }
+
+type logWriter struct{ v *View }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	v := w.v
+	st, ok := v.snapshot()
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.partial = append(v.partial, p...)
+	end := bytes.LastIndexByte(v.partial, '\n')
+	if end < 0 {
+		return len(p), nil
+	}
+	lines := string(v.partial[:end+1])
+	v.partial = append(v.partial[:0], v.partial[end+1:]...)
+	cols, rows := v.size()
+	var b strings.Builder
+	eraseRows(&b, rowsUsed(v.drawn, cols))
+	v.drawn = v.drawn[:0]
+	b.WriteString(lines)
+	if ok {
+		b.WriteString(v.frame(Render(st, v.notes), cols, rows))
+	}
+	if _, err := io.WriteString(v.W, b.String()); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // frame is the escape sequence that replaces the last panel with text in a
@@ -145,6 +198,26 @@ func (v *View) frame(text string, cols, rows int) string {
 	}
 	b.WriteString("\x1b[J") // clear what a longer previous panel left
 	return b.String()
+}
+
+// eraseRows clears the n rows above the cursor and leaves it on the first
+// of them. Row by row rather than with "erase below": from the screen's top
+// row, tmux and others keep an erased screen in the scrollback, which would
+// leave a copy of the panel there.
+func eraseRows(b *strings.Builder, n int) {
+	if n <= 0 {
+		return
+	}
+	fmt.Fprintf(b, "\x1b[%dA", n)
+	for i := range n {
+		b.WriteString("\r\x1b[2K")
+		if i < n-1 {
+			b.WriteString("\x1b[B") // down, never scrolling
+		}
+	}
+	if n > 1 {
+		fmt.Fprintf(b, "\x1b[%dA", n-1)
+	}
 }
 
 // rowsUsed is how many rows lines of these display widths take in a

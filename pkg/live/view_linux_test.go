@@ -3,6 +3,7 @@ package live
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -45,8 +46,8 @@ func setSize(t *testing.T, f *os.File, cols, rows uint16) {
 }
 
 // screen is a small model of a VT100-style terminal: autowrap at the right
-// margin (deferred, as xterm does), CR, LF, cursor up, erase line and erase
-// below. Its height is unbounded, so a stale panel stays visible. The test
+// margin (deferred, as xterm does), CR, LF, cursor up and down, erase line
+// and erase below. Its height is unbounded, so a stale panel stays visible. The test
 // resizes it in step with the pty through a private OSC sequence.
 type screen struct {
 	cols     int
@@ -107,6 +108,8 @@ func (s *screen) feed(t *testing.T, out string) {
 			switch rs[j] {
 			case 'A':
 				s.row, s.wrap = max(0, s.row-max(n, 1)), false
+			case 'B':
+				s.row, s.wrap = s.row+max(n, 1), false
 			case 'K': // only ESC[2K is used: the whole line
 				s.line()
 				s.rows[s.row] = nil
@@ -139,19 +142,7 @@ func (s *screen) String() string {
 // shrank to 100 columns: the screen must show the panel once, no line wrapped.
 func TestViewRedrawsByRows(t *testing.T) {
 	master, slave := openPTY(t, 140, 50)
-	got := make(chan string, 1)
-	go func() {
-		var b bytes.Buffer
-		buf := make([]byte, 4096)
-		for {
-			n, err := master.Read(buf)
-			b.Write(buf[:n])
-			if err != nil { // EIO once the slave is closed and drained
-				got <- b.String()
-				return
-			}
-		}
-	}()
+	got := readAll(master)
 
 	evidence := "java.io.IOException: msync failed: " + strings.Repeat("E", 165) // 200 columns
 	elapsed := time.Duration(0)
@@ -201,6 +192,75 @@ func TestViewRedrawsByRows(t *testing.T) {
 	}
 	if want := 6; len(strings.Split(strings.TrimRight(text, "\n"), "\n")) != want {
 		t.Errorf("the panel does not use its %d rows:\n%s", want, text)
+	}
+}
+
+// readAll collects what the pty shows until the slave is closed.
+func readAll(master *os.File) <-chan string {
+	got := make(chan string, 1)
+	go func() {
+		var b bytes.Buffer
+		buf := make([]byte, 4096)
+		for {
+			n, err := master.Read(buf)
+			b.Write(buf[:n])
+			if err != nil { // EIO once the slave is closed and drained
+				got <- b.String()
+				return
+			}
+		}
+	}()
+	return got
+}
+
+// TestViewLogLinesGoAbove writes log lines (one wider than the terminal, as
+// slog's "faultfs mounted" is) to the same terminal between redraws, as a
+// run does: they must end up above the panel, once each, and the panel shown
+// once below them.
+func TestViewLogLinesGoAbove(t *testing.T) {
+	master, slave := openPTY(t, 140, 50)
+	got := readAll(master)
+	elapsed := time.Duration(0)
+	v := &View{W: slave}
+	v.status = func() engine.Status {
+		return engine.Status{Scenario: "faultfs-full-drop", Elapsed: elapsed, Duration: 90 * time.Second}
+	}
+	mounted := "time=2026-12-02T06:14:58.360Z level=INFO msg=\"faultfs mounted\" backing=" + strings.Repeat("b", 200) + "\n"
+	log := v.Log()
+	fmt.Fprint(log, "time=2026-12-02T06:14:58.000Z level=INFO msg=start\n") // before the first draw
+	v.draw()
+	io.WriteString(log, mounted[:100]) // a line in two writes
+	elapsed = 5 * time.Second
+	v.draw() // the half line must not show yet
+	io.WriteString(log, mounted[100:])
+	elapsed = 10 * time.Second
+	v.draw()
+	fmt.Fprint(log, "time=2026-12-02T06:15:08.413Z level=INFO msg=\"faultfs unmounted\"\n")
+	slave.Close()
+
+	var out string
+	select {
+	case out = <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("pty output did not end")
+	}
+	sc := &screen{cols: 140}
+	sc.feed(t, out)
+	text := sc.String()
+	if n := strings.Count(text, "nfslab run faultfs-full-drop"); n != 1 {
+		t.Errorf("the screen shows the panel header %d times, want 1:\n%s", n, text)
+	}
+	want := []string{"msg=start", "faultfs mounted", "faultfs unmounted", "nfslab run faultfs-full-drop", "10s / 1m30s"}
+	at := -1
+	for _, w := range want {
+		i := strings.Index(text, w)
+		if i <= at || strings.Count(text, w) != 1 {
+			t.Errorf("%q is not shown once, in order, above the panel:\n%s", w, text)
+		}
+		at = i
+	}
+	if !strings.Contains(strings.ReplaceAll(text, "\n", ""), strings.Repeat("b", 200)) {
+		t.Errorf("the wide log line is not shown whole:\n%s", text)
 	}
 }
 
