@@ -55,7 +55,9 @@ func TermSize(w io.Writer) (cols, rows int) {
 //
 // The redraw moves the cursor up by the rows the last panel used, so no line
 // may wrap: each line is cut to the terminal's width, and the panel to its
-// height, as read from Size at every redraw.
+// height, as read from Size at every redraw. Nothing else may write to the
+// terminal meanwhile, or the panel moves and a copy stays behind: log lines
+// go through Log.
 type View struct {
 	W     io.Writer
 	Every time.Duration // default 250ms (4 redraws a second)
