@@ -169,7 +169,7 @@ func TestPackagesWithoutBindingsNeedNoTags(t *testing.T) {
 	pkgs := []string{"./bench/faults", "./pkg/daemon", "./pkg/client", "./pkg/cleanup", "./pkg/container", "./pkg/engine", "./pkg/netfault"}
 	cmd := exec.Command(goBin, append([]string{"list", "-deps"}, pkgs...)...)
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=mod")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("go list -deps %v: %v\n%s", pkgs, err, out)
