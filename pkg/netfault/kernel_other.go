@@ -19,3 +19,10 @@ func routeGone(error) bool { return false }
 func dumpInterrupted(error) bool { return false }
 
 func detectBackends() []Backend { return nil }
+
+func netnsID(string) (string, error) { return "", errUnsupported }
+
+type procfs struct{}
+
+func (procfs) Identify(int) (Proc, error) { return Proc{}, errUnsupported }
+func (procfs) End(Proc) error             { return errUnsupported }

@@ -56,6 +56,12 @@ func NewManager(opts Options) (*Manager, error) {
 	if opts.IPTablesFactory == nil {
 		opts.IPTablesFactory = newIPTablesFactory()
 	}
+	if opts.NetnsID == nil {
+		opts.NetnsID = netnsID
+	}
+	if opts.Processes == nil {
+		opts.Processes = procfs{}
+	}
 	if opts.RouteHandleFactory == nil {
 		opts.RouteHandleFactory = newRouteHandle
 	}
@@ -139,17 +145,6 @@ func (m *Manager) Apply(ctx context.Context, spec Spec) (Fault, error) {
 	id, err := newID()
 	if err != nil {
 		return Fault{}, err
-	}
-	var pfxErr error
-	if !spec.IsRule() {
-		p, err := spec.Prefix()
-		pfxErr = err
-		if err == nil && p.Addr().Is6() {
-			id = routeID6(p)
-		}
-	}
-	if pfxErr != nil {
-		return Fault{}, pfxErr
 	}
 	f := Fault{ID: id, Spec: spec, Created: now, Expires: expiryFor(now, spec.For), Counted: spec.IsRule()}
 	// State first: a crash before the kernel objects exist leaves a stale
@@ -441,8 +436,8 @@ func (m *Manager) legacyPresent(netns string, v6 bool) bool {
 	if err != nil {
 		return false
 	}
-	for _, l := range splitLines(string(b)) {
-		if l == TableFilter {
+	for l := range strings.Lines(string(b)) {
+		if strings.TrimSpace(l) == TableFilter {
 			return true
 		}
 	}
@@ -568,6 +563,10 @@ func (m *Manager) finish(inv *inventory, all bool) {
 func (m *Manager) Heal(ctx context.Context, netns, id string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.heal(ctx, netns, id)
+}
+
+func (m *Manager) heal(ctx context.Context, netns, id string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -709,26 +708,3 @@ func (m *Manager) Sweep(ctx context.Context, netns string) ([]string, error) {
 	return ids, errors.Join(errs...)
 }
 
-func splitLines(s string) []string {
-	var out []string
-	start := 0
-	for i := 0; i <= len(s); i++ {
-		if i == len(s) || s[i] == '\n' {
-			if l := trimSpace(s[start:i]); l != "" {
-				out = append(out, l)
-			}
-			start = i + 1
-		}
-	}
-	return out
-}
-
-func trimSpace(s string) string {
-	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t' || s[0] == '\r') {
-		s = s[1:]
-	}
-	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t' || s[len(s)-1] == '\r') {
-		s = s[:len(s)-1]
-	}
-	return s
-}

@@ -1,6 +1,7 @@
 package netfault
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -98,6 +99,15 @@ func renderRules(id string, s Spec, expires time.Time) ([]ruleSpec, error) {
 				a = append(a, "-s", addrArg(pfx))
 			} else {
 				a = append(a, "-d", addrArg(pfx))
+			}
+		}
+		// The zone of a link-local destination names the interface: the
+		// rule matches only there, as the address means only there.
+		if z := s.Zone(); z != "" {
+			if in {
+				a = append(a, "-i", z)
+			} else {
+				a = append(a, "-o", z)
 			}
 		}
 		a = append(a, "-p", s.Proto)
@@ -246,6 +256,7 @@ func parseRule(line string) (parsedRule, bool) {
 func specFromRules(rules []parsedRule, netns string) (Spec, time.Time) {
 	var s Spec
 	var expires time.Time
+	var zone string
 	out, in := false, false
 	for _, r := range rules {
 		if r.Chain == ChainIn {
@@ -271,6 +282,11 @@ func specFromRules(rules []parsedRule, netns string) (Spec, time.Time) {
 			s.Dst = r.Opt["-d"]
 			s.Port, _ = strconv.Atoi(r.Opt["--dport"])
 		}
+		if r.Chain == ChainIn {
+			zone = cmp.Or(r.Opt["-i"], zone)
+		} else {
+			zone = cmp.Or(r.Opt["-o"], zone)
+		}
 		if v, ok := r.Opt["--probability"]; ok {
 			if p, err := strconv.ParseFloat(v, 64); err == nil {
 				// The kernel keeps 32 bits: 0.8 reads back as 0.79999999981.
@@ -293,7 +309,7 @@ func specFromRules(rules []parsedRule, netns string) (Spec, time.Time) {
 	}
 	if p, err := (Spec{Dst: s.Dst}).Prefix(); err == nil {
 		if p.IsSingleIP() {
-			s.Dst = p.Addr().String()
+			s.Dst = p.Addr().WithZone(zone).String()
 		} else {
 			s.Dst = p.String()
 		}

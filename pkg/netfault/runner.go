@@ -89,6 +89,13 @@ type Options struct {
 	// RootFS is the host file system, used by Diagnose for /proc/PID/fd and
 	// /sys/module/nfs; default os.DirFS("/").
 	RootFS fs.FS
+	// NetnsID names a namespace by its identity, for the state directory:
+	// "" is the caller's own. Default: "net-DEV-INO" of the nsfs inode of
+	// /proc/thread-self/ns/net or /run/netns/NAME.
+	NetnsID func(netns string) (string, error)
+	// Processes finds and ends recorded reapers; default /proc and
+	// SIGTERM.
+	Processes Processes
 }
 
 // notExist reports whether err says the rule, chain or route is already
