@@ -707,4 +707,3 @@ func (m *Manager) Sweep(ctx context.Context, netns string) ([]string, error) {
 	sort.Strings(ids)
 	return ids, errors.Join(errs...)
 }
-
