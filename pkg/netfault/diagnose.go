@@ -8,6 +8,8 @@ import (
 	"path"
 	"strconv"
 	"strings"
+
+	"github.com/nfslab/nfslab/internal/ownchain"
 )
 
 // Causes reported by Diagnose.
@@ -153,10 +155,10 @@ func earlierAccept(ipt IPTables, s Spec) []Finding {
 		if err != nil {
 			continue
 		}
-		var above []parsedRule
+		var above []ownchain.Rule
 		jumped := false
 		for _, l := range lines {
-			r, ok := parseRule(l)
+			r, ok := ownchain.ParseRule(l)
 			if !ok {
 				continue
 			}
@@ -199,7 +201,7 @@ func sportMistakes(ipt IPTables, port int) []Finding {
 			continue
 		}
 		for _, l := range lines {
-			r, ok := parseRule(l)
+			r, ok := ownchain.ParseRule(l)
 			if !ok || r.Opt["--sport"] != p || r.Opt["--dport"] != p {
 				continue
 			}
@@ -229,7 +231,7 @@ func natRewrites(ipt IPTables, pfx netip.Prefix, port int, isLocal bool) []Findi
 			continue
 		}
 		for _, l := range lines {
-			r, ok := parseRule(l)
+			r, ok := ownchain.ParseRule(l)
 			if !ok || (r.Target() != "DNAT" && r.Target() != "REDIRECT") {
 				continue
 			}
@@ -353,7 +355,7 @@ func (m *Manager) localioFinding(isLocal bool, dst string) []Finding {
 func joinArgs(a []string) string {
 	q := make([]string, len(a))
 	for i, s := range a {
-		q[i] = quoteArg(s)
+		q[i] = ownchain.Quote(s)
 	}
 	return strings.Join(q, " ")
 }
