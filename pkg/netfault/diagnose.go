@@ -1,6 +1,7 @@
 package netfault
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io/fs"
@@ -246,10 +247,7 @@ func natRewrites(ipt IPTables, pfx netip.Prefix, port int, isLocal bool) []Findi
 			} else if r.Opt["--dst-type"] == "LOCAL" && !isLocal {
 				continue
 			}
-			to := r.Opt["--to-destination"]
-			if to == "" {
-				to = "local port " + r.Opt["--to-ports"]
-			}
+			to := cmp.Or(r.Opt["--to-destination"], "local port "+r.Opt["--to-ports"])
 			out = append(out, Finding{Cause: CauseNATBeforeFilter,
 				Detail: fmt.Sprintf("nat rule `-t nat -A %s %s` rewrites %s port %d to %s before filter OUTPUT sees it (podman/netavark and docker publish ports this way)", c, joinArgs(r.Args), pfx, port, to),
 				Fix:    "re-apply with --match-original (matches conntrack's original destination), or aim the fault at " + to})

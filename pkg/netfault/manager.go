@@ -1,6 +1,7 @@
 package netfault
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -45,9 +46,7 @@ func NewManager(opts Options) (*Manager, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	if opts.StateDir == "" {
-		opts.StateDir = DefaultStateDir
-	}
+	opts.StateDir = cmp.Or(opts.StateDir, DefaultStateDir)
 	if opts.RootFS == nil {
 		opts.RootFS = os.DirFS("/")
 	}
@@ -137,9 +136,7 @@ func (m *Manager) Apply(ctx context.Context, spec Spec) (Fault, error) {
 	if err := spec.Validate(); err != nil {
 		return Fault{}, err
 	}
-	if spec.For == 0 {
-		spec.For = DefaultLifetime
-	}
+	spec.For = cmp.Or(spec.For, DefaultLifetime)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.clk.Now().UTC()
@@ -356,10 +353,7 @@ func (m *Manager) scan(ctx context.Context, netns string) (*inventory, error) {
 			errs = append(errs, err)
 		}
 		for _, r := range routes {
-			id := routeIDOf(r)
-			if id == "" {
-				id = "route-" + r.Dst.String()
-			}
+			id := cmp.Or(routeIDOf(r), "route-"+r.Dst.String())
 			e := inv.get(id)
 			e.routes = append(e.routes, r)
 		}

@@ -53,10 +53,7 @@ func chainFor(name string) ownchain.Chain {
 // expiryFor rounds the end of a lifetime up to a whole second, the
 // granularity of -m time.
 func expiryFor(created time.Time, life time.Duration) time.Time {
-	if life == 0 {
-		life = DefaultLifetime
-	}
-	e := created.Add(life)
+	e := created.Add(cmp.Or(life, DefaultLifetime))
 	if t := e.Truncate(time.Second); !t.Equal(e) {
 		e = t.Add(time.Second)
 	}

@@ -1,6 +1,7 @@
 package netfault
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -89,19 +90,13 @@ type Spec struct {
 // WithDefaults returns s with defaults filled in for unset fields.
 func (s Spec) WithDefaults() Spec {
 	if s.Kind == KindDrop || s.Kind == KindReject {
-		if s.Proto == "" {
-			s.Proto = DefaultProto
-		}
-		if s.Dir == "" {
-			s.Dir = DirOut
-		}
+		s.Proto = cmp.Or(s.Proto, DefaultProto)
+		s.Dir = cmp.Or(s.Dir, DirOut)
 	}
-	if s.Kind == KindUnreachable && s.RouteType == "" {
-		s.RouteType = RouteUnreachable
+	if s.Kind == KindUnreachable {
+		s.RouteType = cmp.Or(s.RouteType, RouteUnreachable)
 	}
-	if s.For == 0 {
-		s.For = DefaultLifetime
-	}
+	s.For = cmp.Or(s.For, DefaultLifetime)
 	return s
 }
 
