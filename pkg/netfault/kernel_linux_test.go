@@ -649,3 +649,31 @@ func TestKernelStatePerNamespace(t *testing.T) {
 		}
 	}
 }
+
+// TestKernelZoneBindsInterface: a zoned link-local destination becomes
+// -o/-i IFACE in the kernel, status reads the zone back from the rule, and
+// heal by spec removes it.
+func TestKernelZoneBindsInterface(t *testing.T) {
+	p, m := kernelSetup(t)
+	ctx := context.Background()
+	f, err := m.Apply(ctx, netfault.Spec{Kind: netfault.KindDrop, Dst: "fe80::1%lo", Port: 2049, Dir: netfault.DirBoth, Netns: p.Client, For: time.Minute}.WithDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	save := testnet.MustExec(t, p.Client, "ip6tables-save")
+	if !regexp.MustCompile(`-A NFSLAB-OUTPUT -d fe80::1/128 -o lo .*nfslab:`+f.ID).MatchString(save) ||
+		!regexp.MustCompile(`-A NFSLAB-INPUT -s fe80::1/128 -i lo .*nfslab:`+f.ID).MatchString(save) {
+		t.Fatalf("rules not bound to lo:\n%s", save)
+	}
+	stateless, err := netfault.NewManager(netfault.Options{StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := faultByID(t, stateless, p.Client, f.ID); g.Spec.Dst != "fe80::1%lo" || g.Spec.Dir != netfault.DirBoth {
+		t.Fatalf("read back from the kernel: %+v", g.Spec)
+	}
+	if err := m.Heal(ctx, p.Client, f.ID); err != nil {
+		t.Fatal(err)
+	}
+	nothingLeft(t, p.Client)
+}
