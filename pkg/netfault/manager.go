@@ -81,7 +81,7 @@ func newID() (string, error) {
 		return "", fmt.Errorf("making fault id: %w", err)
 	}
 	if b[0]|b[1]|b[2]|b[3] == 0 {
-		b[3] = 1 // realm 0 means "none"
+		b[3] = 1 // a realm or window of 0 means "no tag"
 	}
 	return hex.EncodeToString(b), nil
 }
