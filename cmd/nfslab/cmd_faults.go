@@ -51,16 +51,25 @@ func openClient(ctx context.Context, g *globals) (client.Client, error) {
 	return client.Auto(ctx, g.socket, func() (netfault.Injector, error) { return newInjector(g) }, client.DirectOptions{})
 }
 
-// openDirect returns a direct client even when a daemon runs (the reaper).
-func openDirect(ctx context.Context, g *globals) (client.Client, error) {
-	if f, ok := ctx.Value(clientFactoryKey{}).(clientFactory); ok {
-		return f(ctx, g)
+// reapedKey carries, in a command's context, the injector `nfslab expire`
+// works on instead of the kernel's (tests).
+type reapedKey struct{}
+
+// openReaped returns the injector a reaper records itself with and
+// expires its fault through: the kernel's, even when a daemon runs.
+func openReaped(ctx context.Context, g *globals) (netfault.Reaped, error) {
+	if r, ok := ctx.Value(reapedKey{}).(netfault.Reaped); ok {
+		return r, nil
 	}
 	inj, err := newInjector(g)
 	if err != nil {
 		return nil, err
 	}
-	return client.NewDirect(client.DirectOptions{Injector: inj}), nil
+	r, ok := inj.(netfault.Reaped)
+	if !ok {
+		return nil, fmt.Errorf("injector %T cannot expire faults", inj)
+	}
+	return r, nil
 }
 
 func newFaultCmds(g *globals) []*cobra.Command {
@@ -90,6 +99,7 @@ func addCommonFlags(cmd *cobra.Command, o *faultOpts) {
 	f.DurationVar(&o.spec.For, "for", netfault.DefaultLifetime, "lifetime; the fault heals itself afterwards")
 	f.StringVar(&o.spec.Label, "label", "", "free text shown in status")
 	f.StringVar(&o.spec.Netns, "netns", "", "act in network namespace NAME (/run/netns/NAME)")
+	f.BoolVar(&o.spec.Force, "force", false, "allow a destination that covers every address (/0) in this namespace, which cuts the machine off")
 	f.BoolVar(&o.dryRun, "dry-run", false, "print the rules and routes it would create, and change nothing")
 }
 
@@ -539,12 +549,15 @@ func newWatchCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// newExpireCmd is the reaper the direct path starts for routes: it sleeps
-// until the fault's expiry and heals it, with no terminal and no daemon.
+// newExpireCmd is the reaper the direct path starts for routes: it records
+// itself with the fault, sleeps until the fault's expiry and heals it, with
+// no terminal and no daemon. It ends early when the fault is healed (the
+// heal signals it) and never touches a fault other than the one it was
+// started for (same ID and creation time).
 func newExpireCmd(g *globals) *cobra.Command {
-	var id, netns, at string
+	var id, netns, at, created string
 	cmd := &cobra.Command{
-		Use:    client.ExpireCommand + " --id ID --at TIME [--netns NAME]",
+		Use:    client.ExpireCommand + " --id ID --created TIME --at TIME [--netns NAME]",
 		Short:  "Heal one fault at a given time (started by the direct path for routes)",
 		Hidden: true,
 		Args:   noArgs,
@@ -553,34 +566,29 @@ func newExpireCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return usage(fmt.Errorf("--at %q is not an RFC 3339 time", at))
 			}
+			born, err := time.Parse(time.RFC3339Nano, created)
+			if err != nil {
+				return usage(fmt.Errorf("--created %q is not an RFC 3339 time", created))
+			}
 			if id == "" {
 				return usage(errors.New("--id is required"))
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, os.Interrupt)
 			defer stop()
-			if d := time.Until(when); d > 0 {
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-time.After(d):
-				}
-			}
-			c, err := openDirect(context.WithoutCancel(ctx), g)
+			r, err := openReaped(ctx, g)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			err = c.Heal(context.WithoutCancel(ctx), netns, id)
-			if errors.Is(err, netfault.ErrNotFound) {
-				return nil // healed earlier: nothing to do
+			rp := client.Reaper{ID: id, Netns: netns, Created: born, At: when, PID: os.Getpid()}
+			if err := rp.Run(ctx, r); err != nil {
+				return err
 			}
-			if err == nil {
-				g.logger.Info("expired fault healed", "id", id, "netns", netns)
-			}
-			return err
+			g.logger.Debug("reaper done", "id", id, "netns", netns)
+			return nil
 		},
 	}
 	cmd.Flags().StringVar(&id, "id", "", "fault ID")
+	cmd.Flags().StringVar(&created, "created", "", "creation time of the fault (RFC 3339); another fault with the same ID is left alone")
 	cmd.Flags().StringVar(&netns, "netns", "", "network namespace NAME")
 	cmd.Flags().StringVar(&at, "at", "", "when to heal (RFC 3339)")
 	return cmd

@@ -444,3 +444,149 @@ func TestDaemonRefusesForeignSocket(t *testing.T) {
 		t.Fatalf("foreign socket path was touched: %v", err)
 	}
 }
+
+// faultReaperPID returns the PID of the reaper the direct path reported.
+func faultReaperPID(t *testing.T, out string) int {
+	t.Helper()
+	m := faultReaperRE.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no reaper reported:\n%s", out)
+	}
+	pid, _ := strconv.Atoi(m[1])
+	return pid
+}
+
+// faultProcRunning reports whether pid runs (a zombie does not).
+func faultProcRunning(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || !strings.HasPrefix(s[i+1:], " Z")
+}
+
+var faultAppliedRE = regexp.MustCompile(`applied unreachable fault ([0-9a-f]{8})`)
+
+// TestPrivDirectReapersEndWithTheirFaults: 30 apply/heal cycles of an IPv6
+// route on one prefix through the direct path leave no reaper running
+// (the defect left 15), and a reaper of an earlier fault on the prefix
+// leaves the current one alone.
+func TestPrivDirectReapersEndWithTheirFaults(t *testing.T) {
+	faultPrivGuard(t)
+	ns := testnet.RandomName("nfslt-dmn-rp")
+	testnet.NewNetns(t, ns)
+	l := newFaultLab(t)
+	apply := func() (id string, pid int) {
+		out := mustCLI(t, "unreachable", "--dst", "fd00:73::/64", "--for", "2m", "--netns", ns, "--socket", l.sock)
+		faultKillReaper(t, out)
+		m := faultAppliedRE.FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("no fault ID in:\n%s", out)
+		}
+		return m[1], faultReaperPID(t, out)
+	}
+	var pids []int
+	ids := map[string]bool{}
+	for range 30 {
+		id, pid := apply()
+		if ids[id] {
+			t.Fatalf("ID %s reused on the prefix", id)
+		}
+		ids[id] = true
+		pids = append(pids, pid)
+		mustCLI(t, "heal", id, "--netns", ns, "--socket", l.sock)
+	}
+	running := func() int {
+		n := 0
+		for _, pid := range pids {
+			if faultProcRunning(pid) {
+				n++
+			}
+		}
+		return n
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for running() > 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := running(); n != 0 {
+		t.Fatalf("%d of 30 reapers still run after their faults were healed", n)
+	}
+	t.Logf("30 apply/heal cycles: %d reapers running", running())
+	if objs := faultObjects(t, ns); len(objs) != 0 {
+		t.Fatalf("left after 30 cycles: %v", objs)
+	}
+
+	// An earlier fault's reaper, started late (as if it had survived),
+	// must not touch the current fault on the same prefix.
+	old, oldPID := apply()
+	var fs []netfault.Fault
+	if err := json.Unmarshal([]byte(mustCLI(t, "status", "--json", "--netns", ns, "--socket", l.sock)), &fs); err != nil || len(fs) != 1 {
+		t.Fatalf("status: %v %+v", err, fs)
+	}
+	oldCreated := fs[0].Created
+	mustCLI(t, "heal", old, "--netns", ns, "--socket", l.sock)
+	cur, _ := apply()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{old, cur} { // cur: as if the IDs had collided
+		cmd := exec.Command(self, client.ExpireCommand, "--id", id, "--created", oldCreated.Format(time.RFC3339Nano),
+			"--netns", ns, "--at", time.Now().Format(time.RFC3339Nano))
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("old reaper for %s: %v\n%s", id, err, out)
+		}
+	}
+	objs := faultObjects(t, ns)
+	var tag uint64
+	fmt.Sscanf(cur, "%08x", &tag)
+	if len(objs) != 1 || !strings.Contains(objs[0], fmt.Sprintf("window %d", tag)) {
+		t.Fatalf("an old reaper removed the current fault %s: %v", cur, objs)
+	}
+	if faultProcRunning(oldPID) {
+		t.Fatalf("reaper %d of healed fault %s still runs", oldPID, old)
+	}
+	mustCLI(t, "heal", "--all", "--netns", ns, "--socket", l.sock)
+}
+
+// TestPrivHealAllInUnshareKeepsOtherRecords: a fault applied inside one
+// namespace without --netns keeps its record (label, creation time) when
+// `heal --all` runs inside `unshare -n` with the same state directory.
+func TestPrivHealAllInUnshareKeepsOtherRecords(t *testing.T) {
+	faultPrivGuard(t)
+	privtest.Tools(t, "unshare")
+	ns := testnet.RandomName("nfslt-dmn-us")
+	testnet.NewNetns(t, ns)
+	l := newFaultLab(t)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nfslab := func(wrap []string, args ...string) string {
+		t.Helper()
+		argv := append(append(wrap, self), append(args, "--socket", l.sock)...)
+		out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", argv, err, out)
+		}
+		return string(out)
+	}
+	inNS := []string{"ip", "netns", "exec", ns}
+	nfslab(inNS, "drop", "--dst", "10.0.0.5", "--no-verify", "--label", "keep me")
+	t.Cleanup(func() { nfslab(inNS, "heal", "--all", "--faults-only") })
+	out := nfslab([]string{"unshare", "-n"}, "heal", "--all", "--faults-only")
+	if !strings.Contains(out, "nothing to heal") {
+		t.Fatalf("heal --all in a fresh namespace: %s", out)
+	}
+	var fs []netfault.Fault
+	if err := json.Unmarshal([]byte(nfslab(inNS, "status", "--json")), &fs); err != nil {
+		t.Fatal(err)
+	}
+	if len(fs) != 1 || fs[0].Spec.Label != "keep me" || fs[0].Created.IsZero() {
+		t.Fatalf("the fault lost its record to heal --all in another namespace: %+v", fs)
+	}
+}

@@ -33,7 +33,7 @@ func newFakeLab() *fakeLab {
 func (l *fakeLab) ctx() context.Context {
 	return withClientFactory(context.Background(), func(context.Context, *globals) (client.Client, error) {
 		l.opened.Add(1)
-		return client.NewDirect(client.DirectOptions{Injector: l.inj, Reaper: func(id, netns string, at time.Time) (int, error) {
+		return client.NewDirect(client.DirectOptions{Injector: l.inj, Reaper: func(id, netns string, _, at time.Time) (int, error) {
 			l.reaped.Add(1)
 			return 4242, nil
 		}}), nil
@@ -77,6 +77,14 @@ func TestFaultBadInputExit2ChangesNothing(t *testing.T) {
 		{[]string{"unreachable", "--dst", "10.0.0.5", "--type", "wormhole"}, "wormhole"},
 		{[]string{"unreachable", "--dst", "300.1.1.1"}, "300.1.1.1"},
 		{[]string{"unreachable", "--dst", "10.0.0.5", "--for", "-3s"}, "-3s"},
+		{[]string{"unreachable", "--dst", "0.0.0.0/0"}, "0.0.0.0/0"},
+		{[]string{"unreachable", "--dst", "::/0", "--type", "blackhole"}, "::/0"},
+		{[]string{"drop", "--dst", "0.0.0.0/0", "--port", "0"}, "0.0.0.0/0"},
+		{[]string{"drop", "--dst", "10.0.0.5", "--netns", "."}, `"."`},
+		{[]string{"reject", "--dst", "10.0.0.5", "--netns", ".."}, `".."`},
+		{[]string{"unreachable", "--dst", "fe80::1%lo"}, "fe80::1%lo"},
+		{[]string{"drop", "--dst", "fe80::1%3"}, `"3"`},
+		{[]string{"expire", "--id", "deadbeef", "--at", "2026-01-01T00:00:00Z", "--created", "yesterday"}, "yesterday"},
 		{[]string{"heal"}, "--all"},
 		{[]string{"heal", "abc", "--all"}, "--all"},
 		{[]string{"watch", "--interval", "0s"}, "interval"},
@@ -94,6 +102,19 @@ func TestFaultBadInputExit2ChangesNothing(t *testing.T) {
 				t.Errorf("bad input reached the injector (opened %d, faults %d)", lab.opened.Load(), lab.inj.Total())
 			}
 		})
+	}
+}
+
+// A default route is refused only where it would cut the machine off.
+func TestDefaultRouteNeedsForceOrNetns(t *testing.T) {
+	for _, args := range [][]string{
+		{"unreachable", "--dst", "0.0.0.0/0", "--netns", "labns"},
+		{"unreachable", "--dst", "::/0", "--force"},
+	} {
+		lab := newFakeLab()
+		if out, stderr, code := runCLI(t, lab.ctx(), args...); code != 0 || lab.inj.Total() != 1 {
+			t.Errorf("%v: exit %d, %d faults\n%s%s", args, code, lab.inj.Total(), out, stderr)
+		}
 	}
 }
 

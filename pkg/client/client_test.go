@@ -31,7 +31,7 @@ func TestDirectRouteGetsReaper(t *testing.T) {
 	clk := clock.NewFake(t0)
 	inj := clienttest.New(clk)
 	var got []string
-	d := NewDirect(DirectOptions{Injector: inj, Clock: clk, Reaper: func(id, netns string, at time.Time) (int, error) {
+	d := NewDirect(DirectOptions{Injector: inj, Clock: clk, Reaper: func(id, netns string, _, at time.Time) (int, error) {
 		got = append(got, fmt.Sprintf("%s|%s|%s", id, netns, at.Format(time.RFC3339)))
 		return 99, nil
 	}})
@@ -53,7 +53,7 @@ func TestDirectRouteGetsReaper(t *testing.T) {
 
 func TestDirectUndoesRouteWhenReaperFails(t *testing.T) {
 	inj := clienttest.New(clock.NewFake(t0))
-	d := NewDirect(DirectOptions{Injector: inj, Reaper: func(string, string, time.Time) (int, error) {
+	d := NewDirect(DirectOptions{Injector: inj, Reaper: func(string, string, time.Time, time.Time) (int, error) {
 		return 0, errors.New("fork: resource temporarily unavailable")
 	}})
 	_, err := d.Apply(context.Background(), route("10.0.0.12"))

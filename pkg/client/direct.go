@@ -12,9 +12,10 @@ import (
 	"github.com/nfslab/nfslab/pkg/netfault"
 )
 
-// ReaperFunc starts something that heals fault id in netns at time at, even
-// after the calling process has exited. It returns the reaper's PID.
-type ReaperFunc func(id, netns string, at time.Time) (pid int, err error)
+// ReaperFunc starts something that heals fault id, created at created, in
+// netns at time at, even after the calling process has exited, and no
+// later than the fault goes. It returns the reaper's PID.
+type ReaperFunc func(id, netns string, created, at time.Time) (pid int, err error)
 
 // DirectOptions configure a Direct client.
 type DirectOptions struct {
@@ -27,8 +28,9 @@ type DirectOptions struct {
 
 // Direct is a Client that applies faults in-process through an Injector.
 // Rules expire in the kernel (-m time --datestop); routes, which have no
-// kernel expiry, get a detached reaper process. Expired leftovers are swept
-// before every List, Heal and HealAll.
+// kernel expiry, get a detached reaper process, which records itself with
+// its fault and is ended by whatever heals the fault. Expired leftovers are
+// swept before every List, Heal and HealAll.
 type Direct struct {
 	inj    netfault.Injector
 	clk    clock.Clock
@@ -83,7 +85,7 @@ func (d *Direct) Apply(ctx context.Context, spec netfault.Spec) (Applied, error)
 		a.Notes = append(a.Notes, fmt.Sprintf("the kernel stops matching it at %s (-m time --datestop); "+
 			"the next heal, status or daemon start removes the leftover rule", f.Expires.Format(time.RFC3339)))
 	} else {
-		pid, err := d.reaper(f.ID, spec.Netns, f.Expires)
+		pid, err := d.reaper(f.ID, spec.Netns, f.Created, f.Expires)
 		if err != nil {
 			// A route nobody will remove is worse than no fault: undo it.
 			herr := d.inj.Heal(context.WithoutCancel(ctx), spec.Netns, f.ID)

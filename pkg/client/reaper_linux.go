@@ -8,28 +8,26 @@ import (
 	"time"
 )
 
-// ExpireCommand is the hidden subcommand a reaper runs:
-// nfslab expire --id ID --netns NS --at RFC3339.
-const ExpireCommand = "expire"
-
-// SpawnReaper starts this executable as `nfslab expire --id ID --netns NS
-// --at T` in its own session with stdio on /dev/null, so that it outlives
-// the CLI and its terminal, and heals the fault at T.
-func SpawnReaper(id, netns string, at time.Time) (int, error) {
+// SpawnReaper starts this executable as `nfslab expire --id ID --created C
+// --netns NS --at T` in its own session with stdio on /dev/null, so that
+// it outlives the CLI and its terminal, and heals the fault at T. It lives
+// no longer than its fault: see Reaper.
+func SpawnReaper(id, netns string, created, at time.Time) (int, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return 0, fmt.Errorf("finding nfslab executable: %w", err)
 	}
-	return spawnReaper(exe, id, netns, at)
+	return spawnReaper(exe, id, netns, created, at)
 }
 
-func spawnReaper(exe, id, netns string, at time.Time) (int, error) {
+func spawnReaper(exe, id, netns string, created, at time.Time) (int, error) {
 	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
 		return 0, err
 	}
 	defer null.Close()
-	cmd := exec.Command(exe, ExpireCommand, "--id", id, "--netns", netns, "--at", at.UTC().Format(time.RFC3339Nano))
+	cmd := exec.Command(exe, ExpireCommand, "--id", id, "--created", created.UTC().Format(time.RFC3339Nano),
+		"--netns", netns, "--at", at.UTC().Format(time.RFC3339Nano))
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = null, null, null
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

@@ -32,7 +32,7 @@ func TestSpawnReaperDetaches(t *testing.T) {
 		t.Fatal(err)
 	}
 	at := t0
-	pid, err := spawnReaper(self, "f1", "labns", at)
+	pid, err := spawnReaper(self, "f1", "labns", t0.Add(-time.Minute), at)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func TestSpawnReaperDetaches(t *testing.T) {
 	if n != 3 || gotPid != pid || sid != pid || !null {
 		t.Fatalf("reaper reported %q: want pid %d as its own session leader with stdin on /dev/null", data, pid)
 	}
-	if want := "expire --id f1 --netns labns --at " + at.Format(time.RFC3339Nano); rest != want {
+	if want := "expire --id f1 --created " + t0.Add(-time.Minute).Format(time.RFC3339Nano) + " --netns labns --at " + at.Format(time.RFC3339Nano); rest != want {
 		t.Fatalf("reaper args %q, want %q", rest, want)
 	}
 }

@@ -7,10 +7,7 @@ import (
 	"time"
 )
 
-// ExpireCommand is the hidden subcommand a reaper runs.
-const ExpireCommand = "expire"
-
 // SpawnReaper is Linux-only.
-func SpawnReaper(id, netns string, at time.Time) (int, error) {
+func SpawnReaper(id, netns string, created, at time.Time) (int, error) {
 	return 0, errors.New("reaper processes need Linux")
 }

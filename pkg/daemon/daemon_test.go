@@ -154,6 +154,10 @@ func TestBadSpecIs400AndChangesNothing(t *testing.T) {
 		{netfault.Spec{Kind: "drop", Dst: "10.0.0.5", Port: 70000}, "70000"},
 		{netfault.Spec{Kind: "drop", Dst: "10.0.0.5", Proto: "sctp"}, "sctp"},
 		{netfault.Spec{Kind: "drop", Dst: "10.0.0.5", For: -3 * time.Second}, "-3s"},
+		{netfault.Spec{Kind: "unreachable", Dst: "0.0.0.0/0"}, "0.0.0.0/0"},
+		{netfault.Spec{Kind: "unreachable", Dst: "::/0"}, "::/0"},
+		{netfault.Spec{Kind: "drop", Dst: "10.0.0.5", Netns: ".."}, `".."`},
+		{netfault.Spec{Kind: "unreachable", Dst: "fe80::1%lo"}, "fe80::1%lo"},
 	} {
 		_, err := e.cli.Apply(ctx, tc.spec)
 		if !errors.Is(err, netfault.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
@@ -178,6 +182,35 @@ func TestBadSpecIs400AndChangesNothing(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 400 || !strings.Contains(string(body), "probability") {
 		t.Fatalf("unknown field: %d %s", resp.StatusCode, body)
+	}
+	// So is anything after the JSON value, on every path that reads a body.
+	for _, path := range []string{"/v1/faults", "/v1/faults/plan"} {
+		for body, want := range map[string]string{
+			`{"kind":"drop","dst":"10.0.0.5"} trailing`:                        "trailing",
+			`{"kind":"drop","dst":"10.0.0.5"}{"kind":"drop","dst":"10.0.0.6"}`: "10.0.0.6",
+		} {
+			resp, err := hc.Post("http://x"+path, "application/json", strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 400 || !strings.Contains(string(got), "after the JSON value") || !strings.Contains(string(got), want) {
+				t.Errorf("POST %s %s: %d %s, want 400 naming the trailing data", path, body, resp.StatusCode, got)
+			}
+		}
+	}
+	// Trailing white space is not data.
+	resp, err = hc.Post("http://x/v1/faults/plan", "application/json", strings.NewReader("{\"kind\":\"drop\",\"dst\":\"10.0.0.5\"}\n \n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("plan with a trailing newline: %d", resp.StatusCode)
+	}
+	if n := e.inj.Calls("Apply"); n != 0 || e.inj.Total() != 0 {
+		t.Fatalf("bad bodies reached Apply %d times, %d faults", n, e.inj.Total())
 	}
 }
 

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -431,12 +432,34 @@ func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, Health{PID: os.Getpid(), Started: s.started, Namespaces: s.managed(), Faults: n})
 }
 
+// maxBody bounds every request body the daemon reads.
+const maxBody = 1 << 16
+
+// decodeBody decodes the request body into v strictly: one JSON value of
+// at most maxBody bytes, no unknown fields, nothing after it. Every handler
+// that reads a body goes through here; a bad body wraps ErrInvalid (400).
+func decodeBody(r *http.Request, what string, v any) error {
+	body := http.MaxBytesReader(nil, r.Body, maxBody)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: decoding %s: %v", netfault.ErrInvalid, what, err)
+	}
+	var tok json.RawMessage
+	if err := dec.Decode(&tok); !errors.Is(err, io.EOF) {
+		rest, _ := io.ReadAll(io.LimitReader(io.MultiReader(dec.Buffered(), body), 40))
+		if err == nil {
+			rest = tok
+		}
+		return fmt.Errorf("%w: decoding %s: trailing data %q after the JSON value", netfault.ErrInvalid, what, bytes.TrimSpace(rest))
+	}
+	return nil
+}
+
 func decodeSpec(r *http.Request) (netfault.Spec, error) {
 	var spec netfault.Spec
-	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<16))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&spec); err != nil {
-		return spec, fmt.Errorf("%w: decoding fault spec: %v", netfault.ErrInvalid, err)
+	if err := decodeBody(r, "fault spec", &spec); err != nil {
+		return spec, err
 	}
 	spec = spec.WithDefaults()
 	if err := spec.Validate(); err != nil {

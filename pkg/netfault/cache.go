@@ -4,8 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
+
+	"github.com/nfslab/nfslab/internal/ownchain"
 )
 
 // What a Manager remembers between calls, so that a long-lived Manager
@@ -66,83 +67,13 @@ func (m *Manager) forgetTable(tk tableKey) {
 // prepareChain makes chain exist and its jump rule 1 of the built-in
 // chain, and records that in the cache.
 func (m *Manager) prepareChain(ipt IPTables, ck chainKey) error {
-	if _, err := ensureJump(ipt, ck.chain, true); err != nil {
+	if _, err := chainFor(ck.chain).EnsureJump(ipt, true); err != nil {
 		delete(m.ready, ck)
 		return err
 	}
 	m.ready[ck] = true
 	m.used[ck.tableKey] = true
 	return nil
-}
-
-// jumpsIn finds the jumps to chain in the -S lines of its built-in chain;
-// first is true when the first rule is nfslab's jump, exactly as nfslab
-// writes it, and there is no other.
-func jumpsIn(lines []string, chain string) (first bool, jumps []parsedRule) {
-	for _, l := range lines {
-		if r, ok := parseRule(l); ok && r.Target() == chain {
-			jumps = append(jumps, r)
-		}
-	}
-	if len(jumps) == 1 {
-		r, _ := parseRule(firstRule(lines))
-		first = r.Target() == chain && slices.Equal(r.Args, jumpArgs(chain))
-	}
-	return first, jumps
-}
-
-func firstRule(lines []string) string {
-	for _, l := range lines {
-		if _, ok := parseRule(l); ok {
-			return l
-		}
-	}
-	return ""
-}
-
-// ensureJump makes the jump to chain the only one and rule 1 of its
-// built-in chain. Other tools insert at the top too (e.g. an ACCEPT for
-// established connections), which would hide nfslab's rules. A jump that
-// is present and first costs one `iptables -S OUTPUT`; it also proves the
-// chain exists (the kernel refuses to delete a chain that is jumped to).
-// When create is false a missing chain is left missing and present is
-// false.
-func ensureJump(ipt IPTables, chain string, create bool) (present bool, err error) {
-	builtin := builtinFor(chain)
-	lines, err := ipt.List(TableFilter, builtin)
-	if err != nil {
-		return false, fmt.Errorf("listing %s: %w", builtin, err)
-	}
-	first, jumps := jumpsIn(lines, chain)
-	if first {
-		return true, nil
-	}
-	if len(jumps) == 0 {
-		ok, err := ipt.ChainExists(TableFilter, chain)
-		if err != nil {
-			return false, fmt.Errorf("checking chain %s: %w", chain, err)
-		}
-		if !ok {
-			if !create {
-				return false, nil
-			}
-			if err := ipt.NewChain(TableFilter, chain); err != nil {
-				// Another process may have created it in between.
-				if ok, _ := ipt.ChainExists(TableFilter, chain); !ok {
-					return false, fmt.Errorf("creating chain %s: %w", chain, err)
-				}
-			}
-		}
-	}
-	for _, j := range jumps {
-		if err := ipt.Delete(TableFilter, builtin, j.Args...); err != nil && !notExist(err) {
-			return false, fmt.Errorf("moving jump to %s: %w", chain, err)
-		}
-	}
-	if err := ipt.Insert(TableFilter, builtin, 1, jumpArgs(chain)...); err != nil {
-		return false, fmt.Errorf("adding jump from %s to %s: %w", builtin, chain, err)
-	}
-	return true, nil
 }
 
 // EnsureJumps puts nfslab's jumps back at position 1 of OUTPUT/INPUT in
@@ -191,7 +122,7 @@ func (m *Manager) EnsureJumps(ctx context.Context, netns string) error {
 			errs = append(errs, fmt.Errorf("opening %s: %w", b.Command(ck.v6), err))
 			continue
 		}
-		present, err := ensureJump(ipt, ck.chain, false)
+		present, err := chainFor(ck.chain).EnsureJump(ipt, false)
 		if err != nil || !present {
 			delete(m.ready, ck)
 		}
@@ -296,7 +227,7 @@ func (m *Manager) healKnown(netns, id string) (done bool, err error) {
 		r := af.rules[i]
 		if err := ipt.Delete(TableFilter, r.Chain, r.Args...); err != nil {
 			delete(m.ready, chainKey{tk, r.Chain})
-			if notExist(err) {
+			if ownchain.NotExist(err) {
 				return false, nil
 			}
 			return true, fmt.Errorf("healing %s: removing rule from %s: %w", id, r.Chain, err)

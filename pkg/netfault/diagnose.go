@@ -1,6 +1,7 @@
 package netfault
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io/fs"
@@ -8,6 +9,8 @@ import (
 	"path"
 	"strconv"
 	"strings"
+
+	"github.com/nfslab/nfslab/internal/ownchain"
 )
 
 // Causes reported by Diagnose.
@@ -153,10 +156,10 @@ func earlierAccept(ipt IPTables, s Spec) []Finding {
 		if err != nil {
 			continue
 		}
-		var above []parsedRule
+		var above []ownchain.Rule
 		jumped := false
 		for _, l := range lines {
-			r, ok := parseRule(l)
+			r, ok := ownchain.ParseRule(l)
 			if !ok {
 				continue
 			}
@@ -199,7 +202,7 @@ func sportMistakes(ipt IPTables, port int) []Finding {
 			continue
 		}
 		for _, l := range lines {
-			r, ok := parseRule(l)
+			r, ok := ownchain.ParseRule(l)
 			if !ok || r.Opt["--sport"] != p || r.Opt["--dport"] != p {
 				continue
 			}
@@ -229,7 +232,7 @@ func natRewrites(ipt IPTables, pfx netip.Prefix, port int, isLocal bool) []Findi
 			continue
 		}
 		for _, l := range lines {
-			r, ok := parseRule(l)
+			r, ok := ownchain.ParseRule(l)
 			if !ok || (r.Target() != "DNAT" && r.Target() != "REDIRECT") {
 				continue
 			}
@@ -244,10 +247,7 @@ func natRewrites(ipt IPTables, pfx netip.Prefix, port int, isLocal bool) []Findi
 			} else if r.Opt["--dst-type"] == "LOCAL" && !isLocal {
 				continue
 			}
-			to := r.Opt["--to-destination"]
-			if to == "" {
-				to = "local port " + r.Opt["--to-ports"]
-			}
+			to := cmp.Or(r.Opt["--to-destination"], "local port "+r.Opt["--to-ports"])
 			out = append(out, Finding{Cause: CauseNATBeforeFilter,
 				Detail: fmt.Sprintf("nat rule `-t nat -A %s %s` rewrites %s port %d to %s before filter OUTPUT sees it (podman/netavark and docker publish ports this way)", c, joinArgs(r.Args), pfx, port, to),
 				Fix:    "re-apply with --match-original (matches conntrack's original destination), or aim the fault at " + to})
@@ -353,7 +353,7 @@ func (m *Manager) localioFinding(isLocal bool, dst string) []Finding {
 func joinArgs(a []string) string {
 	q := make([]string, len(a))
 	for i, s := range a {
-		q[i] = quoteArg(s)
+		q[i] = ownchain.Quote(s)
 	}
 	return strings.Join(q, " ")
 }

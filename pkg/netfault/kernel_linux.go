@@ -3,14 +3,14 @@ package netfault
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"sync"
+	"strconv"
+	"strings"
 
 	"github.com/nfslab/nfslab/internal/netnsdo"
 
-	"github.com/coreos/go-iptables/iptables"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -29,78 +29,6 @@ func readNetFile(ns, name string) ([]byte, error) {
 		return err
 	})
 	return b, err
-}
-
-// newIPTablesFactory returns the default factory: one go-iptables value per
-// command (it runs `iptables --version` once), wrapped so each call runs
-// inside the namespace.
-func newIPTablesFactory() func(string, Backend, bool) (IPTables, error) {
-	var mu sync.Mutex
-	cache := map[string]*iptables.IPTables{}
-	return func(ns string, b Backend, v6 bool) (IPTables, error) {
-		cmd := b.Command(v6)
-		mu.Lock()
-		defer mu.Unlock()
-		ipt := cache[cmd]
-		if ipt == nil {
-			proto := iptables.ProtocolIPv4
-			if v6 {
-				proto = iptables.ProtocolIPv6
-			}
-			var err error
-			ipt, err = iptables.New(iptables.IPFamily(proto), iptables.Path(cmd), iptables.Timeout(10))
-			if err != nil {
-				return nil, err
-			}
-			cache[cmd] = ipt
-		}
-		if ns == "" {
-			return ipt, nil
-		}
-		return nsIPTables{ipt: ipt, ns: ns}, nil
-	}
-}
-
-// nsIPTables runs every call of an IPTables inside a network namespace.
-type nsIPTables struct {
-	ipt IPTables
-	ns  string
-}
-
-func (n nsIPTables) Insert(table, chain string, pos int, spec ...string) error {
-	return inNetns(n.ns, func() error { return n.ipt.Insert(table, chain, pos, spec...) })
-}
-func (n nsIPTables) Append(table, chain string, spec ...string) error {
-	return inNetns(n.ns, func() error { return n.ipt.Append(table, chain, spec...) })
-}
-func (n nsIPTables) Delete(table, chain string, spec ...string) error {
-	return inNetns(n.ns, func() error { return n.ipt.Delete(table, chain, spec...) })
-}
-func (n nsIPTables) Exists(table, chain string, spec ...string) (ok bool, err error) {
-	err = inNetns(n.ns, func() error { ok, err = n.ipt.Exists(table, chain, spec...); return err })
-	return ok, err
-}
-func (n nsIPTables) List(table, chain string) (out []string, err error) {
-	err = inNetns(n.ns, func() error { out, err = n.ipt.List(table, chain); return err })
-	return out, err
-}
-func (n nsIPTables) ListWithCounters(table, chain string) (out []string, err error) {
-	err = inNetns(n.ns, func() error { out, err = n.ipt.ListWithCounters(table, chain); return err })
-	return out, err
-}
-func (n nsIPTables) ListChains(table string) (out []string, err error) {
-	err = inNetns(n.ns, func() error { out, err = n.ipt.ListChains(table); return err })
-	return out, err
-}
-func (n nsIPTables) ChainExists(table, chain string) (ok bool, err error) {
-	err = inNetns(n.ns, func() error { ok, err = n.ipt.ChainExists(table, chain); return err })
-	return ok, err
-}
-func (n nsIPTables) NewChain(table, chain string) error {
-	return inNetns(n.ns, func() error { return n.ipt.NewChain(table, chain) })
-}
-func (n nsIPTables) DeleteChain(table, chain string) error {
-	return inNetns(n.ns, func() error { return n.ipt.DeleteChain(table, chain) })
 }
 
 // newRouteHandle opens a netlink handle in ns ("" = the caller's).
@@ -125,25 +53,67 @@ func routeGone(err error) bool {
 	return errors.Is(err, unix.ESRCH) || errors.Is(err, unix.ENOENT)
 }
 
-// detectBackends returns the machine's iptables and, if it is a different
-// program, iptables-legacy.
-func detectBackends() []Backend {
-	var out []Backend
-	main, err := exec.LookPath("iptables")
-	mainReal := ""
-	if err == nil {
-		mainReal, _ = filepath.EvalSymlinks(main)
-		name := "nft"
-		if filepath.Base(mainReal) == "xtables-legacy-multi" || filepath.Base(mainReal) == "iptables-legacy" {
-			name = "legacy"
-		}
-		out = append(out, Backend{Name: name, IPv4: "iptables", IPv6: "ip6tables", Legacy: name == "legacy"})
+// netnsID names a network namespace by the device and inode of its nsfs
+// file: /run/netns/NAME, or this thread's own namespace for "". A name
+// whose file is not a mounted namespace is an error wrapping
+// fs.ErrNotExist.
+func netnsID(name string) (string, error) {
+	p := "/proc/thread-self/ns/net"
+	if name != "" {
+		p = filepath.Join("/run/netns", name)
 	}
-	if leg, err := exec.LookPath("iptables-legacy"); err == nil {
-		legReal, _ := filepath.EvalSymlinks(leg)
-		if legReal != mainReal {
-			out = append(out, Backend{Name: "legacy", IPv4: "iptables-legacy", IPv6: "ip6tables-legacy", Legacy: true})
-		}
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(p, &sfs); err != nil {
+		return "", &fs.PathError{Op: "statfs", Path: p, Err: err}
 	}
-	return out
+	if sfs.Type != unix.NSFS_MAGIC {
+		return "", &fs.PathError{Op: "statfs", Path: p, Err: fmt.Errorf("not a mounted network namespace: %w", fs.ErrNotExist)}
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(p, &st); err != nil {
+		return "", &fs.PathError{Op: "stat", Path: p, Err: err}
+	}
+	return fmt.Sprintf("net-%d-%d", st.Dev, st.Ino), nil
+}
+
+// procfs identifies processes by /proc/PID/stat and ends them with SIGTERM.
+type procfs struct{}
+
+func (procfs) Identify(pid int) (Proc, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return Proc{}, err
+	}
+	// The command name (field 2) may hold spaces and parentheses: the
+	// fields after it start behind the last ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return Proc{}, fmt.Errorf("/proc/%d/stat: no command name", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 {
+		return Proc{}, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
+	}
+	start, err := strconv.ParseUint(f[19], 10, 64) // field 22, starttime
+	if err != nil {
+		return Proc{}, fmt.Errorf("/proc/%d/stat: start time %q: %w", pid, f[19], err)
+	}
+	return Proc{PID: pid, Start: start}, nil
+}
+
+func (p procfs) End(want Proc) error {
+	if want.PID <= 1 {
+		return nil
+	}
+	cur, err := p.Identify(want.PID)
+	if errors.Is(err, fs.ErrNotExist) || (err == nil && cur.Start != want.Start) {
+		return nil // gone, or the PID now belongs to another process
+	}
+	if err != nil {
+		return err
+	}
+	if err := unix.Kill(want.PID, unix.SIGTERM); err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("ending process %d: %w", want.PID, err)
+	}
+	return nil
 }

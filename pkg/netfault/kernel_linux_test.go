@@ -2,8 +2,10 @@ package netfault_test
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"net/netip"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -570,4 +572,108 @@ func TestKernelLongLivedRecovers(t *testing.T) {
 	}
 	nothingLeft(t, p.Client)
 	testnet.MustExec(t, p.Client, "iptables", "-D", "OUTPUT", "-m", "conntrack", "--ctstate", "ESTABLISHED", "-j", "ACCEPT")
+}
+
+// TestKernelRouteIDsV6: each IPv6 route fault carries its own ID in the
+// kernel (the window metric), so two faults on one prefix are told apart
+// and a Manager without state finds the right ID.
+func TestKernelRouteIDsV6(t *testing.T) {
+	p, m := kernelSetup(t)
+	ctx := context.Background()
+	spec := netfault.Spec{Kind: netfault.KindUnreachable, Dst: "fd00:77::/64", Netns: p.Client, For: time.Minute}.WithDefaults()
+	seen := map[string]bool{}
+	for range 3 {
+		f, err := m.Apply(ctx, spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[f.ID] {
+			t.Fatalf("ID %s given twice on one prefix", f.ID)
+		}
+		seen[f.ID] = true
+		var tag uint64
+		if _, err := fmt.Sscanf(f.ID, "%08x", &tag); err != nil {
+			t.Fatal(err)
+		}
+		out := testnet.MustExec(t, p.Client, "ip", "-6", "route", "show", "proto", "73")
+		if !strings.Contains(out, "fd00:77::/64") || !strings.Contains(out, fmt.Sprintf("window %d", tag)) {
+			t.Fatalf("route of %s does not carry its ID (window %d):\n%s", f.ID, tag, out)
+		}
+		stateless, err := netfault.NewManager(netfault.Options{StateDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g := faultByID(t, stateless, p.Client, f.ID); g.Spec.Dst != "fd00:77::/64" {
+			t.Fatalf("found from the kernel alone: %+v", g)
+		}
+		if err := m.Heal(ctx, p.Client, f.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nothingLeft(t, p.Client)
+}
+
+// TestKernelStatePerNamespace: two namespaces keep their records apart in
+// one state directory, each under its namespace's inode.
+func TestKernelStatePerNamespace(t *testing.T) {
+	p, _ := kernelSetup(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	m, err := netfault.NewManager(netfault.Options{StateDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range []string{p.Client, p.Server} {
+		t.Cleanup(func() {
+			if _, err := m.HealAll(context.Background(), ns); err != nil {
+				t.Errorf("final heal in %s: %v", ns, err)
+			}
+		})
+		f, err := m.Apply(ctx, netfault.Spec{Kind: netfault.KindDrop, Dst: "10.0.0.5", Port: 2049, Netns: ns, Label: ns}.WithDefaults())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ino := strings.TrimSpace(testnet.MustExec(t, ns, "stat", "-L", "-c", "%i", "/proc/self/ns/net"))
+		recs, _ := filepath.Glob(filepath.Join(dir, "net-*-"+ino, f.ID+".json"))
+		if len(recs) != 1 {
+			all, _ := filepath.Glob(filepath.Join(dir, "*", "*"))
+			t.Fatalf("record of %s not under the inode %s of %s: %v", f.ID, ino, ns, all)
+		}
+		if g := faultByID(t, m, ns, f.ID); g.Spec.Label != ns || g.Created.IsZero() {
+			t.Fatalf("record of %s in %s: %+v", f.ID, ns, g)
+		}
+	}
+	for _, ns := range []string{p.Client, p.Server} {
+		if fs, _ := m.List(ctx, ns); len(fs) != 1 || fs[0].Spec.Label != ns {
+			t.Fatalf("%s lists %+v", ns, fs)
+		}
+	}
+}
+
+// TestKernelZoneBindsInterface: a zoned link-local destination becomes
+// -o/-i IFACE in the kernel, status reads the zone back from the rule, and
+// heal by spec removes it.
+func TestKernelZoneBindsInterface(t *testing.T) {
+	p, m := kernelSetup(t)
+	ctx := context.Background()
+	f, err := m.Apply(ctx, netfault.Spec{Kind: netfault.KindDrop, Dst: "fe80::1%lo", Port: 2049, Dir: netfault.DirBoth, Netns: p.Client, For: time.Minute}.WithDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	save := testnet.MustExec(t, p.Client, "ip6tables-save")
+	if !regexp.MustCompile(`-A NFSLAB-OUTPUT -d fe80::1/128 -o lo .*nfslab:`+f.ID).MatchString(save) ||
+		!regexp.MustCompile(`-A NFSLAB-INPUT -s fe80::1/128 -i lo .*nfslab:`+f.ID).MatchString(save) {
+		t.Fatalf("rules not bound to lo:\n%s", save)
+	}
+	stateless, err := netfault.NewManager(netfault.Options{StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := faultByID(t, stateless, p.Client, f.ID); g.Spec.Dst != "fe80::1%lo" || g.Spec.Dir != netfault.DirBoth {
+		t.Fatalf("read back from the kernel: %+v", g.Spec)
+	}
+	if err := m.Heal(ctx, p.Client, f.ID); err != nil {
+		t.Fatal(err)
+	}
+	nothingLeft(t, p.Client)
 }

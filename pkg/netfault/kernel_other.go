@@ -8,14 +8,15 @@ var errUnsupported = errors.New("network faults need Linux")
 
 func readNetFile(string, string) ([]byte, error) { return nil, errUnsupported }
 
-func newIPTablesFactory() func(string, Backend, bool) (IPTables, error) {
-	return func(string, Backend, bool) (IPTables, error) { return nil, errUnsupported }
-}
-
 func newRouteHandle(string) (RouteHandle, error) { return nil, errUnsupported }
 
 func routeGone(error) bool { return false }
 
 func dumpInterrupted(error) bool { return false }
 
-func detectBackends() []Backend { return nil }
+func netnsID(string) (string, error) { return "", errUnsupported }
+
+type procfs struct{}
+
+func (procfs) Identify(int) (Proc, error) { return Proc{}, errUnsupported }
+func (procfs) End(Proc) error             { return errUnsupported }

@@ -1,6 +1,7 @@
 package netfault
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/nfslab/nfslab/internal/ownchain"
 	"github.com/nfslab/nfslab/pkg/clock"
 )
 
@@ -44,9 +46,7 @@ func NewManager(opts Options) (*Manager, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	if opts.StateDir == "" {
-		opts.StateDir = DefaultStateDir
-	}
+	opts.StateDir = cmp.Or(opts.StateDir, DefaultStateDir)
 	if opts.RootFS == nil {
 		opts.RootFS = os.DirFS("/")
 	}
@@ -54,13 +54,19 @@ func NewManager(opts Options) (*Manager, error) {
 		opts.NetFile = readNetFile
 	}
 	if opts.IPTablesFactory == nil {
-		opts.IPTablesFactory = newIPTablesFactory()
+		opts.IPTablesFactory = ownchain.NewFactory()
+	}
+	if opts.NetnsID == nil {
+		opts.NetnsID = netnsID
+	}
+	if opts.Processes == nil {
+		opts.Processes = procfs{}
 	}
 	if opts.RouteHandleFactory == nil {
 		opts.RouteHandleFactory = newRouteHandle
 	}
 	if len(opts.Backends) == 0 {
-		opts.Backends = detectBackends()
+		opts.Backends = ownchain.DetectBackends()
 	}
 	if len(opts.Backends) == 0 {
 		return nil, errors.New("no iptables found on PATH (need iptables or iptables-legacy)")
@@ -75,7 +81,7 @@ func newID() (string, error) {
 		return "", fmt.Errorf("making fault id: %w", err)
 	}
 	if b[0]|b[1]|b[2]|b[3] == 0 {
-		b[3] = 1 // realm 0 means "none"
+		b[3] = 1 // a realm or window of 0 means "no tag"
 	}
 	return hex.EncodeToString(b), nil
 }
@@ -115,12 +121,12 @@ func (m *Manager) plan(id string, spec Spec, now time.Time) (Plan, error) {
 		if !seen[r.Chain] {
 			seen[r.Chain] = true
 			p.Rules = append(p.Rules,
-				renderCommand(spec.Netns, cmd, []string{"-t", TableFilter, "-N", r.Chain})+"  # if missing",
-				renderCommand(spec.Netns, cmd, append([]string{"-t", TableFilter, "-I", builtinFor(r.Chain), "1"}, jumpArgs(r.Chain)...))+"  # unless already first")
+				ownchain.Command(spec.Netns, cmd, []string{"-t", TableFilter, "-N", r.Chain})+"  # if missing",
+				ownchain.Command(spec.Netns, cmd, append([]string{"-t", TableFilter, "-I", builtinFor(r.Chain), "1"}, chainFor(r.Chain).JumpArgs()...))+"  # unless already first")
 		}
 	}
 	for _, r := range rules {
-		p.Rules = append(p.Rules, renderCommand(spec.Netns, cmd, append([]string{"-t", TableFilter, "-A", r.Chain}, r.Args...)))
+		p.Rules = append(p.Rules, ownchain.Command(spec.Netns, cmd, append([]string{"-t", TableFilter, "-A", r.Chain}, r.Args...)))
 	}
 	return p, nil
 }
@@ -130,26 +136,13 @@ func (m *Manager) Apply(ctx context.Context, spec Spec) (Fault, error) {
 	if err := spec.Validate(); err != nil {
 		return Fault{}, err
 	}
-	if spec.For == 0 {
-		spec.For = DefaultLifetime
-	}
+	spec.For = cmp.Or(spec.For, DefaultLifetime)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.clk.Now().UTC()
 	id, err := newID()
 	if err != nil {
 		return Fault{}, err
-	}
-	var pfxErr error
-	if !spec.IsRule() {
-		p, err := spec.Prefix()
-		pfxErr = err
-		if err == nil && p.Addr().Is6() {
-			id = routeID6(p)
-		}
-	}
-	if pfxErr != nil {
-		return Fault{}, pfxErr
 	}
 	f := Fault{ID: id, Spec: spec, Created: now, Expires: expiryFor(now, spec.For), Counted: spec.IsRule()}
 	// State first: a crash before the kernel objects exist leaves a stale
@@ -192,7 +185,7 @@ func (m *Manager) applyRules(id string, spec Spec, expires time.Time) (appliedFa
 	var done []ruleSpec
 	rollback := func() {
 		for i := len(done) - 1; i >= 0; i-- {
-			if err := ipt.Delete(TableFilter, done[i].Chain, done[i].Args...); err != nil && !notExist(err) {
+			if err := ipt.Delete(TableFilter, done[i].Chain, done[i].Args...); err != nil && !ownchain.NotExist(err) {
 				m.log.Warn("rolling back rule", "id", id, "err", err)
 			}
 		}
@@ -209,7 +202,7 @@ func (m *Manager) applyRules(id string, spec Spec, expires time.Time) (appliedFa
 			}
 		}
 		err := ipt.Append(TableFilter, r.Chain, r.Args...)
-		if err != nil && cached && notExist(err) {
+		if err != nil && cached && ownchain.NotExist(err) {
 			// The chain was removed behind this Manager's back.
 			m.log.Info("nfslab chain gone, setting it up again", "chain", r.Chain, "netns", spec.Netns, "err", err)
 			if perr := m.prepareChain(ipt, ck); perr != nil {
@@ -228,52 +221,17 @@ func (m *Manager) applyRules(id string, spec Spec, expires time.Time) (appliedFa
 }
 
 // cleanupChains removes those of nfslab's chains that hold no rule, with
-// their jumps, and forgets them in the cache. A chain that does not exist
-// fails the listing and is skipped.
+// their jumps; removed reports whether any is gone (the caller forgets it
+// in the cache).
 func (m *Manager) cleanupChains(ipt IPTables, chains ...string) (removed bool) {
-	for _, chain := range chains {
-		lines, err := ipt.List(TableFilter, chain)
+	for _, name := range chains {
+		gone, err := chainFor(name).RemoveIfEmpty(ipt)
 		if err != nil {
-			continue
+			m.log.Warn("removing empty chain", "chain", name, "err", err)
 		}
-		empty := true
-		for _, l := range lines {
-			if _, ok := parseRule(l); ok {
-				empty = false
-			}
-		}
-		if !empty {
-			continue
-		}
-		if err := removeJumps(ipt, chain); err != nil {
-			m.log.Warn("removing jump", "chain", chain, "err", err)
-			continue
-		}
-		if err := ipt.DeleteChain(TableFilter, chain); err != nil && !notExist(err) {
-			m.log.Warn("removing chain", "chain", chain, "err", err)
-			continue
-		}
-		removed = true
+		removed = removed || gone
 	}
 	return removed
-}
-
-func removeJumps(ipt IPTables, chain string) error {
-	builtin := builtinFor(chain)
-	lines, err := ipt.List(TableFilter, builtin)
-	if err != nil {
-		return err
-	}
-	for _, l := range lines {
-		r, ok := parseRule(l)
-		if !ok || r.Target() != chain {
-			continue
-		}
-		if err := ipt.Delete(TableFilter, builtin, r.Args...); err != nil && !notExist(err) {
-			return fmt.Errorf("removing jump from %s to %s: %w", builtin, chain, err)
-		}
-	}
-	return nil
 }
 
 func (m *Manager) applyRoute(id string, spec Spec) error {
@@ -298,7 +256,7 @@ type located struct {
 	ipt     IPTables
 	backend string
 	v6      bool
-	rule    parsedRule
+	rule    ownchain.Rule
 }
 
 type entry struct {
@@ -370,12 +328,12 @@ func (m *Manager) scan(ctx context.Context, netns string) (*inventory, error) {
 					continue
 				}
 				for _, l := range lines {
-					r, ok := parseRule(l)
+					r, ok := ownchain.ParseRule(l)
 					if !ok {
 						continue
 					}
 					loc := located{ipt: ipt, backend: b.Name, v6: v6, rule: r}
-					if id := r.ID(); id != "" {
+					if id := ruleID(r); id != "" {
 						e := inv.get(id)
 						e.rules = append(e.rules, loc)
 					} else {
@@ -395,10 +353,7 @@ func (m *Manager) scan(ctx context.Context, netns string) (*inventory, error) {
 			errs = append(errs, err)
 		}
 		for _, r := range routes {
-			id := routeIDOf(r)
-			if id == "" {
-				id = "route-" + r.Dst.String()
-			}
+			id := cmp.Or(routeIDOf(r), "route-"+r.Dst.String())
 			e := inv.get(id)
 			e.routes = append(e.routes, r)
 		}
@@ -441,8 +396,8 @@ func (m *Manager) legacyPresent(netns string, v6 bool) bool {
 	if err != nil {
 		return false
 	}
-	for _, l := range splitLines(string(b)) {
-		if l == TableFilter {
+	for l := range strings.Lines(string(b)) {
+		if strings.TrimSpace(l) == TableFilter {
 			return true
 		}
 	}
@@ -452,7 +407,7 @@ func (m *Manager) legacyPresent(netns string, v6 bool) bool {
 // fault turns an inventory entry into a Fault.
 func (e *entry) fault(netns string) Fault {
 	f := Fault{ID: e.id}
-	var parsed []parsedRule
+	var parsed []ownchain.Rule
 	for _, l := range e.rules {
 		parsed = append(parsed, l.rule)
 		f.Packets += l.rule.Packets
@@ -514,7 +469,7 @@ func (m *Manager) removeEntry(inv *inventory, e *entry) error {
 	for i := len(e.rules) - 1; i >= 0; i-- {
 		l := e.rules[i]
 		inv.touched[l.ipt] = true
-		if err := l.ipt.Delete(TableFilter, l.rule.Chain, l.rule.Args...); err != nil && !notExist(err) {
+		if err := l.ipt.Delete(TableFilter, l.rule.Chain, l.rule.Args...); err != nil && !ownchain.NotExist(err) {
 			errs = append(errs, fmt.Errorf("removing rule of %s from %s: %w", e.id, l.rule.Chain, err))
 		}
 	}
@@ -568,6 +523,10 @@ func (m *Manager) finish(inv *inventory, all bool) {
 func (m *Manager) Heal(ctx context.Context, netns, id string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.heal(ctx, netns, id)
+}
+
+func (m *Manager) heal(ctx context.Context, netns, id string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -663,7 +622,7 @@ func (m *Manager) removeStrays(inv *inventory) error {
 	for i := len(inv.strays) - 1; i >= 0; i-- {
 		l := inv.strays[i]
 		inv.touched[l.ipt] = true
-		if err := l.ipt.Delete(TableFilter, l.rule.Chain, l.rule.Args...); err != nil && !notExist(err) {
+		if err := l.ipt.Delete(TableFilter, l.rule.Chain, l.rule.Args...); err != nil && !ownchain.NotExist(err) {
 			errs = append(errs, fmt.Errorf("removing untagged rule from %s: %w", l.rule.Chain, err))
 		}
 	}
@@ -707,28 +666,4 @@ func (m *Manager) Sweep(ctx context.Context, netns string) ([]string, error) {
 	}
 	sort.Strings(ids)
 	return ids, errors.Join(errs...)
-}
-
-func splitLines(s string) []string {
-	var out []string
-	start := 0
-	for i := 0; i <= len(s); i++ {
-		if i == len(s) || s[i] == '\n' {
-			if l := trimSpace(s[start:i]); l != "" {
-				out = append(out, l)
-			}
-			start = i + 1
-		}
-	}
-	return out
-}
-
-func trimSpace(s string) string {
-	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t' || s[0] == '\r') {
-		s = s[1:]
-	}
-	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t' || s[len(s)-1] == '\r') {
-		s = s[:len(s)-1]
-	}
-	return s
 }

@@ -2,7 +2,6 @@ package netfault
 
 import (
 	"fmt"
-	"hash/fnv"
 	"net"
 	"net/netip"
 
@@ -44,25 +43,25 @@ func routeTypeName(n int) RouteType {
 	return RouteType(fmt.Sprintf("type-%d", n))
 }
 
-// routeID6 is the ID of an IPv6 route fault. IPv6 routes cannot carry a
-// realm (the kernel ignores RTA_FLOW for them), so the ID is derived from
-// the prefix: the kernel holds at most one such route per prefix in the
-// main table, and the ID can be recomputed after a crash.
-func routeID6(p netip.Prefix) string {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte("nfslab-route6|" + p.String()))
-	return fmt.Sprintf("%08x", h.Sum32())
-}
-
-// routeFor builds the route of an unreachable fault. IPv4 routes carry the
-// 32-bit fault ID in their realm (RTA_FLOW).
+// routeFor builds the route of an unreachable fault, tagged with the
+// fault's 32-bit ID so that each fault is told apart from any other on the
+// same prefix. IPv4 routes carry it in their realm (RTA_FLOW). IPv6 routes
+// cannot (the kernel ignores RTA_FLOW there), so they carry it in the
+// RTAX_WINDOW metric: a TCP window clamp, which the kernel keeps and dumps
+// with the route but never consults on a reject route (connect fails before
+// any window is chosen). Neither is part of the route's key, so the kernel
+// still holds one route per prefix.
 //
 // Equivalent to: `ip route add unreachable 10.0.0.5/32 proto 73 realm ID`
-// (IPv6: `ip -6 route add unreachable fd00::5/128 proto 73`).
+// (IPv6: `ip -6 route add unreachable fd00::5/128 proto 73 window ID`).
 func routeFor(id string, s Spec) (*netlink.Route, error) {
 	p, err := s.Prefix()
 	if err != nil {
 		return nil, err
+	}
+	var tag uint32
+	if _, err := fmt.Sscanf(id, "%08x", &tag); err != nil || !isFaultID(id) {
+		return nil, fmt.Errorf("fault id %q is not 8 hex digits", id)
 	}
 	r := &netlink.Route{
 		Dst:      &net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())},
@@ -73,12 +72,9 @@ func routeFor(id string, s Spec) (*netlink.Route, error) {
 	}
 	if p.Addr().Is6() {
 		r.Family = familyV6
+		r.Window = int(tag)
 	} else {
-		var realm uint32
-		if _, err := fmt.Sscanf(id, "%08x", &realm); err != nil {
-			return nil, fmt.Errorf("fault id %q is not 8 hex digits: %w", id, err)
-		}
-		r.Realm = int(realm)
+		r.Realm = int(tag)
 	}
 	return r, nil
 }
@@ -105,8 +101,8 @@ func routeIDOf(r netlink.Route) string {
 	if p.Addr().Is4() && r.Realm != 0 {
 		return fmt.Sprintf("%08x", uint32(r.Realm))
 	}
-	if p.Addr().Is6() {
-		return routeID6(p)
+	if p.Addr().Is6() && r.Window != 0 {
+		return fmt.Sprintf("%08x", uint32(r.Window))
 	}
 	return ""
 }
@@ -124,6 +120,9 @@ func routeCommand(netns string, r *netlink.Route) string {
 	s := fmt.Sprintf("%s route add %s %s proto %d", cmd, routeTypeName(r.Type), p, RouteProtocol)
 	if r.Realm != 0 {
 		s += fmt.Sprintf(" realm 0x%08x", uint32(r.Realm))
+	}
+	if r.Window != 0 {
+		s += fmt.Sprintf(" window 0x%08x", uint32(r.Window))
 	}
 	return s
 }

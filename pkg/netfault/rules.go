@@ -1,11 +1,13 @@
 package netfault
 
 import (
-	"fmt"
+	"cmp"
 	"net/netip"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nfslab/nfslab/internal/ownchain"
 )
 
 // Names of nfslab's kernel objects.
@@ -42,17 +44,16 @@ type ruleSpec struct {
 	Args  []string
 }
 
-func jumpArgs(chain string) []string {
-	return []string{"-m", "comment", "--comment", JumpComment, "-j", chain}
+// chainFor is nfslab's chain name in the filter table, jumped to from its
+// built-in chain.
+func chainFor(name string) ownchain.Chain {
+	return ownchain.Chain{Table: TableFilter, Name: name, Builtin: builtinFor(name), Comment: JumpComment}
 }
 
 // expiryFor rounds the end of a lifetime up to a whole second, the
 // granularity of -m time.
 func expiryFor(created time.Time, life time.Duration) time.Time {
-	if life == 0 {
-		life = DefaultLifetime
-	}
-	e := created.Add(life)
+	e := created.Add(cmp.Or(life, DefaultLifetime))
 	if t := e.Truncate(time.Second); !t.Equal(e) {
 		e = t.Add(time.Second)
 	}
@@ -100,6 +101,15 @@ func renderRules(id string, s Spec, expires time.Time) ([]ruleSpec, error) {
 				a = append(a, "-d", addrArg(pfx))
 			}
 		}
+		// The zone of a link-local destination names the interface: the
+		// rule matches only there, as the address means only there.
+		if z := s.Zone(); z != "" {
+			if in {
+				a = append(a, "-i", z)
+			} else {
+				a = append(a, "-o", z)
+			}
+		}
 		a = append(a, "-p", s.Proto)
 		if s.MatchOriginal {
 			a = append(a, "-m", "conntrack", "--ctorigdst", ctAddrArg(pfx))
@@ -142,110 +152,20 @@ func renderRules(id string, s Spec, expires time.Time) ([]ruleSpec, error) {
 	return out, nil
 }
 
-// splitRule splits one line of `iptables -S` output into arguments,
-// honouring the double quotes iptables puts around comments.
-func splitRule(line string) []string {
-	var out []string
-	var cur strings.Builder
-	inQ, have := false, false
-	for i := 0; i < len(line); i++ {
-		c := line[i]
-		switch {
-		case c == '\\' && inQ && i+1 < len(line):
-			i++
-			cur.WriteByte(line[i])
-		case c == '"':
-			inQ = !inQ
-			have = true
-		case c == ' ' && !inQ:
-			if have || cur.Len() > 0 {
-				out = append(out, cur.String())
-				cur.Reset()
-				have = false
-			}
-		default:
-			cur.WriteByte(c)
-		}
-	}
-	if have || cur.Len() > 0 {
-		out = append(out, cur.String())
-	}
-	return out
-}
-
-// quoteArg quotes an argument the way iptables -S does.
-func quoteArg(a string) string {
-	if a == "" || strings.ContainsAny(a, " \"\\'") {
-		return strconv.Quote(a)
-	}
-	return a
-}
-
-// parsedRule is one `-A CHAIN ...` line taken apart.
-type parsedRule struct {
-	Chain          string
-	Args           []string // the rule spec without -A CHAIN and -c
-	Packets, Bytes uint64
-	Counted        bool
-	Comment        string
-	Opt            map[string]string // last value of each --option / -x
-	Has            map[string]bool   // flags present, e.g. "-m statistic"
-}
-
-// ID returns the fault ID from an nfslab:<id> comment, or "".
-func (r parsedRule) ID() string {
+// ruleID returns the fault ID from a rule's nfslab:<id> comment, or "".
+func ruleID(r ownchain.Rule) string {
 	if strings.HasPrefix(r.Comment, CommentPrefix) {
 		return strings.TrimPrefix(r.Comment, CommentPrefix)
 	}
 	return ""
 }
 
-// Target is the -j target.
-func (r parsedRule) Target() string { return r.Opt["-j"] }
-
-// parseRule parses one line of `iptables [-v] -S`. ok is false for lines
-// that are not rules (-P, -N).
-func parseRule(line string) (parsedRule, bool) {
-	f := splitRule(strings.TrimSpace(line))
-	if len(f) < 2 || f[0] != "-A" {
-		return parsedRule{}, false
-	}
-	r := parsedRule{Chain: f[1], Opt: map[string]string{}, Has: map[string]bool{}}
-	for i := 2; i < len(f); i++ {
-		a := f[i]
-		if a == "-c" && i+2 < len(f) {
-			p, err1 := strconv.ParseUint(f[i+1], 10, 64)
-			b, err2 := strconv.ParseUint(f[i+2], 10, 64)
-			if err1 == nil && err2 == nil {
-				r.Packets, r.Bytes, r.Counted = p, b, true
-				i += 2
-				continue
-			}
-		}
-		r.Args = append(r.Args, a)
-		if strings.HasPrefix(a, "-") && i+1 < len(f) && !strings.HasPrefix(f[i+1], "-") {
-			v := f[i+1]
-			if a == "-m" {
-				r.Has["-m "+v] = true
-			}
-			r.Opt[a] = v
-			if a == "--comment" && r.Comment == "" {
-				r.Comment = v
-			}
-			r.Args = append(r.Args, v)
-			i++
-			continue
-		}
-		r.Has[a] = true
-	}
-	return r, true
-}
-
 // specFromRules rebuilds what can be known of a fault's Spec from its
 // rules alone (the kernel copy); the state file adds label and lifetime.
-func specFromRules(rules []parsedRule, netns string) (Spec, time.Time) {
+func specFromRules(rules []ownchain.Rule, netns string) (Spec, time.Time) {
 	var s Spec
 	var expires time.Time
+	var zone string
 	out, in := false, false
 	for _, r := range rules {
 		if r.Chain == ChainIn {
@@ -271,6 +191,11 @@ func specFromRules(rules []parsedRule, netns string) (Spec, time.Time) {
 			s.Dst = r.Opt["-d"]
 			s.Port, _ = strconv.Atoi(r.Opt["--dport"])
 		}
+		if r.Chain == ChainIn {
+			zone = cmp.Or(r.Opt["-i"], zone)
+		} else {
+			zone = cmp.Or(r.Opt["-o"], zone)
+		}
 		if v, ok := r.Opt["--probability"]; ok {
 			if p, err := strconv.ParseFloat(v, 64); err == nil {
 				// The kernel keeps 32 bits: 0.8 reads back as 0.79999999981.
@@ -293,25 +218,11 @@ func specFromRules(rules []parsedRule, netns string) (Spec, time.Time) {
 	}
 	if p, err := (Spec{Dst: s.Dst}).Prefix(); err == nil {
 		if p.IsSingleIP() {
-			s.Dst = p.Addr().String()
+			s.Dst = p.Addr().WithZone(zone).String()
 		} else {
 			s.Dst = p.String()
 		}
 	}
 	s.Netns = netns
 	return s, expires
-}
-
-// renderCommand writes an iptables invocation the way a user would type it.
-func renderCommand(netns, cmd string, args []string) string {
-	var b strings.Builder
-	if netns != "" {
-		fmt.Fprintf(&b, "ip netns exec %s ", netns)
-	}
-	b.WriteString(cmd)
-	for _, a := range args {
-		b.WriteByte(' ')
-		b.WriteString(quoteArg(a))
-	}
-	return b.String()
 }

@@ -1,30 +1,19 @@
 package netfault
 
 import (
-	"errors"
 	"io/fs"
 	"log/slog"
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/nfslab/nfslab/internal/ownchain"
 	"github.com/nfslab/nfslab/pkg/clock"
 )
 
 // IPTables is the part of *iptables.IPTables (github.com/coreos/go-iptables)
 // that nfslab uses. Each value acts in one network namespace, one address
 // family and one backend (nft or legacy).
-type IPTables interface {
-	Insert(table, chain string, pos int, rulespec ...string) error
-	Append(table, chain string, rulespec ...string) error
-	Delete(table, chain string, rulespec ...string) error
-	Exists(table, chain string, rulespec ...string) (bool, error)
-	List(table, chain string) ([]string, error)
-	ListWithCounters(table, chain string) ([]string, error)
-	ListChains(table string) ([]string, error)
-	ChainExists(table, chain string) (bool, error)
-	NewChain(table, chain string) error
-	DeleteChain(table, chain string) error
-}
+type IPTables = ownchain.IPTables
 
 // RouteHandle is the part of *netlink.Handle (github.com/vishvananda/netlink)
 // that nfslab uses; one handle acts in one network namespace.
@@ -37,23 +26,7 @@ type RouteHandle interface {
 }
 
 // Backend is one iptables implementation: the commands for IPv4 and IPv6.
-type Backend struct {
-	Name string // "nft" or "legacy"
-	IPv4 string // e.g. "iptables" or "iptables-legacy"
-	IPv6 string // e.g. "ip6tables" or "ip6tables-legacy"
-	// Legacy backends are only consulted in a namespace that already has
-	// legacy tables (/proc/net/ip_tables_names): merely listing them would
-	// create tables and make iptables-nft print warnings.
-	Legacy bool
-}
-
-// Command returns the command for the address family.
-func (b Backend) Command(v6 bool) string {
-	if v6 {
-		return b.IPv6
-	}
-	return b.IPv4
-}
+type Backend = ownchain.Backend
 
 // Options configure a Manager. Zero values give the real kernel.
 type Options struct {
@@ -89,14 +62,11 @@ type Options struct {
 	// RootFS is the host file system, used by Diagnose for /proc/PID/fd and
 	// /sys/module/nfs; default os.DirFS("/").
 	RootFS fs.FS
-}
-
-// notExist reports whether err says the rule, chain or route is already
-// gone: go-iptables' *iptables.Error and the fakes implement IsNotExist.
-func notExist(err error) bool {
-	var ne interface{ IsNotExist() bool }
-	if errors.As(err, &ne) && ne.IsNotExist() {
-		return true
-	}
-	return errors.Is(err, fs.ErrNotExist)
+	// NetnsID names a namespace by its identity, for the state directory:
+	// "" is the caller's own. Default: "net-DEV-INO" of the nsfs inode of
+	// /proc/thread-self/ns/net or /run/netns/NAME.
+	NetnsID func(netns string) (string, error)
+	// Processes finds and ends recorded reapers; default /proc and
+	// SIGTERM.
+	Processes Processes
 }

@@ -1,6 +1,7 @@
 package netfault
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -80,24 +81,22 @@ type Spec struct {
 	// (conntrack --ctorigdst/--ctorigdstport) so a fault aimed at a DNATed
 	// address such as localhost:2049 still bites. Rule faults only.
 	MatchOriginal bool `json:"match_original,omitempty"`
+	// Force allows a fault that covers every destination (a /0 prefix)
+	// in the caller's own namespace, where it would cut the machine off
+	// (SSH included). Not needed with Netns.
+	Force bool `json:"force,omitempty"`
 }
 
 // WithDefaults returns s with defaults filled in for unset fields.
 func (s Spec) WithDefaults() Spec {
 	if s.Kind == KindDrop || s.Kind == KindReject {
-		if s.Proto == "" {
-			s.Proto = DefaultProto
-		}
-		if s.Dir == "" {
-			s.Dir = DirOut
-		}
+		s.Proto = cmp.Or(s.Proto, DefaultProto)
+		s.Dir = cmp.Or(s.Dir, DirOut)
 	}
-	if s.Kind == KindUnreachable && s.RouteType == "" {
-		s.RouteType = RouteUnreachable
+	if s.Kind == KindUnreachable {
+		s.RouteType = cmp.Or(s.RouteType, RouteUnreachable)
 	}
-	if s.For == 0 {
-		s.For = DefaultLifetime
-	}
+	s.For = cmp.Or(s.For, DefaultLifetime)
 	return s
 }
 
@@ -106,7 +105,8 @@ func (s Spec) WithDefaults() Spec {
 func (s Spec) IsRule() bool { return s.Kind == KindDrop || s.Kind == KindReject }
 
 // Prefix parses Dst as an address or prefix; an address becomes a /32 or
-// /128 prefix.
+// /128 prefix. An IPv6 zone (fe80::1%eth0) is not part of the prefix: see
+// Zone.
 func (s Spec) Prefix() (netip.Prefix, error) {
 	if strings.Contains(s.Dst, "/") {
 		p, err := netip.ParsePrefix(s.Dst)
@@ -119,13 +119,30 @@ func (s Spec) Prefix() (netip.Prefix, error) {
 	if err != nil {
 		return netip.Prefix{}, fmt.Errorf("destination %q is not an address or CIDR prefix", s.Dst)
 	}
-	a = a.Unmap()
+	a = a.Unmap().WithZone("")
 	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// Zone returns the zone of an IPv6 destination address (fe80::1%eth0 gives
+// "eth0"), the interface a rule fault is bound to; "" when there is none.
+func (s Spec) Zone() string {
+	if strings.Contains(s.Dst, "/") {
+		return ""
+	}
+	a, err := netip.ParseAddr(s.Dst)
+	if err != nil {
+		return ""
+	}
+	return a.Zone()
 }
 
 var (
 	labelRE = regexp.MustCompile(`^[A-Za-z0-9 ._:/@+=-]{0,64}$`)
 	netnsRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+	// ifaceRE is what the kernel accepts as an interface name (IFNAMSIZ
+	// 16 with the NUL), less what a shell or iptables would mangle.
+	ifaceRE = regexp.MustCompile(`^[A-Za-z0-9_.:@-]{1,15}$`)
+	digits  = regexp.MustCompile(`^[0-9]+$`)
 )
 
 // ErrInvalid wraps every validation error so that callers can map it to a
@@ -147,8 +164,20 @@ func (s Spec) Validate() error {
 	if s.Dst == "" {
 		return invalid("destination is required (--dst ADDR[/CIDR])")
 	}
-	if _, err := s.Prefix(); err != nil {
+	pfx, err := s.Prefix()
+	if err != nil {
 		return invalid("%v", err)
+	}
+	if pfx.Bits() == 0 && s.Netns == "" && !s.Force && (!s.IsRule() || s.Port == 0) {
+		return invalid("destination %s covers every address (the default route): in this namespace the fault would cut the machine off, SSH included; aim it at a namespace (--netns NAME) or add --force", s.Dst)
+	}
+	if z := s.Zone(); z != "" {
+		if !s.IsRule() {
+			return invalid("destination %q has a zone: an unreachable route applies to every interface (drop the %%%s)", s.Dst, z)
+		}
+		if !ifaceRE.MatchString(z) || digits.MatchString(z) || z == "." || z == ".." {
+			return invalid("zone %q of destination %q is not an interface name", z, s.Dst)
+		}
 	}
 	if math.IsNaN(s.Prob) || math.IsInf(s.Prob, 0) || s.Prob < 0 || s.Prob > 1 {
 		return invalid("probability %v is out of range (want 0 < p <= 1)", s.Prob)
@@ -165,7 +194,7 @@ func (s Spec) Validate() error {
 	if !labelRE.MatchString(s.Label) {
 		return invalid("label %q must be at most 64 letters, digits, spaces or ._:/@+=-", s.Label)
 	}
-	if s.Netns != "" && !netnsRE.MatchString(s.Netns) {
+	if s.Netns != "" && (!netnsRE.MatchString(s.Netns) || s.Netns == "." || s.Netns == "..") {
 		return invalid("network namespace name %q is not valid", s.Netns)
 	}
 	if s.IsRule() {

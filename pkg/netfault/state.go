@@ -1,14 +1,14 @@
 package netfault
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
+
+	"github.com/nfslab/nfslab/internal/statefile"
 )
 
 // stateRecord is the metadata of one fault kept in StateDir. The kernel
@@ -18,41 +18,69 @@ type stateRecord struct {
 	Spec    Spec      `json:"spec"`
 	Created time.Time `json:"created"`
 	Expires time.Time `json:"expires"`
+	// Reaper is the process that expires a fault the kernel cannot
+	// (a route of the direct path); whatever removes the fault ends it.
+	Reaper *Proc `json:"reaper,omitempty"`
 }
 
-func nsDir(netns string) string {
-	if netns == "" {
-		return "host"
+// Proc names one process across PID reuse: its PID and its start time in
+// clock ticks after boot (field 22 of /proc/PID/stat).
+type Proc struct {
+	PID   int    `json:"pid"`
+	Start uint64 `json:"start"`
+}
+
+// Processes identifies and ends the processes nfslab records.
+type Processes interface {
+	// Identify returns pid with its start time.
+	Identify(pid int) (Proc, error)
+	// End sends SIGTERM to p if it still runs with the same start time; a
+	// process that is gone (or whose PID was reused) is done.
+	End(p Proc) error
+}
+
+// stateDir is the directory of the records of netns's faults. It is named
+// for the namespace's identity (the nsfs device and inode), not for the
+// name the caller used: "" in the host and "" inside `unshare -n` are
+// different namespaces and must not see each other's records.
+func (m *Manager) stateDir(netns string) (string, error) {
+	id, err := m.opts.NetnsID(netns)
+	if err != nil {
+		return "", fmt.Errorf("identifying network namespace %q: %w", netns, err)
 	}
-	return "netns-" + netns
-}
-
-func (m *Manager) statePath(netns, id string) string {
-	return filepath.Join(m.opts.StateDir, nsDir(netns), id+".json")
+	return filepath.Join(m.opts.StateDir, id), nil
 }
 
 func (m *Manager) writeState(rec stateRecord) error {
-	p := m.statePath(rec.Spec.Netns, rec.ID)
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		return fmt.Errorf("creating state directory: %w", err)
-	}
-	b, err := json.MarshalIndent(rec, "", "  ")
+	dir, err := m.stateDir(rec.Spec.Netns)
 	if err != nil {
-		return fmt.Errorf("encoding state of %s: %w", rec.ID, err)
+		return err
 	}
-	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return fmt.Errorf("writing state of %s: %w", rec.ID, err)
-	}
-	if err := os.Rename(tmp, p); err != nil {
-		return fmt.Errorf("writing state of %s: %w", rec.ID, err)
-	}
-	return nil
+	return statefile.Write(dir, rec.ID, rec)
 }
 
+// removeState drops a fault's record and ends its reaper unless that is
+// this very process (a reaper healing its own fault). The record is read
+// again here, after the kernel objects are gone, so that a reaper that
+// recorded itself while they were being removed is not missed.
 func (m *Manager) removeState(netns, id string) error {
-	err := os.Remove(m.statePath(netns, id))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	dir, err := m.stateDir(netns)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // the namespace is gone, and with it anything to heal
+		}
+		return err
+	}
+	if !isFaultID(id) {
+		return nil // not a record nfslab wrote (e.g. "route-10.0.0.0/8")
+	}
+	var rec stateRecord
+	if err := statefile.Read(dir, id, &rec); err == nil && rec.Reaper != nil && rec.Reaper.PID != os.Getpid() {
+		if err := m.opts.Processes.End(*rec.Reaper); err != nil {
+			m.log.Warn("ending the reaper of a healed fault", "id", id, "pid", rec.Reaper.PID, "err", err)
+		}
+	}
+	if err := statefile.Remove(dir, id); err != nil {
 		return fmt.Errorf("removing state of %s: %w", id, err)
 	}
 	return nil
@@ -60,12 +88,12 @@ func (m *Manager) removeState(netns, id string) error {
 
 // readState reads one fault's record.
 func (m *Manager) readState(netns, id string) (stateRecord, bool) {
-	b, err := os.ReadFile(m.statePath(netns, id))
-	if err != nil {
+	dir, err := m.stateDir(netns)
+	if err != nil || !isFaultID(id) {
 		return stateRecord{}, false
 	}
 	var rec stateRecord
-	if err := json.Unmarshal(b, &rec); err != nil {
+	if err := statefile.Read(dir, id, &rec); err != nil || rec.ID != id {
 		return stateRecord{}, false
 	}
 	return rec, true
@@ -74,24 +102,18 @@ func (m *Manager) readState(netns, id string) (stateRecord, bool) {
 // readStates returns the records for netns; unreadable files are logged
 // and skipped so one bad file cannot block healing.
 func (m *Manager) readStates(netns string) map[string]stateRecord {
-	dir := filepath.Join(m.opts.StateDir, nsDir(netns))
-	ents, err := os.ReadDir(dir)
 	out := map[string]stateRecord{}
+	dir, err := m.stateDir(netns)
 	if err != nil {
 		return out
 	}
-	for _, e := range ents {
-		name := e.Name()
-		if !strings.HasSuffix(name, ".json") {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			m.log.Warn("reading fault state", "file", name, "err", err)
-			continue
-		}
+	names, err := statefile.List(dir)
+	if err != nil {
+		m.log.Warn("listing fault state", "dir", dir, "err", err)
+	}
+	for _, name := range names {
 		var rec stateRecord
-		if err := json.Unmarshal(b, &rec); err != nil || rec.ID == "" {
+		if err := statefile.Read(dir, name, &rec); err != nil || rec.ID != name {
 			m.log.Warn("decoding fault state", "file", name, "err", err)
 			continue
 		}

@@ -14,7 +14,9 @@
 // PREROUTING and POSTROUTING with the comment "nfslab:publish"; each rule
 // carries `-m comment --comment nfslab:publish-<id>`; a state record under
 // /run/nfslab/publish keeps the previous route_localnet so that Unpublish
-// and Sweep restore it. Side effects go through two small interfaces
+// and Sweep restore it. The chains and jumps (kept at rule 1), the
+// iptables -S parser and the records are internal/ownchain's and
+// internal/statefile's, shared with pkg/netfault. Side effects go through two small interfaces
 // (IPTables, which go-iptables satisfies, and Sysctl) so the logic is tested
 // with netfaulttest's in-memory iptables and the effect for real in
 // namespaces the tests create.

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/nfslab/nfslab/internal/ownchain"
 )
 
 // Names of nfslab's kernel objects.
@@ -143,7 +145,7 @@ type Rule struct {
 
 // String renders the rule as an iptables command line.
 func (r Rule) String() string {
-	return "iptables -t nat -A " + r.Chain + " " + joinArgs(r.Args)
+	return "iptables -t nat -A " + r.Chain + " " + ownchain.Join(r.Args)
 }
 
 // Rules returns the rules of the publish, in the order they are added.
@@ -164,7 +166,12 @@ func (s Spec) Rules() []Rule {
 
 // JumpArgs is the rule in a built-in chain that jumps to chain.
 func JumpArgs(chain string) []string {
-	return []string{"-m", "comment", "--comment", JumpComment, "-j", chain}
+	return ownchain.Chain{Name: chain, Comment: JumpComment}.JumpArgs()
+}
+
+// owned returns publish's chain as an owned chain of the nat table.
+func owned(chain, builtin string) ownchain.Chain {
+	return ownchain.Chain{Table: Table, Name: chain, Builtin: builtin, Comment: JumpComment}
 }
 
 // Plan returns what Publish does, as commands (for --dry-run and docs).
@@ -180,65 +187,10 @@ func (s Spec) Plan() []string {
 		out = append(out, r.String())
 	}
 	for _, c := range slices.Backward(Chains) {
-		out = append(out, "iptables -t nat -I "+c.Builtin+" 1 "+joinArgs(JumpArgs(c.Chain))+" (if missing)")
+		out = append(out, "iptables -t nat -I "+c.Builtin+" 1 "+ownchain.Join(JumpArgs(c.Chain))+" (unless already first)")
 	}
 	if s.Loopback() {
 		out = append(out, "sysctl -w "+RouteLocalnet+"=1 (previous value recorded and restored)")
 	}
 	return out
-}
-
-func joinArgs(args []string) string {
-	q := make([]string, len(args))
-	for i, a := range args {
-		if a == "" || strings.ContainsAny(a, " \t\"'") {
-			a = strconv.Quote(a)
-		}
-		q[i] = a
-	}
-	return strings.Join(q, " ")
-}
-
-// splitRule splits one line of `iptables -S` into its chain and the rule's
-// arguments (quotes removed), or ok=false for a line that is not "-A".
-func splitRule(line string) (chain string, args []string, ok bool) {
-	var f []string
-	var cur strings.Builder
-	inQ, have := false, false
-	for i := 0; i < len(line); i++ {
-		c := line[i]
-		switch {
-		case c == '\\' && inQ && i+1 < len(line):
-			i++
-			cur.WriteByte(line[i])
-		case c == '"':
-			inQ, have = !inQ, true
-		case (c == ' ' || c == '\t') && !inQ:
-			if have {
-				f = append(f, cur.String())
-				cur.Reset()
-				have = false
-			}
-		default:
-			cur.WriteByte(c)
-			have = true
-		}
-	}
-	if have {
-		f = append(f, cur.String())
-	}
-	if len(f) < 2 || f[0] != "-A" {
-		return "", nil, false
-	}
-	return f[1], f[2:], true
-}
-
-// optValue returns the value after opt in args.
-func optValue(args []string, opt string) string {
-	for i := 0; i+1 < len(args); i++ {
-		if args[i] == opt {
-			return args[i+1]
-		}
-	}
-	return ""
 }

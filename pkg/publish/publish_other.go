@@ -6,8 +6,6 @@ import "errors"
 
 var errNotLinux = errors.New("publishing a port needs Linux (iptables nat, route_localnet)")
 
-func newIPTables(string) (IPTables, error) { return nil, errNotLinux }
-
 type procSysctl struct{}
 
 func (procSysctl) Get(string, string) (string, error) { return "", errNotLinux }

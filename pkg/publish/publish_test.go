@@ -331,3 +331,25 @@ func TestDiagnoseNamesThePublish(t *testing.T) {
 		t.Fatalf("findings: %+v", fs)
 	}
 }
+
+// The jump is kept at rule 1: a rule another tool inserted above it is
+// passed by the next publish.
+func TestPublishPutsJumpBackOnTop(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	ipt := e.w.IPTables("cns", "iptables")
+	_, err := e.p.Publish(ctx, spec("one", "cns"))
+	must(t, err)
+	must(t, ipt.Insert("nat", "OUTPUT", 1, "-p", "tcp", "-m", "tcp", "--dport", "2049", "-j", "ACCEPT"))
+	_, err = e.p.Publish(ctx, spec("two", "cns"))
+	must(t, err)
+	got := ipt.Rules("nat", "OUTPUT")
+	if len(got) != 3 || got[1] != `-A OUTPUT -m comment --comment "nfslab:publish" -j NFSLAB-PUBLISH-OUT` {
+		t.Fatalf("nat OUTPUT %q: the jump is not rule 1", got)
+	}
+	must(t, e.p.Unpublish(ctx, "cns", "one"))
+	must(t, e.p.Unpublish(ctx, "cns", "two"))
+	if got := ipt.Rules("nat", "OUTPUT"); len(got) != 2 {
+		t.Fatalf("nat OUTPUT after unpublish %q", got)
+	}
+}

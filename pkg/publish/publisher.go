@@ -2,7 +2,6 @@ package publish
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -14,21 +13,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nfslab/nfslab/internal/ownchain"
+	"github.com/nfslab/nfslab/internal/statefile"
 	"github.com/nfslab/nfslab/pkg/clock"
 )
 
 // IPTables is the part of *iptables.IPTables (github.com/coreos/go-iptables)
 // that publish uses, acting in one namespace (IPv4). netfaulttest's fake
 // satisfies it.
-type IPTables interface {
-	Insert(table, chain string, pos int, rulespec ...string) error
-	Append(table, chain string, rulespec ...string) error
-	Delete(table, chain string, rulespec ...string) error
-	List(table, chain string) ([]string, error)
-	ListChains(table string) ([]string, error)
-	NewChain(table, chain string) error
-	DeleteChain(table, chain string) error
-}
+type IPTables = ownchain.IPTables
 
 // Sysctl reads and writes a sysctl ("net.ipv4.conf.all.route_localnet")
 // as seen from a namespace ("" = the caller's).
@@ -91,15 +84,6 @@ func New(o Options) *Publisher {
 		}
 	}
 	return &Publisher{o: o}
-}
-
-// notExist reports whether err says the rule or chain is already gone.
-func notExist(err error) bool {
-	var ne interface{ IsNotExist() bool }
-	if errors.As(err, &ne) && ne.IsNotExist() {
-		return true
-	}
-	return errors.Is(err, fs.ErrNotExist)
 }
 
 func where(ns string) string {
@@ -179,7 +163,7 @@ func (p *Publisher) Publish(ctx context.Context, spec Spec) (Record, error) {
 		return Record{}, cause
 	}
 	for _, c := range Chains {
-		if err := ensureChain(ipt, c.Chain); err != nil {
+		if err := owned(c.Chain, c.Builtin).Create(ipt); err != nil {
 			return undo(fmt.Errorf("creating chain %s in %s: %w", c.Chain, where(spec.Netns), err))
 		}
 	}
@@ -189,7 +173,7 @@ func (p *Publisher) Publish(ctx context.Context, spec Spec) (Record, error) {
 		}
 	}
 	for _, c := range slices.Backward(Chains) {
-		if err := ensureJump(ipt, c.Builtin, c.Chain); err != nil {
+		if _, err := owned(c.Chain, c.Builtin).EnsureJump(ipt, true); err != nil {
 			return undo(fmt.Errorf("adding the jump from %s to %s in %s: %w", c.Builtin, c.Chain, where(spec.Netns), err))
 		}
 	}
@@ -199,33 +183,6 @@ func (p *Publisher) Publish(ctx context.Context, spec Spec) (Record, error) {
 		}
 	}
 	return rec, nil
-}
-
-func ensureChain(ipt IPTables, chain string) error {
-	chains, err := ipt.ListChains(Table)
-	if err != nil {
-		return err
-	}
-	if slices.Contains(chains, chain) {
-		return nil
-	}
-	return ipt.NewChain(Table, chain)
-}
-
-// ensureJump puts the jump at position 1 of builtin unless it is there.
-func ensureJump(ipt IPTables, builtin, chain string) error {
-	lines, err := ipt.List(Table, builtin)
-	if err != nil {
-		return err
-	}
-	for _, l := range lines {
-		if _, args, ok := splitRule(l); ok {
-			if optValue(args, "-j") == chain {
-				return nil
-			}
-		}
-	}
-	return ipt.Insert(Table, builtin, 1, JumpArgs(chain)...)
 }
 
 // Unpublish removes publish id from netns: its rules, the chains and jumps
@@ -284,7 +241,7 @@ func (p *Publisher) restoreIfLast(netns, id, prev string, recs []Record) error {
 		}
 	}
 	if err := p.o.Sysctl.Set(netns, RouteLocalnet, prev); err != nil {
-		if notExist(err) && netns != "" {
+		if ownchain.NotExist(err) && netns != "" {
 			return nil // the namespace is gone, and its sysctl with it
 		}
 		return fmt.Errorf("restoring %s=%s in %s: %w", RouteLocalnet, prev, where(netns), err)
@@ -327,18 +284,18 @@ func (p *Publisher) removeTagged(ipt IPTables, netns string, match func(tag stri
 	for _, c := range chains {
 		lines, err := ipt.List(Table, c)
 		if err != nil {
-			if !notExist(err) {
+			if !ownchain.NotExist(err) {
 				errs = append(errs, fmt.Errorf("listing %s in %s: %w", c, where(netns), err))
 			}
 			continue
 		}
 		for _, l := range lines {
-			chain, args, ok := splitRule(l)
-			if !ok || chain != c || !match(optValue(args, "--comment")) {
+			r, ok := ownchain.ParseRule(l)
+			if !ok || r.Chain != c || !match(r.Comment) {
 				continue
 			}
-			if err := ipt.Delete(Table, c, args...); err != nil && !notExist(err) {
-				errs = append(errs, fmt.Errorf("deleting -A %s %s in %s: %w", c, joinArgs(args), where(netns), err))
+			if err := ipt.Delete(Table, c, r.Args...); err != nil && !ownchain.NotExist(err) {
+				errs = append(errs, fmt.Errorf("deleting -A %s %s in %s: %w", c, ownchain.Join(r.Args), where(netns), err))
 				continue
 			}
 			n++
@@ -347,59 +304,13 @@ func (p *Publisher) removeTagged(ipt IPTables, netns string, match func(tag stri
 	return n, errors.Join(errs...)
 }
 
-// cleanupChains removes the jumps to, and then each of publish's chains
-// that is empty; not found is done.
+// cleanupChains removes each of publish's chains that is empty, with its
+// jumps; not found is done.
 func (p *Publisher) cleanupChains(ipt IPTables, netns string) error {
-	chains, err := ourChains(ipt)
-	if err != nil {
-		return fmt.Errorf("listing nat chains in %s: %w", where(netns), err)
-	}
 	var errs []error
-	for _, c := range chains {
-		lines, err := ipt.List(Table, c)
-		if err != nil && !notExist(err) {
-			errs = append(errs, err)
-			continue
-		}
-		empty := true
-		for _, l := range lines {
-			if _, _, ok := splitRule(l); ok {
-				empty = false
-			}
-		}
-		if !empty {
-			continue
-		}
-		if err := deleteJumps(ipt, c); err != nil {
-			errs = append(errs, fmt.Errorf("removing the jumps to %s in %s: %w", c, where(netns), err))
-			continue
-		}
-		if err := ipt.DeleteChain(Table, c); err != nil && !notExist(err) {
-			errs = append(errs, fmt.Errorf("deleting chain %s in %s: %w", c, where(netns), err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// deleteJumps deletes every rule of the nat built-in chains that jumps to
-// chain (a foreign tool may have copied the jump: it must go too, or the
-// chain cannot be deleted).
-func deleteJumps(ipt IPTables, chain string) error {
-	var errs []error
-	for _, b := range []string{"PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"} {
-		lines, err := ipt.List(Table, b)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		for _, l := range lines {
-			c, args, ok := splitRule(l)
-			if !ok || c != b || optValue(args, "-j") != chain {
-				continue
-			}
-			if err := ipt.Delete(Table, b, args...); err != nil && !notExist(err) {
-				errs = append(errs, err)
-			}
+	for _, c := range Chains {
+		if _, err := owned(c.Chain, c.Builtin).RemoveIfEmpty(ipt); err != nil {
+			errs = append(errs, fmt.Errorf("in %s: %w", where(netns), err))
 		}
 	}
 	return errors.Join(errs...)
@@ -510,27 +421,15 @@ func (p *Publisher) List() ([]Record, error) {
 	return p.records()
 }
 
-func (p *Publisher) recordPath(id string) string { return filepath.Join(p.o.StateDir, id+".json") }
-
 func (p *Publisher) records() ([]Record, error) {
-	ents, err := os.ReadDir(p.o.StateDir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
+	names, err := statefile.List(p.o.StateDir)
 	if err != nil {
 		return nil, fmt.Errorf("reading publish records: %w", err)
 	}
 	var out []Record
-	for _, e := range ents {
-		if e.IsDir() || !strings.HasSuffix(e.Name(), ".json") {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(p.o.StateDir, e.Name()))
-		if err != nil {
-			return nil, fmt.Errorf("reading publish record: %w", err)
-		}
+	for _, name := range names {
 		var r Record
-		if err := json.Unmarshal(b, &r); err != nil || r.Spec.ID+".json" != e.Name() {
+		if err := statefile.Read(p.o.StateDir, name, &r); err != nil || r.Spec.ID != name {
 			continue // not ours or torn: Sweep scans the kernel anyway
 		}
 		out = append(out, r)
@@ -540,26 +439,25 @@ func (p *Publisher) records() ([]Record, error) {
 }
 
 func (p *Publisher) writeRecord(r Record) error {
-	if err := os.MkdirAll(p.o.StateDir, 0o700); err != nil {
-		return fmt.Errorf("creating %s: %w", p.o.StateDir, err)
-	}
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := p.recordPath(r.Spec.ID) + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return fmt.Errorf("writing publish record: %w", err)
-	}
-	if err := os.Rename(tmp, p.recordPath(r.Spec.ID)); err != nil {
+	if err := statefile.Write(p.o.StateDir, r.Spec.ID, r); err != nil {
 		return fmt.Errorf("writing publish record: %w", err)
 	}
 	return nil
 }
 
 func (p *Publisher) removeRecord(id string) error {
-	if err := os.Remove(p.recordPath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := statefile.Remove(p.o.StateDir, id); err != nil {
 		return fmt.Errorf("removing publish record: %w", err)
 	}
 	return nil
+}
+
+// newIPTables is the default factory: the machine's first iptables backend
+// (IPv4), each call run on a thread inside the namespace.
+func newIPTables(ns string) (IPTables, error) {
+	bs := ownchain.DetectBackends()
+	if len(bs) == 0 {
+		return nil, errors.New("no iptables found on PATH")
+	}
+	return ownchain.NewFactory()(ns, bs[0], false)
 }

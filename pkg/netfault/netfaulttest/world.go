@@ -30,6 +30,10 @@ type World struct {
 	netFiles map[[2]string][]byte
 	// Root is the fake host file system used by Diagnose.
 	Root fstest.MapFS
+	// Procs is the fake process table that reapers are recorded in.
+	Procs *Procs
+	// netnsIDs maps a namespace name to its identity; see SetNetnsID.
+	netnsIDs map[string]string
 }
 
 // NewWorld returns an empty world.
@@ -39,7 +43,31 @@ func NewWorld() *World {
 		routes:   map[string]*Routes{},
 		netFiles: map[[2]string][]byte{},
 		Root:     fstest.MapFS{},
+		Procs:    NewProcs(),
+		netnsIDs: map[string]string{},
 	}
+}
+
+// SetNetnsID makes netns ("" = the caller's own) a namespace of identity
+// id, as if the caller had moved (unshare -n) or the name now pointed to
+// another namespace. By default each name is its own namespace.
+func (w *World) SetNetnsID(netns, id string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.netnsIDs[netns] = id
+}
+
+// NetnsID implements netfault.Options.NetnsID.
+func (w *World) NetnsID(netns string) (string, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if id, ok := w.netnsIDs[netns]; ok {
+		return id, nil
+	}
+	if netns == "" {
+		return "fake-self", nil
+	}
+	return "fake-" + netns, nil
 }
 
 // IPTables returns the fake for command cmd in netns, creating it.
@@ -107,6 +135,8 @@ func (w *World) Options(clk clock.Clock, stateDir string) netfault.Options {
 		RouteHandleFactory: w.RouteHandleFactory,
 		NetFile:            w.NetFile,
 		RootFS:             w.Root,
+		NetnsID:            w.NetnsID,
+		Processes:          w.Procs,
 	}
 }
 
