@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nfslab/nfslab/pkg/duration"
 	"github.com/nfslab/nfslab/pkg/faultfs"
 	"github.com/nfslab/nfslab/pkg/probe"
 )
@@ -212,7 +213,7 @@ func newFaultfsSetCmd(g *globals) *cobra.Command {
 				return usage(err)
 			}
 			r := faultfs.Rule{ID: id, Op: faultfs.Op(op), PathGlob: glob, Errno: e, Prob: prob,
-				Latency: faultfs.Duration(latency), Count: count, Offset: off, Length: length}
+				Latency: duration.Duration(latency), Count: count, Offset: off, Length: length}
 			if !cmd.Flags().Changed("prob") {
 				r.Prob = 0 // default 1
 			} else if prob == 0 {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nfslab/nfslab/pkg/clock"
+	"github.com/nfslab/nfslab/pkg/duration"
 )
 
 func TestValidateNamesBadValue(t *testing.T) {
@@ -28,7 +29,7 @@ func TestValidateNamesBadValue(t *testing.T) {
 		{"negprob", Rule{Op: OpRead, Errno: 5, Prob: -0.1}, "prob -0.1"},
 		{"op", Rule{Op: "frobnicate", Errno: 5}, `op "frobnicate"`},
 		{"nothing", Rule{Op: OpRead}, "neither errno nor latency"},
-		{"latency", Rule{Op: OpRead, Latency: Duration(-time.Second)}, "latency -1s"},
+		{"latency", Rule{Op: OpRead, Latency: duration.Duration(-time.Second)}, "latency -1s"},
 		{"count", Rule{Op: OpRead, Errno: 5, Count: -2}, "count -2"},
 		{"abs", Rule{Op: OpRead, Errno: 5, PathGlob: "/data/x"}, `path "/data/x"`},
 		{"glob", Rule{Op: OpRead, Errno: 5, PathGlob: "a[b"}, `path "a[b"`},
@@ -174,7 +175,7 @@ func TestFirstFiringRuleWinsAndAnyOp(t *testing.T) {
 func TestLatencyFakeClockClearAndClose(t *testing.T) {
 	fc := clock.NewFake(time.Unix(0, 0))
 	e := NewEngine(fc, nil)
-	e.Set(Rule{ID: "slow", Op: OpRead, Latency: Duration(time.Second), Errno: Errno(syscall.ETIMEDOUT)})
+	e.Set(Rule{ID: "slow", Op: OpRead, Latency: duration.Duration(time.Second), Errno: Errno(syscall.ETIMEDOUT)})
 	res := make(chan syscall.Errno, 1)
 	go func() { res <- e.Check(context.Background(), OpRead, "f", 0, 4096) }()
 	waitFor(t, func() bool { return fc.Waiters() == 1 })
@@ -195,7 +196,7 @@ func TestLatencyFakeClockClearAndClose(t *testing.T) {
 	}
 
 	// Close (unmount) fails waiting operations with EIO.
-	e.Set(Rule{ID: "hang", Op: OpAny, Latency: Duration(time.Hour)})
+	e.Set(Rule{ID: "hang", Op: OpAny, Latency: duration.Duration(time.Hour)})
 	go func() { res <- e.Check(context.Background(), OpFsync, "f", 0, 0) }()
 	waitFor(t, func() bool { return e.Stats()[0].Blocked == 1 })
 	e.Close()
@@ -205,7 +206,7 @@ func TestLatencyFakeClockClearAndClose(t *testing.T) {
 
 	// An interrupted caller gets EINTR.
 	e2 := NewEngine(fc, nil)
-	e2.Set(Rule{Op: OpAny, Latency: Duration(time.Hour)})
+	e2.Set(Rule{Op: OpAny, Latency: duration.Duration(time.Hour)})
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { res <- e2.Check(ctx, OpRead, "f", 0, 1) }()
 	waitFor(t, func() bool { return e2.Stats()[0].Blocked == 1 })

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nfslab/nfslab/pkg/duration"
 )
 
 // ErrInvalid marks a rule that failed validation. Callers map it to exit
@@ -103,22 +105,6 @@ func (e *Errno) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// Duration is a time.Duration written as "250ms" in JSON.
-type Duration time.Duration
-
-// MarshalText writes the duration as time.Duration.String does.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
-
-// UnmarshalText accepts "1.5s" style durations.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return fmt.Errorf("%w: latency %q is not a duration like 250ms or 2s", ErrInvalid, string(b))
-	}
-	*d = Duration(v)
-	return nil
-}
-
 // Rule is one fault: operations Op on paths matching PathGlob fail with
 // Errno and/or are delayed by Latency, with probability Prob, at most Count
 // times.
@@ -140,7 +126,7 @@ type Rule struct {
 	// Errno, proceeds. A long latency emulates a hung server; it is cut
 	// short when the rule is cleared (the operation then proceeds) or the
 	// filesystem is unmounted (the operation fails with EIO).
-	Latency Duration `json:"latency,omitempty"`
+	Latency duration.Duration `json:"latency,omitempty"`
 	// Count limits how often the rule fires; 0 means without limit.
 	Count int64 `json:"count,omitempty"`
 	// Offset and Length restrict read and write rules to requests that

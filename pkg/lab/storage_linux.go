@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/nfslab/nfslab/pkg/duration"
 	"github.com/nfslab/nfslab/pkg/engine"
 	"github.com/nfslab/nfslab/pkg/faultfs"
 	"github.com/nfslab/nfslab/pkg/scenario"
@@ -78,7 +79,7 @@ func FaultfsRules(id string, r scenario.FaultfsRule) ([]faultfs.Rule, error) {
 		if op == "all" {
 			o = faultfs.OpAny
 		}
-		fr := faultfs.Rule{ID: id + "-" + op, Op: o, PathGlob: r.Path, Prob: r.Prob, Latency: faultfs.Duration(r.Latency),
+		fr := faultfs.Rule{ID: id + "-" + op, Op: o, PathGlob: r.Path, Prob: r.Prob, Latency: duration.Duration(r.Latency),
 			Offset: int64(r.Offset), Length: int64(r.Length)}
 		if r.Errno != "" {
 			e, err := faultfs.ParseErrno(r.Errno)

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"reflect"
 	"strings"
+
+	"github.com/nfslab/nfslab/pkg/duration"
 )
 
 // enums constrain string fields in the JSON schema, by "Type.Field".
@@ -48,7 +50,7 @@ func JSONSchema() ([]byte, error) {
 }
 
 var (
-	durationType = reflect.TypeOf(Duration(0))
+	durationType = reflect.TypeOf(duration.Duration(0))
 	sizeType     = reflect.TypeOf(Size(0))
 )
 

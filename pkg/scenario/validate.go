@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nfslab/nfslab/pkg/detect"
+	"github.com/nfslab/nfslab/pkg/duration"
 	"github.com/nfslab/nfslab/pkg/netfault"
 )
 
@@ -794,7 +795,7 @@ func (s *Scenario) validateExpectations(c *checker, steps map[string]*Step, cust
 			c.add(p+".settle", "settle %v must be shorter than within %v", e.Settle, e.Within)
 		}
 		if needsWithin && e.Within > 0 && s.Duration > 0 {
-			start := Duration(0)
+			start := duration.Duration(0)
 			if st := steps[e.After]; st != nil && st.At != nil {
 				start = *st.At
 				if e.Kind == ExpectRecovery {
