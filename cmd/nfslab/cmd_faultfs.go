@@ -196,10 +196,7 @@ func newFaultfsSetCmd(g *globals) *cobra.Command {
 		latency             time.Duration
 		count, off, length  int64
 	)
-	names := make([]string, len(faultfs.Ops))
-	for i, o := range faultfs.Ops {
-		names[i] = string(o)
-	}
+	names := faultfs.OpNames()
 	cmd := &cobra.Command{
 		Use:   "set --name N --op OP [--errno E] [--path GLOB] [--prob P] [--latency D] [--count N]",
 		Short: "Add (or replace, with --id) a fault rule",

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -268,5 +269,26 @@ func TestHandler(t *testing.T) {
 	}
 	if _, err := c.DropCache(ctx, "*"); err == nil {
 		t.Errorf("DropCache on a bare engine should fail")
+	}
+}
+
+// TestVocabulary: every name faultfs offers parses, and a bad one is
+// refused with ErrInvalid naming it.
+func TestVocabulary(t *testing.T) {
+	for _, n := range OpNames() {
+		if o, err := ParseOp(n); err != nil || string(o) != n {
+			t.Errorf("ParseOp(%q) = %q, %v", n, o, err)
+		}
+	}
+	if _, err := ParseOp("all"); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), `"all"`) {
+		t.Errorf("ParseOp(all) = %v", err)
+	}
+	for _, n := range ErrnoNames() {
+		if e, err := ParseErrno(n); err != nil || e.String() != n {
+			t.Errorf("ParseErrno(%q) = %v, %v", n, e, err)
+		}
+	}
+	if !slices.Contains(ErrnoNames(), "EINVAL") || !slices.Contains(ErrnoNames(), "EBADF") {
+		t.Errorf("ErrnoNames() = %v lacks EINVAL or EBADF", ErrnoNames())
 	}
 }

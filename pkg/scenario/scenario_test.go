@@ -4,8 +4,14 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/nfslab/nfslab/pkg/duration"
+	"github.com/nfslab/nfslab/pkg/faultfs"
 )
 
 const minimal = `metadata:
@@ -279,4 +285,58 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("decoded scenario fails Validate: %v", err)
 		}
 	})
+}
+
+// TestFaultfsVocabularyIsFaultfs: a scenario takes faultfs's operation
+// and errno names, so EINVAL and EBADF (which faultfs accepts) pass, and
+// every operation is "any", faultfs's word.
+func TestFaultfsVocabularyIsFaultfs(t *testing.T) {
+	for _, rule := range []string{
+		"{ops: [fsync], errno: EINVAL}",
+		"{ops: [read], errno: EBADF}",
+		"{ops: [any], errno: EIO}",
+		"{ops: [lookup, statfs], errno: ENOENT}",
+		"{ops: [write], errno: EXDEV}", // any errno(3) name, as faultfs.ParseErrno
+	} {
+		doc := strings.Replace(minimal, "{ops: [fsync], errno: EIO}", rule, 1)
+		s, err := Decode([]byte(doc))
+		if err != nil {
+			t.Errorf("%s refused: %v", rule, err)
+			continue
+		}
+		if _, err := s.Timeline[0].Faultfs.Rules("x"); err != nil {
+			t.Errorf("%s: faultfs refuses what the scenario accepted: %v", rule, err)
+		}
+	}
+	for _, op := range faultfs.OpNames() {
+		doc := strings.Replace(minimal, "ops: [fsync]", "ops: ["+op+"]", 1)
+		if _, err := Decode([]byte(doc)); err != nil {
+			t.Errorf("faultfs op %q refused: %v", op, err)
+		}
+	}
+	doc := strings.Replace(minimal, "ops: [fsync]", "ops: [all]", 1)
+	if _, err := Decode([]byte(doc)); err == nil || !strings.Contains(err.Error(), `unknown operation "all"`) || !strings.Contains(err.Error(), "every operation is any") {
+		t.Errorf("ops [all] error = %v, want it refused pointing at any", err)
+	}
+}
+
+// TestFaultfsRulesFromScenario: what only faultfs checks (the byte range
+// applies to read and write) is reported by the scenario validator too.
+func TestFaultfsRulesFromScenario(t *testing.T) {
+	doc := strings.Replace(minimal, "{ops: [fsync], errno: EIO}", "{ops: [fsync], errno: EIO, offset: 8MB}", 1)
+	if _, err := Decode([]byte(doc)); err == nil || !strings.Contains(err.Error(), "offset/length apply to op read or write") {
+		t.Errorf("offset on fsync: error = %v", err)
+	}
+	r := FaultfsRule{Ops: []string{"write", "any"}, Errno: "eio", Path: "**/*.log", Latency: duration.Duration(time.Second)}
+	rules, err := r.Rules("run-fail")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []faultfs.Rule{
+		{ID: "run-fail-write", Op: faultfs.OpWrite, PathGlob: "**/*.log", Errno: faultfs.Errno(syscall.EIO), Prob: 1, Latency: duration.Duration(time.Second)},
+		{ID: "run-fail-any", Op: faultfs.OpAny, PathGlob: "**/*.log", Errno: faultfs.Errno(syscall.EIO), Prob: 1, Latency: duration.Duration(time.Second)},
+	}
+	if !slices.Equal(rules, want) {
+		t.Errorf("Rules = %+v\nwant %+v", rules, want)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/nfslab/nfslab/pkg/duration"
+	"github.com/nfslab/nfslab/pkg/faultfs"
 )
 
 // enums constrain string fields in the JSON schema, by "Type.Field".
@@ -24,8 +25,22 @@ func enums() map[string][]string {
 		"FaultParams.Proto":     {"tcp", "udp"},
 		"FaultParams.Dir":       {"out", "in", "both"},
 		"FaultParams.RouteType": {"unreachable", "blackhole", "prohibit"},
-		"FaultfsRule.Ops":       FaultfsOps,
-		"FaultfsRule.Errno":     Errnos,
+		"FaultfsRule.Ops":       faultfs.OpNames(),
+	}
+}
+
+// openEnums are string fields whose listed values are the common ones, not
+// all: an editor offers them, and the pattern admits the rest.
+// faultfs.ParseErrno reads any errno(3) name, upper or lower case.
+func openEnums() map[string]struct {
+	names   []string
+	pattern string
+} {
+	return map[string]struct {
+		names   []string
+		pattern string
+	}{
+		"FaultfsRule.Errno": {faultfs.ErrnoNames(), "^[Ee][A-Za-z0-9]+$"},
 	}
 }
 
@@ -68,6 +83,9 @@ func schemaFor(t reflect.Type, defs map[string]any, enumKey string) any {
 		s := map[string]any{"type": "string"}
 		if e, ok := enums()[enumKey]; ok {
 			s["enum"] = e
+		}
+		if e, ok := openEnums()[enumKey]; ok {
+			s["anyOf"] = []any{map[string]any{"enum": e.names}, map[string]any{"pattern": e.pattern}}
 		}
 		return s
 	case reflect.Bool:

@@ -220,12 +220,14 @@ type FaultParams struct {
 
 // FaultfsRule is a storage fault of the FUSE fault filesystem.
 type FaultfsRule struct {
-	// Ops are the operations hit: open, read, write, fsync, flush,
-	// getattr, ... ("all" for every one).
+	// Ops are the operations hit, in faultfs's names (faultfs.OpNames):
+	// open, read, write, fsync, flush, getattr, ... ("any" for every one).
 	Ops []string `yaml:"ops" json:"ops"`
 	// Path is a glob relative to the data directory; empty means every file.
-	Path  string `yaml:"path,omitempty" json:"path,omitempty"`
-	Errno string `yaml:"errno,omitempty" json:"errno,omitempty"` // EIO, ENOSPC, ETIMEDOUT, ...; empty: no error (latency only)
+	Path string `yaml:"path,omitempty" json:"path,omitempty"`
+	// Errno is an errno(3) name as faultfs.ParseErrno reads it (EIO,
+	// ENOSPC, ETIMEDOUT, EINVAL, ...); empty: no error (latency only).
+	Errno string `yaml:"errno,omitempty" json:"errno,omitempty"`
 	// Prob is the probability an operation faults; 0 means always.
 	Prob    float64           `yaml:"prob,omitempty" json:"prob,omitempty"`
 	Latency duration.Duration `yaml:"latency,omitempty" json:"latency,omitempty"`

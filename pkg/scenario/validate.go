@@ -15,6 +15,7 @@ import (
 
 	"github.com/nfslab/nfslab/pkg/detect"
 	"github.com/nfslab/nfslab/pkg/duration"
+	"github.com/nfslab/nfslab/pkg/faultfs"
 	"github.com/nfslab/nfslab/pkg/netfault"
 )
 
@@ -81,13 +82,6 @@ var GRPCCodes = []string{"Canceled", "Unknown", "InvalidArgument", "DeadlineExce
 
 // FindingCauses are the causes netfault.Diagnose reports.
 var FindingCauses = netfault.Causes()
-
-// FaultfsOps are the operations a faultfs rule may name.
-var FaultfsOps = []string{"all", "open", "read", "write", "fsync", "flush", "getattr",
-	"setattr", "create", "mkdir", "unlink", "rename", "readdir", "lookup", "statfs"}
-
-// Errnos are the errors a faultfs rule may return.
-var Errnos = []string{"EIO", "ENOSPC", "ETIMEDOUT", "EAGAIN", "EROFS", "EDQUOT", "EACCES", "EPERM", "ENOENT", "EINTR", "ESTALE", "ENOTCONN", "EBUSY", "EFBIG", "ENOMEM", "EHOSTUNREACH", "ECONNREFUSED", "ENXIO"}
 
 // Event prefixes for "on:".
 const (
@@ -665,40 +659,65 @@ func (s *Scenario) validateFault(c *checker, p string, st *Step) {
 	}
 }
 
+// validateFaultfsRule checks r in faultfs's own vocabulary (its operation
+// and errno names come from pkg/faultfs) and then as the faultfs rules it
+// becomes, so a scenario accepts exactly what faultfs does.
 func validateFaultfsRule(c *checker, p string, r *FaultfsRule) {
+	vocab := true
 	if len(r.Ops) == 0 {
 		c.add(p+".ops", "a faultfs rule needs ops (e.g. [fsync] or [read])")
+		vocab = false
 	}
 	for _, op := range r.Ops {
-		if !slices.Contains(FaultfsOps, op) {
-			c.add(p+".ops", "unknown operation %q (want %s)", op, strings.Join(FaultfsOps, ", "))
+		if _, err := faultfs.ParseOp(op); err != nil {
+			hint := ""
+			if op == "all" {
+				hint = "; every operation is any"
+			}
+			c.add(p+".ops", "unknown operation %q (want %s%s)", op, strings.Join(faultfs.OpNames(), ", "), hint)
+			vocab = false
 		}
 	}
-	if r.Path != "" {
-		if _, err := filepath.Match(r.Path, ""); err != nil || filepath.IsAbs(r.Path) {
-			c.add(p+".path", "path %q is not a relative glob", r.Path)
-		}
-	}
-	if r.Errno != "" && !slices.Contains(Errnos, r.Errno) {
-		c.add(p+".errno", "unknown errno %q (want %s)", r.Errno, strings.Join(Errnos, ", "))
+	if _, err := faultfs.ParseErrno(r.Errno); err != nil {
+		c.add(p+".errno", "unknown errno %q (want an errno(3) name such as %s)", r.Errno, strings.Join(faultfs.ErrnoNames(), ", "))
+		vocab = false
 	}
 	if bad(r.Prob) || r.Prob < 0 || r.Prob > 1 {
 		c.add(p+".prob", "probability %v is out of range (0-1; 0 means always)", r.Prob)
-	}
-	if r.Errno == "" && r.Latency == 0 {
-		c.add(p, "a faultfs rule needs an errno, a latency, or both")
-	}
-	if r.Offset != 0 || r.Length != 0 {
-		for _, op := range r.Ops {
-			if op != "read" && op != "write" {
-				c.add(p+".offset", "offset and length apply to read and write rules, not %s", op)
-				break
-			}
-		}
+		vocab = false
 	}
 	if r.Latency.D() > time.Hour {
 		c.add(p+".latency", "latency %v is longer than an hour", r.Latency)
 	}
+	if !vocab {
+		return
+	}
+	if _, err := r.Rules("validate"); err != nil {
+		c.add(p, "%s", strings.TrimPrefix(err.Error(), faultfs.ErrInvalid.Error()+": "))
+	}
+}
+
+// Rules turns r into the faultfs rules it installs, one per operation,
+// with IDs id-OP, defaults applied and validated by faultfs.
+func (r FaultfsRule) Rules(id string) ([]faultfs.Rule, error) {
+	errno, err := faultfs.ParseErrno(r.Errno)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]faultfs.Rule, 0, len(r.Ops))
+	for _, name := range r.Ops {
+		op, err := faultfs.ParseOp(name)
+		if err != nil {
+			return nil, err
+		}
+		fr := faultfs.Rule{ID: id + "-" + name, Op: op, PathGlob: r.Path, Errno: errno, Prob: r.Prob,
+			Latency: r.Latency, Offset: int64(r.Offset), Length: int64(r.Length)}.WithDefaults()
+		if err := fr.Validate(); err != nil {
+			return nil, err
+		}
+		out = append(out, fr)
+	}
+	return out, nil
 }
 
 // expectation fields allowed per kind (besides name, kind, targets).
