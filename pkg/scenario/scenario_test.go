@@ -192,8 +192,13 @@ func TestNetworkValidation(t *testing.T) {
 		{"dst: $nfs-server", "dst: not-an-ip", `destination "not-an-ip"`},
 		{"dst: $nfs-server", "dst: $broker:0", "needs target kind zeebe"},
 		{"dst: $nfs-server", "dst: $printer", `unknown reference "$printer"`},
-		{"soft,timeo=10", "soft,hard,timeo=10", "both soft and hard"},
-		{"port=2049,soft", "port=99999,soft", "port 99999 in mount options"},
+		{"soft,timeo=10", "soft,hard,timeo=10", "soft and hard contradict each other"},
+		{"port=2049,soft", "port=99999,soft", "port=99999 is out of range"},
+		// pkg/mount's parser, not a second list: a typo and a zero timeout
+		// are refused here, not at mount time.
+		{"port=2049,soft", "port=2049,sotf", `unknown NFS option "sotf"`},
+		{"soft,timeo=10", "soft,timeo=0", "timeo=0 is 0.0 s"},
+		{"soft,timeo=10", "soft,timeo=10,vers=2", "NFSv2 is not supported"},
 		{"kind: external, address: 192.168.24.110", "kind: external", "an external server needs an address"},
 		{"kind: external", "kind: cloud", `server kind "cloud"`},
 		{"ref: d", "ref: h", "is a heal, not a network fault"},

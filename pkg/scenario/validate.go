@@ -16,6 +16,7 @@ import (
 	"github.com/nfslab/nfslab/pkg/detect"
 	"github.com/nfslab/nfslab/pkg/duration"
 	"github.com/nfslab/nfslab/pkg/faultfs"
+	"github.com/nfslab/nfslab/pkg/mount"
 	"github.com/nfslab/nfslab/pkg/netfault"
 )
 
@@ -204,36 +205,15 @@ func (s *Scenario) validateStorage(c *checker) {
 	}
 }
 
-// checkMountOptions checks the seed's option form lexically; pkg/mount
-// checks the meaning when the storage is set up.
+// checkMountOptions parses opts with pkg/mount's parser, the one the
+// storage mounts with, so a scenario is refused for exactly the options the
+// mount would refuse.
 func checkMountOptions(opts string) error {
 	if opts == "" {
 		return nil
 	}
-	seen := map[string]bool{}
-	for _, o := range strings.Split(opts, ",") {
-		k, v, hasV := strings.Cut(o, "=")
-		if k == "" || strings.ContainsAny(o, " \t\n") {
-			return fmt.Errorf("mount option %q in %q is empty or has spaces", o, opts)
-		}
-		switch k {
-		case "timeo", "retrans", "port", "actimeo", "rsize", "wsize":
-			n, err := strconv.Atoi(v)
-			if !hasV || err != nil || n < 0 {
-				return fmt.Errorf("mount option %q needs a non-negative number", o)
-			}
-			if k == "port" && n > 65535 {
-				return fmt.Errorf("port %d in mount options is out of range (0-65535)", n)
-			}
-		case "proto":
-			if v != "tcp" && v != "udp" && v != "tcp6" && v != "udp6" && v != "rdma" {
-				return fmt.Errorf("mount option %q: proto must be tcp or udp", o)
-			}
-		}
-		seen[k] = true
-	}
-	if seen["soft"] && seen["hard"] {
-		return fmt.Errorf("mount options %q ask for both soft and hard", opts)
+	if _, err := mount.ParseNFSOptions(opts); err != nil {
+		return errors.New(strings.TrimPrefix(err.Error(), mount.ErrInvalid.Error()+": "))
 	}
 	return nil
 }
