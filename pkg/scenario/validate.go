@@ -18,6 +18,7 @@ import (
 	"github.com/nfslab/nfslab/pkg/faultfs"
 	"github.com/nfslab/nfslab/pkg/mount"
 	"github.com/nfslab/nfslab/pkg/netfault"
+	"github.com/nfslab/nfslab/pkg/zeebe"
 )
 
 // ErrInvalid wraps every decoding and validation error so callers can map
@@ -91,18 +92,10 @@ const (
 	EventTargetExited  = "target-exited"
 )
 
-// Placeholders a fault's dst or in may use.
-const (
-	RefNFSServer = "$nfs-server"
-	RefBroker    = "$broker:"
-	RefLeader    = "$leader:"
-)
-
 var (
 	nameRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 	envKeyRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	heapRE     = regexp.MustCompile(`^[0-9]+[kKmMgG]$`)
-	brokerRE   = regexp.MustCompile(`^broker-([0-9]+)$`)
 	hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$`)
 )
 
@@ -370,26 +363,41 @@ func (s *Scenario) partitions() int {
 	return s.Target.Zeebe.Partitions
 }
 
-// checkRef checks a $placeholder in a fault's dst or in.
-func (s *Scenario) checkRef(ref string) error {
-	switch {
-	case ref == RefNFSServer:
+// checkRef checks a $placeholder in a fault's dst or in against the
+// scenario: its storage, its number of brokers and partitions.
+func (s *Scenario) checkRef(text string) error {
+	ref, err := ParseRef(text)
+	if err != nil {
+		return err
+	}
+	switch ref.Kind {
+	case RefNFSServer:
 		if s.Storage.Kind != StorageNFS {
 			return fmt.Errorf("%s needs storage kind nfs, not %q", ref, s.Storage.Kind)
 		}
-	case strings.HasPrefix(ref, RefBroker), strings.HasPrefix(ref, RefLeader):
-		if s.Target.Kind != TargetZeebe {
-			return fmt.Errorf("%s needs target kind zeebe", ref)
-		}
-		n, err := strconv.Atoi(ref[strings.LastIndex(ref, ":")+1:])
-		if strings.HasPrefix(ref, RefBroker) && (err != nil || n < 0 || n >= s.brokers()) {
-			return fmt.Errorf("%s: broker index must be 0-%d", ref, s.brokers()-1)
-		}
-		if strings.HasPrefix(ref, RefLeader) && (err != nil || n < 1 || n > s.partitions()) {
-			return fmt.Errorf("%s: partition must be 1-%d", ref, s.partitions())
-		}
-	default:
-		return fmt.Errorf("unknown reference %q (want %s, %sN or %sP)", ref, RefNFSServer, RefBroker, RefLeader)
+		return nil
+	}
+	if s.Target.Kind != TargetZeebe {
+		return fmt.Errorf("%s needs target kind zeebe", ref)
+	}
+	if ref.Kind == RefBroker && ref.N >= s.brokers() {
+		return fmt.Errorf("%s: broker index must be 0-%d", ref, s.brokers()-1)
+	}
+	if ref.Kind == RefLeader && ref.N > s.partitions() {
+		return fmt.Errorf("%s: partition must be 1-%d", ref, s.partitions())
+	}
+	return nil
+}
+
+// checkBroker checks a broker's name (zeebe.NodeName) against the
+// scenario's number of brokers.
+func (s *Scenario) checkBroker(name string) error {
+	n, err := zeebe.ParseNodeName(name)
+	if err != nil {
+		return err
+	}
+	if n >= s.brokers() {
+		return fmt.Errorf("%q: there are only %d broker(s)", name, s.brokers())
 	}
 	return nil
 }
@@ -402,7 +410,7 @@ func (st *Step) NetfaultSpec(resolve func(ref string) (string, error)) (netfault
 		return netfault.Spec{}, fmt.Errorf("step %q has no fault", st.ID)
 	}
 	dst := f.Dst
-	if strings.HasPrefix(dst, "$") {
+	if IsRef(dst) {
 		v, err := resolve(dst)
 		if err != nil {
 			return netfault.Spec{}, fmt.Errorf("resolving %s: %w", dst, err)
@@ -566,10 +574,8 @@ func (s *Scenario) validateAction(c *checker, p string, st *Step, steps map[stri
 			c.add(p+".container", "container applies only to pause, unpause, stop, kill, restart")
 		} else if s.Target.Kind != TargetZeebe {
 			c.add(p+".container", "container %q needs target kind zeebe (the probe is one process)", st.Container)
-		} else if m := brokerRE.FindStringSubmatch(st.Container); m == nil {
-			c.add(p+".container", "container %q is not broker-N", st.Container)
-		} else if n, _ := strconv.Atoi(m[1]); n >= s.brokers() {
-			c.add(p+".container", "container %q: there are only %d broker(s)", st.Container, s.brokers())
+		} else if err := s.checkBroker(st.Container); err != nil {
+			c.add(p+".container", "container %v", err)
 		}
 	}
 	if st.DropCache && st.Action != ActionRestartTarget {
@@ -603,19 +609,17 @@ func (s *Scenario) validateAction(c *checker, p string, st *Step, steps map[stri
 func (s *Scenario) validateFault(c *checker, p string, st *Step) {
 	f := st.Fault
 	for _, ref := range []struct{ field, v string }{{"dst", f.Dst}, {"in", f.In}} {
-		if strings.HasPrefix(ref.v, "$") {
+		if IsRef(ref.v) {
 			if err := s.checkRef(ref.v); err != nil {
 				c.add(p+"."+ref.field, "%v", err)
 			}
 		}
 	}
-	if f.In != "" && !strings.HasPrefix(f.In, "$") {
+	if f.In != "" && !IsRef(f.In) {
 		if s.Target.Kind != TargetZeebe {
 			c.add(p+".in", "in %q needs target kind zeebe", f.In)
-		} else if m := brokerRE.FindStringSubmatch(f.In); m == nil {
-			c.add(p+".in", "in %q is not broker-N or %sP", f.In, RefLeader)
-		} else if n, _ := strconv.Atoi(m[1]); n >= s.brokers() {
-			c.add(p+".in", "in %q: there are only %d broker(s)", f.In, s.brokers())
+		} else if err := s.checkBroker(f.In); err != nil {
+			c.add(p+".in", "in %v (or %sP)", err, RefLeader)
 		}
 	}
 	if f.In != "" && f.Netns != "" {
