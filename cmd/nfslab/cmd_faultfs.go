@@ -235,7 +235,7 @@ func newFaultfsSetCmd(g *globals) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&id, "id", "", "rule id (replaces a rule with this id); default r<N>")
 	f.StringVar(&op, "op", "", "operation: "+strings.Join(names, ", "))
-	f.StringVar(&errno, "errno", "", "error to return: EIO, ENOSPC, ETIMEDOUT, EROFS, ENOENT, EACCES, ...")
+	f.StringVar(&errno, "errno", "", "error to return, an errno(3) name: "+strings.Join(faultfs.ErrnoNames(), ", ")+", ...")
 	f.StringVar(&glob, "path", "", "path glob relative to the mount root; '**' spans directories; no '/' matches the base name")
 	f.Float64Var(&prob, "prob", 1, "probability in (0, 1] that a matching operation is faulted")
 	f.DurationVar(&latency, "latency", 0, "delay before the operation fails or proceeds (released on clear/unmount)")
