@@ -12,6 +12,7 @@ import (
 
 	"github.com/nfslab/nfslab/pkg/duration"
 	"github.com/nfslab/nfslab/pkg/faultfs"
+	"github.com/nfslab/nfslab/pkg/zeebe"
 )
 
 const minimal = `metadata:
@@ -343,5 +344,22 @@ func TestFaultfsRulesFromScenario(t *testing.T) {
 	}
 	if !slices.Equal(rules, want) {
 		t.Errorf("Rules = %+v\nwant %+v", rules, want)
+	}
+}
+
+// TestErrorCodesAreWhatTheLoadCounts: an errors expectation may name only
+// a code the Zeebe load records errors under; Aborted was accepted before
+// and then could never appear.
+func TestErrorCodesAreWhatTheLoadCounts(t *testing.T) {
+	doc := func(code string) []byte {
+		return []byte(strings.Replace(minimal, "kind: detector-fires\n    detector: msync-ioexception", "kind: errors-appear\n    code: "+code, 1))
+	}
+	for _, code := range append([]string{"any"}, zeebe.ErrorClasses()...) {
+		if _, err := Decode(doc(code)); err != nil {
+			t.Errorf("code %s refused: %v", code, err)
+		}
+	}
+	if _, err := Decode(doc("Aborted")); err == nil || !strings.Contains(err.Error(), `code "Aborted" is not one the Zeebe load counts`) {
+		t.Errorf("code Aborted: error = %v", err)
 	}
 }

@@ -19,7 +19,7 @@ func enums() map[string][]string {
 		"Step.Action":           Actions,
 		"Expectation.Kind":      ExpectationKinds,
 		"Expectation.By":        {RecoverByRate, RecoverByDetector, RecoverByAppending},
-		"Expectation.Code":      append([]string{"any"}, GRPCCodes...),
+		"Expectation.Code":      append([]string{"any"}, ErrorCodes...),
 		"Expectation.Cause":     FindingCauses,
 		"Expectation.Targets":   {TargetProbe, TargetZeebe},
 		"FaultParams.Proto":     {"tcp", "udp"},

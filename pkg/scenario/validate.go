@@ -76,11 +76,10 @@ var BuiltinDetectors = detect.Names()
 // The rest match Zeebe's log lines, which the probe never prints.
 var probeDetectors = []string{"msync-ioexception", "jvm-sigbus", "hs-err-file", "replay-start"}
 
-// GRPCCodes are the gRPC status codes an errors expectation may name.
-var GRPCCodes = []string{"Canceled", "Unknown", "InvalidArgument", "DeadlineExceeded",
-	"NotFound", "AlreadyExists", "PermissionDenied", "ResourceExhausted",
-	"FailedPrecondition", "Aborted", "OutOfRange", "Unimplemented", "Internal",
-	"Unavailable", "DataLoss", "Unauthenticated"}
+// ErrorCodes are the codes an errors expectation may name besides "any":
+// the classes the Zeebe load records errors under (zeebe.ErrorClass), so
+// that an expectation never waits for a code nothing counts.
+var ErrorCodes = zeebe.ErrorClasses()
 
 // FindingCauses are the causes netfault.Diagnose reports.
 var FindingCauses = netfault.Causes()
@@ -831,8 +830,8 @@ func (s *Scenario) validateExpectations(c *checker, steps map[string]*Step, cust
 			c.add(p+".metric", "metric %q is not a rate of load %s (want %s)", e.Metric, s.LoadKind(), strings.Join(Metrics[s.LoadKind()], ", "))
 		}
 		if e.Kind == ExpectErrorsAppear || e.Kind == ExpectErrorsAbsent {
-			if e.Code != "any" && !slices.Contains(GRPCCodes, e.Code) {
-				c.add(p+".code", "code %q is not a gRPC code (want any or one of %s)", e.Code, strings.Join(GRPCCodes, ", "))
+			if e.Code != "any" && !slices.Contains(ErrorCodes, e.Code) {
+				c.add(p+".code", "code %q is not one the Zeebe load counts (want any or one of %s)", e.Code, strings.Join(ErrorCodes, ", "))
 			}
 		}
 		if e.Kind == ExpectRecovery {
