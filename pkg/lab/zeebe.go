@@ -548,7 +548,7 @@ func (z *ZeebeTarget) brokerNetns(ctx context.Context, b *zbBroker) (string, err
 // Resolve implements engine.Target: $broker:N and $leader:P become the
 // broker's IPv4 address.
 func (z *ZeebeTarget) Resolve(ctx context.Context, ref string) (string, error) {
-	if !strings.HasPrefix(ref, scenario.RefBroker) && !strings.HasPrefix(ref, scenario.RefLeader) {
+	if r, err := scenario.ParseRef(ref); err != nil || r.Kind == scenario.RefNFSServer {
 		return "", fmt.Errorf("the zeebe target cannot resolve %s: %w", ref, engine.ErrUnsupported)
 	}
 	b, err := z.broker(ctx, ref)
