@@ -7,6 +7,7 @@ import (
 
 	"github.com/nfslab/nfslab/pkg/duration"
 	"github.com/nfslab/nfslab/pkg/faultfs"
+	"github.com/nfslab/nfslab/pkg/netfault"
 )
 
 // enums constrain string fields in the JSON schema, by "Type.Field".
@@ -23,8 +24,8 @@ func enums() map[string][]string {
 		"Expectation.Cause":     FindingCauses,
 		"Expectation.Targets":   {TargetProbe, TargetZeebe},
 		"FaultParams.Proto":     {"tcp", "udp"},
-		"FaultParams.Dir":       {"out", "in", "both"},
-		"FaultParams.RouteType": {"unreachable", "blackhole", "prohibit"},
+		"FaultParams.Dir":       {string(netfault.DirOut), string(netfault.DirIn), string(netfault.DirBoth)},
+		"FaultParams.RouteType": {string(netfault.RouteUnreachable), string(netfault.RouteBlackhole), string(netfault.RouteProhibit)},
 		"FaultfsRule.Ops":       faultfs.OpNames(),
 	}
 }
