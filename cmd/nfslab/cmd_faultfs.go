@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nfslab/nfslab/pkg/duration"
 	"github.com/nfslab/nfslab/pkg/faultfs"
 	"github.com/nfslab/nfslab/pkg/probe"
 )
@@ -195,10 +196,7 @@ func newFaultfsSetCmd(g *globals) *cobra.Command {
 		latency             time.Duration
 		count, off, length  int64
 	)
-	names := make([]string, len(faultfs.Ops))
-	for i, o := range faultfs.Ops {
-		names[i] = string(o)
-	}
+	names := faultfs.OpNames()
 	cmd := &cobra.Command{
 		Use:   "set --name N --op OP [--errno E] [--path GLOB] [--prob P] [--latency D] [--count N]",
 		Short: "Add (or replace, with --id) a fault rule",
@@ -212,7 +210,7 @@ func newFaultfsSetCmd(g *globals) *cobra.Command {
 				return usage(err)
 			}
 			r := faultfs.Rule{ID: id, Op: faultfs.Op(op), PathGlob: glob, Errno: e, Prob: prob,
-				Latency: faultfs.Duration(latency), Count: count, Offset: off, Length: length}
+				Latency: duration.Duration(latency), Count: count, Offset: off, Length: length}
 			if !cmd.Flags().Changed("prob") {
 				r.Prob = 0 // default 1
 			} else if prob == 0 {
@@ -237,7 +235,7 @@ func newFaultfsSetCmd(g *globals) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&id, "id", "", "rule id (replaces a rule with this id); default r<N>")
 	f.StringVar(&op, "op", "", "operation: "+strings.Join(names, ", "))
-	f.StringVar(&errno, "errno", "", "error to return: EIO, ENOSPC, ETIMEDOUT, EROFS, ENOENT, EACCES, ...")
+	f.StringVar(&errno, "errno", "", "error to return, an errno(3) name: "+strings.Join(faultfs.ErrnoNames(), ", ")+", ...")
 	f.StringVar(&glob, "path", "", "path glob relative to the mount root; '**' spans directories; no '/' matches the base name")
 	f.Float64Var(&prob, "prob", 1, "probability in (0, 1] that a matching operation is faulted")
 	f.DurationVar(&latency, "latency", 0, "delay before the operation fails or proceeds (released on clear/unmount)")

@@ -269,9 +269,13 @@ func printScenarioPlan(g *globals, sc *scenario.Scenario) error {
 			fmt.Fprintf(g.stderr, "nfslab: cannot render exact rules here (%v); showing the fault specs\n", err)
 		}
 	}
-	resolve := func(ref string) (string, error) {
-		switch {
-		case ref == scenario.RefNFSServer:
+	resolve := func(text string) (string, error) {
+		ref, err := scenario.ParseRef(text)
+		if err != nil {
+			return "", err
+		}
+		switch ref.Kind {
+		case scenario.RefNFSServer:
 			if sv := sc.Storage.Server; sv != nil {
 				switch sv.Kind {
 				case scenario.ServerExternal:
@@ -281,12 +285,11 @@ func printScenarioPlan(g *globals, sc *scenario.Scenario) error {
 				}
 			}
 			return "192.0.2.1", nil
-		case strings.HasPrefix(ref, scenario.RefBroker):
-			return "192.0.2.1" + ref[len(scenario.RefBroker):], nil
-		case strings.HasPrefix(ref, scenario.RefLeader):
-			return "192.0.2.2" + ref[len(scenario.RefLeader):], nil
+		case scenario.RefBroker:
+			return fmt.Sprintf("192.0.2.1%d", ref.N), nil
+		default: // scenario.RefLeader
+			return fmt.Sprintf("192.0.2.2%d", ref.N), nil
 		}
-		return "", fmt.Errorf("unknown reference %s", ref)
 	}
 	if err := engine.PrintPlan(g.stdout, sc, planner, resolve); err != nil {
 		return err

@@ -150,9 +150,9 @@ func newVMBuildCmd(g *globals) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(g.stdout, "image %s\n  dir     %s\n  kernel  %s\n  built   %s (took %s)\n",
-				im.Key, im.Dir, im.KernelRelease, im.Built.Format(time.RFC3339), im.BuildTime.D.Round(time.Second))
+				im.Key, im.Dir, im.KernelRelease, im.Built.Format(time.RFC3339), im.BuildTime.D().Round(time.Second))
 			for _, p := range im.Phases {
-				fmt.Fprintf(g.stdout, "  %-12s %s\n", p.Name, p.Duration.D.Round(100*time.Millisecond))
+				fmt.Fprintf(g.stdout, "  %-12s %s\n", p.Name, p.Duration.D().Round(100*time.Millisecond))
 			}
 			return nil
 		},
@@ -294,7 +294,7 @@ func vmRun(ctx context.Context, g *globals, im vm.Image, boot vm.BootConfig, job
 	fmt.Fprintf(g.stdout, "vm: accel %s, boot %s, total %s; console and step logs in %s\n",
 		res.Accel, res.BootTime.Round(100*time.Millisecond), res.Total.Round(time.Second), vmDir)
 	for _, st := range res.Status.Steps {
-		fmt.Fprintf(g.stdout, "%s %s (%s)", st.Verdict, st.Name, st.Duration.D.Round(time.Second))
+		fmt.Fprintf(g.stdout, "%s %s (%s)", st.Verdict, st.Name, st.Duration.D().Round(time.Second))
 		if st.ExitCode != 0 || st.Error != "" {
 			fmt.Fprintf(g.stdout, " exit %d %s", st.ExitCode, st.Error)
 		}
@@ -304,7 +304,7 @@ func vmRun(ctx context.Context, g *globals, im vm.Image, boot vm.BootConfig, job
 		fmt.Fprintln(g.stdout)
 		for i, e := range st.Earlier {
 			fmt.Fprintf(g.stdout, "    attempt %d: %s exit %d after %s, log %s\n", i+1, e.Verdict, e.ExitCode,
-				e.Duration.D.Round(time.Second), filepath.Join(vmDir, e.Log))
+				e.Duration.D().Round(time.Second), filepath.Join(vmDir, e.Log))
 		}
 		for _, l := range st.Leftovers {
 			fmt.Fprintf(g.stdout, "    left behind: %s\n", l)

@@ -106,7 +106,7 @@ func TestVMFullDropNFS(t *testing.T) {
 		t.Fatal(err)
 	}
 	if res.Verdict != vm.Pass || !strings.Contains(res.Evidence, vm.MsyncEvidence) ||
-		res.DropPackets == 0 || res.TimeToDetection.D <= 0 || res.BaselineRate <= 0 {
+		res.DropPackets == 0 || res.TimeToDetection.D() <= 0 || res.BaselineRate <= 0 {
 		t.Fatalf("smoke result lacks the evidence: %s", raw)
 	}
 	probeLog, _ := os.ReadFile(filepath.Join(dirs[0], "probe.log"))
@@ -114,7 +114,7 @@ func TestVMFullDropNFS(t *testing.T) {
 		t.Fatalf("probe log lacks the JVM's IOException:\n%s", vmTail(string(probeLog), 40))
 	}
 	t.Logf("msync IOException %s after the drop (%d packets dropped, baseline %d appends/s)",
-		res.TimeToDetection.D.Round(time.Millisecond), res.DropPackets, res.BaselineRate)
+		res.TimeToDetection.D().Round(time.Millisecond), res.DropPackets, res.BaselineRate)
 }
 
 // TestVagrantfileValidates runs `vagrant validate` on the repository's

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -1032,7 +1033,7 @@ func (r *run) rollback(ctx context.Context) []string {
 		err := r.b.Target.Control(ctx, scenario.ActionUnpause, c)
 		warn("unpausing "+c, err)
 		if err == nil {
-			done = append(done, "unpaused "+nameOr(c, "target"))
+			done = append(done, "unpaused "+cmp.Or(c, "target"))
 		}
 	}
 	for i := range r.sc.Rollbacks {
@@ -1058,11 +1059,4 @@ func (r *run) rollback(ctx context.Context) []string {
 	}
 	r.note("rollback", "rolled back: %s", strings.Join(done, ", "))
 	return done
-}
-
-func nameOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }

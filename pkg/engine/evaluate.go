@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"fmt"
 	"regexp"
 	"slices"
@@ -154,18 +155,18 @@ func judge(sc *scenario.Scenario, d *evalData, e *scenario.Expectation) (State, 
 		}
 		if e.Kind == scenario.ExpectDetectorFires {
 			if hit != nil {
-				return Held, fmt.Sprintf("%s fired %s after %s: %s", e.Detector, since(hit.at), nameOr(e.After, "the start"), bestLine(e.Detector, hit.hit.Evidence))
+				return Held, fmt.Sprintf("%s fired %s after %s: %s", e.Detector, since(hit.at), cmp.Or(e.After, "the start"), bestLine(e.Detector, hit.hit.Evidence))
 			}
 			if closed || d.ended {
-				return Failed, fmt.Sprintf("%s did not fire within %v of %s", e.Detector, e.Within, nameOr(e.After, "the start"))
+				return Failed, fmt.Sprintf("%s did not fire within %v of %s", e.Detector, e.Within, cmp.Or(e.After, "the start"))
 			}
 			return Pending, ""
 		}
 		if hit != nil {
-			return Failed, fmt.Sprintf("%s fired %s after %s: %s", e.Detector, since(hit.at), nameOr(e.After, "the start"), firstLine(hit.hit.Evidence))
+			return Failed, fmt.Sprintf("%s fired %s after %s: %s", e.Detector, since(hit.at), cmp.Or(e.After, "the start"), firstLine(hit.hit.Evidence))
 		}
 		if closed {
-			return Held, fmt.Sprintf("%s did not fire within %v of %s", e.Detector, e.Within, nameOr(e.After, "the start"))
+			return Held, fmt.Sprintf("%s did not fire within %v of %s", e.Detector, e.Within, cmp.Or(e.After, "the start"))
 		}
 		if d.ended {
 			return Failed, fmt.Sprintf("the run ended %s into the %v window; absence not shown", since(d.now), e.Within)
@@ -181,7 +182,7 @@ func judge(sc *scenario.Scenario, d *evalData, e *scenario.Expectation) (State, 
 		}
 		mean, n := meanRate(sc, d, e.Metric, from, to)
 		if n == 0 {
-			return Failed, fmt.Sprintf("no load samples in the window %s..%s after %s", e.Settle, e.Within, nameOr(e.After, "the start"))
+			return Failed, fmt.Sprintf("no load samples in the window %s..%s after %s", e.Settle, e.Within, cmp.Or(e.After, "the start"))
 		}
 		ratio := mean / base
 		desc := fmt.Sprintf("%s rate %.1f/s over the window = %.0f%% of the %s", metricName(sc, e.Metric), mean, 100*ratio, bdesc)
@@ -213,7 +214,7 @@ func judge(sc *scenario.Scenario, d *evalData, e *scenario.Expectation) (State, 
 		}
 		if e.Kind == scenario.ExpectErrorsAppear {
 			if n > 0 {
-				return Held, fmt.Sprintf("%d %s error(s), the first %s after %s", n, e.Code, since(first), nameOr(e.After, "the start"))
+				return Held, fmt.Sprintf("%d %s error(s), the first %s after %s", n, e.Code, since(first), cmp.Or(e.After, "the start"))
 			}
 			if closed || d.ended {
 				return Failed, fmt.Sprintf("no %s errors within %v", e.Code, e.Within)
@@ -221,7 +222,7 @@ func judge(sc *scenario.Scenario, d *evalData, e *scenario.Expectation) (State, 
 			return Pending, ""
 		}
 		if n > 0 {
-			return Failed, fmt.Sprintf("%d %s error(s), the first %s after %s", n, e.Code, since(first), nameOr(e.After, "the start"))
+			return Failed, fmt.Sprintf("%d %s error(s), the first %s after %s", n, e.Code, since(first), cmp.Or(e.After, "the start"))
 		}
 		if closed {
 			return Held, fmt.Sprintf("no %s errors within %v", e.Code, e.Within)
@@ -238,9 +239,9 @@ func judge(sc *scenario.Scenario, d *evalData, e *scenario.Expectation) (State, 
 				continue
 			}
 			if x.Code == *e.ExitCode {
-				return Held, fmt.Sprintf("%s exited with %d %s after %s", nameOr(x.Name, "target"), x.Code, since(x.Time), nameOr(e.After, "the start"))
+				return Held, fmt.Sprintf("%s exited with %d %s after %s", cmp.Or(x.Name, "target"), x.Code, since(x.Time), cmp.Or(e.After, "the start"))
 			}
-			return Failed, fmt.Sprintf("%s exited with %d, not %d", nameOr(x.Name, "target"), x.Code, *e.ExitCode)
+			return Failed, fmt.Sprintf("%s exited with %d, not %d", cmp.Or(x.Name, "target"), x.Code, *e.ExitCode)
 		}
 		if closed || d.ended {
 			return Failed, fmt.Sprintf("the target did not exit within %v", e.Within)
@@ -349,9 +350,9 @@ func baseline(sc *scenario.Scenario, d *evalData, e *scenario.Expectation) (floa
 	}
 	m, n := meanRate(sc, d, e.Metric, end.Add(-w), end)
 	if n == 0 || m <= 0 {
-		return 0, fmt.Sprintf("no steady-state baseline: %d samples, mean %.1f/s in the %v before %s", n, m, w, nameOr(ref, "the start")), false
+		return 0, fmt.Sprintf("no steady-state baseline: %d samples, mean %.1f/s in the %v before %s", n, m, w, cmp.Or(ref, "the start")), false
 	}
-	return m, fmt.Sprintf("baseline %.1f/s (%v before %s)", m, w, nameOr(ref, "the start")), true
+	return m, fmt.Sprintf("baseline %.1f/s (%v before %s)", m, w, cmp.Or(ref, "the start")), true
 }
 
 func firstFaultStep(sc *scenario.Scenario) string {
@@ -451,7 +452,7 @@ func judgeHits(sc *scenario.Scenario, d *evalData, e *scenario.Expectation) (Sta
 			return Held, fmt.Sprintf("%d packets (%d bytes) matched", pk, by)
 		}
 		if finished {
-			return Failed, fmt.Sprintf("0 packets matched; findings: %s", nameOr(strings.Join(causes, ", "), "none"))
+			return Failed, fmt.Sprintf("0 packets matched; findings: %s", cmp.Or(strings.Join(causes, ", "), "none"))
 		}
 		return Pending, ""
 	}
@@ -462,7 +463,7 @@ func judgeHits(sc *scenario.Scenario, d *evalData, e *scenario.Expectation) (Sta
 		return Pending, ""
 	}
 	if e.Cause != "" && !slices.Contains(causes, e.Cause) {
-		return Failed, fmt.Sprintf("0 packets matched, but the findings (%s) do not name %s", nameOr(strings.Join(causes, ", "), "none"), e.Cause)
+		return Failed, fmt.Sprintf("0 packets matched, but the findings (%s) do not name %s", cmp.Or(strings.Join(causes, ", "), "none"), e.Cause)
 	}
 	detail := "0 packets matched"
 	for _, f := range findings {

@@ -6,12 +6,14 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nfslab/nfslab/pkg/clock"
+	"github.com/nfslab/nfslab/pkg/duration"
 )
 
 func TestValidateNamesBadValue(t *testing.T) {
@@ -28,7 +30,7 @@ func TestValidateNamesBadValue(t *testing.T) {
 		{"negprob", Rule{Op: OpRead, Errno: 5, Prob: -0.1}, "prob -0.1"},
 		{"op", Rule{Op: "frobnicate", Errno: 5}, `op "frobnicate"`},
 		{"nothing", Rule{Op: OpRead}, "neither errno nor latency"},
-		{"latency", Rule{Op: OpRead, Latency: Duration(-time.Second)}, "latency -1s"},
+		{"latency", Rule{Op: OpRead, Latency: duration.Duration(-time.Second)}, "latency -1s"},
 		{"count", Rule{Op: OpRead, Errno: 5, Count: -2}, "count -2"},
 		{"abs", Rule{Op: OpRead, Errno: 5, PathGlob: "/data/x"}, `path "/data/x"`},
 		{"glob", Rule{Op: OpRead, Errno: 5, PathGlob: "a[b"}, `path "a[b"`},
@@ -174,7 +176,7 @@ func TestFirstFiringRuleWinsAndAnyOp(t *testing.T) {
 func TestLatencyFakeClockClearAndClose(t *testing.T) {
 	fc := clock.NewFake(time.Unix(0, 0))
 	e := NewEngine(fc, nil)
-	e.Set(Rule{ID: "slow", Op: OpRead, Latency: Duration(time.Second), Errno: Errno(syscall.ETIMEDOUT)})
+	e.Set(Rule{ID: "slow", Op: OpRead, Latency: duration.Duration(time.Second), Errno: Errno(syscall.ETIMEDOUT)})
 	res := make(chan syscall.Errno, 1)
 	go func() { res <- e.Check(context.Background(), OpRead, "f", 0, 4096) }()
 	waitFor(t, func() bool { return fc.Waiters() == 1 })
@@ -195,7 +197,7 @@ func TestLatencyFakeClockClearAndClose(t *testing.T) {
 	}
 
 	// Close (unmount) fails waiting operations with EIO.
-	e.Set(Rule{ID: "hang", Op: OpAny, Latency: Duration(time.Hour)})
+	e.Set(Rule{ID: "hang", Op: OpAny, Latency: duration.Duration(time.Hour)})
 	go func() { res <- e.Check(context.Background(), OpFsync, "f", 0, 0) }()
 	waitFor(t, func() bool { return e.Stats()[0].Blocked == 1 })
 	e.Close()
@@ -205,7 +207,7 @@ func TestLatencyFakeClockClearAndClose(t *testing.T) {
 
 	// An interrupted caller gets EINTR.
 	e2 := NewEngine(fc, nil)
-	e2.Set(Rule{Op: OpAny, Latency: Duration(time.Hour)})
+	e2.Set(Rule{Op: OpAny, Latency: duration.Duration(time.Hour)})
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { res <- e2.Check(ctx, OpRead, "f", 0, 1) }()
 	waitFor(t, func() bool { return e2.Stats()[0].Blocked == 1 })
@@ -267,5 +269,26 @@ func TestHandler(t *testing.T) {
 	}
 	if _, err := c.DropCache(ctx, "*"); err == nil {
 		t.Errorf("DropCache on a bare engine should fail")
+	}
+}
+
+// TestVocabulary: every name faultfs offers parses, and a bad one is
+// refused with ErrInvalid naming it.
+func TestVocabulary(t *testing.T) {
+	for _, n := range OpNames() {
+		if o, err := ParseOp(n); err != nil || string(o) != n {
+			t.Errorf("ParseOp(%q) = %q, %v", n, o, err)
+		}
+	}
+	if _, err := ParseOp("all"); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), `"all"`) {
+		t.Errorf("ParseOp(all) = %v", err)
+	}
+	for _, n := range ErrnoNames() {
+		if e, err := ParseErrno(n); err != nil || e.String() != n {
+			t.Errorf("ParseErrno(%q) = %v, %v", n, e, err)
+		}
+	}
+	if !slices.Contains(ErrnoNames(), "EINVAL") || !slices.Contains(ErrnoNames(), "EBADF") {
+		t.Errorf("ErrnoNames() = %v lacks EINVAL or EBADF", ErrnoNames())
 	}
 }

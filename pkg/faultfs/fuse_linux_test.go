@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nfslab/nfslab/pkg/duration"
 	"github.com/nfslab/nfslab/pkg/faultfs"
 	"github.com/nfslab/nfslab/pkg/probe"
 )
@@ -204,7 +205,7 @@ func TestUnmountWhileBlocked(t *testing.T) {
 			t.Errorf("%s still mounted", mnt)
 		}
 	})
-	if _, err := f.Set(faultfs.Rule{Op: faultfs.OpRead, Latency: faultfs.Duration(time.Hour)}); err != nil {
+	if _, err := f.Set(faultfs.Rule{Op: faultfs.OpRead, Latency: duration.Duration(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	cat := exec.Command("cat", filepath.Join(mnt, "seg"))

@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nfslab/nfslab/pkg/duration"
 )
 
 // ErrInvalid marks a rule that failed validation. Callers map it to exit
@@ -42,28 +45,49 @@ const (
 	OpStatfs  Op = "statfs"
 )
 
-// Ops lists every operation name, for help texts and validation messages.
-var Ops = []Op{OpAny, OpLookup, OpOpen, OpCreate, OpRead, OpWrite, OpFsync, OpFlush,
+// ops is the one table of operation names: the CLI's help, the scenario
+// validator and schema, and Validate all read it through Ops and ParseOp.
+var ops = []Op{OpAny, OpLookup, OpOpen, OpCreate, OpRead, OpWrite, OpFsync, OpFlush,
 	OpGetattr, OpSetattr, OpUnlink, OpRename, OpMkdir, OpReaddir, OpStatfs}
 
-func (o Op) valid() bool {
-	for _, x := range Ops {
-		if o == x {
-			return true
-		}
+// Ops lists every operation, OpAny first, for help texts, schemas and
+// validation messages.
+func Ops() []Op { return slices.Clone(ops) }
+
+// OpNames is Ops as strings.
+func OpNames() []string {
+	names := make([]string, len(ops))
+	for i, o := range ops {
+		names[i] = string(o)
 	}
-	return false
+	return names
 }
+
+// ParseOp parses an operation name ("fsync", "any"), naming the bad value
+// and the accepted ones.
+func ParseOp(s string) (Op, error) {
+	if o := Op(s); o.valid() {
+		return o, nil
+	}
+	return "", fmt.Errorf("%w: op %q is not one of %s", ErrInvalid, s, strings.Join(OpNames(), ", "))
+}
+
+func (o Op) valid() bool { return slices.Contains(ops, o) }
 
 // Errno is an error number written by name ("EIO") in JSON and on the
 // command line. Zero means "no error": a latency-only rule.
 type Errno syscall.Errno
 
-// errnoNames are the errors a storage fault plausibly returns. Others are
-// accepted by any name that x/sys/unix knows.
+// errnoNames are the errors a storage fault plausibly returns: the names
+// help texts, the scenario schema and error messages offer. ParseErrno
+// accepts any other name x/sys/unix knows as well.
 var errnoNames = []string{"EIO", "ENOSPC", "EDQUOT", "ETIMEDOUT", "EROFS", "ENOENT", "EACCES",
 	"EPERM", "ESTALE", "ENOTCONN", "EAGAIN", "EINTR", "EBUSY", "EFBIG", "ENOMEM", "EHOSTUNREACH",
 	"ECONNREFUSED", "ENXIO", "EBADF", "EINVAL"}
+
+// ErrnoNames lists the errors a storage fault plausibly returns, EIO first.
+// ParseErrno accepts these and any other name x/sys/unix knows.
+func ErrnoNames() []string { return slices.Clone(errnoNames) }
 
 // ParseErrno parses an errno name such as "EIO" (case-insensitive). "" and
 // "none" give 0.
@@ -103,22 +127,6 @@ func (e *Errno) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// Duration is a time.Duration written as "250ms" in JSON.
-type Duration time.Duration
-
-// MarshalText writes the duration as time.Duration.String does.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
-
-// UnmarshalText accepts "1.5s" style durations.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return fmt.Errorf("%w: latency %q is not a duration like 250ms or 2s", ErrInvalid, string(b))
-	}
-	*d = Duration(v)
-	return nil
-}
-
 // Rule is one fault: operations Op on paths matching PathGlob fail with
 // Errno and/or are delayed by Latency, with probability Prob, at most Count
 // times.
@@ -140,7 +148,7 @@ type Rule struct {
 	// Errno, proceeds. A long latency emulates a hung server; it is cut
 	// short when the rule is cleared (the operation then proceeds) or the
 	// filesystem is unmounted (the operation fails with EIO).
-	Latency Duration `json:"latency,omitempty"`
+	Latency duration.Duration `json:"latency,omitempty"`
 	// Count limits how often the rule fires; 0 means without limit.
 	Count int64 `json:"count,omitempty"`
 	// Offset and Length restrict read and write rules to requests that
@@ -165,11 +173,7 @@ func (r Rule) WithDefaults() Rule {
 func (r Rule) Validate() error {
 	var errs []string
 	if !r.Op.valid() {
-		names := make([]string, len(Ops))
-		for i, o := range Ops {
-			names[i] = string(o)
-		}
-		errs = append(errs, fmt.Sprintf("op %q is not one of %s", r.Op, strings.Join(names, ", ")))
+		errs = append(errs, fmt.Sprintf("op %q is not one of %s", r.Op, strings.Join(OpNames(), ", ")))
 	}
 	if !(r.Prob > 0 && r.Prob <= 1) {
 		errs = append(errs, fmt.Sprintf("prob %v is not in (0, 1]", r.Prob))

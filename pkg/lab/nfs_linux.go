@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -56,18 +57,11 @@ func (s *NFSStorage) newServer() (nfsserver.Server, error) {
 		if o, err := mount.ParseNFSOptions(s.Spec.Options); err == nil {
 			port = o.Port
 		}
-		return nfsserver.NewExternal(nfsserver.ExternalConfig{Addr: sv.Address, Port: port, Export: or(sv.Export, "/")}, s.Host)
+		return nfsserver.NewExternal(nfsserver.ExternalConfig{Addr: sv.Address, Port: port, Export: cmp.Or(sv.Export, "/")}, s.Host)
 	}
 	// TODO(scenario): server kind container (pkg/container's NFS server
 	// spec) once an NFS server image can be imported here.
 	return nil, fmt.Errorf("NFS server kind %q is not wired into the engine yet (use --set storage.server.kind=netns): %w", sv.Kind, engine.ErrUnsupported)
-}
-
-func or(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 func (s *NFSStorage) Setup(ctx context.Context) (engine.StorageInfo, error) {

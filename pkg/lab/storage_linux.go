@@ -70,34 +70,8 @@ func (s *FaultfsStorage) Setup(ctx context.Context) (engine.StorageInfo, error) 
 	return engine.StorageInfo{DataDir: data, Detail: []string{fmt.Sprintf("faultfs at %s over %s (FUSE, no kernel passthrough)", s.Mountpoint, s.Backing)}}, nil
 }
 
-// FaultfsRules turns a scenario rule into faultfs rules, one per operation.
-func FaultfsRules(id string, r scenario.FaultfsRule) ([]faultfs.Rule, error) {
-	var out []faultfs.Rule
-	for _, op := range r.Ops {
-		o := faultfs.Op(op)
-		if op == "all" {
-			o = faultfs.OpAny
-		}
-		fr := faultfs.Rule{ID: id + "-" + op, Op: o, PathGlob: r.Path, Prob: r.Prob, Latency: faultfs.Duration(r.Latency),
-			Offset: int64(r.Offset), Length: int64(r.Length)}
-		if r.Errno != "" {
-			e, err := faultfs.ParseErrno(r.Errno)
-			if err != nil {
-				return nil, err
-			}
-			fr.Errno = e
-		}
-		fr = fr.WithDefaults()
-		if err := fr.Validate(); err != nil {
-			return nil, err
-		}
-		out = append(out, fr)
-	}
-	return out, nil
-}
-
 func (s *FaultfsStorage) SetFault(_ context.Context, id string, r scenario.FaultfsRule) error {
-	rules, err := FaultfsRules(id, r)
+	rules, err := r.Rules(id)
 	if err != nil {
 		return err
 	}

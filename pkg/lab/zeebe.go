@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
@@ -10,7 +11,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -158,7 +158,7 @@ func NewZeebeTarget(cfg scenario.ZeebeTarget, runID, logDir string, rt container
 // run through a hash; the run label carries the readable run ID.
 func BrokerName(runID string, n int) string {
 	h := sha1.Sum([]byte(runID))
-	return fmt.Sprintf("nfslab-zb-%s-broker-%d", hex.EncodeToString(h[:4]), n)
+	return "nfslab-zb-" + hex.EncodeToString(h[:4]) + "-" + zeebe.NodeName(n)
 }
 
 // GatewayAddr is the gateway the load and Resolve talk to: broker 0's.
@@ -181,7 +181,7 @@ func (z *ZeebeTarget) brokerSpec(n int, dataDir string, contacts []string) (cont
 		env["ZEEBE_BROKER_CLUSTER_CLUSTERSIZE"] = strconv.Itoa(c.Brokers)
 		env["ZEEBE_BROKER_CLUSTER_PARTITIONSCOUNT"] = strconv.Itoa(max(c.Partitions, 1))
 		env["ZEEBE_BROKER_CLUSTER_REPLICATIONFACTOR"] = strconv.Itoa(max(c.Replication, 1))
-		env["ZEEBE_BROKER_CLUSTER_CLUSTERNAME"] = strings.TrimSuffix(BrokerName(z.RunID, 0), "-broker-0")
+		env["ZEEBE_BROKER_CLUSTER_CLUSTERNAME"] = strings.TrimSuffix(BrokerName(z.RunID, 0), "-"+zeebe.NodeName(0))
 	}
 	if len(contacts) > 0 {
 		env["ZEEBE_BROKER_CLUSTER_INITIALCONTACTPOINTS"] = strings.Join(contacts, ",")
@@ -234,7 +234,7 @@ func (z *ZeebeTarget) Start(ctx context.Context, dataDir string) error {
 	for n := 0; n < z.Cfg.Brokers; n++ {
 		dir := dataDir
 		if z.Cfg.Brokers > 1 {
-			dir = filepath.Join(dataDir, "broker-"+strconv.Itoa(n))
+			dir = filepath.Join(dataDir, zeebe.NodeName(n))
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				return fmt.Errorf("creating data directory of broker %d: %w", n, err)
 			}
@@ -243,7 +243,7 @@ func (z *ZeebeTarget) Start(ctx context.Context, dataDir string) error {
 		if err := spec.Validate(); err != nil {
 			return fmt.Errorf("broker %d: %w", n, err)
 		}
-		lf, err := os.OpenFile(filepath.Join(z.LogDir, "broker-"+strconv.Itoa(n)+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		lf, err := os.OpenFile(filepath.Join(z.LogDir, zeebe.NodeName(n)+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
 			return fmt.Errorf("opening broker %d log: %w", n, err)
 		}
@@ -318,7 +318,7 @@ func (z *ZeebeTarget) watch(b *zbBroker) {
 	b.gen++
 	gen := b.gen
 	z.mu.Unlock()
-	src := "broker-" + strconv.Itoa(b.node)
+	src := zeebe.NodeName(b.node)
 	z.watches.Add(2)
 	go func() {
 		defer z.watches.Done()
@@ -418,50 +418,42 @@ func (z *ZeebeTarget) EmitLine(source, text string) {
 	}
 }
 
-var brokerRefRE = regexp.MustCompile(`^broker-([0-9]+)$`)
-
 // broker finds a broker by the scenario's name: "" (broker 0), broker-N,
 // $broker:N or $leader:P (from the gateway's topology).
-func (z *ZeebeTarget) broker(ctx context.Context, ref string) (*zbBroker, error) {
+func (z *ZeebeTarget) broker(ctx context.Context, name string) (*zbBroker, error) {
 	n := 0
 	switch {
-	case ref == "":
-	case strings.HasPrefix(ref, scenario.RefLeader):
-		p, err := strconv.Atoi(strings.TrimPrefix(ref, scenario.RefLeader))
-		if err != nil {
-			return nil, fmt.Errorf("%s: bad partition", ref)
-		}
-		node, err := z.leader(ctx, int32(p))
+	case name == "":
+	case scenario.IsRef(name):
+		ref, err := scenario.ParseRef(name)
 		if err != nil {
 			return nil, err
 		}
-		n = int(node)
-	case strings.HasPrefix(ref, scenario.RefBroker):
-		v, err := strconv.Atoi(strings.TrimPrefix(ref, scenario.RefBroker))
+		switch ref.Kind {
+		case scenario.RefLeader:
+			node, err := z.leader(ctx, int32(ref.N))
+			if err != nil {
+				return nil, err
+			}
+			n = int(node)
+		case scenario.RefBroker:
+			n = ref.N
+		default:
+			return nil, fmt.Errorf("%s is not a broker (want %s, %sN or %sP)", name, zeebe.NodeName(0), scenario.RefBroker, scenario.RefLeader)
+		}
+	default:
+		v, err := zeebe.ParseNodeName(name)
 		if err != nil {
-			return nil, fmt.Errorf("%s: bad broker index", ref)
+			return nil, fmt.Errorf("no broker: %w (or %sN, %sP)", err, scenario.RefBroker, scenario.RefLeader)
 		}
 		n = v
-	default:
-		m := brokerRefRE.FindStringSubmatch(ref)
-		if m == nil {
-			return nil, fmt.Errorf("no broker %q (want broker-N, %sN or %sP)", ref, scenario.RefBroker, scenario.RefLeader)
-		}
-		n, _ = strconv.Atoi(m[1])
 	}
 	z.mu.Lock()
 	defer z.mu.Unlock()
 	if n < 0 || n >= len(z.brokers) {
-		return nil, fmt.Errorf("%s: there are %d broker(s) running", nameOr(ref, "broker-0"), len(z.brokers))
+		return nil, fmt.Errorf("%s: there are %d broker(s) running", cmp.Or(name, zeebe.NodeName(0)), len(z.brokers))
 	}
 	return z.brokers[n], nil
-}
-
-func nameOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // leader asks the gateway which node leads partition p; an election in
@@ -557,7 +549,7 @@ func (z *ZeebeTarget) brokerNetns(ctx context.Context, b *zbBroker) (string, err
 // Resolve implements engine.Target: $broker:N and $leader:P become the
 // broker's IPv4 address.
 func (z *ZeebeTarget) Resolve(ctx context.Context, ref string) (string, error) {
-	if !strings.HasPrefix(ref, scenario.RefBroker) && !strings.HasPrefix(ref, scenario.RefLeader) {
+	if r, err := scenario.ParseRef(ref); err != nil || r.Kind == scenario.RefNFSServer {
 		return "", fmt.Errorf("the zeebe target cannot resolve %s: %w", ref, engine.ErrUnsupported)
 	}
 	b, err := z.broker(ctx, ref)

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/nfslab/nfslab/pkg/container"
+	"github.com/nfslab/nfslab/pkg/duration"
 	"github.com/nfslab/nfslab/pkg/engine"
 	"github.com/nfslab/nfslab/pkg/engine/enginetest"
 	"github.com/nfslab/nfslab/pkg/journal"
@@ -313,7 +314,7 @@ func TestZeebeTargetSingleBrokerSpec(t *testing.T) {
 // scaleTimes shrinks every duration of sc by div, so a shipped scenario's
 // minutes run in seconds against fakes.
 func scaleTimes(sc *scenario.Scenario, div int64) {
-	s := func(d *scenario.Duration) { *d = scenario.Duration(int64(*d) / div) }
+	s := func(d *duration.Duration) { *d = duration.Duration(int64(*d) / div) }
 	s(&sc.Duration)
 	s(&sc.Load.DeployEvery)
 	for i := range sc.Timeline {

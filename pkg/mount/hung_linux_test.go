@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nfslab/nfslab/internal/privtest"
+	"github.com/nfslab/nfslab/pkg/duration"
 	"github.com/nfslab/nfslab/pkg/faultfs"
 )
 
@@ -47,7 +48,7 @@ func TestUnmountOfHungFUSEMountReal(t *testing.T) {
 		}
 	})
 	// Every operation on the file hangs for an hour: a dead server.
-	if _, err := fsys.Set(faultfs.Rule{Op: faultfs.OpAny, PathGlob: "segment-1.log", Latency: faultfs.Duration(time.Hour)}.WithDefaults()); err != nil {
+	if _, err := fsys.Set(faultfs.Rule{Op: faultfs.OpAny, PathGlob: "segment-1.log", Latency: duration.Duration(time.Hour)}.WithDefaults()); err != nil {
 		t.Fatal(err)
 	}
 	// A process that blocks in the kernel inside the mount.

@@ -1,6 +1,7 @@
 package mount
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -242,7 +243,7 @@ func (o NFSOptions) Validate() error {
 	case "", "tcp":
 	case "udp":
 		if o.MajorVersion() == 4 {
-			return invalid("proto=udp with NFSv4 (vers=%s): NFSv4 runs over TCP only; use vers=3 for udp", or(o.Vers, "4 by default"))
+			return invalid("proto=udp with NFSv4 (vers=%s): NFSv4 runs over TCP only; use vers=3 for udp", cmp.Or(o.Vers, "4 by default"))
 		}
 	default:
 		return invalid("proto=%q is not tcp or udp", o.Proto)
@@ -299,13 +300,6 @@ func (o NFSOptions) Validate() error {
 	return nil
 }
 
-func or(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
-}
-
 func tenths(n int) string { return fmt.Sprintf("%.1f s", float64(n)/10) }
 
 // Timeout returns the RPC timeout (timeo) as a duration, or 0 if unset.
@@ -335,7 +329,7 @@ func (o NFSOptions) GiveUpAfter() time.Duration {
 // `nfslab mount` output.
 func (o NFSOptions) Describe() string {
 	var parts []string
-	parts = append(parts, "NFSv"+or(o.Vers, "4 (highest the server offers)")+" over "+o.proto())
+	parts = append(parts, "NFSv"+cmp.Or(o.Vers, "4 (highest the server offers)")+" over "+o.proto())
 	if o.Port != 0 {
 		parts = append(parts, fmt.Sprintf("port %d", o.Port))
 	}

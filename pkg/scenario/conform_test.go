@@ -2,13 +2,15 @@ package scenario
 
 import (
 	"fmt"
+	"maps"
+	"regexp"
 	"slices"
 	"strings"
 )
 
 // conforms is a small JSON-schema checker for the subset JSONSchema emits:
 // $ref, type object/array/string/number/integer/boolean, properties,
-// additionalProperties false, required, enum.
+// additionalProperties false, required, enum, pattern, anyOf.
 func conforms(v any, s map[string]any, defs map[string]any, path string) error {
 	if ref, ok := s["$ref"].(string); ok {
 		return conforms(v, defs[strings.TrimPrefix(ref, "#/$defs/")].(map[string]any), defs, path)
@@ -63,6 +65,16 @@ func conforms(v any, s map[string]any, defs map[string]any, path string) error {
 		}
 		if e, ok := s["enum"].([]any); ok && !slices.ContainsFunc(e, func(a any) bool { return a == x }) {
 			return fmt.Errorf("%s: %q not in enum %v", path, x, e)
+		}
+		if p, ok := s["pattern"].(string); ok && !regexp.MustCompile(p).MatchString(x) {
+			return fmt.Errorf("%s: %q does not match %s", path, x, p)
+		}
+		if alts, ok := s["anyOf"].([]any); ok && !slices.ContainsFunc(alts, func(a any) bool {
+			alt := map[string]any{"type": "string"}
+			maps.Copy(alt, a.(map[string]any))
+			return conforms(x, alt, defs, path) == nil
+		}) {
+			return fmt.Errorf("%s: %q matches none of %v", path, x, alts)
 		}
 	case bool:
 		if !slices.Contains(types, "boolean") {

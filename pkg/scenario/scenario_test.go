@@ -4,8 +4,15 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/nfslab/nfslab/pkg/duration"
+	"github.com/nfslab/nfslab/pkg/faultfs"
+	"github.com/nfslab/nfslab/pkg/zeebe"
 )
 
 const minimal = `metadata:
@@ -186,8 +193,13 @@ func TestNetworkValidation(t *testing.T) {
 		{"dst: $nfs-server", "dst: not-an-ip", `destination "not-an-ip"`},
 		{"dst: $nfs-server", "dst: $broker:0", "needs target kind zeebe"},
 		{"dst: $nfs-server", "dst: $printer", `unknown reference "$printer"`},
-		{"soft,timeo=10", "soft,hard,timeo=10", "both soft and hard"},
-		{"port=2049,soft", "port=99999,soft", "port 99999 in mount options"},
+		{"soft,timeo=10", "soft,hard,timeo=10", "soft and hard contradict each other"},
+		{"port=2049,soft", "port=99999,soft", "port=99999 is out of range"},
+		// pkg/mount's parser, not a second list: a typo and a zero timeout
+		// are refused here, not at mount time.
+		{"port=2049,soft", "port=2049,sotf", `unknown NFS option "sotf"`},
+		{"soft,timeo=10", "soft,timeo=0", "timeo=0 is 0.0 s"},
+		{"soft,timeo=10", "soft,timeo=10,vers=2", "NFSv2 is not supported"},
 		{"kind: external, address: 192.168.24.110", "kind: external", "an external server needs an address"},
 		{"kind: external", "kind: cloud", `server kind "cloud"`},
 		{"ref: d", "ref: h", "is a heal, not a network fault"},
@@ -279,4 +291,75 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("decoded scenario fails Validate: %v", err)
 		}
 	})
+}
+
+// TestFaultfsVocabularyIsFaultfs: a scenario takes faultfs's operation
+// and errno names, so EINVAL and EBADF (which faultfs accepts) pass, and
+// every operation is "any", faultfs's word.
+func TestFaultfsVocabularyIsFaultfs(t *testing.T) {
+	for _, rule := range []string{
+		"{ops: [fsync], errno: EINVAL}",
+		"{ops: [read], errno: EBADF}",
+		"{ops: [any], errno: EIO}",
+		"{ops: [lookup, statfs], errno: ENOENT}",
+		"{ops: [write], errno: EXDEV}", // any errno(3) name, as faultfs.ParseErrno
+	} {
+		doc := strings.Replace(minimal, "{ops: [fsync], errno: EIO}", rule, 1)
+		s, err := Decode([]byte(doc))
+		if err != nil {
+			t.Errorf("%s refused: %v", rule, err)
+			continue
+		}
+		if _, err := s.Timeline[0].Faultfs.Rules("x"); err != nil {
+			t.Errorf("%s: faultfs refuses what the scenario accepted: %v", rule, err)
+		}
+	}
+	for _, op := range faultfs.OpNames() {
+		doc := strings.Replace(minimal, "ops: [fsync]", "ops: ["+op+"]", 1)
+		if _, err := Decode([]byte(doc)); err != nil {
+			t.Errorf("faultfs op %q refused: %v", op, err)
+		}
+	}
+	doc := strings.Replace(minimal, "ops: [fsync]", "ops: [all]", 1)
+	if _, err := Decode([]byte(doc)); err == nil || !strings.Contains(err.Error(), `unknown operation "all"`) || !strings.Contains(err.Error(), "every operation is any") {
+		t.Errorf("ops [all] error = %v, want it refused pointing at any", err)
+	}
+}
+
+// TestFaultfsRulesFromScenario: what only faultfs checks (the byte range
+// applies to read and write) is reported by the scenario validator too.
+func TestFaultfsRulesFromScenario(t *testing.T) {
+	doc := strings.Replace(minimal, "{ops: [fsync], errno: EIO}", "{ops: [fsync], errno: EIO, offset: 8MB}", 1)
+	if _, err := Decode([]byte(doc)); err == nil || !strings.Contains(err.Error(), "offset/length apply to op read or write") {
+		t.Errorf("offset on fsync: error = %v", err)
+	}
+	r := FaultfsRule{Ops: []string{"write", "any"}, Errno: "eio", Path: "**/*.log", Latency: duration.Duration(time.Second)}
+	rules, err := r.Rules("run-fail")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []faultfs.Rule{
+		{ID: "run-fail-write", Op: faultfs.OpWrite, PathGlob: "**/*.log", Errno: faultfs.Errno(syscall.EIO), Prob: 1, Latency: duration.Duration(time.Second)},
+		{ID: "run-fail-any", Op: faultfs.OpAny, PathGlob: "**/*.log", Errno: faultfs.Errno(syscall.EIO), Prob: 1, Latency: duration.Duration(time.Second)},
+	}
+	if !slices.Equal(rules, want) {
+		t.Errorf("Rules = %+v\nwant %+v", rules, want)
+	}
+}
+
+// TestErrorCodesAreWhatTheLoadCounts: an errors expectation may name only
+// a code the Zeebe load records errors under; Aborted was accepted before
+// and then could never appear.
+func TestErrorCodesAreWhatTheLoadCounts(t *testing.T) {
+	doc := func(code string) []byte {
+		return []byte(strings.Replace(minimal, "kind: detector-fires\n    detector: msync-ioexception", "kind: errors-appear\n    code: "+code, 1))
+	}
+	for _, code := range append([]string{"any"}, zeebe.ErrorClasses()...) {
+		if _, err := Decode(doc(code)); err != nil {
+			t.Errorf("code %s refused: %v", code, err)
+		}
+	}
+	if _, err := Decode(doc("Aborted")); err == nil || !strings.Contains(err.Error(), `code "Aborted" is not one the Zeebe load counts`) {
+		t.Errorf("code Aborted: error = %v", err)
+	}
 }

@@ -4,6 +4,10 @@ import (
 	"encoding/json"
 	"reflect"
 	"strings"
+
+	"github.com/nfslab/nfslab/pkg/duration"
+	"github.com/nfslab/nfslab/pkg/faultfs"
+	"github.com/nfslab/nfslab/pkg/netfault"
 )
 
 // enums constrain string fields in the JSON schema, by "Type.Field".
@@ -16,14 +20,28 @@ func enums() map[string][]string {
 		"Step.Action":           Actions,
 		"Expectation.Kind":      ExpectationKinds,
 		"Expectation.By":        {RecoverByRate, RecoverByDetector, RecoverByAppending},
-		"Expectation.Code":      append([]string{"any"}, GRPCCodes...),
+		"Expectation.Code":      append([]string{"any"}, ErrorCodes...),
 		"Expectation.Cause":     FindingCauses,
 		"Expectation.Targets":   {TargetProbe, TargetZeebe},
 		"FaultParams.Proto":     {"tcp", "udp"},
-		"FaultParams.Dir":       {"out", "in", "both"},
-		"FaultParams.RouteType": {"unreachable", "blackhole", "prohibit"},
-		"FaultfsRule.Ops":       FaultfsOps,
-		"FaultfsRule.Errno":     Errnos,
+		"FaultParams.Dir":       {string(netfault.DirOut), string(netfault.DirIn), string(netfault.DirBoth)},
+		"FaultParams.RouteType": {string(netfault.RouteUnreachable), string(netfault.RouteBlackhole), string(netfault.RouteProhibit)},
+		"FaultfsRule.Ops":       faultfs.OpNames(),
+	}
+}
+
+// openEnums are string fields whose listed values are the common ones, not
+// all: an editor offers them, and the pattern admits the rest.
+// faultfs.ParseErrno reads any errno(3) name, upper or lower case.
+func openEnums() map[string]struct {
+	names   []string
+	pattern string
+} {
+	return map[string]struct {
+		names   []string
+		pattern string
+	}{
+		"FaultfsRule.Errno": {faultfs.ErrnoNames(), "^[Ee][A-Za-z0-9]+$"},
 	}
 }
 
@@ -48,7 +66,7 @@ func JSONSchema() ([]byte, error) {
 }
 
 var (
-	durationType = reflect.TypeOf(Duration(0))
+	durationType = reflect.TypeOf(duration.Duration(0))
 	sizeType     = reflect.TypeOf(Size(0))
 )
 
@@ -66,6 +84,9 @@ func schemaFor(t reflect.Type, defs map[string]any, enumKey string) any {
 		s := map[string]any{"type": "string"}
 		if e, ok := enums()[enumKey]; ok {
 			s["enum"] = e
+		}
+		if e, ok := openEnums()[enumKey]; ok {
+			s["anyOf"] = []any{map[string]any{"enum": e.names}, map[string]any{"pattern": e.pattern}}
 		}
 		return s
 	case reflect.Bool:

@@ -1,18 +1,20 @@
 package scenario
 
+import "github.com/nfslab/nfslab/pkg/duration"
+
 // Scenario is one experiment: set up storage, start a target on it, put
 // load on it, run a timeline of faults, judge the expectations, roll back.
 type Scenario struct {
 	Metadata Metadata `yaml:"metadata" json:"metadata"`
 	// Duration is how long the timeline runs at most. The run ends earlier
 	// when every expectation has a verdict.
-	Duration     Duration      `yaml:"duration" json:"duration"`
-	Storage      Storage       `yaml:"storage" json:"storage"`
-	Target       Target        `yaml:"target" json:"target"`
-	Load         Load          `yaml:"load,omitempty" json:"load,omitempty"`
-	Detectors    []Detector    `yaml:"detectors,omitempty" json:"detectors,omitempty"`
-	Timeline     []Step        `yaml:"timeline" json:"timeline"`
-	Expectations []Expectation `yaml:"expectations" json:"expectations"`
+	Duration     duration.Duration `yaml:"duration" json:"duration"`
+	Storage      Storage           `yaml:"storage" json:"storage"`
+	Target       Target            `yaml:"target" json:"target"`
+	Load         Load              `yaml:"load,omitempty" json:"load,omitempty"`
+	Detectors    []Detector        `yaml:"detectors,omitempty" json:"detectors,omitempty"`
+	Timeline     []Step            `yaml:"timeline" json:"timeline"`
+	Expectations []Expectation     `yaml:"expectations" json:"expectations"`
 	// Rollbacks are extra actions that run after the run on every exit
 	// path, after the engine healed what it created itself.
 	Rollbacks []Step `yaml:"rollbacks,omitempty" json:"rollbacks,omitempty"`
@@ -140,7 +142,7 @@ type Load struct {
 	// DeployEvery deploys a new version of the process this often and
 	// creates instances of the latest version, so that deployment
 	// distribution is exercised during a fault (seed 001).
-	DeployEvery Duration `yaml:"deploy_every,omitempty" json:"deploy_every,omitempty"`
+	DeployEvery duration.Duration `yaml:"deploy_every,omitempty" json:"deploy_every,omitempty"`
 }
 
 // Detector is a custom log detector by regular expression.
@@ -175,11 +177,11 @@ var Actions = []string{ActionDrop, ActionReject, ActionUnreachable, ActionHeal,
 // start of the timeline (At) or when an event happens (On, then Delay), and
 // a fault step lasts For (then the engine heals it).
 type Step struct {
-	ID    string    `yaml:"id" json:"id"`
-	At    *Duration `yaml:"at,omitempty" json:"at,omitempty"`
-	On    string    `yaml:"on,omitempty" json:"on,omitempty"`
-	Delay Duration  `yaml:"delay,omitempty" json:"delay,omitempty"`
-	For   Duration  `yaml:"for,omitempty" json:"for,omitempty"`
+	ID    string             `yaml:"id" json:"id"`
+	At    *duration.Duration `yaml:"at,omitempty" json:"at,omitempty"`
+	On    string             `yaml:"on,omitempty" json:"on,omitempty"`
+	Delay duration.Duration  `yaml:"delay,omitempty" json:"delay,omitempty"`
+	For   duration.Duration  `yaml:"for,omitempty" json:"for,omitempty"`
 	// Action is one of Actions.
 	Action string `yaml:"action" json:"action"`
 	// Fault selects the traffic of drop, reject and unreachable.
@@ -218,15 +220,17 @@ type FaultParams struct {
 
 // FaultfsRule is a storage fault of the FUSE fault filesystem.
 type FaultfsRule struct {
-	// Ops are the operations hit: open, read, write, fsync, flush,
-	// getattr, ... ("all" for every one).
+	// Ops are the operations hit, in faultfs's names (faultfs.OpNames):
+	// open, read, write, fsync, flush, getattr, ... ("any" for every one).
 	Ops []string `yaml:"ops" json:"ops"`
 	// Path is a glob relative to the data directory; empty means every file.
-	Path  string `yaml:"path,omitempty" json:"path,omitempty"`
-	Errno string `yaml:"errno,omitempty" json:"errno,omitempty"` // EIO, ENOSPC, ETIMEDOUT, ...; empty: no error (latency only)
+	Path string `yaml:"path,omitempty" json:"path,omitempty"`
+	// Errno is an errno(3) name as faultfs.ParseErrno reads it (EIO,
+	// ENOSPC, ETIMEDOUT, EINVAL, ...); empty: no error (latency only).
+	Errno string `yaml:"errno,omitempty" json:"errno,omitempty"`
 	// Prob is the probability an operation faults; 0 means always.
-	Prob    float64  `yaml:"prob,omitempty" json:"prob,omitempty"`
-	Latency Duration `yaml:"latency,omitempty" json:"latency,omitempty"`
+	Prob    float64           `yaml:"prob,omitempty" json:"prob,omitempty"`
+	Latency duration.Duration `yaml:"latency,omitempty" json:"latency,omitempty"`
 	// Offset and Length limit read and write rules to a byte range of the
 	// file (Length 0: to the end), e.g. the second half of a segment.
 	Offset Size `yaml:"offset,omitempty" json:"offset,omitempty"`
@@ -264,12 +268,12 @@ const (
 // start+Within]. For recovery, After names the heal step (or a step with
 // For, whose end is the heal).
 type Expectation struct {
-	Name     string   `yaml:"name,omitempty" json:"name,omitempty"`
-	Kind     string   `yaml:"kind" json:"kind"`
-	Detector string   `yaml:"detector,omitempty" json:"detector,omitempty"`
-	After    string   `yaml:"after,omitempty" json:"after,omitempty"`
-	Settle   Duration `yaml:"settle,omitempty" json:"settle,omitempty"`
-	Within   Duration `yaml:"within,omitempty" json:"within,omitempty"`
+	Name     string            `yaml:"name,omitempty" json:"name,omitempty"`
+	Kind     string            `yaml:"kind" json:"kind"`
+	Detector string            `yaml:"detector,omitempty" json:"detector,omitempty"`
+	After    string            `yaml:"after,omitempty" json:"after,omitempty"`
+	Settle   duration.Duration `yaml:"settle,omitempty" json:"settle,omitempty"`
+	Within   duration.Duration `yaml:"within,omitempty" json:"within,omitempty"`
 	// Metric is the load rate: appends (probe), created, completed (zeebe),
 	// or empty for the load's primary rate.
 	Metric   string  `yaml:"metric,omitempty" json:"metric,omitempty"`
@@ -277,8 +281,8 @@ type Expectation struct {
 	// Baseline is the steady-state window before the fault, default 20s
 	// before step BaselineBefore (default: the step After, or for recovery
 	// the first fault step).
-	Baseline       Duration `yaml:"baseline,omitempty" json:"baseline,omitempty"`
-	BaselineBefore string   `yaml:"baseline_before,omitempty" json:"baseline_before,omitempty"`
+	Baseline       duration.Duration `yaml:"baseline,omitempty" json:"baseline,omitempty"`
+	BaselineBefore string            `yaml:"baseline_before,omitempty" json:"baseline_before,omitempty"`
 	// Code is a gRPC code (DeadlineExceeded, Unavailable, NotFound,
 	// ResourceExhausted, ...) or "any".
 	Code string `yaml:"code,omitempty" json:"code,omitempty"`

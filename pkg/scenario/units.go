@@ -3,64 +3,11 @@ package scenario
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/goccy/go-yaml/ast"
 	"strconv"
 	"strings"
-	"time"
+
+	"github.com/goccy/go-yaml/ast"
 )
-
-// Duration is a time.Duration written as Go duration text ("60s", "2m",
-// "1m30s"). A bare number is rejected because its unit would be a guess.
-type Duration time.Duration
-
-// D returns d as a time.Duration.
-func (d Duration) D() time.Duration { return time.Duration(d) }
-
-func (d Duration) String() string { return time.Duration(d).String() }
-
-// ParseDuration parses s, naming s in the error.
-func ParseDuration(s string) (Duration, error) {
-	s = strings.TrimSpace(s)
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("duration %q is not valid (want e.g. 500ms, 60s, 2m)", s)
-	}
-	if v < 0 {
-		return 0, fmt.Errorf("duration %q is negative", s)
-	}
-	return Duration(v), nil
-}
-
-// UnmarshalYAML implements goccy/go-yaml's NodeUnmarshaler, so that a bad
-// value is reported with its line and column.
-func (d *Duration) UnmarshalYAML(n ast.Node) error {
-	v, err := ParseDuration(nodeText(n))
-	if err != nil {
-		return atNode(n, err)
-	}
-	*d = v
-	return nil
-}
-
-// MarshalYAML writes the duration as text.
-func (d Duration) MarshalYAML() ([]byte, error) { return []byte(d.String()), nil }
-
-// MarshalJSON writes the duration as text.
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
-
-// UnmarshalJSON reads the text form.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("duration %s is not a string", b)
-	}
-	v, err := ParseDuration(s)
-	if err != nil {
-		return err
-	}
-	*d = v
-	return nil
-}
 
 // Size is a byte count written as 16MB, 512KB, 1GB (powers of 1024, as
 // Zeebe reads LOGSEGMENTSIZE) or a plain number of bytes.

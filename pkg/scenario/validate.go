@@ -14,7 +14,11 @@ import (
 	"time"
 
 	"github.com/nfslab/nfslab/pkg/detect"
+	"github.com/nfslab/nfslab/pkg/duration"
+	"github.com/nfslab/nfslab/pkg/faultfs"
+	"github.com/nfslab/nfslab/pkg/mount"
 	"github.com/nfslab/nfslab/pkg/netfault"
+	"github.com/nfslab/nfslab/pkg/zeebe"
 )
 
 // ErrInvalid wraps every decoding and validation error so callers can map
@@ -72,21 +76,13 @@ var BuiltinDetectors = detect.Names()
 // The rest match Zeebe's log lines, which the probe never prints.
 var probeDetectors = []string{"msync-ioexception", "jvm-sigbus", "hs-err-file", "replay-start"}
 
-// GRPCCodes are the gRPC status codes an errors expectation may name.
-var GRPCCodes = []string{"Canceled", "Unknown", "InvalidArgument", "DeadlineExceeded",
-	"NotFound", "AlreadyExists", "PermissionDenied", "ResourceExhausted",
-	"FailedPrecondition", "Aborted", "OutOfRange", "Unimplemented", "Internal",
-	"Unavailable", "DataLoss", "Unauthenticated"}
+// ErrorCodes are the codes an errors expectation may name besides "any":
+// the classes the Zeebe load records errors under (zeebe.ErrorClass), so
+// that an expectation never waits for a code nothing counts.
+var ErrorCodes = zeebe.ErrorClasses()
 
 // FindingCauses are the causes netfault.Diagnose reports.
 var FindingCauses = netfault.Causes()
-
-// FaultfsOps are the operations a faultfs rule may name.
-var FaultfsOps = []string{"all", "open", "read", "write", "fsync", "flush", "getattr",
-	"setattr", "create", "mkdir", "unlink", "rename", "readdir", "lookup", "statfs"}
-
-// Errnos are the errors a faultfs rule may return.
-var Errnos = []string{"EIO", "ENOSPC", "ETIMEDOUT", "EAGAIN", "EROFS", "EDQUOT", "EACCES", "EPERM", "ENOENT", "EINTR", "ESTALE", "ENOTCONN", "EBUSY", "EFBIG", "ENOMEM", "EHOSTUNREACH", "ECONNREFUSED", "ENXIO"}
 
 // Event prefixes for "on:".
 const (
@@ -95,18 +91,10 @@ const (
 	EventTargetExited  = "target-exited"
 )
 
-// Placeholders a fault's dst or in may use.
-const (
-	RefNFSServer = "$nfs-server"
-	RefBroker    = "$broker:"
-	RefLeader    = "$leader:"
-)
-
 var (
 	nameRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 	envKeyRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	heapRE     = regexp.MustCompile(`^[0-9]+[kKmMgG]$`)
-	brokerRE   = regexp.MustCompile(`^broker-([0-9]+)$`)
 	hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$`)
 )
 
@@ -209,36 +197,15 @@ func (s *Scenario) validateStorage(c *checker) {
 	}
 }
 
-// checkMountOptions checks the seed's option form lexically; pkg/mount
-// checks the meaning when the storage is set up.
+// checkMountOptions parses opts with pkg/mount's parser, the one the
+// storage mounts with, so a scenario is refused for exactly the options the
+// mount would refuse.
 func checkMountOptions(opts string) error {
 	if opts == "" {
 		return nil
 	}
-	seen := map[string]bool{}
-	for _, o := range strings.Split(opts, ",") {
-		k, v, hasV := strings.Cut(o, "=")
-		if k == "" || strings.ContainsAny(o, " \t\n") {
-			return fmt.Errorf("mount option %q in %q is empty or has spaces", o, opts)
-		}
-		switch k {
-		case "timeo", "retrans", "port", "actimeo", "rsize", "wsize":
-			n, err := strconv.Atoi(v)
-			if !hasV || err != nil || n < 0 {
-				return fmt.Errorf("mount option %q needs a non-negative number", o)
-			}
-			if k == "port" && n > 65535 {
-				return fmt.Errorf("port %d in mount options is out of range (0-65535)", n)
-			}
-		case "proto":
-			if v != "tcp" && v != "udp" && v != "tcp6" && v != "udp6" && v != "rdma" {
-				return fmt.Errorf("mount option %q: proto must be tcp or udp", o)
-			}
-		}
-		seen[k] = true
-	}
-	if seen["soft"] && seen["hard"] {
-		return fmt.Errorf("mount options %q ask for both soft and hard", opts)
+	if _, err := mount.ParseNFSOptions(opts); err != nil {
+		return errors.New(strings.TrimPrefix(err.Error(), mount.ErrInvalid.Error()+": "))
 	}
 	return nil
 }
@@ -395,26 +362,41 @@ func (s *Scenario) partitions() int {
 	return s.Target.Zeebe.Partitions
 }
 
-// checkRef checks a $placeholder in a fault's dst or in.
-func (s *Scenario) checkRef(ref string) error {
-	switch {
-	case ref == RefNFSServer:
+// checkRef checks a $placeholder in a fault's dst or in against the
+// scenario: its storage, its number of brokers and partitions.
+func (s *Scenario) checkRef(text string) error {
+	ref, err := ParseRef(text)
+	if err != nil {
+		return err
+	}
+	switch ref.Kind {
+	case RefNFSServer:
 		if s.Storage.Kind != StorageNFS {
 			return fmt.Errorf("%s needs storage kind nfs, not %q", ref, s.Storage.Kind)
 		}
-	case strings.HasPrefix(ref, RefBroker), strings.HasPrefix(ref, RefLeader):
-		if s.Target.Kind != TargetZeebe {
-			return fmt.Errorf("%s needs target kind zeebe", ref)
-		}
-		n, err := strconv.Atoi(ref[strings.LastIndex(ref, ":")+1:])
-		if strings.HasPrefix(ref, RefBroker) && (err != nil || n < 0 || n >= s.brokers()) {
-			return fmt.Errorf("%s: broker index must be 0-%d", ref, s.brokers()-1)
-		}
-		if strings.HasPrefix(ref, RefLeader) && (err != nil || n < 1 || n > s.partitions()) {
-			return fmt.Errorf("%s: partition must be 1-%d", ref, s.partitions())
-		}
-	default:
-		return fmt.Errorf("unknown reference %q (want %s, %sN or %sP)", ref, RefNFSServer, RefBroker, RefLeader)
+		return nil
+	}
+	if s.Target.Kind != TargetZeebe {
+		return fmt.Errorf("%s needs target kind zeebe", ref)
+	}
+	if ref.Kind == RefBroker && ref.N >= s.brokers() {
+		return fmt.Errorf("%s: broker index must be 0-%d", ref, s.brokers()-1)
+	}
+	if ref.Kind == RefLeader && ref.N > s.partitions() {
+		return fmt.Errorf("%s: partition must be 1-%d", ref, s.partitions())
+	}
+	return nil
+}
+
+// checkBroker checks a broker's name (zeebe.NodeName) against the
+// scenario's number of brokers.
+func (s *Scenario) checkBroker(name string) error {
+	n, err := zeebe.ParseNodeName(name)
+	if err != nil {
+		return err
+	}
+	if n >= s.brokers() {
+		return fmt.Errorf("%q: there are only %d broker(s)", name, s.brokers())
 	}
 	return nil
 }
@@ -427,7 +409,7 @@ func (st *Step) NetfaultSpec(resolve func(ref string) (string, error)) (netfault
 		return netfault.Spec{}, fmt.Errorf("step %q has no fault", st.ID)
 	}
 	dst := f.Dst
-	if strings.HasPrefix(dst, "$") {
+	if IsRef(dst) {
 		v, err := resolve(dst)
 		if err != nil {
 			return netfault.Spec{}, fmt.Errorf("resolving %s: %w", dst, err)
@@ -591,10 +573,8 @@ func (s *Scenario) validateAction(c *checker, p string, st *Step, steps map[stri
 			c.add(p+".container", "container applies only to pause, unpause, stop, kill, restart")
 		} else if s.Target.Kind != TargetZeebe {
 			c.add(p+".container", "container %q needs target kind zeebe (the probe is one process)", st.Container)
-		} else if m := brokerRE.FindStringSubmatch(st.Container); m == nil {
-			c.add(p+".container", "container %q is not broker-N", st.Container)
-		} else if n, _ := strconv.Atoi(m[1]); n >= s.brokers() {
-			c.add(p+".container", "container %q: there are only %d broker(s)", st.Container, s.brokers())
+		} else if err := s.checkBroker(st.Container); err != nil {
+			c.add(p+".container", "container %v", err)
 		}
 	}
 	if st.DropCache && st.Action != ActionRestartTarget {
@@ -628,19 +608,17 @@ func (s *Scenario) validateAction(c *checker, p string, st *Step, steps map[stri
 func (s *Scenario) validateFault(c *checker, p string, st *Step) {
 	f := st.Fault
 	for _, ref := range []struct{ field, v string }{{"dst", f.Dst}, {"in", f.In}} {
-		if strings.HasPrefix(ref.v, "$") {
+		if IsRef(ref.v) {
 			if err := s.checkRef(ref.v); err != nil {
 				c.add(p+"."+ref.field, "%v", err)
 			}
 		}
 	}
-	if f.In != "" && !strings.HasPrefix(f.In, "$") {
+	if f.In != "" && !IsRef(f.In) {
 		if s.Target.Kind != TargetZeebe {
 			c.add(p+".in", "in %q needs target kind zeebe", f.In)
-		} else if m := brokerRE.FindStringSubmatch(f.In); m == nil {
-			c.add(p+".in", "in %q is not broker-N or %sP", f.In, RefLeader)
-		} else if n, _ := strconv.Atoi(m[1]); n >= s.brokers() {
-			c.add(p+".in", "in %q: there are only %d broker(s)", f.In, s.brokers())
+		} else if err := s.checkBroker(f.In); err != nil {
+			c.add(p+".in", "in %v (or %sP)", err, RefLeader)
 		}
 	}
 	if f.In != "" && f.Netns != "" {
@@ -664,40 +642,65 @@ func (s *Scenario) validateFault(c *checker, p string, st *Step) {
 	}
 }
 
+// validateFaultfsRule checks r in faultfs's own vocabulary (its operation
+// and errno names come from pkg/faultfs) and then as the faultfs rules it
+// becomes, so a scenario accepts exactly what faultfs does.
 func validateFaultfsRule(c *checker, p string, r *FaultfsRule) {
+	vocab := true
 	if len(r.Ops) == 0 {
 		c.add(p+".ops", "a faultfs rule needs ops (e.g. [fsync] or [read])")
+		vocab = false
 	}
 	for _, op := range r.Ops {
-		if !slices.Contains(FaultfsOps, op) {
-			c.add(p+".ops", "unknown operation %q (want %s)", op, strings.Join(FaultfsOps, ", "))
+		if _, err := faultfs.ParseOp(op); err != nil {
+			hint := ""
+			if op == "all" {
+				hint = "; every operation is any"
+			}
+			c.add(p+".ops", "unknown operation %q (want %s%s)", op, strings.Join(faultfs.OpNames(), ", "), hint)
+			vocab = false
 		}
 	}
-	if r.Path != "" {
-		if _, err := filepath.Match(r.Path, ""); err != nil || filepath.IsAbs(r.Path) {
-			c.add(p+".path", "path %q is not a relative glob", r.Path)
-		}
-	}
-	if r.Errno != "" && !slices.Contains(Errnos, r.Errno) {
-		c.add(p+".errno", "unknown errno %q (want %s)", r.Errno, strings.Join(Errnos, ", "))
+	if _, err := faultfs.ParseErrno(r.Errno); err != nil {
+		c.add(p+".errno", "unknown errno %q (want an errno(3) name such as %s)", r.Errno, strings.Join(faultfs.ErrnoNames(), ", "))
+		vocab = false
 	}
 	if bad(r.Prob) || r.Prob < 0 || r.Prob > 1 {
 		c.add(p+".prob", "probability %v is out of range (0-1; 0 means always)", r.Prob)
-	}
-	if r.Errno == "" && r.Latency == 0 {
-		c.add(p, "a faultfs rule needs an errno, a latency, or both")
-	}
-	if r.Offset != 0 || r.Length != 0 {
-		for _, op := range r.Ops {
-			if op != "read" && op != "write" {
-				c.add(p+".offset", "offset and length apply to read and write rules, not %s", op)
-				break
-			}
-		}
+		vocab = false
 	}
 	if r.Latency.D() > time.Hour {
 		c.add(p+".latency", "latency %v is longer than an hour", r.Latency)
 	}
+	if !vocab {
+		return
+	}
+	if _, err := r.Rules("validate"); err != nil {
+		c.add(p, "%s", strings.TrimPrefix(err.Error(), faultfs.ErrInvalid.Error()+": "))
+	}
+}
+
+// Rules turns r into the faultfs rules it installs, one per operation,
+// with IDs id-OP, defaults applied and validated by faultfs.
+func (r FaultfsRule) Rules(id string) ([]faultfs.Rule, error) {
+	errno, err := faultfs.ParseErrno(r.Errno)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]faultfs.Rule, 0, len(r.Ops))
+	for _, name := range r.Ops {
+		op, err := faultfs.ParseOp(name)
+		if err != nil {
+			return nil, err
+		}
+		fr := faultfs.Rule{ID: id + "-" + name, Op: op, PathGlob: r.Path, Errno: errno, Prob: r.Prob,
+			Latency: r.Latency, Offset: int64(r.Offset), Length: int64(r.Length)}.WithDefaults()
+		if err := fr.Validate(); err != nil {
+			return nil, err
+		}
+		out = append(out, fr)
+	}
+	return out, nil
 }
 
 // expectation fields allowed per kind (besides name, kind, targets).
@@ -794,7 +797,7 @@ func (s *Scenario) validateExpectations(c *checker, steps map[string]*Step, cust
 			c.add(p+".settle", "settle %v must be shorter than within %v", e.Settle, e.Within)
 		}
 		if needsWithin && e.Within > 0 && s.Duration > 0 {
-			start := Duration(0)
+			start := duration.Duration(0)
 			if st := steps[e.After]; st != nil && st.At != nil {
 				start = *st.At
 				if e.Kind == ExpectRecovery {
@@ -827,8 +830,8 @@ func (s *Scenario) validateExpectations(c *checker, steps map[string]*Step, cust
 			c.add(p+".metric", "metric %q is not a rate of load %s (want %s)", e.Metric, s.LoadKind(), strings.Join(Metrics[s.LoadKind()], ", "))
 		}
 		if e.Kind == ExpectErrorsAppear || e.Kind == ExpectErrorsAbsent {
-			if e.Code != "any" && !slices.Contains(GRPCCodes, e.Code) {
-				c.add(p+".code", "code %q is not a gRPC code (want any or one of %s)", e.Code, strings.Join(GRPCCodes, ", "))
+			if e.Code != "any" && !slices.Contains(ErrorCodes, e.Code) {
+				c.add(p+".code", "code %q is not one the Zeebe load counts (want any or one of %s)", e.Code, strings.Join(ErrorCodes, ", "))
 			}
 		}
 		if e.Kind == ExpectRecovery {

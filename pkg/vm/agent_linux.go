@@ -17,6 +17,7 @@ import (
 
 	"github.com/nfslab/nfslab/internal/cmdrun"
 	"github.com/nfslab/nfslab/pkg/clock"
+	"github.com/nfslab/nfslab/pkg/duration"
 )
 
 // Agent runs inside the guest: it executes the job on the share and
@@ -78,7 +79,7 @@ func (a Agent) Run(ctx context.Context) error {
 	for _, s := range job.Steps {
 		r := a.attempts(ctx, s, snap)
 		st.Steps = append(st.Steps, r)
-		fmt.Fprintf(a.Console, "nfslab-agent: step %s: %s (exit %d, %s)\n", r.Name, r.Verdict, r.ExitCode, r.Duration.D.Round(time.Millisecond))
+		fmt.Fprintf(a.Console, "nfslab-agent: step %s: %s (exit %d, %s)\n", r.Name, r.Verdict, r.ExitCode, r.Duration.D().Round(time.Millisecond))
 		for _, l := range r.Leftovers {
 			fmt.Fprintf(a.Console, "nfslab-agent: step %s left behind %s\n", r.Name, l)
 		}
@@ -135,7 +136,7 @@ func (a Agent) step(ctx context.Context, s Step, snap func(context.Context) (Sna
 	case !filepath.IsAbs(argv[0]) && strings.Contains(argv[0], "/"):
 		argv[0] = filepath.Join(a.Share, argv[0]) // e.g. tests/nfsserver.test
 	}
-	sctx, cancel := context.WithTimeout(ctx, s.Timeout.D)
+	sctx, cancel := context.WithTimeout(ctx, s.Timeout.D())
 	defer cancel()
 	cmd := cmdrun.Command(sctx, argv[0], argv[1:]...)
 	cmd.Dir = a.Share
@@ -150,7 +151,7 @@ func (a Agent) step(ctx context.Context, s Step, snap func(context.Context) (Sna
 	cmd.WaitDelay = 10 * time.Second
 	runErr := cmd.Run()
 	lw.Flush()
-	r.Duration = Duration{a.Clock.Now().Sub(r.Started)}
+	r.Duration = duration.Duration(a.Clock.Now().Sub(r.Started))
 	var ee *exec.ExitError
 	switch {
 	case runErr == nil:
@@ -160,7 +161,7 @@ func (a Agent) step(ctx context.Context, s Step, snap func(context.Context) (Sna
 		r.ExitCode, r.Error = -1, runErr.Error()
 	}
 	if sctx.Err() != nil && ctx.Err() == nil {
-		r.Error = "timed out after " + s.Timeout.D.String()
+		r.Error = "timed out after " + s.Timeout.D().String()
 	}
 	after, err := snap(ctx)
 	if err != nil {

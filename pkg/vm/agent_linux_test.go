@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nfslab/nfslab/pkg/clock"
+	"github.com/nfslab/nfslab/pkg/duration"
 )
 
 // The agent runs argument lists, records exit codes and leftovers, and
@@ -18,10 +19,10 @@ import (
 func TestAgentRunsStepsAndReportsLeftovers(t *testing.T) {
 	share := t.TempDir()
 	job := Job{Steps: []Step{
-		{Name: "ok", Argv: []string{"true"}, Timeout: Duration{10 * time.Second}},
-		{Name: "fails", Argv: []string{"false"}, Timeout: Duration{10 * time.Second}},
-		{Name: "leaks", Argv: []string{"echo", "hello from the step"}, Timeout: Duration{10 * time.Second}},
-		{Name: "hangs", Argv: []string{"sleep", "30"}, Timeout: Duration{300 * time.Millisecond}},
+		{Name: "ok", Argv: []string{"true"}, Timeout: duration.Duration(10 * time.Second)},
+		{Name: "fails", Argv: []string{"false"}, Timeout: duration.Duration(10 * time.Second)},
+		{Name: "leaks", Argv: []string{"echo", "hello from the step"}, Timeout: duration.Duration(10 * time.Second)},
+		{Name: "hangs", Argv: []string{"sleep", "30"}, Timeout: duration.Duration(300 * time.Millisecond)},
 	}}
 	b, _ := json.Marshal(job)
 	if err := os.WriteFile(filepath.Join(share, JobFile), b, 0o644); err != nil {
@@ -113,10 +114,10 @@ func TestAgentRetriesOnlyRetryableFailures(t *testing.T) {
 	// Fails the first time (exit 1), passes the second.
 	flaky := []string{"sh", "-c", `if [ -e "$1" ]; then echo second; else : > "$1"; echo first; exit 1; fi`, "sh", marker}
 	job := Job{Steps: []Step{
-		{Name: "flaky", Argv: flaky, Timeout: Duration{10 * time.Second}, Retries: 1},
-		{Name: "badinput", Argv: []string{"sh", "-c", "exit 2"}, Timeout: Duration{10 * time.Second}, Retries: 1},
-		{Name: "always", Argv: []string{"false"}, Timeout: Duration{10 * time.Second}, Retries: 1},
-		{Name: "noretry", Argv: []string{"false"}, Timeout: Duration{10 * time.Second}},
+		{Name: "flaky", Argv: flaky, Timeout: duration.Duration(10 * time.Second), Retries: 1},
+		{Name: "badinput", Argv: []string{"sh", "-c", "exit 2"}, Timeout: duration.Duration(10 * time.Second), Retries: 1},
+		{Name: "always", Argv: []string{"false"}, Timeout: duration.Duration(10 * time.Second), Retries: 1},
+		{Name: "noretry", Argv: []string{"false"}, Timeout: duration.Duration(10 * time.Second)},
 	}}
 	b, _ := json.Marshal(job)
 	if err := os.WriteFile(filepath.Join(share, JobFile), b, 0o644); err != nil {
@@ -165,7 +166,7 @@ func TestAgentRetriesOnlyRetryableFailures(t *testing.T) {
 	if !strings.Contains(console.String(), "step flaky: attempt 1 failed") {
 		t.Fatalf("console does not say the attempt failed: %s", console.String())
 	}
-	if err := (Job{Steps: []Step{{Name: "x", Argv: []string{"true"}, Timeout: Duration{time.Second}, Retries: 9}}}).Validate(); err == nil {
+	if err := (Job{Steps: []Step{{Name: "x", Argv: []string{"true"}, Timeout: duration.Duration(time.Second), Retries: 9}}}).Validate(); err == nil {
 		t.Fatal("retries 9 accepted")
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/nfslab/nfslab/internal/cmdrun"
 	"github.com/nfslab/nfslab/pkg/clock"
+	"github.com/nfslab/nfslab/pkg/duration"
 )
 
 // Commander runs an external program with an argument list. The real one
@@ -113,7 +114,7 @@ func (b Builder) build(ctx context.Context, spec ImageSpec) (Image, error) {
 		if err := f(); err != nil {
 			return err
 		}
-		im.Phases = append(im.Phases, PhaseTiming{Name: name, Duration: Duration{b.Clock.Now().Sub(t)}})
+		im.Phases = append(im.Phases, PhaseTiming{Name: name, Duration: duration.Duration(b.Clock.Now().Sub(t))})
 		return nil
 	}
 	rootfs := filepath.Join(tmp, "rootfs")
@@ -140,7 +141,7 @@ func (b Builder) build(ctx context.Context, spec ImageSpec) (Image, error) {
 		}
 	}
 	im.Built = b.Clock.Now().UTC()
-	im.BuildTime = Duration{im.Built.Sub(start)}
+	im.BuildTime = duration.Duration(im.Built.Sub(start))
 	if err := im.save(); err != nil {
 		return Image{}, fmt.Errorf("writing image manifest: %w", err)
 	}
@@ -152,7 +153,7 @@ func (b Builder) build(ctx context.Context, spec ImageSpec) (Image, error) {
 	}
 	ok = true
 	im.Dir = final
-	b.Log.Info("vm image built", "dir", final, "kernel", im.KernelRelease, "took", im.BuildTime.D.Round(time.Second))
+	b.Log.Info("vm image built", "dir", final, "kernel", im.KernelRelease, "took", im.BuildTime.D().Round(time.Second))
 	return im, nil
 }
 

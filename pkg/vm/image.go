@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/nfslab/nfslab/pkg/duration"
 )
 
 // Image is a built, cached base image.
@@ -17,19 +19,19 @@ type Image struct {
 	Initrd string `json:"initrd"`
 	Disk   string `json:"disk"`
 	// KernelRelease is the guest's uname -r.
-	KernelRelease string        `json:"kernel_release"`
-	Suite         string        `json:"suite"`
-	Packages      []string      `json:"packages"`
-	Mirror        string        `json:"mirror"`
-	Built         time.Time     `json:"built"`
-	BuildTime     Duration      `json:"build_time"`
-	Phases        []PhaseTiming `json:"phases"`
+	KernelRelease string            `json:"kernel_release"`
+	Suite         string            `json:"suite"`
+	Packages      []string          `json:"packages"`
+	Mirror        string            `json:"mirror"`
+	Built         time.Time         `json:"built"`
+	BuildTime     duration.Duration `json:"build_time"`
+	Phases        []PhaseTiming     `json:"phases"`
 }
 
 // PhaseTiming records how long a build phase took (for benchmarks).
 type PhaseTiming struct {
-	Name     string   `json:"name"`
-	Duration Duration `json:"duration"`
+	Name     string            `json:"name"`
+	Duration duration.Duration `json:"duration"`
 }
 
 const manifestFile = "manifest.json"

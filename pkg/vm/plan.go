@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/nfslab/nfslab/pkg/duration"
 )
 
 // Timeouts of the guest steps. A scenario's own duration is at most a few
@@ -106,7 +108,7 @@ func PlanJob(o PlanOptions) Job {
 	smoke := o.Smoke
 	for _, n := range o.Scenarios {
 		if o.Engine {
-			j.Steps = append(j.Steps, Step{Name: n, Timeout: Duration{ScenarioTimeout}, Retries: ScenarioRetries,
+			j.Steps = append(j.Steps, Step{Name: n, Timeout: duration.Duration(ScenarioTimeout), Retries: ScenarioRetries,
 				Argv: []string{"nfslab", "run", filepath.Join("scenarios", n+".yaml"), "--out", "runs",
 					"--probe-cache", GuestProbeCache}})
 			continue
@@ -116,7 +118,7 @@ func PlanJob(o PlanOptions) Job {
 			continue
 		}
 		// Reported as a failing step so the gap is visible, not silent.
-		j.Steps = append(j.Steps, Step{Name: n, Timeout: Duration{time.Minute},
+		j.Steps = append(j.Steps, Step{Name: n, Timeout: duration.Duration(time.Minute),
 			Argv: []string{"nfslab", "vm", "unsupported", "--reason", "this nfslab build has no scenario engine (nfslab run)", n}})
 	}
 	if smoke {
@@ -128,7 +130,7 @@ func PlanJob(o PlanOptions) Job {
 			argv = append(argv, "-test.run", tb.Run)
 		}
 		st := Step{Name: "gotest-" + strings.TrimSuffix(filepath.Base(tb.Path), ".test"), Argv: argv,
-			Timeout: Duration{TestTimeout + time.Minute}}
+			Timeout: duration.Duration(TestTimeout + time.Minute)}
 		if o.CI {
 			st.Env = []string{"CI=true"}
 		}
@@ -146,6 +148,6 @@ const TestTimeout = 10 * time.Minute
 
 // SmokeJobStep runs the full-drop smoke test in the guest.
 func SmokeJobStep() Step {
-	return Step{Name: SmokeStep, Timeout: Duration{SmokeTimeout}, Retries: ScenarioRetries,
+	return Step{Name: SmokeStep, Timeout: duration.Duration(SmokeTimeout), Retries: ScenarioRetries,
 		Argv: []string{"nfslab", "vm", "smoke", "full-drop", "--probe", "probe", "--out", "runs"}}
 }

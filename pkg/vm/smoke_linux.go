@@ -19,6 +19,7 @@ import (
 
 	"github.com/nfslab/nfslab/internal/cmdrun"
 	"github.com/nfslab/nfslab/pkg/clock"
+	"github.com/nfslab/nfslab/pkg/duration"
 )
 
 // Smoke is the guest-side NFS smoke test: the full-drop case built from the
@@ -63,15 +64,15 @@ const (
 // SmokeResult is what the smoke test found; it is also written as
 // result.json in the run directory.
 type SmokeResult struct {
-	Case            string   `json:"case"`
-	Verdict         string   `json:"verdict"`
-	Reasons         []string `json:"reasons,omitempty"`
-	BaselineRate    int      `json:"baseline_rate_per_s"`
-	DropPackets     uint64   `json:"drop_packets"`
-	TimeToDetection Duration `json:"time_to_detection"`
-	Evidence        string   `json:"evidence,omitempty"`
-	ProbeExit       int      `json:"probe_exit"`
-	RunDir          string   `json:"run_dir"`
+	Case            string            `json:"case"`
+	Verdict         string            `json:"verdict"`
+	Reasons         []string          `json:"reasons,omitempty"`
+	BaselineRate    int               `json:"baseline_rate_per_s"`
+	DropPackets     uint64            `json:"drop_packets"`
+	TimeToDetection duration.Duration `json:"time_to_detection"`
+	Evidence        string            `json:"evidence,omitempty"`
+	ProbeExit       int               `json:"probe_exit"`
+	RunDir          string            `json:"run_dir"`
 }
 
 type lineAt struct {
@@ -246,7 +247,7 @@ func (s Smoke) FullDrop(ctx context.Context) (SmokeResult, error) {
 	detectErr := waitLine(ctx, s.Clock, lines, s.DetectWithin, func(l lineAt) bool {
 		if strings.Contains(l.text, MsyncEvidence) {
 			res.Evidence = l.text
-			res.TimeToDetection = Duration{l.at.Sub(dropAt)}
+			res.TimeToDetection = duration.Duration(l.at.Sub(dropAt))
 			return true
 		}
 		return false
@@ -308,7 +309,7 @@ func (s Smoke) finish(res SmokeResult, err error) (SmokeResult, error) {
 	_ = os.WriteFile(filepath.Join(res.RunDir, "result.json"), append(b, '\n'), 0o644)
 	_ = os.WriteFile(filepath.Join(res.RunDir, "report.md"), []byte(smokeReport(res)), 0o644)
 	s.say("smoke: %s %s (time to detection %s, %d packets dropped)", res.Case, res.Verdict,
-		res.TimeToDetection.D.Round(time.Millisecond), res.DropPackets)
+		res.TimeToDetection.D().Round(time.Millisecond), res.DropPackets)
 	for _, r := range res.Reasons {
 		s.say("smoke: reason: %s", r)
 	}
@@ -321,7 +322,7 @@ func smokeReport(r SmokeResult) string {
 	b.WriteString("## Expected\n\nA full iptables DROP of the NFS traffic (soft mount, timeo=10, retrans=2) makes the JVM's MappedByteBuffer.force() fail with `" + MsyncEvidence + "`.\n\n")
 	b.WriteString("## Actual\n\n")
 	fmt.Fprintf(&b, "- baseline append rate: %d/s\n- packets dropped: %d\n- time to detection: %s\n- probe exit status: %d\n",
-		r.BaselineRate, r.DropPackets, r.TimeToDetection.D.Round(time.Millisecond), r.ProbeExit)
+		r.BaselineRate, r.DropPackets, r.TimeToDetection.D().Round(time.Millisecond), r.ProbeExit)
 	if r.Evidence != "" {
 		fmt.Fprintf(&b, "- evidence:\n\n```\n%s\n```\n", r.Evidence)
 	}

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/nfslab/nfslab/pkg/duration"
 )
 
 // Files on the share that host and guest agree on.
@@ -27,9 +29,9 @@ type Job struct {
 // Step is one command the agent runs, as an argument list (never a shell
 // string). Argv[0] "nfslab" means the nfslab binary on the share.
 type Step struct {
-	Name    string   `json:"name"`
-	Argv    []string `json:"argv"`
-	Timeout Duration `json:"timeout"`
+	Name    string            `json:"name"`
+	Argv    []string          `json:"argv"`
+	Timeout duration.Duration `json:"timeout"`
 	// Env is added to the guest's environment (KEY=VALUE).
 	Env []string `json:"env,omitempty"`
 	// Retries is how many more times a step that failed with exit status 1
@@ -62,8 +64,8 @@ func (j Job) Validate() error {
 				return fmt.Errorf("%w: step %q env entry %q is not KEY=VALUE", ErrInvalid, s.Name, e)
 			}
 		}
-		if s.Timeout.D <= 0 {
-			return fmt.Errorf("%w: step %q timeout %s must be positive", ErrInvalid, s.Name, s.Timeout.D)
+		if s.Timeout.D() <= 0 {
+			return fmt.Errorf("%w: step %q timeout %s must be positive", ErrInvalid, s.Name, s.Timeout.D())
 		}
 		if s.Retries < 0 || s.Retries > 3 {
 			return fmt.Errorf("%w: step %q retries %d out of range (0-3)", ErrInvalid, s.Name, s.Retries)
@@ -80,12 +82,12 @@ const (
 
 // StepResult is the agent's account of one step.
 type StepResult struct {
-	Name     string    `json:"name"`
-	Argv     []string  `json:"argv"`
-	ExitCode int       `json:"exit_code"`
-	Error    string    `json:"error,omitempty"`
-	Started  time.Time `json:"started"`
-	Duration Duration  `json:"duration"`
+	Name     string            `json:"name"`
+	Argv     []string          `json:"argv"`
+	ExitCode int               `json:"exit_code"`
+	Error    string            `json:"error,omitempty"`
+	Started  time.Time         `json:"started"`
+	Duration duration.Duration `json:"duration"`
 	// Leftovers are kernel objects and processes that appeared during the
 	// step and were still there after it: nothing may be left behind.
 	Leftovers []string `json:"leftovers,omitempty"`
@@ -156,22 +158,4 @@ func StatusFromConsole(log []byte) (Status, error) {
 		return Status{}, ErrNoStatus
 	}
 	return ParseStatus([]byte(last))
-}
-
-// Duration is a time.Duration that reads and writes as "1m30s" in JSON.
-type Duration struct{ D time.Duration }
-
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.D.String()) }
-
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("duration must be a string like \"90s\": %w", err)
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return err
-	}
-	d.D = v
-	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"testing/fstest"
 	"time"
+
+	"github.com/nfslab/nfslab/pkg/duration"
 )
 
 func testSpec() ImageSpec {
@@ -232,7 +234,7 @@ func TestStatusParsing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !s.Complete || len(s.Steps) != 2 || s.Steps[0].Duration.D != 62*time.Second || !slices.Equal(s.Failed(), []string{"x"}) {
+	if !s.Complete || len(s.Steps) != 2 || s.Steps[0].Duration.D() != 62*time.Second || !slices.Equal(s.Failed(), []string{"x"}) {
 		t.Fatalf("parsed %+v", s)
 	}
 	console := "[   3.2] random: crng init done\r\nnoise NFSLAB-VM-STATUS {\"kernel\":\"old\",\"steps\":[],\"complete\":false}\r\n" +
@@ -257,11 +259,11 @@ func TestStatusParsing(t *testing.T) {
 }
 
 func TestJobValidate(t *testing.T) {
-	ok := Step{Name: "a", Argv: []string{"true"}, Timeout: Duration{time.Second}}
+	ok := Step{Name: "a", Argv: []string{"true"}, Timeout: duration.Duration(time.Second)}
 	cases := map[string]Job{
 		"empty":        {},
-		"no argv":      {Steps: []Step{{Name: "a", Timeout: Duration{time.Second}}}},
-		"bad name":     {Steps: []Step{{Name: "a/b", Argv: []string{"x"}, Timeout: Duration{time.Second}}}},
+		"no argv":      {Steps: []Step{{Name: "a", Timeout: duration.Duration(time.Second)}}},
+		"bad name":     {Steps: []Step{{Name: "a/b", Argv: []string{"x"}, Timeout: duration.Duration(time.Second)}}},
 		"dup":          {Steps: []Step{ok, ok}},
 		"zero timeout": {Steps: []Step{{Name: "a", Argv: []string{"x"}}}},
 	}
@@ -344,7 +346,7 @@ func TestPlanJobWithTestBinaries(t *testing.T) {
 	if !slices.Equal(j.Steps[1].Argv, want) || !slices.Equal(j.Steps[1].Env, []string{"CI=true"}) {
 		t.Fatalf("test step %+v", j.Steps[1])
 	}
-	bad := Job{Steps: []Step{{Name: "a", Argv: []string{"x"}, Timeout: Duration{time.Second}, Env: []string{"NOEQUALS"}}}}
+	bad := Job{Steps: []Step{{Name: "a", Argv: []string{"x"}, Timeout: duration.Duration(time.Second), Env: []string{"NOEQUALS"}}}}
 	if err := bad.Validate(); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("bad env accepted: %v", err)
 	}

@@ -138,6 +138,13 @@ func ErrorClass(err error) string {
 	return journal.ErrOther
 }
 
+// ErrorClasses lists every class ErrorClass returns: the error codes a
+// scenario's errors expectations can name.
+func ErrorClasses() []string {
+	return []string{journal.ErrDeadlineExceeded, journal.ErrUnavailable, journal.ErrNotFound,
+		journal.ErrResourceExhausted, journal.ErrOther}
+}
+
 // unwrapStatus finds a gRPC status error inside wrapped errors (status.Code
 // itself only looks one level deep through GRPCStatus).
 func unwrapStatus(err error) error {

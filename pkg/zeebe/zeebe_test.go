@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -42,6 +43,10 @@ func TestErrorClass(t *testing.T) {
 	for _, c := range cases {
 		if got := zeebe.ErrorClass(c.err); got != c.want {
 			t.Errorf("ErrorClass(%v) = %q, want %q", c.err, got, c.want)
+		}
+		// Scenarios accept exactly ErrorClasses: each class must be listed.
+		if c.want != "" && !slices.Contains(zeebe.ErrorClasses(), c.want) {
+			t.Errorf("ErrorClasses() = %v lacks %q", zeebe.ErrorClasses(), c.want)
 		}
 	}
 }
