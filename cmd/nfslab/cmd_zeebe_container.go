@@ -105,7 +105,7 @@ nfslab's labels, so "nfslab zeebe down --all" and "nfslab heal" find it.`,
 			if waitReady < 0 {
 				return usage(fmt.Errorf("--wait-ready %s is negative", waitReady))
 			}
-			if pull == "" || container.ValidatePullPolicy(pull) != nil {
+			if pull != container.PullMissing && pull != container.PullNever {
 				return usage(fmt.Errorf("--pull %q is not missing or never", pull))
 			}
 			if st, err := os.Stat(z.DataDir); err != nil || !st.IsDir() {
@@ -147,7 +147,7 @@ nfslab's labels, so "nfslab zeebe down --all" and "nfslab heal" find it.`,
 	f.DurationVar(&waitReady, "wait-ready", 2*time.Minute, "wait this long for readiness (0: do not wait)")
 	f.StringVar(&z.Network, "network", "", "bridge (default; ports published on 127.0.0.1) or host")
 	f.StringVar(&z.RunID, "run-id", "", "value of the io.nfslab.run label")
-	f.StringVar(&pull, "pull", "missing", "missing: pull when not in local storage; never: fail instead")
+	f.StringVar(&pull, "pull", container.PullMissing, "missing: pull when not in local storage; never: fail instead")
 	addPodmanFlags(cmd, &po)
 	return cmd
 }

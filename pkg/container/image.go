@@ -31,8 +31,8 @@ type PullOptions struct {
 	Hint string
 }
 
-// ValidatePullPolicy names a policy that is neither missing nor never.
-func ValidatePullPolicy(p string) error {
+// validatePullPolicy names a policy that is neither missing nor never.
+func validatePullPolicy(p string) error {
 	if p != "" && p != PullMissing && p != PullNever {
 		return fmt.Errorf("pull policy %q is not %s or %s", p, PullMissing, PullNever)
 	}
@@ -43,7 +43,7 @@ func ValidatePullPolicy(p string) error {
 // is there, one bounded pull when the policy allows it, else an error that
 // names the image and how to load it without a registry.
 func EnsureImage(ctx context.Context, rt Runtime, image string, o PullOptions) error {
-	if err := ValidatePullPolicy(o.Policy); err != nil {
+	if err := validatePullPolicy(o.Policy); err != nil {
 		return err
 	}
 	ok, err := rt.ImageExists(ctx, image)
