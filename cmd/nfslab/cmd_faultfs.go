@@ -1,18 +1,13 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -108,52 +103,17 @@ Runs in the foreground; SIGINT or SIGTERM unmounts (lazily if the mount is busy)
 			if len(args) == 2 {
 				mnt = args[1]
 			}
-			createdMnt := false
-			if _, err := os.Stat(mnt); errors.Is(err, os.ErrNotExist) {
-				if err := os.MkdirAll(mnt, 0o755); err != nil {
-					return fmt.Errorf("creating mountpoint %s: %w", mnt, err)
-				}
-				createdMnt = true
-			}
-			if err := os.MkdirAll(filepath.Dir(sock), 0o755); err != nil {
-				return fmt.Errorf("creating socket directory: %w", err)
-			}
-			ln, err := faultfsListen(sock)
-			if err != nil {
-				return err
-			}
-			defer os.Remove(sock)
-			defer ln.Close()
-
 			opts.Logger = g.logger
-			fsys, err := faultfs.Mount(backing, mnt, opts)
+			cfg := faultfs.ServerConfig{Name: t.name, Backing: backing, Mountpoint: mnt, Socket: sock, Options: opts}
+			var mounted string
+			err = faultfs.Serve(cmd.Context(), cfg, func(s *faultfs.Server) {
+				mounted = s.FS().Mountpoint()
+				fmt.Fprintf(g.stdout, "faultfs %s: %s mounted on %s, control socket %s\n", t.name, s.FS().Backing(), mounted, sock)
+			})
 			if err != nil {
-				if createdMnt {
-					os.Remove(mnt)
-				}
 				return err
 			}
-			srv := &http.Server{Handler: faultfs.Handler(fsys), ReadHeaderTimeout: 10 * time.Second}
-			go srv.Serve(ln)
-			fmt.Fprintf(g.stdout, "faultfs %s: %s mounted on %s, control socket %s\n", t.name, fsys.Backing(), fsys.Mountpoint(), sock)
-
-			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
-			defer stop()
-			<-ctx.Done()
-
-			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			srv.Shutdown(sctx)
-			cancel()
-			uctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-			defer cancel()
-			uerr := fsys.Unmount(uctx)
-			if createdMnt && uerr == nil {
-				os.Remove(mnt)
-			}
-			if uerr != nil {
-				return fmt.Errorf("unmounting faultfs %s: %w", t.name, uerr)
-			}
-			fmt.Fprintf(g.stdout, "faultfs %s: unmounted %s\n", t.name, fsys.Mountpoint())
+			fmt.Fprintf(g.stdout, "faultfs %s: unmounted %s\n", t.name, mounted)
 			return nil
 		},
 	}
@@ -165,27 +125,6 @@ Runs in the foreground; SIGINT or SIGTERM unmounts (lazily if the mount is busy)
 	f.DurationVar(&opts.AttrTimeout, "attr-timeout", 0, "attribute cache time (0: every getattr reaches the rules)")
 	f.DurationVar(&opts.EntryTimeout, "entry-timeout", 0, "lookup cache time (0: every lookup reaches the rules)")
 	return cmd
-}
-
-// faultfsListen listens on sock, replacing a stale socket file but never
-// one a live server answers on.
-func faultfsListen(sock string) (net.Listener, error) {
-	if c, err := net.DialTimeout("unix", sock, time.Second); err == nil {
-		c.Close()
-		return nil, fmt.Errorf("control socket %s is in use by another faultfs", sock)
-	}
-	if err := os.Remove(sock); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("removing stale socket %s: %w", sock, err)
-	}
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		return nil, fmt.Errorf("listening on %s: %w", sock, err)
-	}
-	if err := os.Chmod(sock, 0o600); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("restricting %s: %w", sock, err)
-	}
-	return ln, nil
 }
 
 func newFaultfsSetCmd(g *globals) *cobra.Command {

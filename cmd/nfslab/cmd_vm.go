@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -13,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nfslab/nfslab/pkg/clock"
-	"github.com/nfslab/nfslab/pkg/probe"
 	"github.com/nfslab/nfslab/pkg/vm"
 	vmassets "github.com/nfslab/nfslab/vm"
 )
@@ -78,40 +75,7 @@ func (f *vmFlags) image(ctx context.Context, g *globals) (vm.Image, error) {
 	if err != nil {
 		return vm.Image{}, usage(fmt.Errorf("cache dir %q: %w", f.cacheDir, err))
 	}
-	if err := vmTools("qemu-img", vm.QEMUBinary); err != nil {
-		return vm.Image{}, err
-	}
-	if im, err := vm.LoadImage(filepath.Join(cache, spec.Key())); err == nil {
-		g.logger.Info("using cached vm image", "dir", im.Dir, "kernel", im.KernelRelease)
-		return im, nil
-	}
-	if err := vmTools(buildTools...); err != nil {
-		return vm.Image{}, err
-	}
-	b, err := f.builder(g)
-	if err != nil {
-		return vm.Image{}, err
-	}
-	return b.Build(ctx, spec, false)
-}
-
-var buildTools = []string{"debootstrap", "mkfs.ext4"}
-
-// vmTools checks that the named programs are on PATH and that we are root.
-func vmTools(tools ...string) error {
-	var missing []string
-	for _, t := range tools {
-		if _, err := exec.LookPath(t); err != nil {
-			missing = append(missing, t)
-		}
-	}
-	if len(missing) > 0 {
-		return fmt.Errorf("the lab VM needs %s on PATH (apt-get install debootstrap e2fsprogs qemu-utils qemu-system-x86)", strings.Join(missing, ", "))
-	}
-	if os.Geteuid() != 0 {
-		return errors.New("the lab VM needs root: debootstrap and the 9p share run as root")
-	}
-	return nil
+	return vm.LoadOrBuild(ctx, spec, cache, func() (vm.Builder, error) { return f.builder(g) }, g.logger)
 }
 
 func newVMCmds(g *globals) []*cobra.Command {
@@ -138,7 +102,7 @@ func newVMBuildCmd(g *globals) *cobra.Command {
 			if err := spec.Validate(); err != nil {
 				return usage(err)
 			}
-			if err := vmTools(buildTools...); err != nil {
+			if err := vm.CheckTools(vm.BuildTools...); err != nil {
 				return err
 			}
 			b, err := f.builder(g)
@@ -219,7 +183,7 @@ has the scenario engine, nfs-full-drop runs as the built-in smoke test.`,
 				}
 				opts.Scenarios, opts.Smoke = nil, true
 			} else {
-				opts.Engine = hasEngine(cmd.Context(), self)
+				opts.Engine = vm.HasEngine(cmd.Context(), self)
 			}
 			job := vm.PlanJob(opts)
 			if err := job.Validate(); err != nil {
@@ -234,7 +198,9 @@ has the scenario engine, nfs-full-drop runs as the built-in smoke test.`,
 			for _, tb := range tests {
 				files[tb.ShareName()] = tb.Path
 			}
-			return vmRun(ctx, g, im, f.boot(), job, self, files, out, timeout, keep)
+			h := vm.Host{Session: vm.Session{Image: im, Boot: f.boot(), Cmd: vm.ExecCommander{}, Clock: clock.Real{}, Log: g.logger, Console: g.stderr},
+				Binary: self, Files: files, Out: out, Timeout: timeout, KeepWork: keep}
+			return h.Run(ctx, job, g.stdout)
 		},
 	}
 	f.addImage(cmd)
@@ -248,81 +214,6 @@ has the scenario engine, nfs-full-drop runs as the built-in smoke test.`,
 	cmd.Flags().StringArrayVar(&testBins, "test-binary", nil, "Go test binary to run in the guest after the scenarios, PATH or PATH=REGEX (build with CGO_ENABLED=0 go test -c; repeatable)")
 	cmd.Flags().BoolVar(&keep, "keep-workdir", false, "keep the VM work directory (share, console log)")
 	return cmd
-}
-
-// hasEngine reports whether this nfslab build has the scenario engine.
-func hasEngine(ctx context.Context, self string) bool {
-	return exec.CommandContext(ctx, self, "run", "--help").Run() == nil
-}
-
-func vmRun(ctx context.Context, g *globals, im vm.Image, boot vm.BootConfig, job vm.Job, self string, files map[string]string, out string, timeout time.Duration, keep bool) error {
-	if swept, err := vm.SweepWork(im.Dir, 24*time.Hour, time.Now()); err != nil {
-		g.logger.Warn("sweeping old vm work dirs", "err", err)
-	} else if len(swept) > 0 {
-		g.logger.Info("removed old vm work dirs", "dirs", swept)
-	}
-	work, err := os.MkdirTemp(im.Dir, "run-")
-	if err != nil {
-		return fmt.Errorf("creating vm work dir: %w", err)
-	}
-	if !keep {
-		defer os.RemoveAll(work)
-	}
-	classDir, err := probe.Build(ctx, "", "")
-	if err != nil {
-		return fmt.Errorf("compiling the journal probe for the guest: %w", err)
-	}
-	files["probe"] = classDir
-	files[filepath.Join(vm.ProbeCacheDir, filepath.Base(classDir))] = classDir
-	in := vm.Input{Job: job, Binary: self, WorkDir: work, Timeout: timeout, Files: files}
-	s := vm.Session{Image: im, Boot: boot, Cmd: vm.ExecCommander{}, Clock: clock.Real{}, Log: g.logger, Console: g.stderr}
-	res, runErr := s.Run(ctx, in)
-	// Whatever happened, bring back what the guest wrote.
-	stamp := time.Now().UTC().Format("20060102T150405Z")
-	vmDir := filepath.Join(out, "vm-"+stamp)
-	if err := os.MkdirAll(vmDir, 0o755); err != nil {
-		return fmt.Errorf("creating %s: %w", vmDir, err)
-	}
-	runs, cerr := vm.CollectRuns(res.ShareDir, out)
-	for _, name := range []string{vm.StatusFile, "logs"} {
-		src := filepath.Join(res.ShareDir, name)
-		if _, err := os.Stat(src); err == nil {
-			_ = os.Rename(src, filepath.Join(vmDir, name))
-		}
-	}
-	_ = os.Rename(res.ConsoleLog, filepath.Join(vmDir, "console.log"))
-	fmt.Fprintf(g.stdout, "vm: accel %s, boot %s, total %s; console and step logs in %s\n",
-		res.Accel, res.BootTime.Round(100*time.Millisecond), res.Total.Round(time.Second), vmDir)
-	for _, st := range res.Status.Steps {
-		fmt.Fprintf(g.stdout, "%s %s (%s)", st.Verdict, st.Name, st.Duration.D().Round(time.Second))
-		if st.ExitCode != 0 || st.Error != "" {
-			fmt.Fprintf(g.stdout, " exit %d %s", st.ExitCode, st.Error)
-		}
-		if len(st.Earlier) > 0 {
-			fmt.Fprintf(g.stdout, " on attempt %d", len(st.Earlier)+1)
-		}
-		fmt.Fprintln(g.stdout)
-		for i, e := range st.Earlier {
-			fmt.Fprintf(g.stdout, "    attempt %d: %s exit %d after %s, log %s\n", i+1, e.Verdict, e.ExitCode,
-				e.Duration.D().Round(time.Second), filepath.Join(vmDir, e.Log))
-		}
-		for _, l := range st.Leftovers {
-			fmt.Fprintf(g.stdout, "    left behind: %s\n", l)
-		}
-	}
-	for _, r := range runs {
-		fmt.Fprintf(g.stdout, "run dir: %s\n", r)
-	}
-	if runErr != nil {
-		return runErr
-	}
-	if cerr != nil {
-		return cerr
-	}
-	if failed := res.Status.Failed(); len(failed) > 0 {
-		return exitError{1, fmt.Errorf("%d of %d failed in the lab VM: %s", len(failed), len(res.Status.Steps), strings.Join(failed, ", "))}
-	}
-	return nil
 }
 
 func newVMShellCmd(g *globals) *cobra.Command {

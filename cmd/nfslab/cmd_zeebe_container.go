@@ -15,6 +15,7 @@ import (
 
 	"github.com/nfslab/nfslab/pkg/container"
 	"github.com/nfslab/nfslab/pkg/container/podman"
+	"github.com/nfslab/nfslab/pkg/zeebe/cluster"
 )
 
 // podmanOpts select the podman service the zeebe commands talk to.
@@ -105,7 +106,7 @@ nfslab's labels, so "nfslab zeebe down --all" and "nfslab heal" find it.`,
 			if waitReady < 0 {
 				return usage(fmt.Errorf("--wait-ready %s is negative", waitReady))
 			}
-			if pull != "missing" && pull != "never" {
+			if pull != container.PullMissing && pull != container.PullNever {
 				return usage(fmt.Errorf("--pull %q is not missing or never", pull))
 			}
 			if st, err := os.Stat(z.DataDir); err != nil || !st.IsDir() {
@@ -118,14 +119,8 @@ nfslab's labels, so "nfslab zeebe down --all" and "nfslab heal" find it.`,
 				return err
 			}
 			defer release()
-			if err := ensureImage(ctx, rt, z.Image, pull, g); err != nil {
-				return err
-			}
-			id, err := container.Run(ctx, rt, z.ContainerSpec())
+			id, err := cluster.StartBroker(ctx, rt, z, container.PullOptions{Policy: pull, Progress: g.stderr, Hint: "or pass --image"})
 			if err != nil {
-				if errors.Is(err, container.ErrConflict) {
-					return fmt.Errorf("%w (remove it with `nfslab zeebe down --name %s`)", err, z.Name)
-				}
 				return err
 			}
 			fmt.Fprintf(g.stdout, "started %s (%.12s) from %s, data %s\n", z.Name, id, z.Image, z.DataDir)
@@ -133,10 +128,9 @@ nfslab's labels, so "nfslab zeebe down --all" and "nfslab heal" find it.`,
 				return nil
 			}
 			url := z.ReadinessURL()
-			err = container.WaitReady(ctx, url, container.ReadyOptions{Timeout: waitReady, Alive: container.AliveCheck(rt, z.Name)})
-			if err != nil {
+			if err := cluster.WaitBroker(ctx, rt, z.Name, url, container.ReadyOptions{Timeout: waitReady}); err != nil {
 				printLogTail(ctx, rt, z.Name, g, 30)
-				return fmt.Errorf("zeebe broker %s is not ready: %w", z.Name, err)
+				return err
 			}
 			fmt.Fprintf(g.stdout, "ready: %s\n", url)
 			return nil
@@ -154,32 +148,9 @@ nfslab's labels, so "nfslab zeebe down --all" and "nfslab heal" find it.`,
 	f.DurationVar(&waitReady, "wait-ready", 2*time.Minute, "wait this long for readiness (0: do not wait)")
 	f.StringVar(&z.Network, "network", "", "bridge (default; ports published on 127.0.0.1) or host")
 	f.StringVar(&z.RunID, "run-id", "", "value of the io.nfslab.run label")
-	f.StringVar(&pull, "pull", "missing", "missing: pull when not in local storage; never: fail instead")
+	f.StringVar(&pull, "pull", container.PullMissing, "missing: pull when not in local storage; never: fail instead")
 	addPodmanFlags(cmd, &po)
 	return cmd
-}
-
-// ensureImage pulls img when it is missing, bounded, and otherwise says
-// how to load it without a registry.
-func ensureImage(ctx context.Context, rt container.Runtime, img, pull string, g *globals) error {
-	ok, err := rt.ImageExists(ctx, img)
-	if err != nil {
-		return err
-	}
-	if ok {
-		return nil
-	}
-	hint := fmt.Sprintf("load it with `podman load -i zeebe.tar` (made with `podman save -o zeebe.tar %s` on a machine that can reach the registry), or pass --image", img)
-	if pull == "never" {
-		return fmt.Errorf("image %s: %w in local storage and --pull=never: %s", img, container.ErrNoImage, hint)
-	}
-	fmt.Fprintf(g.stderr, "image %s not in local storage, pulling...\n", img)
-	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := rt.Pull(pctx, img, g.stderr); err != nil {
-		return fmt.Errorf("image %s is not in local storage and no registry is reachable (%v): %s", img, err, hint)
-	}
-	return nil
 }
 
 func printLogTail(ctx context.Context, rt container.Runtime, name string, g *globals, n int) {
@@ -227,27 +198,20 @@ counts as removed.`,
 				return err
 			}
 			defer release()
-			opts := container.CleanupOptions{RunID: runID, Role: container.RoleZeebe, DetachNetns: container.DetachNetns}
-			if !all {
-				in, err := rt.Inspect(ctx, name)
+			var removed []string
+			if all {
+				removed, err = cluster.RemoveAll(ctx, rt, runID, nil)
+			} else {
+				removed, err = cluster.RemoveBroker(ctx, rt, name)
 				if errors.Is(err, container.ErrNotFound) {
 					fmt.Fprintf(g.stdout, "%s: not found, nothing to do\n", name)
 					return nil
 				}
-				if err != nil {
-					return err
-				}
-				if in.Labels[container.LabelOwner] != container.OwnerValue {
-					return fmt.Errorf("container %s has no %s=%s label: not nfslab's, not removing it", name, container.LabelOwner, container.OwnerValue)
-				}
-				opts.RunID, opts.Role = in.Labels[container.LabelRun], in.Labels[container.LabelRole]
-				return removeNamed(ctx, rt, in, opts, g)
 			}
-			removed, err := container.Cleanup(ctx, rt, opts)
 			for _, n := range removed {
 				fmt.Fprintf(g.stdout, "removed %s\n", n)
 			}
-			if len(removed) == 0 && err == nil {
+			if all && len(removed) == 0 && err == nil {
 				fmt.Fprintln(g.stdout, "no nfslab zeebe containers")
 			}
 			return err
@@ -258,34 +222,6 @@ counts as removed.`,
 	cmd.Flags().StringVar(&runID, "run-id", "", "with --all: only containers of this run")
 	addPodmanFlags(cmd, &po)
 	return cmd
-}
-
-// removeNamed removes exactly one container through Cleanup's path, so
-// pause, stop and "not found" are handled alike.
-func removeNamed(ctx context.Context, rt container.Runtime, in container.Info, opts container.CleanupOptions, g *globals) error {
-	one := singleRuntime{Runtime: rt, id: in.ID}
-	removed, err := container.Cleanup(ctx, one, opts)
-	for _, n := range removed {
-		fmt.Fprintf(g.stdout, "removed %s\n", n)
-	}
-	return err
-}
-
-// singleRuntime lists only one container.
-type singleRuntime struct {
-	container.Runtime
-	id string
-}
-
-func (s singleRuntime) List(ctx context.Context, labels map[string]string) ([]container.Info, error) {
-	all, err := s.Runtime.List(ctx, labels)
-	var out []container.Info
-	for _, in := range all {
-		if in.ID == s.id {
-			out = append(out, in)
-		}
-	}
-	return out, err
 }
 
 func zeebeLogsCmd(g *globals, connect connectFunc) *cobra.Command {

@@ -13,6 +13,7 @@ import (
 	"github.com/nfslab/nfslab/pkg/netfault"
 	"github.com/nfslab/nfslab/pkg/probe"
 	"github.com/nfslab/nfslab/pkg/scenario"
+	"github.com/nfslab/nfslab/pkg/zeebe/cluster"
 )
 
 // Config is what Build needs besides the scenario.
@@ -30,7 +31,7 @@ type Config struct {
 	Clock             clock.Clock
 	// Zeebe are the zeebe target's seams (container runtime, gateway
 	// client, netns); the zero value talks to podman and the real gateway.
-	Zeebe ZeebeOptions
+	Zeebe cluster.Options
 }
 
 // NeedsFaults reports whether sc has network fault steps.

@@ -3,35 +3,43 @@ package lab
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
+	"github.com/nfslab/nfslab/pkg/engine"
+	"github.com/nfslab/nfslab/pkg/scenario"
+	"github.com/nfslab/nfslab/pkg/zeebe/cluster"
 )
 
-// netnsAddr is the first global IPv4 address in the named network
-// namespace: a broker's address on podman's bridge. Equivalent to:
-//
-//	ip -n NETNS -4 -o addr show scope global
-func netnsAddr(_ context.Context, name string) (string, error) {
-	ns, err := netns.GetFromName(name)
-	if err != nil {
-		return "", fmt.Errorf("opening network namespace %s: %w", name, err)
+// buildZeebe wires the zeebe target (pkg/zeebe/cluster) and its load into b.
+func buildZeebe(ctx context.Context, sc *scenario.Scenario, cfg Config, logDir string, b *engine.Backends) error {
+	zc := scenario.ZeebeTarget{}
+	if sc.Target.Zeebe != nil {
+		zc = *sc.Target.Zeebe
 	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+	opts := cfg.Zeebe.WithDefaults()
+	rt, err := opts.Runtime(ctx)
 	if err != nil {
-		return "", fmt.Errorf("netlink in %s: %w", name, err)
+		return fmt.Errorf("connecting to podman for the zeebe target: %w", err)
 	}
-	defer h.Close()
-	addrs, err := h.AddrList(nil, netlink.FAMILY_V4)
-	if err != nil {
-		return "", fmt.Errorf("listing addresses in %s: %w", name, err)
+	zt := cluster.NewTarget(zc, filepath.Base(cfg.RunDir), logDir, rt, opts, cfg.Clock, cfg.Logger)
+	b.Target = zt
+	if sc.LoadKind() == scenario.LoadZeebe {
+		b.Load = cluster.NewLoad(zt, sc.Load, wantsDetector(sc, "deadline-exceeded"))
 	}
-	for _, a := range addrs {
-		if a.Scope == unix.RT_SCOPE_UNIVERSE && !a.IP.IsLoopback() {
-			return a.IP.String(), nil
+	return nil
+}
+
+// wantsDetector reports whether sc waits for detector name anywhere.
+func wantsDetector(sc *scenario.Scenario, name string) bool {
+	for _, e := range sc.Expectations {
+		if e.Detector == name {
+			return true
 		}
 	}
-	return "", fmt.Errorf("network namespace %s has no global IPv4 address (is the container on a bridge network?)", name)
+	for _, st := range sc.Timeline {
+		if st.On == name {
+			return true
+		}
+	}
+	return false
 }

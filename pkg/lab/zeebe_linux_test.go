@@ -19,6 +19,8 @@ import (
 	"github.com/nfslab/nfslab/pkg/netfault"
 	"github.com/nfslab/nfslab/pkg/scenario"
 	"github.com/nfslab/nfslab/pkg/zeebe"
+	"github.com/nfslab/nfslab/pkg/zeebe/cluster"
+	"github.com/nfslab/nfslab/pkg/zeebe/cluster/clustertest"
 	"github.com/nfslab/nfslab/pkg/zeebe/zeebetest"
 )
 
@@ -59,81 +61,13 @@ func (f *hookFaults) specs() []netfault.Spec {
 	return append([]netfault.Spec(nil), f.applied...)
 }
 
-// zeebeLab is a fake podman, a fake gateway and fake namespaces.
-type zeebeLab struct {
-	rt       *container.Fake
-	gw       *zeebetest.Gateway
-	topology *zeebe.Topology // nil: the fake gateway's own (one broker leads all)
-	mu       sync.Mutex
-	attached []string
-	addrs    map[string]string // netns name -> address
-}
-
-func newZeebeLab(t *testing.T, partitions int32) *zeebeLab {
-	t.Helper()
-	gw, err := zeebetest.Start(partitions)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(gw.Close)
-	rt := container.NewFake(nil)
-	rt.AddImage(container.DefaultZeebeImage)
-	return &zeebeLab{rt: rt, gw: gw, addrs: map[string]string{}}
-}
-
-// topoClient answers Topology from the lab (a three-broker cluster) and
-// everything else from the fake gateway.
-type topoClient struct {
-	zeebe.Client
-	top zeebe.Topology
-}
-
-func (c topoClient) Topology(context.Context) (zeebe.Topology, error) { return c.top, nil }
-
-func (l *zeebeLab) options() ZeebeOptions {
-	return ZeebeOptions{
-		Runtime: func(context.Context) (container.Runtime, error) { return l.rt, nil },
-		Dial: func(string) (zeebe.Client, error) {
-			c, err := zeebe.Dial(zeebe.Config{Address: l.gw.Addr, Insecure: true})
-			if err != nil || l.topology == nil {
-				return c, err
-			}
-			return topoClient{Client: c, top: *l.topology}, nil
-		},
-		Probe: func(context.Context, string) (bool, error) { return true, nil },
-		AttachNetns: func(ctx context.Context, rt container.Runtime, ctr string) (string, error) {
-			in, err := rt.Inspect(ctx, ctr)
-			if err != nil {
-				return "", err
-			}
-			if _, err := in.NetnsPath(); err != nil {
-				return "", err
-			}
-			l.mu.Lock()
-			defer l.mu.Unlock()
-			l.attached = append(l.attached, ctr)
-			return container.NetnsName(ctr), nil
-		},
-		DetachNetns: func(string) error { return nil },
-		AddrOf: func(_ context.Context, ns string) (string, error) {
-			// Broker N at 10.88.0.1N, as podman's bridge might number them.
-			i := strings.LastIndex(ns, "-broker-")
-			if i < 0 || !strings.HasPrefix(ns, container.NetnsPrefix) {
-				return "", os.ErrNotExist
-			}
-			return "10.88.0.1" + ns[i+len("-broker-"):], nil
-		},
-		SampleInterval: 100 * time.Millisecond,
-	}
-}
-
-func (l *zeebeLab) execute(t *testing.T, sc *scenario.Scenario, faults *hookFaults) *Run {
+func executeZeebe(t *testing.T, lab *clustertest.Lab, sc *scenario.Scenario, faults *hookFaults) *Run {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	run, err := Execute(ctx, sc, t.TempDir(), 0, engine.Options{SampleEvery: 100 * time.Millisecond},
 		func(ctx context.Context, dir string) (engine.Backends, error) {
-			return Build(ctx, sc, Config{RunDir: dir, Zeebe: l.options(),
+			return Build(ctx, sc, Config{RunDir: dir, Zeebe: lab.Options(),
 				Faults: func(context.Context) (engine.Faults, error) { return faults, nil }})
 		}, nil)
 	if err != nil {
@@ -180,7 +114,7 @@ var sigbusLines = []string{
 // (exit 134) and its hs_err report lands in the run's logs; the rollback
 // removes the broker.
 func TestZeebeTargetFullDrop(t *testing.T) {
-	lab := newZeebeLab(t, 1)
+	lab := clustertest.New(t, 1)
 	sc, err := scenario.Decode([]byte(`metadata: {name: zeebe-drop}
 duration: 20s
 storage: {kind: local}
@@ -201,32 +135,32 @@ expectations:
 	var broker string
 	faults := &hookFaults{}
 	faults.onApply = func(netfault.Spec) {
-		infos, _ := lab.rt.List(context.Background(), map[string]string{container.LabelRole: container.RoleZeebe})
+		infos, _ := lab.RT.List(context.Background(), map[string]string{container.LabelRole: container.RoleZeebe})
 		if len(infos) != 1 {
 			t.Errorf("%d broker containers, want 1", len(infos))
 			return
 		}
 		broker = infos[0].Name
-		lab.gw.Fail(zeebetest.Create, codes.DeadlineExceeded, 5, 0)
+		lab.GW.Fail(zeebetest.Create, codes.DeadlineExceeded, 5, 0)
 		go func() {
 			// What the kernel's EIO does to the broker, then the replay's SIGBUS.
-			_ = lab.rt.AddLog(broker, container.Stdout, msyncLines...)
+			_ = lab.RT.AddLog(broker, container.Stdout, msyncLines...)
 			time.Sleep(300 * time.Millisecond)
-			_ = lab.rt.PutFile(broker, "/usr/local/zeebe/hs_err_pid2.log", []byte("# SIGBUS (0x7)\n"))
-			_ = lab.rt.AddLog(broker, container.Stdout, sigbusLines...)
+			_ = lab.RT.PutFile(broker, "/usr/local/zeebe/hs_err_pid2.log", []byte("# SIGBUS (0x7)\n"))
+			_ = lab.RT.AddLog(broker, container.Stdout, sigbusLines...)
 			time.Sleep(300 * time.Millisecond)
-			_ = lab.rt.Exit(broker, 134)
+			_ = lab.RT.Exit(broker, 134)
 		}()
 	}
-	run := lab.execute(t, sc, faults)
+	run := executeZeebe(t, lab, sc, faults)
 	if !run.Result.Passed {
 		t.Fatalf("run failed: %s\n%v", run.Result.Reason, run.Result.Verdicts)
 	}
-	spec, err := lab.rt.SpecOf(broker)
+	spec, err := lab.RT.SpecOf(broker)
 	if err == nil {
 		t.Errorf("broker %s still exists after the rollback: %+v", broker, spec)
 	}
-	if left, _ := container.ListOwned(context.Background(), lab.rt, ""); len(left) != 0 {
+	if left, _ := container.ListOwned(context.Background(), lab.RT, ""); len(left) != 0 {
 		t.Errorf("containers left: %+v", left)
 	}
 	hs, err := os.ReadFile(filepath.Join(run.Dir, "logs", broker+"-hs_err_pid2.log"))
@@ -246,68 +180,6 @@ expectations:
 	}
 	if samples < 3 || created == 0 {
 		t.Errorf("%d load samples with %d creations: the load did not run against the gateway", samples, created)
-	}
-}
-
-// The broker's container spec: host networking for one broker, the data
-// directory bind-mounted, the run's labels, loopback-only binding.
-func TestZeebeTargetSingleBrokerSpec(t *testing.T) {
-	lab := newZeebeLab(t, 1)
-	dir := t.TempDir()
-	zt := NewZeebeTarget(scenario.ZeebeTarget{Env: map[string]string{"ZEEBE_BROKER_DATA_LOGSEGMENTSIZE": "16MB"}}, "run-1", dir, lab.rt, lab.options(), nil, nil)
-	ctx := context.Background()
-	if err := zt.Start(ctx, dir); err != nil {
-		t.Fatal(err)
-	}
-	spec, err := lab.rt.SpecOf(BrokerName("run-1", 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if spec.Network != container.NetworkHost || len(spec.Ports) != 0 {
-		t.Errorf("network %q ports %v, want host and none published", spec.Network, spec.Ports)
-	}
-	if spec.Labels[container.LabelRun] != "run-1" || spec.Labels[container.LabelRole] != container.RoleZeebe {
-		t.Errorf("labels %v", spec.Labels)
-	}
-	if len(spec.Mounts) != 1 || spec.Mounts[0].Source != dir || spec.Mounts[0].Target != container.ZeebeDataDir {
-		t.Errorf("mounts %v", spec.Mounts)
-	}
-	if spec.Env["ZEEBE_BROKER_NETWORK_HOST"] != "127.0.0.1" || spec.Env["ZEEBE_BROKER_DATA_LOGSEGMENTSIZE"] != "16MB" {
-		t.Errorf("env %v", spec.Env)
-	}
-	if _, err := zt.Netns(ctx, "broker-0"); err == nil {
-		t.Error("Netns of a host-network broker must refuse: a route there would cut the machine")
-	}
-	if ip, err := zt.Resolve(ctx, "$broker:0"); err != nil || ip != "127.0.0.1" {
-		t.Errorf("$broker:0 = %q, %v", ip, err)
-	}
-	// pause/unpause/restart act on the container; restart's exit is not reported.
-	for _, a := range []string{scenario.ActionPause, scenario.ActionUnpause, scenario.ActionRestart} {
-		if err := zt.Control(ctx, a, ""); err != nil {
-			t.Fatalf("%s: %v", a, err)
-		}
-	}
-	if err := zt.Control(ctx, scenario.ActionKill, "broker-0"); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case x := <-zt.Exited():
-		if x.Code != 137 || x.Name != "broker-0" || x.Signal != "SIGKILL" {
-			t.Errorf("exit %+v", x)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the kill's exit was not reported")
-	}
-	select {
-	case x := <-zt.Exited():
-		t.Errorf("unexpected second exit %+v (the restart's own?)", x)
-	default:
-	}
-	if err := zt.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if left, _ := container.ListOwned(ctx, lab.rt, "run-1"); len(left) != 0 {
-		t.Errorf("left %v", left)
 	}
 }
 
@@ -347,7 +219,7 @@ func TestZeebeBrokerUnreachable(t *testing.T) {
 	}
 	scaleTimes(sc, 60) // 8m -> 8s; the fault at 1s for 4s
 	sc.Load.Rate *= 6  // enough creations per 100ms sample for each partition
-	lab := newZeebeLab(t, 3)
+	lab := clustertest.New(t, 3)
 	top := zeebe.Topology{ClusterSize: 3, PartitionsCount: 3, ReplicationFactor: 3}
 	roles := [3][3]string{{"LEADER", "LEADER", "FOLLOWER"}, {"FOLLOWER", "FOLLOWER", "FOLLOWER"}, {"FOLLOWER", "FOLLOWER", "LEADER"}}
 	for n := int32(0); n < 3; n++ {
@@ -357,23 +229,23 @@ func TestZeebeBrokerUnreachable(t *testing.T) {
 		}
 		top.Brokers = append(top.Brokers, b)
 	}
-	lab.topology = &top
+	lab.Topology = &top
 
 	specs := map[string]container.Spec{}
 	faults := &hookFaults{}
 	var once sync.Once
 	faults.onApply = func(s netfault.Spec) {
 		once.Do(func() {
-			infos, _ := lab.rt.List(context.Background(), map[string]string{container.LabelRole: container.RoleZeebe})
+			infos, _ := lab.RT.List(context.Background(), map[string]string{container.LabelRole: container.RoleZeebe})
 			for _, in := range infos {
-				specs[in.Name], _ = lab.rt.SpecOf(in.Name)
+				specs[in.Name], _ = lab.RT.SpecOf(in.Name)
 			}
 		})
 		// What the two routes do to Zeebe: the deployment cannot reach partition 3.
-		lab.gw.NotDeployedOn(3)
+		lab.GW.NotDeployedOn(3)
 	}
-	faults.onHeal = func() { lab.gw.NotDeployedOn() }
-	run := lab.execute(t, sc, faults)
+	faults.onHeal = func() { lab.GW.NotDeployedOn() }
+	run := executeZeebe(t, lab, sc, faults)
 	if !run.Result.Passed {
 		t.Fatalf("run failed: %s\n%+v", run.Result.Reason, run.Result.Verdicts)
 	}
@@ -384,9 +256,9 @@ func TestZeebeBrokerUnreachable(t *testing.T) {
 		t.Fatalf("%d broker containers, want 3", len(specs))
 	}
 	for n := 0; n < 3; n++ {
-		sp, ok := specs[BrokerName(runID, n)]
+		sp, ok := specs[cluster.BrokerName(runID, n)]
 		if !ok {
-			t.Fatalf("no container %s", BrokerName(runID, n))
+			t.Fatalf("no container %s", cluster.BrokerName(runID, n))
 		}
 		if sp.Network != "" && sp.Network != container.NetworkBridge {
 			t.Errorf("broker %d network %q, want bridge", n, sp.Network)
@@ -417,11 +289,11 @@ func TestZeebeBrokerUnreachable(t *testing.T) {
 		got[s.Netns] = s.Dst
 	}
 	want := map[string]string{
-		container.NetnsName(BrokerName(runID, 0)): "10.88.0.12",
-		container.NetnsName(BrokerName(runID, 2)): "10.88.0.10",
+		container.NetnsName(cluster.BrokerName(runID, 0)): "10.88.0.12",
+		container.NetnsName(cluster.BrokerName(runID, 2)): "10.88.0.10",
 	}
-	if len(got) != 2 || got[container.NetnsName(BrokerName(runID, 0))] != want[container.NetnsName(BrokerName(runID, 0))] ||
-		got[container.NetnsName(BrokerName(runID, 2))] != want[container.NetnsName(BrokerName(runID, 2))] {
+	if len(got) != 2 || got[container.NetnsName(cluster.BrokerName(runID, 0))] != want[container.NetnsName(cluster.BrokerName(runID, 0))] ||
+		got[container.NetnsName(cluster.BrokerName(runID, 2))] != want[container.NetnsName(cluster.BrokerName(runID, 2))] {
 		t.Errorf("routes (netns -> dst) %v, want %v", got, want)
 	}
 
@@ -453,7 +325,7 @@ func TestZeebeBrokerUnreachable(t *testing.T) {
 	if before == 0 || during != 0 || after == 0 {
 		t.Errorf("partition 3 creations before/during/after the cut: %d/%d/%d, want >0/0/>0", before, during, after)
 	}
-	if left, _ := container.ListOwned(context.Background(), lab.rt, ""); len(left) != 0 {
+	if left, _ := container.ListOwned(context.Background(), lab.RT, ""); len(left) != 0 {
 		t.Errorf("containers left: %+v", left)
 	}
 }
@@ -466,24 +338,24 @@ func TestZeebeBuildFromNFSScenario(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lab := newZeebeLab(t, 1)
+	lab := clustertest.New(t, 1)
 	dir := t.TempDir()
-	b, err := Build(context.Background(), sc, Config{RunDir: dir, Zeebe: lab.options(),
+	b, err := Build(context.Background(), sc, Config{RunDir: dir, Zeebe: lab.Options(),
 		Faults: func(context.Context) (engine.Faults, error) { return &enginetest.Faults{}, nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	zt, ok := b.Target.(*ZeebeTarget)
+	zt, ok := b.Target.(*cluster.Target)
 	if !ok || zt.Network != container.NetworkHost || zt.GatewayAddr() != "127.0.0.1:26500" {
 		t.Fatalf("target %T %+v", b.Target, b.Target)
 	}
-	if _, ok := b.Load.(*ZeebeLoad); !ok {
+	if _, ok := b.Load.(*cluster.Load); !ok {
 		t.Fatalf("load %T", b.Load)
 	}
-	if len(lab.rt.Calls) != 0 {
-		t.Errorf("Build touched the runtime: %v", lab.rt.Calls)
+	if len(lab.RT.Calls) != 0 {
+		t.Errorf("Build touched the runtime: %v", lab.RT.Calls)
 	}
-	opts := lab.options()
+	opts := lab.Options()
 	opts.Runtime = func(context.Context) (container.Runtime, error) { return nil, container.ErrNoService }
 	_, err = Build(context.Background(), sc, Config{RunDir: dir, Zeebe: opts,
 		Faults: func(context.Context) (engine.Faults, error) { return &enginetest.Faults{}, nil }})

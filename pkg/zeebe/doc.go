@@ -9,5 +9,6 @@
 // REST API or raw gRPC stubs touches that file only.
 //
 // Package zeebetest provides an in-process gateway built on the client's
-// pb.GatewayServer, with injectable rejections, for tests.
+// pb.GatewayServer, with injectable rejections, for tests. Package cluster
+// runs the brokers themselves in podman.
 package zeebe

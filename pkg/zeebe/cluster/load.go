@@ -1,4 +1,4 @@
-package lab
+package cluster
 
 import (
 	"bytes"
@@ -17,49 +17,40 @@ import (
 	"github.com/nfslab/nfslab/pkg/zeebe"
 )
 
-// ZeebeLoad is pkg/load against the target's gateway (broker 0's,
+// Load is pkg/load against the target's gateway (broker 0's,
 // 127.0.0.1:26500 by default) as the engine's Load. With deployments or
 // deploy_every it also deploys new versions of the process (seed 001's
 // deployment distribution); instances are always of the latest version.
-type ZeebeLoad struct {
-	T   *ZeebeTarget
-	Cfg scenario.Load
-	// DeadlineLines feeds each client-side DEADLINE_EXCEEDED into the
+type Load struct {
+	t   *Target
+	cfg scenario.Load
+	// deadlineLines feeds each client-side DEADLINE_EXCEEDED into the
 	// detectors as a line, so the deadline-exceeded detector fires on the
 	// load's own timeouts (set when the scenario expects that detector).
-	DeadlineLines bool
+	deadlineLines bool
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
-var _ engine.Load = (*ZeebeLoad)(nil)
+var _ engine.Load = (*Load)(nil)
 
-// wantsDetector reports whether sc waits for detector name anywhere.
-func wantsDetector(sc *scenario.Scenario, name string) bool {
-	for _, e := range sc.Expectations {
-		if e.Detector == name {
-			return true
-		}
-	}
-	for _, st := range sc.Timeline {
-		if st.On == name {
-			return true
-		}
-	}
-	return false
+// NewLoad is cfg's load against t's gateway; deadlineLines turns the
+// client's own DEADLINE_EXCEEDED into detector lines.
+func NewLoad(t *Target, cfg scenario.Load, deadlineLines bool) *Load {
+	return &Load{t: t, cfg: cfg, deadlineLines: deadlineLines}
 }
 
 // Start dials the gateway, does the initial deployments and runs the load
 // until Stop or ctx ends. Samples go to the returned channel, each with
 // the deployments' failures added to its Errors.
-func (l *ZeebeLoad) Start(ctx context.Context) (<-chan journal.LoadSample, error) {
-	raw, err := l.T.Opts.Dial(l.T.GatewayAddr())
+func (l *Load) Start(ctx context.Context) (<-chan journal.LoadSample, error) {
+	raw, err := l.t.opts.Dial(l.t.GatewayAddr())
 	if err != nil {
-		return nil, fmt.Errorf("connecting to the gateway %s: %w", l.T.GatewayAddr(), err)
+		return nil, fmt.Errorf("connecting to the gateway %s: %w", l.t.GatewayAddr(), err)
 	}
-	c := &watchedClient{Client: raw, t: l.T, lines: l.DeadlineLines}
+	c := &watchedClient{Client: raw, t: l.t, lines: l.deadlineLines}
 	ctx, cancel := context.WithCancel(ctx)
 	out := make(chan journal.LoadSample, 256)
 	done := make(chan struct{})
@@ -68,9 +59,9 @@ func (l *ZeebeLoad) Start(ctx context.Context) (<-chan journal.LoadSample, error
 	l.mu.Unlock()
 
 	d := &deployer{c: c}
-	versioned := l.Cfg.Deployments > 0 || l.Cfg.DeployEvery > 0
-	cfg := load.Config{Rate: l.Cfg.Rate, Clock: l.T.Clock, Logger: l.T.Logger, SampleInterval: l.T.Opts.SampleInterval,
-		NoWorkers: l.Cfg.Worker != nil && !*l.Cfg.Worker, SkipDeploy: versioned,
+	versioned := l.cfg.Deployments > 0 || l.cfg.DeployEvery > 0
+	cfg := load.Config{Rate: l.cfg.Rate, Clock: l.t.clk, Logger: l.t.log, SampleInterval: l.t.opts.SampleInterval,
+		NoWorkers: l.cfg.Worker != nil && !*l.cfg.Worker, SkipDeploy: versioned,
 		OnSample: func(s journal.LoadSample) {
 			d.addTo(&s)
 			select {
@@ -85,10 +76,10 @@ func (l *ZeebeLoad) Start(ctx context.Context) (<-chan journal.LoadSample, error
 		if versioned {
 			// The seed deployed many versions first, then one more every few
 			// seconds, creating instances of the newest.
-			for i := 0; i < max(l.Cfg.Deployments, 1) && ctx.Err() == nil; i++ {
+			for i := 0; i < max(l.cfg.Deployments, 1) && ctx.Err() == nil; i++ {
 				d.deploy(ctx)
 			}
-			if every := l.Cfg.DeployEvery.D(); every > 0 {
+			if every := l.cfg.DeployEvery.D(); every > 0 {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
@@ -96,7 +87,7 @@ func (l *ZeebeLoad) Start(ctx context.Context) (<-chan journal.LoadSample, error
 						select {
 						case <-ctx.Done():
 							return
-						case <-l.T.Clock.After(every):
+						case <-l.t.clk.After(every):
 							d.deploy(ctx)
 						}
 					}
@@ -104,8 +95,8 @@ func (l *ZeebeLoad) Start(ctx context.Context) (<-chan journal.LoadSample, error
 			}
 		}
 		if _, err := load.Run(ctx, c, cfg); err != nil && ctx.Err() == nil {
-			l.T.Logger.Warn("zeebe load ended", "err", err)
-			l.T.EmitLine("zeebe-client", "nfslab load: "+err.Error())
+			l.t.log.Warn("zeebe load ended", "err", err)
+			l.t.emitLine("zeebe-client", "nfslab load: "+err.Error())
 		}
 		cancel()
 		wg.Wait()
@@ -114,7 +105,7 @@ func (l *ZeebeLoad) Start(ctx context.Context) (<-chan journal.LoadSample, error
 }
 
 // Stop ends the load and waits for it.
-func (l *ZeebeLoad) Stop(ctx context.Context) error {
+func (l *Load) Stop(ctx context.Context) error {
 	l.mu.Lock()
 	cancel, done := l.cancel, l.done
 	l.mu.Unlock()
@@ -184,7 +175,7 @@ func (d *deployer) addTo(s *journal.LoadSample) {
 // watchedClient turns client-side DeadlineExceeded into detector lines.
 type watchedClient struct {
 	zeebe.Client
-	t     *ZeebeTarget
+	t     *Target
 	lines bool
 }
 
@@ -192,7 +183,7 @@ func (w *watchedClient) seen(ctx context.Context, call string, err error) {
 	if !w.lines || err == nil || zeebe.ErrorClass(err) != journal.ErrDeadlineExceeded || errors.Is(ctx.Err(), context.Canceled) {
 		return
 	}
-	w.t.EmitLine("zeebe-client", fmt.Sprintf("nfslab load: %s: DEADLINE_EXCEEDED: %v", call, err))
+	w.t.emitLine("zeebe-client", fmt.Sprintf("nfslab load: %s: DEADLINE_EXCEEDED: %v", call, err))
 }
 
 func (w *watchedClient) Deploy(ctx context.Context, name string, content []byte) (zeebe.Deployment, error) {

@@ -1,4 +1,4 @@
-package lab
+package cluster
 
 import (
 	"cmp"
@@ -25,16 +25,20 @@ import (
 	"github.com/nfslab/nfslab/pkg/zeebe"
 )
 
-// Ports of a Zeebe broker inside its container.
 const (
-	zeebeClusterPort = 26502 // internal cluster messaging (SWIM, Raft)
-	// LabelBroker carries the broker's node ID on its container.
-	LabelBroker = "io.nfslab.broker"
+	// clusterPort is a broker's internal cluster messaging port (SWIM,
+	// Raft) inside its container.
+	clusterPort = 26502
+	// labelBroker carries the broker's node ID on its container.
+	labelBroker = "io.nfslab.broker"
+	// readyTimeout bounds the wait for every broker's readiness: a JVM on
+	// a slow NFS mount starts slowly.
+	readyTimeout = 3 * time.Minute
 )
 
-// ZeebeOptions are the zeebe target's seams: the defaults talk to podman,
+// Options are the zeebe target's seams: the defaults talk to podman,
 // a real gateway and the kernel; tests replace them with fakes.
-type ZeebeOptions struct {
+type Options struct {
 	// Runtime opens the container runtime (default podman.Connect with
 	// $CONTAINER_HOST or the default socket).
 	Runtime func(ctx context.Context) (container.Runtime, error)
@@ -63,7 +67,8 @@ type ZeebeOptions struct {
 	Progress io.Writer
 }
 
-func (o ZeebeOptions) withDefaults() ZeebeOptions {
+// WithDefaults fills the seams left nil with the real ones.
+func (o Options) WithDefaults() Options {
 	if o.Runtime == nil {
 		o.Runtime = func(ctx context.Context) (container.Runtime, error) { return podman.Connect(ctx, "") }
 	}
@@ -73,7 +78,7 @@ func (o ZeebeOptions) withDefaults() ZeebeOptions {
 		}
 	}
 	if o.ReadyTimeout == 0 {
-		o.ReadyTimeout = 3 * time.Minute
+		o.ReadyTimeout = readyTimeout
 	}
 	if o.AttachNetns == nil {
 		o.AttachNetns = container.AttachNetns
@@ -87,19 +92,22 @@ func (o ZeebeOptions) withDefaults() ZeebeOptions {
 	return o
 }
 
-// ZeebeTarget runs Zeebe brokers in podman as the engine's target. One
+// Target runs Zeebe brokers in podman as the engine's target. One
 // broker uses host networking (its gateway is 127.0.0.1:26500, nothing is
 // published, no firewall rule is added); a cluster uses podman's bridge so
 // that each broker has its own network namespace and address, which
 // $broker:N, $leader:P and `in:` faults need.
-type ZeebeTarget struct {
-	Cfg     scenario.ZeebeTarget
-	RunID   string
-	LogDir  string
-	Opts    ZeebeOptions
-	Clock   clock.Clock
-	Logger  *slog.Logger
+type Target struct {
+	// Network is host (one broker) or bridge (a cluster), unless
+	// Options.Network chose.
 	Network string
+
+	cfg    scenario.ZeebeTarget
+	runID  string
+	logDir string
+	opts   Options
+	clk    clock.Clock
+	log    *slog.Logger
 
 	rt     container.Runtime
 	lines  chan engine.Line
@@ -127,11 +135,11 @@ type zbBroker struct {
 	logFile *os.File
 }
 
-var _ engine.Target = (*ZeebeTarget)(nil)
+var _ engine.Target = (*Target)(nil)
 
-// NewZeebeTarget prepares brokers for runID; Start runs them.
-func NewZeebeTarget(cfg scenario.ZeebeTarget, runID, logDir string, rt container.Runtime, opts ZeebeOptions, clk clock.Clock, logger *slog.Logger) *ZeebeTarget {
-	opts = opts.withDefaults()
+// NewTarget prepares brokers for runID; Start runs them.
+func NewTarget(cfg scenario.ZeebeTarget, runID, logDir string, rt container.Runtime, opts Options, clk clock.Clock, logger *slog.Logger) *Target {
+	opts = opts.WithDefaults()
 	if clk == nil {
 		clk = clock.Real{}
 	}
@@ -149,7 +157,7 @@ func NewZeebeTarget(cfg scenario.ZeebeTarget, runID, logDir string, rt container
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &ZeebeTarget{Cfg: cfg, RunID: runID, LogDir: logDir, Opts: opts, Clock: clk, Logger: logger, Network: network,
+	return &Target{cfg: cfg, runID: runID, logDir: logDir, opts: opts, clk: clk, log: logger, Network: network,
 		rt: rt, lines: make(chan engine.Line, 8192), exits: make(chan engine.Exit, 16), ctx: ctx, cancel: cancel}
 }
 
@@ -162,8 +170,8 @@ func BrokerName(runID string, n int) string {
 }
 
 // GatewayAddr is the gateway the load and Resolve talk to: broker 0's.
-func (z *ZeebeTarget) GatewayAddr() string {
-	port := z.Cfg.GatewayPort
+func (z *Target) GatewayAddr() string {
+	port := z.cfg.GatewayPort
 	if port == 0 {
 		port = container.ZeebeGatewayPort
 	}
@@ -173,15 +181,15 @@ func (z *ZeebeTarget) GatewayAddr() string {
 // brokerSpec is broker n's container. A cluster gets the seed's
 // ZEEBE_BROKER_CLUSTER_* settings and contact points of the brokers
 // started before it.
-func (z *ZeebeTarget) brokerSpec(n int, dataDir string, contacts []string) (container.ZeebeSpec, string) {
-	c := z.Cfg
+func (z *Target) brokerSpec(n int, dataDir string, contacts []string) (container.ZeebeSpec, string) {
+	c := z.cfg
 	env := map[string]string{}
 	if c.Brokers > 1 || c.Partitions > 0 {
 		env["ZEEBE_BROKER_CLUSTER_NODEID"] = strconv.Itoa(n)
 		env["ZEEBE_BROKER_CLUSTER_CLUSTERSIZE"] = strconv.Itoa(c.Brokers)
 		env["ZEEBE_BROKER_CLUSTER_PARTITIONSCOUNT"] = strconv.Itoa(max(c.Partitions, 1))
 		env["ZEEBE_BROKER_CLUSTER_REPLICATIONFACTOR"] = strconv.Itoa(max(c.Replication, 1))
-		env["ZEEBE_BROKER_CLUSTER_CLUSTERNAME"] = strings.TrimSuffix(BrokerName(z.RunID, 0), "-"+zeebe.NodeName(0))
+		env["ZEEBE_BROKER_CLUSTER_CLUSTERNAME"] = strings.TrimSuffix(BrokerName(z.runID, 0), "-"+zeebe.NodeName(0))
 	}
 	if len(contacts) > 0 {
 		env["ZEEBE_BROKER_CLUSTER_INITIALCONTACTPOINTS"] = strings.Join(contacts, ",")
@@ -193,8 +201,8 @@ func (z *ZeebeTarget) brokerSpec(n int, dataDir string, contacts []string) (cont
 	if mon == 0 {
 		mon = container.ZeebeMonitorPort
 	}
-	spec := container.ZeebeSpec{Name: BrokerName(z.RunID, n), Image: c.Image, DataDir: dataDir,
-		Network: z.Network, RunID: z.RunID, Labels: map[string]string{LabelBroker: strconv.Itoa(n)}}
+	spec := container.ZeebeSpec{Name: BrokerName(z.runID, n), Image: c.Image, DataDir: dataDir,
+		Network: z.Network, RunID: z.runID, Labels: map[string]string{labelBroker: strconv.Itoa(n)}}
 	if z.Network == container.NetworkHost {
 		// Nothing is published: bind the broker to loopback only, and move
 		// its ports if the scenario asks for others.
@@ -221,19 +229,19 @@ func (z *ZeebeTarget) brokerSpec(n int, dataDir string, contacts []string) (cont
 // Start pulls the image if needed, starts every broker on its own
 // directory under dataDir (dataDir itself for a single broker), follows
 // their logs and waits until each reports ready.
-func (z *ZeebeTarget) Start(ctx context.Context, dataDir string) error {
-	image := z.Cfg.Image
+func (z *Target) Start(ctx context.Context, dataDir string) error {
+	image := z.cfg.Image
 	if image == "" {
 		image = container.DefaultZeebeImage
 	}
-	z.Cfg.Image = image
-	if err := z.ensureImage(ctx, image); err != nil {
-		return err
-	}
+	z.cfg.Image = image
+	pl := &pullLog{path: filepath.Join(z.logDir, "pull.log"), also: z.opts.Progress}
+	defer pl.Close()
+	pull := container.PullOptions{Progress: pl, Hint: "or set target.zeebe.image to a local image"}
 	var contacts []string
-	for n := 0; n < z.Cfg.Brokers; n++ {
+	for n := 0; n < z.cfg.Brokers; n++ {
 		dir := dataDir
-		if z.Cfg.Brokers > 1 {
+		if z.cfg.Brokers > 1 {
 			dir = filepath.Join(dataDir, zeebe.NodeName(n))
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				return fmt.Errorf("creating data directory of broker %d: %w", n, err)
@@ -243,7 +251,7 @@ func (z *ZeebeTarget) Start(ctx context.Context, dataDir string) error {
 		if err := spec.Validate(); err != nil {
 			return fmt.Errorf("broker %d: %w", n, err)
 		}
-		lf, err := os.OpenFile(filepath.Join(z.LogDir, zeebe.NodeName(n)+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		lf, err := os.OpenFile(filepath.Join(z.logDir, zeebe.NodeName(n)+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
 			return fmt.Errorf("opening broker %d log: %w", n, err)
 		}
@@ -251,7 +259,7 @@ func (z *ZeebeTarget) Start(ctx context.Context, dataDir string) error {
 		z.mu.Lock()
 		z.brokers = append(z.brokers, b)
 		z.mu.Unlock()
-		if _, err := container.Run(ctx, z.rt, spec.ContainerSpec()); err != nil {
+		if _, err := StartBroker(ctx, z.rt, spec, pull); err != nil {
 			return fmt.Errorf("starting broker %d (%s): %w", n, spec.Name, err)
 		}
 		z.watch(b)
@@ -261,50 +269,55 @@ func (z *ZeebeTarget) Start(ctx context.Context, dataDir string) error {
 			if err != nil {
 				return fmt.Errorf("finding the address of broker %d: %w", n, err)
 			}
-			contacts = append(contacts, fmt.Sprintf("%s:%d", ip, zeebeClusterPort))
+			contacts = append(contacts, fmt.Sprintf("%s:%d", ip, clusterPort))
 		}
-		z.Logger.Info("zeebe broker started", "broker", n, "container", spec.Name, "network", z.Network)
+		z.log.Info("zeebe broker started", "broker", n, "container", spec.Name, "network", z.Network)
 	}
 	return z.waitReady(ctx)
 }
 
-func (z *ZeebeTarget) ensureImage(ctx context.Context, image string) error {
-	ok, err := z.rt.ImageExists(ctx, image)
-	if err != nil {
-		return fmt.Errorf("looking up image %s: %w", image, err)
-	}
-	if ok {
-		return nil
-	}
-	pf, err := os.Create(filepath.Join(z.LogDir, "pull.log"))
-	if err != nil {
-		return err
-	}
-	defer pf.Close()
-	var w io.Writer = pf
-	if z.Opts.Progress != nil {
-		w = io.MultiWriter(pf, z.Opts.Progress)
-	}
-	if err := z.rt.Pull(ctx, image, w); err != nil {
-		return fmt.Errorf("pulling %s (no registry? import one with `podman import` or set target.zeebe.image to a local image): %w", image, err)
-	}
-	return nil
+// pullLog is the run's logs/pull.log, created on the first progress line
+// only: a run whose image is present has none.
+type pullLog struct {
+	path string
+	also io.Writer
+	f    *os.File
+	err  error
 }
 
-func (z *ZeebeTarget) waitReady(ctx context.Context) error {
+func (p *pullLog) Write(b []byte) (int, error) {
+	if p.f == nil && p.err == nil {
+		p.f, p.err = os.Create(p.path)
+	}
+	if p.err != nil {
+		return 0, p.err
+	}
+	if p.also != nil {
+		_, _ = p.also.Write(b)
+	}
+	return p.f.Write(b)
+}
+
+func (p *pullLog) Close() error {
+	if p.f == nil {
+		return nil
+	}
+	return p.f.Close()
+}
+
+func (z *Target) waitReady(ctx context.Context) error {
 	z.mu.Lock()
 	brokers := append([]*zbBroker(nil), z.brokers...)
 	z.mu.Unlock()
-	deadline := z.Clock.Now().Add(z.Opts.ReadyTimeout)
+	deadline := z.clk.Now().Add(z.opts.ReadyTimeout)
 	for _, b := range brokers {
-		left := deadline.Sub(z.Clock.Now())
+		left := deadline.Sub(z.clk.Now())
 		if left <= 0 {
 			left = time.Millisecond
 		}
-		err := container.WaitReady(ctx, b.ready, container.ReadyOptions{Timeout: left, Clock: z.Clock, Probe: z.Opts.Probe,
-			Alive: container.AliveCheck(z.rt, b.name)})
+		err := WaitBroker(ctx, z.rt, b.name, b.ready, container.ReadyOptions{Timeout: left, Clock: z.clk, Probe: z.opts.Probe})
 		if err != nil {
-			return fmt.Errorf("broker %d (%s) not ready: %w", b.node, b.name, err)
+			return fmt.Errorf("broker %d: %w", b.node, err)
 		}
 	}
 	return nil
@@ -313,7 +326,7 @@ func (z *ZeebeTarget) waitReady(ctx context.Context) error {
 // watch follows broker b's log into the detectors and its log file, and
 // reports an exit the engine did not cause, after copying the JVM's
 // hs_err report into the run's logs.
-func (z *ZeebeTarget) watch(b *zbBroker) {
+func (z *Target) watch(b *zbBroker) {
 	z.mu.Lock()
 	b.gen++
 	gen := b.gen
@@ -339,12 +352,12 @@ func (z *ZeebeTarget) watch(b *zbBroker) {
 				fmt.Fprintln(f, l.Text)
 			}
 			select {
-			case z.lines <- engine.Line{Time: z.Clock.Now(), Source: src, Text: l.Text}:
+			case z.lines <- engine.Line{Time: z.clk.Now(), Source: src, Text: l.Text}:
 			default: // a stalled detector must not stall the log stream
 			}
 		})
 		if err != nil && z.ctx.Err() == nil {
-			z.Logger.Warn("following broker log", "broker", b.node, "err", err)
+			z.log.Warn("following broker log", "broker", b.node, "err", err)
 		}
 	}()
 	go func() {
@@ -362,18 +375,18 @@ func (z *ZeebeTarget) watch(b *zbBroker) {
 		if expected {
 			return
 		}
-		x := engine.Exit{Time: z.Clock.Now(), Name: src, Code: code}
+		x := engine.Exit{Time: z.clk.Now(), Name: src, Code: code}
 		if code > 128 && code < 128+65 {
 			x.Signal = unixSignalName(code - 128)
 		}
 		if code != 0 {
-			paths, err := container.CopyHsErr(z.ctx, z.rt, b.name, z.LogDir, container.ZeebeWorkDir)
+			paths, err := container.CopyHsErr(z.ctx, z.rt, b.name, z.logDir, container.ZeebeWorkDir)
 			switch {
 			case err == nil:
-				z.Logger.Info("copied hs_err report", "broker", b.node, "files", paths)
+				z.log.Info("copied hs_err report", "broker", b.node, "files", paths)
 				z.noteLine(b, fmt.Sprintf("nfslab: broker %s exited with %d; hs_err report copied to %s", src, code, strings.Join(paths, ", ")))
 			case !errors.Is(err, container.ErrNotFound):
-				z.Logger.Warn("copying hs_err report", "broker", b.node, "err", err)
+				z.log.Warn("copying hs_err report", "broker", b.node, "err", err)
 			}
 		}
 		select {
@@ -401,7 +414,7 @@ func unixSignalName(n int) string {
 }
 
 // noteLine writes nfslab's own remark into the broker's log file only.
-func (z *ZeebeTarget) noteLine(b *zbBroker, text string) {
+func (z *Target) noteLine(b *zbBroker, text string) {
 	z.mu.Lock()
 	defer z.mu.Unlock()
 	if b.logFile != nil {
@@ -411,16 +424,16 @@ func (z *ZeebeTarget) noteLine(b *zbBroker, text string) {
 
 // EmitLine feeds a line that is not a broker's (the load's client errors)
 // into the detectors.
-func (z *ZeebeTarget) EmitLine(source, text string) {
+func (z *Target) emitLine(source, text string) {
 	select {
-	case z.lines <- engine.Line{Time: z.Clock.Now(), Source: source, Text: text}:
+	case z.lines <- engine.Line{Time: z.clk.Now(), Source: source, Text: text}:
 	default:
 	}
 }
 
 // broker finds a broker by the scenario's name: "" (broker 0), broker-N,
 // $broker:N or $leader:P (from the gateway's topology).
-func (z *ZeebeTarget) broker(ctx context.Context, name string) (*zbBroker, error) {
+func (z *Target) broker(ctx context.Context, name string) (*zbBroker, error) {
 	n := 0
 	switch {
 	case name == "":
@@ -458,7 +471,7 @@ func (z *ZeebeTarget) broker(ctx context.Context, name string) (*zbBroker, error
 
 // leader asks the gateway which node leads partition p; an election in
 // progress is waited out for a bounded time.
-func (z *ZeebeTarget) leader(ctx context.Context, p int32) (int32, error) {
+func (z *Target) leader(ctx context.Context, p int32) (int32, error) {
 	c, err := z.gateway()
 	if err != nil {
 		return -1, err
@@ -479,19 +492,19 @@ func (z *ZeebeTarget) leader(ctx context.Context, p int32) (int32, error) {
 		select {
 		case <-ctx.Done():
 			return -1, ctx.Err()
-		case <-z.Clock.After(time.Second):
+		case <-z.clk.After(time.Second):
 		}
 	}
 	return -1, fmt.Errorf("finding the leader of partition %d: %w", p, last)
 }
 
-func (z *ZeebeTarget) gateway() (zeebe.Client, error) {
+func (z *Target) gateway() (zeebe.Client, error) {
 	z.mu.Lock()
 	defer z.mu.Unlock()
 	if z.client != nil {
 		return z.client, nil
 	}
-	c, err := z.Opts.Dial(z.GatewayAddr())
+	c, err := z.opts.Dial(z.GatewayAddr())
 	if err != nil {
 		return nil, err
 	}
@@ -500,7 +513,7 @@ func (z *ZeebeTarget) gateway() (zeebe.Client, error) {
 }
 
 // brokerAddr is b's address in its own network namespace.
-func (z *ZeebeTarget) brokerAddr(ctx context.Context, b *zbBroker) (string, error) {
+func (z *Target) brokerAddr(ctx context.Context, b *zbBroker) (string, error) {
 	if z.Network == container.NetworkHost {
 		return "127.0.0.1", nil
 	}
@@ -514,7 +527,7 @@ func (z *ZeebeTarget) brokerAddr(ctx context.Context, b *zbBroker) (string, erro
 	if err != nil {
 		return "", err
 	}
-	ip, err = z.Opts.AddrOf(ctx, ns)
+	ip, err = z.opts.AddrOf(ctx, ns)
 	if err != nil {
 		return "", fmt.Errorf("address of %s: %w", b.name, err)
 	}
@@ -524,7 +537,7 @@ func (z *ZeebeTarget) brokerAddr(ctx context.Context, b *zbBroker) (string, erro
 	return ip, nil
 }
 
-func (z *ZeebeTarget) brokerNetns(ctx context.Context, b *zbBroker) (string, error) {
+func (z *Target) brokerNetns(ctx context.Context, b *zbBroker) (string, error) {
 	if z.Network == container.NetworkHost {
 		// The broker shares the machine's namespace: a route there would cut
 		// the machine itself, not one broker.
@@ -536,7 +549,7 @@ func (z *ZeebeTarget) brokerNetns(ctx context.Context, b *zbBroker) (string, err
 	if ns != "" {
 		return ns, nil
 	}
-	ns, err := z.Opts.AttachNetns(ctx, z.rt, b.name)
+	ns, err := z.opts.AttachNetns(ctx, z.rt, b.name)
 	if err != nil {
 		return "", err
 	}
@@ -548,7 +561,7 @@ func (z *ZeebeTarget) brokerNetns(ctx context.Context, b *zbBroker) (string, err
 
 // Resolve implements engine.Target: $broker:N and $leader:P become the
 // broker's IPv4 address.
-func (z *ZeebeTarget) Resolve(ctx context.Context, ref string) (string, error) {
+func (z *Target) Resolve(ctx context.Context, ref string) (string, error) {
 	if r, err := scenario.ParseRef(ref); err != nil || r.Kind == scenario.RefNFSServer {
 		return "", fmt.Errorf("the zeebe target cannot resolve %s: %w", ref, engine.ErrUnsupported)
 	}
@@ -558,14 +571,14 @@ func (z *ZeebeTarget) Resolve(ctx context.Context, ref string) (string, error) {
 	}
 	ip, err := z.brokerAddr(ctx, b)
 	if err == nil {
-		z.Logger.Info("resolved", "ref", ref, "broker", b.node, "addr", ip)
+		z.log.Info("resolved", "ref", ref, "broker", b.node, "addr", ip)
 	}
 	return ip, err
 }
 
 // Netns implements engine.Target: the named network namespace of a broker
 // (broker-N, $broker:N or $leader:P), attached on first use.
-func (z *ZeebeTarget) Netns(ctx context.Context, ref string) (string, error) {
+func (z *Target) Netns(ctx context.Context, ref string) (string, error) {
 	b, err := z.broker(ctx, ref)
 	if err != nil {
 		return "", err
@@ -575,7 +588,7 @@ func (z *ZeebeTarget) Netns(ctx context.Context, ref string) (string, error) {
 
 // Restart stops every broker, runs between, starts them again and waits
 // for readiness: the brokers replay their logs from the storage.
-func (z *ZeebeTarget) Restart(ctx context.Context, between func(context.Context) error) error {
+func (z *Target) Restart(ctx context.Context, between func(context.Context) error) error {
 	z.mu.Lock()
 	brokers := append([]*zbBroker(nil), z.brokers...)
 	for _, b := range brokers {
@@ -600,7 +613,7 @@ func (z *ZeebeTarget) Restart(ctx context.Context, between func(context.Context)
 	return z.waitReady(ctx)
 }
 
-func (z *ZeebeTarget) startAgain(ctx context.Context, b *zbBroker) error {
+func (z *Target) startAgain(ctx context.Context, b *zbBroker) error {
 	if err := z.rt.Start(ctx, b.name); err != nil && !errors.Is(err, container.ErrNotModified) {
 		return fmt.Errorf("starting %s: %w", b.name, err)
 	}
@@ -608,7 +621,7 @@ func (z *ZeebeTarget) startAgain(ctx context.Context, b *zbBroker) error {
 	b.expect = false
 	// A new process means a new network namespace: attach it again on use.
 	if b.netns != "" {
-		_ = z.Opts.DetachNetns(b.name)
+		_ = z.opts.DetachNetns(b.name)
 	}
 	b.netns = ""
 	z.mu.Unlock()
@@ -619,7 +632,7 @@ func (z *ZeebeTarget) startAgain(ctx context.Context, b *zbBroker) error {
 // Control implements engine.Target for one broker. An exit after stop or
 // kill is reported (exit-code expectations see 143 or 137); the exit
 // inside a restart is not.
-func (z *ZeebeTarget) Control(ctx context.Context, action, ref string) error {
+func (z *Target) Control(ctx context.Context, action, ref string) error {
 	b, err := z.broker(ctx, ref)
 	if err != nil {
 		return err
@@ -650,14 +663,14 @@ func (z *ZeebeTarget) Control(ctx context.Context, action, ref string) error {
 	return nil
 }
 
-func (z *ZeebeTarget) Exited() <-chan engine.Exit  { return z.exits }
-func (z *ZeebeTarget) Lines() <-chan engine.Line   { return z.lines }
-func (z *ZeebeTarget) Events() <-chan engine.Event { return nil }
+func (z *Target) Exited() <-chan engine.Exit  { return z.exits }
+func (z *Target) Lines() <-chan engine.Line   { return z.lines }
+func (z *Target) Events() <-chan engine.Event { return nil }
 
 // Close removes every broker container of the run (by its run label,
 // unpausing paused ones first) and the namespace names attached for them.
 // Safe after a failed Start.
-func (z *ZeebeTarget) Close(ctx context.Context) error {
+func (z *Target) Close(ctx context.Context) error {
 	z.mu.Lock()
 	z.closed = true
 	client := z.client
@@ -665,8 +678,7 @@ func (z *ZeebeTarget) Close(ctx context.Context) error {
 	z.mu.Unlock()
 	var errs []error
 	if z.rt != nil {
-		_, err := container.Cleanup(ctx, z.rt, container.CleanupOptions{RunID: z.RunID, Role: container.RoleZeebe,
-			DetachNetns: z.Opts.DetachNetns})
+		_, err := RemoveAll(ctx, z.rt, z.runID, z.opts.DetachNetns)
 		errs = append(errs, err)
 	}
 	z.cancel()
@@ -689,23 +701,4 @@ func (z *ZeebeTarget) Close(ctx context.Context) error {
 	}
 	z.mu.Unlock()
 	return errors.Join(errs...)
-}
-
-// buildZeebe wires the zeebe target (and its load) into b.
-func buildZeebe(ctx context.Context, sc *scenario.Scenario, cfg Config, logDir string, b *engine.Backends) error {
-	zc := scenario.ZeebeTarget{}
-	if sc.Target.Zeebe != nil {
-		zc = *sc.Target.Zeebe
-	}
-	opts := cfg.Zeebe.withDefaults()
-	rt, err := opts.Runtime(ctx)
-	if err != nil {
-		return fmt.Errorf("connecting to podman for the zeebe target: %w", err)
-	}
-	zt := NewZeebeTarget(zc, filepath.Base(cfg.RunDir), logDir, rt, opts, cfg.Clock, cfg.Logger)
-	b.Target = zt
-	if sc.LoadKind() == scenario.LoadZeebe {
-		b.Load = &ZeebeLoad{T: zt, Cfg: sc.Load, DeadlineLines: wantsDetector(sc, "deadline-exceeded")}
-	}
-	return nil
 }

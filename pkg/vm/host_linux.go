@@ -1,0 +1,209 @@
+package vm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nfslab/nfslab/pkg/clock"
+	"github.com/nfslab/nfslab/pkg/probe"
+)
+
+// BuildTools are the programs an image build needs besides qemu-img.
+var BuildTools = []string{"debootstrap", "mkfs.ext4"}
+
+// CheckTools reports the named programs missing from PATH, and refuses a
+// caller that is not root (debootstrap and the 9p share run as root).
+func CheckTools(tools ...string) error {
+	var missing []string
+	for _, t := range tools {
+		if _, err := exec.LookPath(t); err != nil {
+			missing = append(missing, t)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("the lab VM needs %s on PATH (apt-get install debootstrap e2fsprogs qemu-utils qemu-system-x86)", strings.Join(missing, ", "))
+	}
+	if os.Geteuid() != 0 {
+		return errors.New("the lab VM needs root: debootstrap and the 9p share run as root")
+	}
+	return nil
+}
+
+// LoadOrBuild returns spec's image from cacheDir, building it only when
+// no cached image exists: only then are debootstrap and a mirror needed,
+// and only then is builder called. spec must be valid.
+func LoadOrBuild(ctx context.Context, spec ImageSpec, cacheDir string, builder func() (Builder, error), log *slog.Logger) (Image, error) {
+	if err := CheckTools("qemu-img", QEMUBinary); err != nil {
+		return Image{}, err
+	}
+	if im, err := LoadImage(filepath.Join(cacheDir, spec.Key())); err == nil {
+		if log != nil {
+			log.Info("using cached vm image", "dir", im.Dir, "kernel", im.KernelRelease)
+		}
+		return im, nil
+	}
+	if err := CheckTools(BuildTools...); err != nil {
+		return Image{}, err
+	}
+	b, err := builder()
+	if err != nil {
+		return Image{}, err
+	}
+	return b.Build(ctx, spec, false)
+}
+
+// HasEngine reports whether the nfslab binary has the scenario engine
+// (its `run` command); a build without it runs the smoke test instead.
+func HasEngine(ctx context.Context, binary string) bool {
+	return exec.CommandContext(ctx, binary, "run", "--help").Run() == nil
+}
+
+// ErrStepsFailed marks a boot whose guest reported failed steps.
+var ErrStepsFailed = errors.New("failed in the lab VM")
+
+// Host is `nfslab vm run` on the host side: one boot of Session.Image
+// running a job, then everything the guest wrote brought back under Out.
+type Host struct {
+	Session Session
+	// Binary is the static nfslab executable the guest runs.
+	Binary string
+	// Files maps share paths to host files or directories (scenarios, test
+	// binaries); Run adds the compiled journal probe.
+	Files map[string]string
+	// Out receives the run directories and vm-<UTC stamp>/ (status, step
+	// logs, console log).
+	Out     string
+	Timeout time.Duration
+	// KeepWork keeps the work directory (share, overlay, console log).
+	KeepWork bool
+	// BuildProbe compiles the journal probe for the guest (default
+	// probe.Build with its default javac and cache).
+	BuildProbe func(ctx context.Context) (string, error)
+}
+
+// Run sweeps work directories left by killed runs, boots the VM once for
+// job, brings back what the guest wrote (whatever happened), writes the
+// summary to w, and returns the boot's error, the collection's, or one
+// wrapping ErrStepsFailed naming the failed steps.
+func (h Host) Run(ctx context.Context, job Job, w io.Writer) error {
+	clk := h.Session.Clock
+	if clk == nil {
+		clk = clock.Real{}
+	}
+	log := h.Session.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	im := h.Session.Image
+	if swept, err := SweepWork(im.Dir, 24*time.Hour, clk.Now()); err != nil {
+		log.Warn("sweeping old vm work dirs", "err", err)
+	} else if len(swept) > 0 {
+		log.Info("removed old vm work dirs", "dirs", swept)
+	}
+	work, err := os.MkdirTemp(im.Dir, "run-")
+	if err != nil {
+		return fmt.Errorf("creating vm work dir: %w", err)
+	}
+	if !h.KeepWork {
+		defer os.RemoveAll(work)
+	}
+	build := h.BuildProbe
+	if build == nil {
+		build = func(ctx context.Context) (string, error) { return probe.Build(ctx, "", "") }
+	}
+	classDir, err := build(ctx)
+	if err != nil {
+		return fmt.Errorf("compiling the journal probe for the guest: %w", err)
+	}
+	files := map[string]string{}
+	for k, v := range h.Files {
+		files[k] = v
+	}
+	files["probe"] = classDir
+	files[filepath.Join(ProbeCacheDir, filepath.Base(classDir))] = classDir
+	res, runErr := h.Session.Run(ctx, Input{Job: job, Binary: h.Binary, WorkDir: work, Timeout: h.Timeout, Files: files})
+	c, err := Collect(res, h.Out, clk.Now())
+	if err != nil && c.VMDir == "" {
+		return err
+	}
+	WriteSummary(w, res, c)
+	switch {
+	case runErr != nil:
+		return runErr
+	case err != nil:
+		return err
+	}
+	return stepsErr(res.Status)
+}
+
+// stepsErr names the steps that failed, wrapping ErrStepsFailed.
+func stepsErr(st Status) error {
+	if failed := st.Failed(); len(failed) > 0 {
+		return fmt.Errorf("%d of %d %w: %s", len(failed), len(st.Steps), ErrStepsFailed, strings.Join(failed, ", "))
+	}
+	return nil
+}
+
+// Collected is where a boot's results were put on the host.
+type Collected struct {
+	// VMDir holds the status, the step logs and console.log.
+	VMDir string
+	// Runs are the run directories the guest wrote, moved below out.
+	Runs []string
+}
+
+// Collect brings back what the guest wrote in res's share: its run
+// directories into out, its status, step logs and console log into
+// out/vm-<UTC stamp of now>/. A missing file is skipped: a guest that
+// never booted wrote none. The error is the run directories'; VMDir is
+// empty only if that directory could not be made.
+func Collect(res Result, out string, now time.Time) (Collected, error) {
+	vmDir := filepath.Join(out, "vm-"+now.UTC().Format("20060102T150405Z"))
+	if err := os.MkdirAll(vmDir, 0o755); err != nil {
+		return Collected{}, fmt.Errorf("creating %s: %w", vmDir, err)
+	}
+	runs, err := CollectRuns(res.ShareDir, out)
+	for _, name := range []string{StatusFile, "logs"} {
+		src := filepath.Join(res.ShareDir, name)
+		if _, err := os.Stat(src); err == nil {
+			_ = os.Rename(src, filepath.Join(vmDir, name))
+		}
+	}
+	_ = os.Rename(res.ConsoleLog, filepath.Join(vmDir, "console.log"))
+	return Collected{VMDir: vmDir, Runs: runs}, err
+}
+
+// WriteSummary prints the boot, each step's verdict (with earlier
+// attempts and anything left behind) and the run directories.
+func WriteSummary(w io.Writer, res Result, c Collected) {
+	fmt.Fprintf(w, "vm: accel %s, boot %s, total %s; console and step logs in %s\n",
+		res.Accel, res.BootTime.Round(100*time.Millisecond), res.Total.Round(time.Second), c.VMDir)
+	for _, st := range res.Status.Steps {
+		fmt.Fprintf(w, "%s %s (%s)", st.Verdict, st.Name, st.Duration.D().Round(time.Second))
+		if st.ExitCode != 0 || st.Error != "" {
+			fmt.Fprintf(w, " exit %d %s", st.ExitCode, st.Error)
+		}
+		if len(st.Earlier) > 0 {
+			fmt.Fprintf(w, " on attempt %d", len(st.Earlier)+1)
+		}
+		fmt.Fprintln(w)
+		for i, e := range st.Earlier {
+			fmt.Fprintf(w, "    attempt %d: %s exit %d after %s, log %s\n", i+1, e.Verdict, e.ExitCode,
+				e.Duration.D().Round(time.Second), filepath.Join(c.VMDir, e.Log))
+		}
+		for _, l := range st.Leftovers {
+			fmt.Fprintf(w, "    left behind: %s\n", l)
+		}
+	}
+	for _, r := range c.Runs {
+		fmt.Fprintf(w, "run dir: %s\n", r)
+	}
+}
