@@ -136,6 +136,7 @@ func newVMRunCmd(g *globals) *cobra.Command {
 		smokeOnly    bool
 		keep         bool
 		testBins     []string
+		crashes      []string
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -176,12 +177,23 @@ has the scenario engine, nfs-full-drop runs as the built-in smoke test.`,
 				}
 				tests = append(tests, tb)
 			}
-			opts := vm.PlanOptions{Scenarios: scenarios, Smoke: smoke, Tests: tests, CI: os.Getenv("CI") == "true"}
+			var trials []vm.CrashTrial
+			for _, v := range crashes {
+				c, err := vm.ParseCrashTrial(v)
+				if err != nil {
+					return usage(err)
+				}
+				if err := vm.CheckScenarios(scenDir, []string{c.Scenario}); err != nil {
+					return usage(err)
+				}
+				trials = append(trials, c)
+			}
+			opts := vm.PlanOptions{Scenarios: scenarios, Smoke: smoke, Tests: tests, CI: os.Getenv("CI") == "true", Crashes: trials}
 			if smokeOnly {
 				if len(scenarioFlag) > 0 {
 					return usage(fmt.Errorf("--smoke-only runs no scenarios, but --scenario %s was given", strings.Join(scenarioFlag, ",")))
 				}
-				opts.Scenarios, opts.Smoke = nil, true
+				opts.Scenarios, opts.Smoke, opts.Crashes = nil, true, nil
 			} else {
 				opts.Engine = vm.HasEngine(cmd.Context(), self)
 			}
@@ -213,6 +225,7 @@ has the scenario engine, nfs-full-drop runs as the built-in smoke test.`,
 	cmd.Flags().BoolVar(&smokeOnly, "smoke-only", false, "run only the built-in full-drop smoke test")
 	cmd.Flags().StringArrayVar(&testBins, "test-binary", nil, "Go test binary to run in the guest after the scenarios, PATH or PATH=REGEX (build with CGO_ENABLED=0 go test -c; repeatable)")
 	cmd.Flags().BoolVar(&keep, "keep-workdir", false, "keep the VM work directory (share, console log)")
+	cmd.Flags().StringArrayVar(&crashes, "crash", nil, "crash trial SCENARIO@DURATION: SIGKILL 'nfslab run SCENARIO' that long after its first fault, run 'nfslab heal --all', and fail on anything left behind (repeatable)")
 	return cmd
 }
 

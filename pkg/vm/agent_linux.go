@@ -143,13 +143,26 @@ func (a Agent) step(ctx context.Context, s Step, snap func(context.Context) (Sna
 	cmd.Env = append(cmd.Env, "NFSLAB_VM=1", "NFSLAB_SHARE="+a.Share)
 	cmd.Env = append(cmd.Env, s.Env...)
 	lw := &lineWriter{prefix: "[" + s.Name + "] ", out: a.Console}
+	var trial *crashTrial
+	if s.Crash != nil {
+		trial = newCrashTrial(*s.Crash)
+		lw.onLine = trial.line
+	}
 	cmd.Stdout = io.MultiWriter(logf, lw)
 	cmd.Stderr = cmd.Stdout
 	// Its own process group, so a timeout ends the step's children too.
 	cmd.SysProcAttr = &unix.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return unix.Kill(-cmd.Process.Pid, unix.SIGKILL) }
 	cmd.WaitDelay = 10 * time.Second
-	runErr := cmd.Run()
+	runErr := cmd.Start()
+	if runErr == nil {
+		kctx, stop := context.WithCancel(sctx)
+		if trial != nil {
+			go trial.kill(kctx, a.Clock, cmd.Process, r.Started)
+		}
+		runErr = cmd.Wait()
+		stop()
+	}
 	lw.Flush()
 	r.Duration = duration.Duration(a.Clock.Now().Sub(r.Started))
 	var ee *exec.ExitError
@@ -163,13 +176,20 @@ func (a Agent) step(ctx context.Context, s Step, snap func(context.Context) (Sna
 	if sctx.Err() != nil && ctx.Err() == nil {
 		r.Error = "timed out after " + s.Timeout.D().String()
 	}
+	if trial != nil {
+		a.finishCrash(ctx, s, trial, logf, lw, &r)
+	}
 	after, err := snap(ctx)
 	if err != nil {
 		r.Error = strings.TrimSpace(r.Error + "; snapshot after step: " + err.Error())
 	}
 	r.Leftovers = Leftovers(before, after)
 	r.Verdict = Pass
-	if r.ExitCode != 0 || r.Error != "" || len(r.Leftovers) > 0 {
+	failed := r.ExitCode != 0
+	if trial != nil {
+		failed = r.KilledAfter == 0 || r.HealExit != 0
+	}
+	if failed || r.Error != "" || len(r.Leftovers) > 0 {
 		r.Verdict = Fail
 	}
 	return r

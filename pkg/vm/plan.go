@@ -74,6 +74,32 @@ type PlanOptions struct {
 	Tests []TestBinary
 	// CI passes CI=true to the tests, so their privileged skips fail.
 	CI bool
+	// Crashes are crash trials run after the scenarios (engine builds
+	// only): the scenario killed mid-run, then `nfslab heal --all`.
+	Crashes []CrashTrial
+}
+
+// CrashTrial kills `nfslab run SCENARIO` After its first fault is applied.
+type CrashTrial struct {
+	Scenario string
+	After    time.Duration
+}
+
+// CrashAfterLine is the log line of `nfslab run` that arms a crash trial:
+// the first fault is in the kernel, so the kill lands during a fault.
+const CrashAfterLine = `fault applied`
+
+// ParseCrashTrial reads "SCENARIO@DURATION", e.g. nfs-full-drop@15s.
+func ParseCrashTrial(v string) (CrashTrial, error) {
+	name, after, ok := strings.Cut(v, "@")
+	if !ok || name == "" {
+		return CrashTrial{}, fmt.Errorf("%w: crash trial %q: want SCENARIO@DURATION, e.g. nfs-full-drop@15s", ErrInvalid, v)
+	}
+	d, err := time.ParseDuration(after)
+	if err != nil || d < 0 || d >= ScenarioTimeout {
+		return CrashTrial{}, fmt.Errorf("%w: crash trial %q: kill time %q is not a duration between 0 and %s", ErrInvalid, v, after, ScenarioTimeout)
+	}
+	return CrashTrial{Scenario: name, After: d}, nil
 }
 
 // TestBinary is a compiled Go test package and the -test.run filter.
@@ -123,6 +149,14 @@ func PlanJob(o PlanOptions) Job {
 	}
 	if smoke {
 		j.Steps = append([]Step{SmokeJobStep()}, j.Steps...)
+	}
+	if o.Engine {
+		for _, c := range o.Crashes {
+			j.Steps = append(j.Steps, Step{Name: "crash-" + c.Scenario, Timeout: duration.Duration(ScenarioTimeout),
+				Argv: []string{"nfslab", "run", filepath.Join("scenarios", c.Scenario+".yaml"), "--out", "runs",
+					"--probe-cache", GuestProbeCache},
+				Crash: &Crash{AfterLine: CrashAfterLine, After: duration.Duration(c.After), Heal: []string{"nfslab", "heal", "--all"}}})
+		}
 	}
 	for _, tb := range o.Tests {
 		argv := []string{tb.ShareName(), "-test.v", "-test.count=1", "-test.timeout=" + TestTimeout.String()}

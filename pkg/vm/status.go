@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -40,6 +41,20 @@ type Step struct {
 	// retry keeps that emulation flake from deciding a verdict, and every
 	// attempt stays in the status and its log.
 	Retries int `json:"retries,omitempty"`
+	// Crash makes the step a crash trial (see Crash); nil runs it plainly.
+	Crash *Crash `json:"crash,omitempty"`
+}
+
+// Crash makes a step a crash trial of nfslab's "nothing left behind"
+// promise: the agent kills the step's command with SIGKILL (its main
+// process only, as a crash would: its children must end on their own)
+// After the first output line that matches AfterLine (or after the start
+// when AfterLine is empty), then runs Heal. The step passes when the kill
+// happened, Heal exited 0 and the leftover check found nothing.
+type Crash struct {
+	AfterLine string            `json:"after_line,omitempty"`
+	After     duration.Duration `json:"after"`
+	Heal      []string          `json:"heal"`
 }
 
 // Validate rejects steps the agent could not run.
@@ -70,6 +85,17 @@ func (j Job) Validate() error {
 		if s.Retries < 0 || s.Retries > 3 {
 			return fmt.Errorf("%w: step %q retries %d out of range (0-3)", ErrInvalid, s.Name, s.Retries)
 		}
+		if c := s.Crash; c != nil {
+			if len(c.Heal) == 0 {
+				return fmt.Errorf("%w: crash step %q has no heal command", ErrInvalid, s.Name)
+			}
+			if c.After.D() < 0 || c.After.D() >= s.Timeout.D() {
+				return fmt.Errorf("%w: crash step %q kill time %s is outside its timeout %s", ErrInvalid, s.Name, c.After.D(), s.Timeout.D())
+			}
+			if _, err := regexp.Compile(c.AfterLine); err != nil {
+				return fmt.Errorf("%w: crash step %q after_line %q: %v", ErrInvalid, s.Name, c.AfterLine, err)
+			}
+		}
 	}
 	return nil
 }
@@ -95,6 +121,11 @@ type StepResult struct {
 	Log       string   `json:"log"` // path on the share
 	// Earlier are the failed attempts before this one (see Step.Retries).
 	Earlier []StepResult `json:"earlier,omitempty"`
+	// KilledAfter is how long the command of a crash trial ran before the
+	// agent killed it; 0 when it was not killed.
+	KilledAfter duration.Duration `json:"killed_after,omitempty"`
+	// HealExit is the exit status of a crash trial's heal command.
+	HealExit int `json:"heal_exit,omitempty"`
 }
 
 // retryable reports whether a failed attempt may be run again: it failed
