@@ -73,7 +73,7 @@ func routeFor(id string, s Spec) (*netlink.Route, error) {
 	}
 	if p.Addr().Is6() {
 		r.Family = familyV6
-	} else {
+	} else if id != PlanID {
 		var realm uint32
 		if _, err := fmt.Sscanf(id, "%08x", &realm); err != nil {
 			return nil, fmt.Errorf("fault id %q is not 8 hex digits: %w", id, err)
@@ -111,8 +111,9 @@ func routeIDOf(r netlink.Route) string {
 	return ""
 }
 
-// routeCommand renders the route as the ip command a user would type.
-func routeCommand(netns string, r *netlink.Route) string {
+// routeCommand renders the route of fault id as the ip command a user would
+// type; a plan's route (id PlanID) shows the placeholder as its realm.
+func routeCommand(netns, id string, r *netlink.Route) string {
 	p, _ := routePrefix(*r)
 	cmd := "ip"
 	if netns != "" {
@@ -122,7 +123,10 @@ func routeCommand(netns string, r *netlink.Route) string {
 		cmd += " -6"
 	}
 	s := fmt.Sprintf("%s route add %s %s proto %d", cmd, routeTypeName(r.Type), p, RouteProtocol)
-	if r.Realm != 0 {
+	switch {
+	case id == PlanID && p.Addr().Is4():
+		s += " realm " + PlanID
+	case r.Realm != 0:
 		s += fmt.Sprintf(" realm 0x%08x", uint32(r.Realm))
 	}
 	return s
