@@ -71,8 +71,8 @@ func stepDetail(st *scenario.Step) string {
 	case st.Fault != nil:
 		f := st.Fault
 		s := f.Dst
-		if f.Port != nil {
-			s += fmt.Sprintf(":%d", *f.Port)
+		if f.Port != 0 {
+			s += fmt.Sprintf(":%d", f.Port)
 		}
 		if f.Prob > 0 {
 			s += fmt.Sprintf(" prob %.2f", f.Prob)

@@ -4,26 +4,28 @@ import (
 	"encoding/json"
 	"reflect"
 	"strings"
+
+	"github.com/nfslab/nfslab/pkg/netfault"
 )
 
 // enums constrain string fields in the JSON schema, by "Type.Field".
 func enums() map[string][]string {
 	return map[string][]string{
-		"Storage.Kind":          {StorageNFS, StorageFaultfs, StorageLocal},
-		"NFSServer.Kind":        {ServerNetns, ServerExternal, ServerContainer},
-		"Target.Kind":           {TargetProbe, TargetZeebe},
-		"Load.Kind":             {LoadAuto, LoadZeebe, LoadProbe, LoadNone},
-		"Step.Action":           Actions,
-		"Expectation.Kind":      ExpectationKinds,
-		"Expectation.By":        {RecoverByRate, RecoverByDetector, RecoverByAppending},
-		"Expectation.Code":      append([]string{"any"}, GRPCCodes...),
-		"Expectation.Cause":     FindingCauses,
-		"Expectation.Targets":   {TargetProbe, TargetZeebe},
-		"FaultParams.Proto":     {"tcp", "udp"},
-		"FaultParams.Dir":       {"out", "in", "both"},
-		"FaultParams.RouteType": {"unreachable", "blackhole", "prohibit"},
-		"FaultfsRule.Ops":       FaultfsOps,
-		"FaultfsRule.Errno":     Errnos,
+		"Storage.Kind":        {StorageNFS, StorageFaultfs, StorageLocal},
+		"NFSServer.Kind":      {ServerNetns, ServerExternal, ServerContainer},
+		"Target.Kind":         {TargetProbe, TargetZeebe},
+		"Load.Kind":           {LoadAuto, LoadZeebe, LoadProbe, LoadNone},
+		"Step.Action":         Actions,
+		"Expectation.Kind":    ExpectationKinds,
+		"Expectation.By":      {RecoverByRate, RecoverByDetector, RecoverByAppending},
+		"Expectation.Code":    append([]string{"any"}, GRPCCodes...),
+		"Expectation.Cause":   FindingCauses,
+		"Expectation.Targets": {TargetProbe, TargetZeebe},
+		"Fault.Proto":         {"tcp", "udp"},
+		"Fault.Dir":           {string(netfault.DirOut), string(netfault.DirIn), string(netfault.DirBoth)},
+		"Fault.RouteType":     {string(netfault.RouteUnreachable), string(netfault.RouteBlackhole), string(netfault.RouteProhibit)},
+		"FaultfsRule.Ops":     FaultfsOps,
+		"FaultfsRule.Errno":   Errnos,
 	}
 }
 
@@ -121,6 +123,10 @@ func YAMLFields(t reflect.Type) []Field {
 			continue
 		}
 		name, opts, _ := strings.Cut(tag, ",")
+		if sf.Anonymous && strings.Contains(opts, "inline") {
+			out = append(out, YAMLFields(sf.Type)...) // netfault.Spec in Fault
+			continue
+		}
 		if name == "" {
 			name = strings.ToLower(sf.Name)
 		}
