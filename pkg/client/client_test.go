@@ -2,9 +2,11 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,7 +15,7 @@ import (
 
 	"github.com/nfslab/nfslab/pkg/client/clienttest"
 	"github.com/nfslab/nfslab/pkg/clock"
-	"github.com/nfslab/nfslab/pkg/daemon"
+	"github.com/nfslab/nfslab/pkg/daemonapi"
 	"github.com/nfslab/nfslab/pkg/netfault"
 )
 
@@ -128,18 +130,20 @@ func TestAutoPicksDirectWithoutDaemon(t *testing.T) {
 	if err != nil || c.Mode() != "direct" {
 		t.Fatalf("stale socket: %v, %v", c, err)
 	}
-	// A daemon that answers.
-	srv, err := daemon.New(daemon.Options{Injector: inj})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// A daemon that answers (pkg/daemon's tests run this client against
+	// the real one).
 	live := filepath.Join(dir, "live.sock")
-	ln, err := daemon.Listen(live, daemon.ListenOptions{Group: os.Getegid()})
+	ln, err := net.Listen("unix", live)
 	if err != nil {
 		t.Fatal(err)
 	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/health", func(w http.ResponseWriter, _ *http.Request) {
+		_ = json.NewEncoder(w).Encode(daemonapi.Health{PID: os.Getpid()})
+	})
+	srv := &http.Server{Handler: mux}
 	go srv.Serve(ln)
-	defer srv.Shutdown(ctx)
+	defer srv.Close()
 	c, err = Auto(ctx, live, func() (netfault.Injector, error) { return nil, errors.New("must not be called") }, DirectOptions{})
 	if err != nil || c.Mode() != "daemon" {
 		t.Fatalf("live daemon: %v, %v", c, err)
