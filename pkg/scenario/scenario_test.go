@@ -218,6 +218,7 @@ func TestNetworkValidation(t *testing.T) {
 		{"prob: 0.8", "prob: 1.5", "probability 1.5 is out of range"},
 		{"prob: 0.8", "prob: .nan", "probability NaN"},
 		{"port: 2049, prob", "port: 70000, prob", "port 70000 is out of range"},
+		{"port: 2049, prob", "port: -1, prob", "port -1 is out of range"},
 		{"dst: $nfs-server", "dst: not-an-ip", `destination "not-an-ip"`},
 		{"dst: $nfs-server", "dst: $broker:0", "needs target kind zeebe"},
 		{"dst: $nfs-server", "dst: $printer", `unknown reference "$printer"`},

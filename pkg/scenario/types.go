@@ -220,14 +220,15 @@ type Fault struct {
 // notes whether it names a port.
 func (f *Fault) UnmarshalYAML(unmarshal func(any) error) error {
 	type plain Fault
-	p := plain{Spec: netfault.Spec{Port: -1}}
+	var p plain
 	if err := unmarshal(&p); err != nil {
 		return err
 	}
-	p.portGiven = p.Port != -1
-	if !p.portGiven {
-		p.Port = 0
+	var keys map[string]any
+	if err := unmarshal(&keys); err != nil {
+		return err
 	}
+	p.portGiven = keys["port"] != nil // "port: ~" is no port, as before
 	*f = Fault(p)
 	return nil
 }
