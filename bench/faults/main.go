@@ -163,7 +163,7 @@ func measure(ns string, n int, nfslab string) error {
 		var id string
 		d, err := timeIt(func() error {
 			a, err := c.Apply(ctx, spec)
-			id = a.Fault.ID
+			id = a.ID
 			return err
 		})
 		if err != nil {

@@ -18,7 +18,7 @@ import (
 	"github.com/nfslab/nfslab/pkg/client/clienttest"
 	"github.com/nfslab/nfslab/pkg/clock"
 	"github.com/nfslab/nfslab/pkg/container"
-	"github.com/nfslab/nfslab/pkg/daemon"
+	"github.com/nfslab/nfslab/pkg/daemonapi"
 	"github.com/nfslab/nfslab/pkg/mount"
 	"github.com/nfslab/nfslab/pkg/netfault"
 )
@@ -187,11 +187,11 @@ func TestDaemonStartSweepsEverything(t *testing.T) {
 			var steps []string
 			dec := json.NewDecoder(resp.Body)
 			for {
-				var e daemon.Event
+				var e daemonapi.Event
 				if dec.Decode(&e) != nil {
 					break
 				}
-				if e.Type == daemon.EventSweepRemoved {
+				if e.Type == daemonapi.EventSweepRemoved {
 					var sr cleanup.StepReport
 					_ = json.Unmarshal(e.Data, &sr)
 					steps = append(steps, sr.Step)

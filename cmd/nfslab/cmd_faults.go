@@ -202,18 +202,17 @@ func runFault(cmd *cobra.Command, g *globals, o *faultOpts) error {
 			return faultErr(err)
 		}
 		fmt.Fprintf(w, "dry run: %s would create (nothing was changed):\n", o.spec.Kind)
-		printFaultPlan(w, p)
+		printFaultCommands(w, p.Rules, p.Routes)
 		return nil
 	}
-	a, err := c.Apply(ctx, o.spec)
+	f, err := c.Apply(ctx, o.spec)
 	if err != nil {
 		return faultErr(err)
 	}
-	f := a.Fault
 	fmt.Fprintf(w, "applied %s fault %s (%s, via %s)\n", f.Spec.Kind, f.ID, faultSelectors(f.Spec), c.Mode())
-	printFaultPlan(w, a.Plan)
+	printFaultCommands(w, f.Rules, f.Routes)
 	fmt.Fprintf(w, "  lifetime: %v, expires %s\n", f.Spec.For, f.Expires.Local().Format(time.RFC3339))
-	for _, n := range a.Notes {
+	for _, n := range f.Notes {
 		fmt.Fprintf(w, "  note:     %s\n", n)
 	}
 	fmt.Fprintf(w, "  heal:     %s\n", faultHealCommand(f))
@@ -221,7 +220,7 @@ func runFault(cmd *cobra.Command, g *globals, o *faultOpts) error {
 		return nil
 	}
 	fmt.Fprintf(w, "watching its counters for %v ...\n", o.verifyWindow)
-	v, err := client.Verify(ctx, c, clock.Real{}, o.spec.Netns, f.ID, o.verifyWindow, faultVerifyPoll(o.verifyWindow))
+	v, err := netfault.Verify(ctx, c, clock.Real{}, o.spec.Netns, f.ID, o.verifyWindow, faultVerifyPoll(o.verifyWindow))
 	if err != nil {
 		return fmt.Errorf("verifying fault %s: %w", f.ID, err)
 	}
@@ -246,11 +245,11 @@ func faultVerifyPoll(window time.Duration) time.Duration {
 	return max(min(window/10, 500*time.Millisecond), 10*time.Millisecond)
 }
 
-func printFaultPlan(w io.Writer, p netfault.Plan) {
-	for _, r := range p.Rules {
+func printFaultCommands(w io.Writer, rules, routes []string) {
+	for _, r := range rules {
 		fmt.Fprintf(w, "  rule:     %s\n", r)
 	}
-	for _, r := range p.Routes {
+	for _, r := range routes {
 		fmt.Fprintf(w, "  route:    %s\n", r)
 	}
 }

@@ -123,7 +123,7 @@ func runScenario(cmd *cobra.Command, g *globals, f *runFlags, path string) error
 	}
 	ctx := ctxOf(cmd)
 	if f.dryRun {
-		return printScenarioPlan(g, sc)
+		return printScenarioPlan(ctx, g, sc)
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -133,13 +133,13 @@ func runScenario(cmd *cobra.Command, g *globals, f *runFlags, path string) error
 		build = func(ctx context.Context, sc *scenario.Scenario, runDir string) (engine.Backends, error) {
 			return scenariolab.Build(ctx, sc, scenariolab.Config{
 				RunDir: runDir, ProbeCache: f.probeCache, Logger: g.logger,
-				Faults: func(ctx context.Context) (engine.Faults, error) {
+				Faults: func(ctx context.Context) (netfault.Faults, error) {
 					c, err := openClient(ctx, g)
 					if err != nil {
 						return nil, err
 					}
 					fmt.Fprintf(g.stderr, "network faults: %s client\n", c.Mode())
-					return scenariolab.Faults{C: c}, nil
+					return c, nil
 				},
 			})
 		}
@@ -258,9 +258,9 @@ func printSummary(w io.Writer, sc *scenario.Scenario, r *scenariolab.Run) {
 // printScenarioPlan prints what a run would do. The rules come from the fault
 // injector's Plan (pure: it renders, it applies nothing); $references are
 // shown with the netns server's real address or documentation addresses.
-func printScenarioPlan(g *globals, sc *scenario.Scenario) error {
+func printScenarioPlan(ctx context.Context, g *globals, sc *scenario.Scenario) error {
 	var planner interface {
-		Plan(netfault.Spec) (netfault.Plan, error)
+		Plan(context.Context, netfault.Spec) (netfault.Plan, error)
 	}
 	if scenariolab.NeedsFaults(sc) {
 		if inj, err := newInjector(g); err == nil {
@@ -291,7 +291,7 @@ func printScenarioPlan(g *globals, sc *scenario.Scenario) error {
 			return fmt.Sprintf("192.0.2.2%d", ref.N), nil
 		}
 	}
-	if err := engine.PrintPlan(g.stdout, sc, planner, resolve); err != nil {
+	if err := engine.PrintPlan(ctx, g.stdout, sc, planner, resolve); err != nil {
 		return err
 	}
 	fmt.Fprintln(g.stdout, "(dry run: nothing was touched; $broker:N and $leader:P are shown as 192.0.2.x placeholders, resolved from the topology at run time)")

@@ -27,7 +27,7 @@ import (
 	"github.com/nfslab/nfslab/internal/privtest"
 	"github.com/nfslab/nfslab/internal/testnet"
 	"github.com/nfslab/nfslab/pkg/client"
-	"github.com/nfslab/nfslab/pkg/daemon"
+	"github.com/nfslab/nfslab/pkg/daemonapi"
 	"github.com/nfslab/nfslab/pkg/netfault"
 )
 
@@ -283,10 +283,10 @@ func TestPrivDaemonFaultBitesAndSIGTERMHeals(t *testing.T) {
 	for hit := false; !hit; {
 		select {
 		case e := <-events:
-			if e.Type == daemon.EventFaultFirstHit && e.ID == fs[0].ID && e.Packets > 0 {
+			if e.Type == daemonapi.EventFaultFirstHit && e.ID == fs[0].ID && e.Packets > 0 {
 				hit = true
 			}
-			if e.Type == daemon.EventFaultMatchedNothing {
+			if e.Type == daemonapi.EventFaultMatchedNothing {
 				t.Fatalf("daemon says the fault matched nothing: %+v", e)
 			}
 		case <-deadline:
@@ -349,7 +349,7 @@ func TestPrivDaemonConcurrency(t *testing.T) {
 				return
 			}
 			if i%2 == 0 {
-				if err := c.Heal(ctx, ns, a.Fault.ID); err != nil {
+				if err := c.Heal(ctx, ns, a.ID); err != nil {
 					errs <- err
 				}
 			}

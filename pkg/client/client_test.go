@@ -2,9 +2,11 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,7 +15,7 @@ import (
 
 	"github.com/nfslab/nfslab/pkg/client/clienttest"
 	"github.com/nfslab/nfslab/pkg/clock"
-	"github.com/nfslab/nfslab/pkg/daemon"
+	"github.com/nfslab/nfslab/pkg/daemonapi"
 	"github.com/nfslab/nfslab/pkg/netfault"
 )
 
@@ -41,13 +43,30 @@ func TestDirectRouteGetsReaper(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := fmt.Sprintf("%s|labns|%s", a.Fault.ID, t0.Add(netfault.DefaultLifetime).Format(time.RFC3339))
+	want := fmt.Sprintf("%s|labns|%s", a.ID, t0.Add(netfault.DefaultLifetime).Format(time.RFC3339))
 	if len(got) != 1 || got[0] != want || !strings.Contains(strings.Join(a.Notes, " "), "reaper process 99") {
 		t.Fatalf("reaper calls %v (want %s), notes %v", got, want, a.Notes)
 	}
 	// Rules expire in the kernel: no reaper.
 	if _, err := d.Apply(context.Background(), rule("10.0.0.5")); err != nil || len(got) != 1 {
 		t.Fatalf("rule apply: %v, reaper calls %d", err, len(got))
+	}
+}
+
+// One apply goes to the injector once: no plan rendered beside it, the
+// rules returned are the ones applied, with the fault's ID.
+func TestDirectApplyRendersOnce(t *testing.T) {
+	inj := clienttest.New(clock.NewFake(t0))
+	d := NewDirect(DirectOptions{Injector: inj})
+	f, err := d.Apply(context.Background(), rule("10.0.0.5"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inj.Calls("Plan") != 0 || inj.Calls("Apply") != 1 {
+		t.Fatalf("injector calls: Plan %d, Apply %d; want 0 and 1", inj.Calls("Plan"), inj.Calls("Apply"))
+	}
+	if len(f.Rules) != 1 || !strings.Contains(f.Rules[0], "nfslab:"+f.ID) || len(f.Notes) != 1 {
+		t.Fatalf("applied fault %s: rules %q, notes %q", f.ID, f.Rules, f.Notes)
 	}
 }
 
@@ -78,8 +97,8 @@ func TestDirectSweepsExpiredBeforeListAndHeal(t *testing.T) {
 	long, _ := d.Apply(ctx, rule("10.0.0.6"))
 	clk.Advance(3 * time.Second)
 	fs, err := d.List(ctx, "")
-	if err != nil || len(fs) != 1 || fs[0].ID != long.Fault.ID {
-		t.Fatalf("list after expiry = %+v, %v; want only %s", fs, err, long.Fault.ID)
+	if err != nil || len(fs) != 1 || fs[0].ID != long.ID {
+		t.Fatalf("list after expiry = %+v, %v; want only %s", fs, err, long.ID)
 	}
 	if err := d.Heal(ctx, "", "nope"); !errors.Is(err, netfault.ErrNotFound) {
 		t.Fatalf("heal unknown: %v", err)
@@ -111,18 +130,20 @@ func TestAutoPicksDirectWithoutDaemon(t *testing.T) {
 	if err != nil || c.Mode() != "direct" {
 		t.Fatalf("stale socket: %v, %v", c, err)
 	}
-	// A daemon that answers.
-	srv, err := daemon.New(daemon.Options{Injector: inj})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// A daemon that answers (pkg/daemon's tests run this client against
+	// the real one).
 	live := filepath.Join(dir, "live.sock")
-	ln, err := daemon.Listen(live, daemon.ListenOptions{Group: os.Getegid()})
+	ln, err := net.Listen("unix", live)
 	if err != nil {
 		t.Fatal(err)
 	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/health", func(w http.ResponseWriter, _ *http.Request) {
+		_ = json.NewEncoder(w).Encode(daemonapi.Health{PID: os.Getpid()})
+	})
+	srv := &http.Server{Handler: mux}
 	go srv.Serve(ln)
-	defer srv.Shutdown(ctx)
+	defer srv.Close()
 	c, err = Auto(ctx, live, func() (netfault.Injector, error) { return nil, errors.New("must not be called") }, DirectOptions{})
 	if err != nil || c.Mode() != "daemon" {
 		t.Fatalf("live daemon: %v, %v", c, err)
@@ -138,9 +159,9 @@ func TestVerifyThroughClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan daemon.Verdict)
+	done := make(chan netfault.Verdict)
 	go func() {
-		v, err := Verify(context.Background(), d, clk, "", a.Fault.ID, 3*time.Second, time.Second)
+		v, err := netfault.Verify(context.Background(), d, clk, "", a.ID, 3*time.Second, time.Second)
 		if err != nil {
 			t.Error(err)
 		}

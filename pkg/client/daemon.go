@@ -12,7 +12,7 @@ import (
 	"net/http"
 	"net/url"
 
-	"github.com/nfslab/nfslab/pkg/daemon"
+	"github.com/nfslab/nfslab/pkg/daemonapi"
 	"github.com/nfslab/nfslab/pkg/netfault"
 )
 
@@ -48,8 +48,8 @@ func (d *Daemon) Close() error {
 }
 
 // Ping asks the daemon for its health.
-func (d *Daemon) Ping(ctx context.Context) (daemon.Health, error) {
-	var h daemon.Health
+func (d *Daemon) Ping(ctx context.Context) (daemonapi.Health, error) {
+	var h daemonapi.Health
 	err := d.do(ctx, http.MethodGet, "/v1/health", nil, nil, http.StatusOK, &h)
 	return h, err
 }
@@ -98,7 +98,7 @@ func (d *Daemon) do(ctx context.Context, method, path string, q url.Values, body
 // direct path returns, so callers map both paths the same way.
 func decodeError(resp *http.Response) error {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-	var er daemon.ErrorResponse
+	var er daemonapi.ErrorResponse
 	msg := string(bytes.TrimSpace(b))
 	if json.Unmarshal(b, &er) == nil && er.Error != "" {
 		msg = er.Error
@@ -125,10 +125,10 @@ type remoteError struct {
 func (e *remoteError) Error() string { return e.msg }
 func (e *remoteError) Unwrap() error { return e.is }
 
-func (d *Daemon) Apply(ctx context.Context, spec netfault.Spec) (Applied, error) {
-	var a Applied
-	err := d.do(ctx, http.MethodPost, "/v1/faults", nil, spec, http.StatusCreated, &a)
-	return a, err
+func (d *Daemon) Apply(ctx context.Context, spec netfault.Spec) (netfault.Fault, error) {
+	var f netfault.Fault
+	err := d.do(ctx, http.MethodPost, "/v1/faults", nil, spec, http.StatusCreated, &f)
+	return f, err
 }
 
 func (d *Daemon) Plan(ctx context.Context, spec netfault.Spec) (netfault.Plan, error) {
@@ -148,7 +148,7 @@ func (d *Daemon) Heal(ctx context.Context, netns, id string) error {
 }
 
 func (d *Daemon) HealAll(ctx context.Context, netns string) ([]string, error) {
-	var r daemon.HealAllResponse
+	var r daemonapi.HealAllResponse
 	err := d.do(ctx, http.MethodDelete, "/v1/faults", nsQuery(netns), nil, http.StatusOK, &r)
 	return r.IDs, err
 }
@@ -161,13 +161,13 @@ func (d *Daemon) Diagnose(ctx context.Context, netns, id string) ([]netfault.Fin
 
 // Events streams the daemon's events until ctx ends or the daemon stops;
 // the channel is closed then.
-func (d *Daemon) Events(ctx context.Context) (<-chan daemon.Event, error) {
+func (d *Daemon) Events(ctx context.Context) (<-chan daemonapi.Event, error) {
 	return d.EventsSince(ctx, 0, false)
 }
 
 // EventsSince is Events that first replays the daemon's recent events after
 // seq when replay is set.
-func (d *Daemon) EventsSince(ctx context.Context, seq uint64, replay bool) (<-chan daemon.Event, error) {
+func (d *Daemon) EventsSince(ctx context.Context, seq uint64, replay bool) (<-chan daemonapi.Event, error) {
 	u := "http://nfslab/v1/events"
 	if replay {
 		u += fmt.Sprintf("?since=%d", seq)
@@ -184,14 +184,14 @@ func (d *Daemon) EventsSince(ctx context.Context, seq uint64, replay bool) (<-ch
 		defer resp.Body.Close()
 		return nil, decodeError(resp)
 	}
-	ch := make(chan daemon.Event, 64)
+	ch := make(chan daemonapi.Event, 64)
 	go func() {
 		defer close(ch)
 		defer resp.Body.Close()
 		sc := bufio.NewScanner(resp.Body)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
-			var e daemon.Event
+			var e daemonapi.Event
 			if json.Unmarshal(sc.Bytes(), &e) != nil {
 				continue
 			}

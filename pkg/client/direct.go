@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/nfslab/nfslab/pkg/clock"
-	"github.com/nfslab/nfslab/pkg/daemon"
+	"github.com/nfslab/nfslab/pkg/daemonapi"
 	"github.com/nfslab/nfslab/pkg/netfault"
 )
 
@@ -38,14 +38,14 @@ type Direct struct {
 
 	mu   sync.Mutex
 	seq  uint64
-	subs map[chan daemon.Event]struct{}
+	subs map[chan daemonapi.Event]struct{}
 }
 
 var _ Client = (*Direct)(nil)
 
 // NewDirect returns a Direct client.
 func NewDirect(opts DirectOptions) *Direct {
-	d := &Direct{inj: opts.Injector, clk: opts.Clock, reaper: opts.Reaper, subs: map[chan daemon.Event]struct{}{}}
+	d := &Direct{inj: opts.Injector, clk: opts.Clock, reaper: opts.Reaper, subs: map[chan daemonapi.Event]struct{}{}}
 	if d.clk == nil {
 		d.clk = clock.Real{}
 	}
@@ -58,44 +58,35 @@ func NewDirect(opts DirectOptions) *Direct {
 func (d *Direct) Mode() string { return "direct" }
 func (d *Direct) Close() error { return nil }
 
-func (d *Direct) Plan(_ context.Context, spec netfault.Spec) (netfault.Plan, error) {
-	if err := spec.Validate(); err != nil {
-		return netfault.Plan{}, err
-	}
-	return d.inj.Plan(spec)
+func (d *Direct) Plan(ctx context.Context, spec netfault.Spec) (netfault.Plan, error) {
+	return d.inj.Plan(ctx, spec)
 }
 
-func (d *Direct) Apply(ctx context.Context, spec netfault.Spec) (Applied, error) {
-	if err := spec.Validate(); err != nil {
-		return Applied{}, err
-	}
-	plan, err := d.inj.Plan(spec)
-	if err != nil {
-		return Applied{}, err
-	}
+// Apply applies spec through the injector, which validates it, and starts
+// a reaper for a route, which the kernel cannot expire by itself.
+func (d *Direct) Apply(ctx context.Context, spec netfault.Spec) (netfault.Fault, error) {
 	f, err := d.inj.Apply(ctx, spec)
 	if err != nil {
-		return Applied{}, err
+		return netfault.Fault{}, err
 	}
 	if f.Spec.Netns == "" {
 		f.Spec.Netns = spec.Netns
 	}
-	a := Applied{Fault: f, Plan: daemon.PlanFor(plan, f.ID)}
 	if spec.IsRule() {
-		a.Notes = append(a.Notes, fmt.Sprintf("the kernel stops matching it at %s (-m time --datestop); "+
+		f.Notes = append(f.Notes, fmt.Sprintf("the kernel stops matching it at %s (-m time --datestop); "+
 			"the next heal, status or daemon start removes the leftover rule", f.Expires.Format(time.RFC3339)))
 	} else {
 		pid, err := d.reaper(f.ID, spec.Netns, f.Created, f.Expires)
 		if err != nil {
 			// A route nobody will remove is worse than no fault: undo it.
 			herr := d.inj.Heal(context.WithoutCancel(ctx), spec.Netns, f.ID)
-			return Applied{}, errors.Join(fmt.Errorf("starting the reaper that expires route fault %s: %w", f.ID, err), herr)
+			return netfault.Fault{}, errors.Join(fmt.Errorf("starting the reaper that expires route fault %s: %w", f.ID, err), herr)
 		}
-		a.Notes = append(a.Notes, fmt.Sprintf("routes have no kernel expiry: reaper process %d (nfslab expire) removes it at %s",
+		f.Notes = append(f.Notes, fmt.Sprintf("routes have no kernel expiry: reaper process %d (nfslab expire) removes it at %s",
 			pid, f.Expires.Format(time.RFC3339)))
 	}
-	d.publish(daemon.Event{Type: daemon.EventFaultApplied, ID: f.ID, Netns: spec.Netns, Fault: &f})
-	return a, nil
+	d.publish(daemonapi.Event{Type: daemonapi.EventFaultApplied, ID: f.ID, Netns: spec.Netns, Fault: &f})
+	return f, nil
 }
 
 // sweep removes expired leftovers before a read or a heal, so that what
@@ -106,7 +97,7 @@ func (d *Direct) sweep(ctx context.Context, netns string) error {
 		return fmt.Errorf("sweeping expired faults: %w", err)
 	}
 	if len(ids) > 0 {
-		d.publish(daemon.Event{Type: daemon.EventSweepRemoved, Netns: netns, IDs: ids})
+		d.publish(daemonapi.Event{Type: daemonapi.EventSweepRemoved, Netns: netns, IDs: ids})
 	}
 	return nil
 }
@@ -134,7 +125,7 @@ func (d *Direct) Heal(ctx context.Context, netns, id string) error {
 	if err := d.inj.Heal(ctx, netns, id); err != nil {
 		return err
 	}
-	d.publish(daemon.Event{Type: daemon.EventFaultHealed, ID: id, Netns: netns})
+	d.publish(daemonapi.Event{Type: daemonapi.EventFaultHealed, ID: id, Netns: netns})
 	return nil
 }
 
@@ -146,7 +137,7 @@ func (d *Direct) HealAll(ctx context.Context, netns string) ([]string, error) {
 	ids, err := d.inj.HealAll(ctx, netns)
 	ids = append(swept, ids...)
 	for _, id := range ids {
-		d.publish(daemon.Event{Type: daemon.EventFaultHealed, ID: id, Netns: netns})
+		d.publish(daemonapi.Event{Type: daemonapi.EventFaultHealed, ID: id, Netns: netns})
 	}
 	return ids, err
 }
@@ -156,8 +147,8 @@ func (d *Direct) Diagnose(ctx context.Context, netns, id string) ([]netfault.Fin
 }
 
 // Events streams the events of this client's own calls.
-func (d *Direct) Events(ctx context.Context) (<-chan daemon.Event, error) {
-	ch := make(chan daemon.Event, 64)
+func (d *Direct) Events(ctx context.Context) (<-chan daemonapi.Event, error) {
+	ch := make(chan daemonapi.Event, 64)
 	d.mu.Lock()
 	d.subs[ch] = struct{}{}
 	d.mu.Unlock()
@@ -171,7 +162,7 @@ func (d *Direct) Events(ctx context.Context) (<-chan daemon.Event, error) {
 	return ch, nil
 }
 
-func (d *Direct) publish(e daemon.Event) {
+func (d *Direct) publish(e daemonapi.Event) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.seq++

@@ -83,11 +83,11 @@ func TestThirtyApplyHealCyclesLeaveNoReaper(t *testing.T) {
 		if err != nil {
 			t.Fatalf("cycle %d: %v", i, err)
 		}
-		if ids[a.Fault.ID] {
-			t.Fatalf("cycle %d: ID %s reused", i, a.Fault.ID)
+		if ids[a.ID] {
+			t.Fatalf("cycle %d: ID %s reused", i, a.ID)
 		}
-		ids[a.Fault.ID] = true
-		if err := d.Heal(ctx, "lab", a.Fault.ID); err != nil {
+		ids[a.ID] = true
+		if err := d.Heal(ctx, "lab", a.ID); err != nil {
 			t.Fatalf("cycle %d heal: %v", i, err)
 		}
 		fr.mu.Lock()
@@ -96,7 +96,7 @@ func TestThirtyApplyHealCyclesLeaveNoReaper(t *testing.T) {
 		select {
 		case <-exited:
 		case <-time.After(5 * time.Second):
-			t.Fatalf("cycle %d: the reaper of %s outlived its heal", i, a.Fault.ID)
+			t.Fatalf("cycle %d: the reaper of %s outlived its heal", i, a.ID)
 		}
 	}
 	fr.wg.Wait()

@@ -18,6 +18,7 @@ import (
 	"github.com/nfslab/nfslab/pkg/client/clienttest"
 	"github.com/nfslab/nfslab/pkg/clock"
 	"github.com/nfslab/nfslab/pkg/daemon"
+	"github.com/nfslab/nfslab/pkg/daemonapi"
 	"github.com/nfslab/nfslab/pkg/netfault"
 )
 
@@ -86,7 +87,7 @@ func drop(dst string) netfault.Spec {
 }
 
 // next waits for the next event of type typ.
-func next(t *testing.T, ch <-chan daemon.Event, typ string) daemon.Event {
+func next(t *testing.T, ch <-chan daemonapi.Event, typ string) daemonapi.Event {
 	t.Helper()
 	timeout := time.After(5 * time.Second)
 	for {
@@ -116,26 +117,31 @@ func TestApplyListHealOverSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.Fault.ID == "" || len(a.Plan.Rules) != 1 || !a.Fault.Expires.Equal(t0.Add(netfault.DefaultLifetime)) {
+	if a.ID == "" || len(a.Rules) != 1 || !a.Expires.Equal(t0.Add(netfault.DefaultLifetime)) {
 		t.Fatalf("apply returned %+v", a)
 	}
-	if ev := next(t, events, daemon.EventFaultApplied); ev.ID != a.Fault.ID || ev.Fault == nil {
+	// Rendered once, by the injector's Apply: no plan beside it, the
+	// fault's own ID in the rule.
+	if e.inj.Calls("Plan") != 0 || !strings.Contains(a.Rules[0], "nfslab:"+a.ID) || len(a.Notes) == 0 {
+		t.Fatalf("apply made %d plan(s); rules %q, notes %q", e.inj.Calls("Plan"), a.Rules, a.Notes)
+	}
+	if ev := next(t, events, daemonapi.EventFaultApplied); ev.ID != a.ID || ev.Fault == nil {
 		t.Fatalf("applied event %+v", ev)
 	}
-	if err := e.inj.Hit("", a.Fault.ID, 7); err != nil {
+	if err := e.inj.Hit("", a.ID, 7); err != nil {
 		t.Fatal(err)
 	}
 	fs, err := e.cli.List(ctx, "")
 	if err != nil || len(fs) != 1 || fs[0].Packets != 7 || fs[0].Bytes != 700 {
 		t.Fatalf("list = %+v, %v", fs, err)
 	}
-	if err := e.cli.Heal(ctx, "", a.Fault.ID); err != nil {
+	if err := e.cli.Heal(ctx, "", a.ID); err != nil {
 		t.Fatal(err)
 	}
-	next(t, events, daemon.EventFaultHealed)
-	err = e.cli.Heal(ctx, "", a.Fault.ID)
-	if !errors.Is(err, netfault.ErrNotFound) || !strings.Contains(err.Error(), a.Fault.ID) {
-		t.Fatalf("second heal: %v, want ErrNotFound naming %s", err, a.Fault.ID)
+	next(t, events, daemonapi.EventFaultHealed)
+	err = e.cli.Heal(ctx, "", a.ID)
+	if !errors.Is(err, netfault.ErrNotFound) || !strings.Contains(err.Error(), a.ID) {
+		t.Fatalf("second heal: %v, want ErrNotFound naming %s", err, a.ID)
 	}
 	if e.inj.Total() != 0 {
 		t.Fatalf("fake still has %d faults", e.inj.Total())
@@ -241,9 +247,9 @@ func TestFaultExpiresOnDaemonTimer(t *testing.T) {
 		t.Fatal("fault healed before its lifetime ended")
 	}
 	e.clk.Advance(time.Millisecond)
-	ev := next(t, events, daemon.EventFaultExpired)
-	if ev.ID != a.Fault.ID {
-		t.Fatalf("expired event for %s, want %s", ev.ID, a.Fault.ID)
+	ev := next(t, events, daemonapi.EventFaultExpired)
+	if ev.ID != a.ID {
+		t.Fatalf("expired event for %s, want %s", ev.ID, a.ID)
 	}
 	if e.inj.Total() != 0 {
 		t.Fatal("expired fault still applied")
@@ -251,7 +257,7 @@ func TestFaultExpiresOnDaemonTimer(t *testing.T) {
 }
 
 // advanceUntil steps the fake clock by step until an event of typ arrives.
-func advanceUntil(t *testing.T, e *env, ch <-chan daemon.Event, step time.Duration, typ string) daemon.Event {
+func advanceUntil(t *testing.T, e *env, ch <-chan daemonapi.Event, step time.Duration, typ string) daemonapi.Event {
 	t.Helper()
 	for i := 0; i < 100; i++ {
 		// Wait for the watcher to block on its next poll (the expiry timer
@@ -281,8 +287,8 @@ func TestZeroHitWatcherReportsFindings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev := advanceUntil(t, e, events, time.Second, daemon.EventFaultMatchedNothing)
-	if ev.ID != a.Fault.ID || len(ev.Findings) != 1 || ev.Findings[0].Cause != "nat-before-filter" {
+	ev := advanceUntil(t, e, events, time.Second, daemonapi.EventFaultMatchedNothing)
+	if ev.ID != a.ID || len(ev.Findings) != 1 || ev.Findings[0].Cause != "nat-before-filter" {
 		t.Fatalf("matched-nothing event %+v", ev)
 	}
 	if got := e.clk.Now().Sub(t0); got < 10*time.Second {
@@ -299,11 +305,11 @@ func TestZeroHitWatcherReportsFirstHit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.inj.Hit("", a.Fault.ID, 3); err != nil {
+	if err := e.inj.Hit("", a.ID, 3); err != nil {
 		t.Fatal(err)
 	}
-	ev := advanceUntil(t, e, events, time.Second, daemon.EventFaultFirstHit)
-	if ev.ID != a.Fault.ID || ev.Packets != 3 {
+	ev := advanceUntil(t, e, events, time.Second, daemonapi.EventFaultFirstHit)
+	if ev.ID != a.ID || ev.Packets != 3 {
 		t.Fatalf("first-hit event %+v", ev)
 	}
 }
@@ -345,7 +351,7 @@ func TestStartSweepsLeftovers(t *testing.T) {
 	}
 	got := map[string]int{}
 	for range 2 {
-		ev := next(t, ch, daemon.EventSweepRemoved)
+		ev := next(t, ch, daemonapi.EventSweepRemoved)
 		got[ev.Netns] = len(ev.IDs)
 	}
 	if got[""] != 2 || got["labns"] != 1 {
@@ -419,7 +425,7 @@ func TestConcurrentApplyAndHeal(t *testing.T) {
 				return
 			}
 			if i%2 == 0 {
-				if err := e.cli.Heal(ctx, "", a.Fault.ID); err != nil {
+				if err := e.cli.Heal(ctx, "", a.ID); err != nil {
 					errs <- err
 				}
 			}
@@ -450,12 +456,12 @@ func TestMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = e.inj.Hit("", a.Fault.ID, 5)
+	_ = e.inj.Hit("", a.ID, 5)
 	body := get(t, e.socket, "/metrics")
 	for _, want := range []string{
 		// Labels in the order client_golang writes them: sorted by name.
-		fmt.Sprintf(`nfslab_fault_packets_total{dst="10.0.0.5",id="%s",kind="drop",netns="",port="2049"} 5`, a.Fault.ID),
-		fmt.Sprintf(`nfslab_fault_bytes_total{dst="10.0.0.5",id="%s",kind="drop",netns="",port="2049"} 500`, a.Fault.ID),
+		fmt.Sprintf(`nfslab_fault_packets_total{dst="10.0.0.5",id="%s",kind="drop",netns="",port="2049"} 5`, a.ID),
+		fmt.Sprintf(`nfslab_fault_bytes_total{dst="10.0.0.5",id="%s",kind="drop",netns="",port="2049"} 500`, a.ID),
 		`nfslab_faults_active{kind="drop"} 1`,
 		"# TYPE nfslab_fault_apply_seconds histogram",
 		`nfslab_fault_apply_seconds_count 1`,
@@ -485,7 +491,7 @@ func get(t *testing.T, sock, path string) string {
 func TestHandleAndPublishHostOtherServices(t *testing.T) {
 	e := start(t, daemon.Options{})
 	e.srv.Handle("POST /v1/faultfs/echo", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		e.srv.Publish(daemon.Event{Type: "faultfs-applied", ID: "ffs1", Data: []byte(`{"path":"/x"}`)})
+		e.srv.Publish(daemonapi.Event{Type: "faultfs-applied", ID: "ffs1", Data: []byte(`{"path":"/x"}`)})
 		io.WriteString(w, "ok")
 	}))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -519,7 +525,7 @@ func TestHealFindsTrackedNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	// `nfslab heal ID` without --netns asks for the host namespace.
-	if err := e.cli.Heal(ctx, "", a.Fault.ID); err != nil {
+	if err := e.cli.Heal(ctx, "", a.ID); err != nil {
 		t.Fatalf("heal without namespace: %v", err)
 	}
 	if e.inj.Total() != 0 {

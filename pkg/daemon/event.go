@@ -1,62 +1,25 @@
 package daemon
 
 import (
-	"encoding/json"
 	"sync"
-	"time"
 
-	"github.com/nfslab/nfslab/pkg/netfault"
+	"github.com/nfslab/nfslab/pkg/daemonapi"
 )
-
-// Event types published by the fault service. Other services use their own
-// types (for example "faultfs-applied").
-const (
-	EventFaultApplied        = "fault-applied"
-	EventFaultHealed         = "fault-healed"
-	EventFaultExpired        = "fault-expired"
-	EventFaultMatchedNothing = "fault-matched-nothing"
-	EventFaultFirstHit       = "fault-first-hit"
-	EventSweepRemoved        = "sweep-removed"
-	EventError               = "error"
-)
-
-// Event is one line of the /v1/events stream.
-type Event struct {
-	// Seq increases by one per published event; Publish sets it.
-	Seq  uint64    `json:"seq"`
-	Time time.Time `json:"time"`
-	Type string    `json:"type"`
-	// ID and Netns name the fault the event is about, if any.
-	ID    string          `json:"id,omitempty"`
-	Netns string          `json:"netns,omitempty"`
-	Fault *netfault.Fault `json:"fault,omitempty"`
-	// IDs lists the faults removed by a sweep or heal-all.
-	IDs []string `json:"ids,omitempty"`
-	// Packets and FirstHit describe a fault-first-hit: the packet count when
-	// it was seen and how long after apply.
-	Packets  uint64        `json:"packets,omitempty"`
-	FirstHit time.Duration `json:"first_hit,omitempty"`
-	// Findings explain a fault-matched-nothing.
-	Findings []netfault.Finding `json:"findings,omitempty"`
-	Message  string             `json:"message,omitempty"`
-	// Data carries service-specific details for events of other services.
-	Data json.RawMessage `json:"data,omitempty"`
-}
 
 // bus fans events out to subscribers and keeps the latest ones so that a
 // subscriber can ask for events it missed (?since=SEQ).
 type bus struct {
 	mu     sync.Mutex
 	seq    uint64
-	recent []Event
-	subs   map[chan Event]struct{}
+	recent []daemonapi.Event
+	subs   map[chan daemonapi.Event]struct{}
 }
 
 const recentEvents = 512
 
-func newBus() *bus { return &bus{subs: map[chan Event]struct{}{}} }
+func newBus() *bus { return &bus{subs: map[chan daemonapi.Event]struct{}{}} }
 
-func (b *bus) publish(e Event) Event {
+func (b *bus) publish(e daemonapi.Event) daemonapi.Event {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.seq++
@@ -78,8 +41,8 @@ func (b *bus) publish(e Event) Event {
 
 // subscribe returns a channel of events after seq since (0: only new ones)
 // and a function that ends the subscription.
-func (b *bus) subscribe(since uint64, replay bool) (<-chan Event, func()) {
-	ch := make(chan Event, 256)
+func (b *bus) subscribe(since uint64, replay bool) (<-chan daemonapi.Event, func()) {
+	ch := make(chan daemonapi.Event, 256)
 	b.mu.Lock()
 	if replay {
 		for _, e := range b.recent {

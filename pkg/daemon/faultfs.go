@@ -16,12 +16,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nfslab/nfslab/pkg/daemonapi"
 	"github.com/nfslab/nfslab/pkg/faultfs"
 )
-
-// EventFaultfsChanged is published when a request through the faultfs
-// proxy changed a faultfs (a rule set or cleared, caches dropped).
-const EventFaultfsChanged = "faultfs-changed"
 
 // faultfsNameRE is the name rule of `nfslab faultfs mount --name`.
 var faultfsNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
@@ -113,7 +110,7 @@ func (p *faultfsProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ModifyResponse: func(resp *http.Response) error {
 			if r.Method != http.MethodGet && r.Method != http.MethodHead && resp.StatusCode < 300 {
 				data, _ := json.Marshal(map[string]any{"name": name, "method": r.Method, "path": rest, "status": resp.StatusCode})
-				p.s.Publish(Event{Type: EventFaultfsChanged, Message: fmt.Sprintf("faultfs %s: %s %s", name, r.Method, rest), Data: data})
+				p.s.Publish(daemonapi.Event{Type: daemonapi.EventFaultfsChanged, Message: fmt.Sprintf("faultfs %s: %s %s", name, r.Method, rest), Data: data})
 			}
 			return nil
 		},

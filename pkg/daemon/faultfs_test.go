@@ -16,6 +16,7 @@ import (
 	"github.com/nfslab/nfslab/pkg/cleanup"
 	"github.com/nfslab/nfslab/pkg/clock"
 	"github.com/nfslab/nfslab/pkg/daemon"
+	"github.com/nfslab/nfslab/pkg/daemonapi"
 	"github.com/nfslab/nfslab/pkg/faultfs"
 )
 
@@ -61,7 +62,7 @@ func TestFaultfsProxyReachesControlSocket(t *testing.T) {
 	if got := eng.Rules(); len(got) != 1 || got[0].ID != r.ID {
 		t.Fatalf("the faultfs behind the socket has rules %+v, want %s", got, r.ID)
 	}
-	ev := next(t, events, daemon.EventFaultfsChanged)
+	ev := next(t, events, daemonapi.EventFaultfsChanged)
 	if !strings.Contains(string(ev.Data), `"name":"zb"`) || !strings.Contains(ev.Message, "POST /rules") {
 		t.Errorf("event %+v data %s", ev, ev.Data)
 	}
@@ -137,24 +138,24 @@ func TestStartRunsCleanup(t *testing.T) {
 	if calls != 1 {
 		t.Fatalf("cleanup ran %d times", calls)
 	}
-	var evs []daemon.Event
+	var evs []daemonapi.Event
 	resp := getResp(t, e.socket, "/v1/events?since=0")
 	dec := json.NewDecoder(resp.Body)
 	for len(evs) < 3 {
-		var ev daemon.Event
+		var ev daemonapi.Event
 		if err := dec.Decode(&ev); err != nil {
 			t.Fatalf("reading events: %v (have %+v)", err, evs)
 		}
 		evs = append(evs, ev)
 	}
 	resp.Body.Close()
-	if evs[0].Type != daemon.EventSweepRemoved || evs[0].IDs[0] != "nfslab-zeebe" || !strings.Contains(string(evs[0].Data), `"step":"containers"`) {
+	if evs[0].Type != daemonapi.EventSweepRemoved || evs[0].IDs[0] != "nfslab-zeebe" || !strings.Contains(string(evs[0].Data), `"step":"containers"`) {
 		t.Errorf("first event %+v", evs[0])
 	}
-	if evs[1].Type != daemon.EventSweepRemoved || !strings.Contains(evs[1].Message, "kept 1 in use") {
+	if evs[1].Type != daemonapi.EventSweepRemoved || !strings.Contains(evs[1].Message, "kept 1 in use") {
 		t.Errorf("second event %+v", evs[1])
 	}
-	if evs[2].Type != daemon.EventError || !strings.Contains(evs[2].Message, "device busy") {
+	if evs[2].Type != daemonapi.EventError || !strings.Contains(evs[2].Message, "device busy") {
 		t.Errorf("third event %+v", evs[2])
 	}
 }

@@ -35,8 +35,8 @@ func TestDaemonOverManagerOnFakeKernel(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ids = append(ids, a.Fault.ID)
-		if len(a.Plan.Rules) == 0 {
+		ids = append(ids, a.ID)
+		if len(a.Rules) == 0 {
 			t.Fatalf("no rules in plan: %+v", a)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nfslab/nfslab/pkg/daemonapi"
 	"github.com/nfslab/nfslab/pkg/netfault"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -81,8 +82,8 @@ func TestMetricsOperations(t *testing.T) {
 	m.observeHeal(2*time.Millisecond, nil)
 	m.observeHeal(0, errors.New("gone"))
 	m.observeHeal(0, errors.New("gone"))
-	m.event(EventFaultApplied)
-	m.event(EventFaultApplied)
+	m.event(daemonapi.EventFaultApplied)
+	m.event(daemonapi.EventFaultApplied)
 
 	for _, c := range []struct {
 		op   string
@@ -92,8 +93,8 @@ func TestMetricsOperations(t *testing.T) {
 			t.Errorf("nfslab_fault_errors_total{op=%q} = %v, want %v", c.op, got, c.want)
 		}
 	}
-	if got := testutil.ToFloat64(m.events.WithLabelValues(EventFaultApplied)); got != 2 {
-		t.Errorf("nfslab_events_total{type=%q} = %v, want 2", EventFaultApplied, got)
+	if got := testutil.ToFloat64(m.events.WithLabelValues(daemonapi.EventFaultApplied)); got != 2 {
+		t.Errorf("nfslab_events_total{type=%q} = %v, want 2", daemonapi.EventFaultApplied, got)
 	}
 	want := `
 # HELP nfslab_fault_apply_seconds Time to apply one fault in the kernel.

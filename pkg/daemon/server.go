@@ -20,6 +20,7 @@ import (
 
 	"github.com/nfslab/nfslab/pkg/cleanup"
 	"github.com/nfslab/nfslab/pkg/clock"
+	"github.com/nfslab/nfslab/pkg/daemonapi"
 	"github.com/nfslab/nfslab/pkg/netfault"
 )
 
@@ -191,7 +192,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 
 // Publish sends e to every event subscriber and logs it. It fills in Time
 // and Seq and returns the event as published.
-func (s *Server) Publish(e Event) Event {
+func (s *Server) Publish(e daemonapi.Event) daemonapi.Event {
 	if e.Time.IsZero() {
 		e.Time = s.clk.Now()
 	}
@@ -214,7 +215,7 @@ func (s *Server) Publish(e Event) Event {
 		attrs = append(attrs, "finding", f.Cause+": "+f.Detail)
 	}
 	lvl := slog.LevelInfo
-	if e.Type == EventFaultMatchedNothing || e.Type == EventError {
+	if e.Type == daemonapi.EventFaultMatchedNothing || e.Type == daemonapi.EventError {
 		lvl = slog.LevelWarn
 	}
 	s.log.Log(context.Background(), lvl, "event", attrs...)
@@ -238,7 +239,7 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 		ids := append(swept, rest...)
 		if len(ids) > 0 {
-			s.Publish(Event{Type: EventSweepRemoved, Netns: ns, IDs: ids,
+			s.Publish(daemonapi.Event{Type: daemonapi.EventSweepRemoved, Netns: ns, IDs: ids,
 				Message: fmt.Sprintf("removed %d leftover fault(s) of an earlier run in %s", len(ids), nsName(ns))})
 		}
 	}
@@ -264,7 +265,7 @@ func (s *Server) sweepOthers(ctx context.Context) {
 			continue
 		}
 		data, _ := json.Marshal(st)
-		e := Event{Type: EventSweepRemoved, IDs: st.Removed, Data: data,
+		e := daemonapi.Event{Type: daemonapi.EventSweepRemoved, IDs: st.Removed, Data: data,
 			Message: fmt.Sprintf("removed %d leftover %s object(s) of an earlier run", len(st.Removed), st.Step)}
 		if len(st.Kept) > 0 {
 			e.Message += fmt.Sprintf("; kept %d in use: %s", len(st.Kept), strings.Join(st.Kept, "; "))
@@ -272,7 +273,7 @@ func (s *Server) sweepOthers(ctx context.Context) {
 		s.Publish(e)
 	}
 	if err != nil {
-		s.Publish(Event{Type: EventError, Message: fmt.Sprintf("removing leftovers at start: %v", err)})
+		s.Publish(daemonapi.Event{Type: daemonapi.EventError, Message: fmt.Sprintf("removing leftovers at start: %v", err)})
 	}
 }
 
@@ -351,7 +352,7 @@ func (s *Server) Shutdown(ctx context.Context) ([]string, error) {
 			continue
 		}
 		healed = append(healed, t.fault.ID)
-		s.Publish(Event{Type: EventFaultHealed, ID: t.fault.ID, Netns: t.netns, Message: "healed at shutdown"})
+		s.Publish(daemonapi.Event{Type: daemonapi.EventFaultHealed, ID: t.fault.ID, Netns: t.netns, Message: "healed at shutdown"})
 	}
 	sort.Strings(healed)
 	s.wg.Wait()
@@ -386,50 +387,11 @@ func nsName(ns string) string {
 	return "namespace " + ns
 }
 
-// PlanFor fills the fault ID into the rule comments of a plan made before
-// the ID existed, so that the printed rules are the ones in the kernel.
-func PlanFor(p netfault.Plan, id string) netfault.Plan {
-	out := netfault.Plan{}
-	for _, r := range p.Rules {
-		out.Rules = append(out.Rules, strings.ReplaceAll(r, "nfslab:<id>", "nfslab:"+id))
-	}
-	out.Routes = append(out.Routes, p.Routes...)
-	return out
-}
-
-// ApplyResponse is the body of a successful POST /v1/faults.
-type ApplyResponse struct {
-	Fault netfault.Fault `json:"fault"`
-	Plan  netfault.Plan  `json:"plan"`
-	// Notes are human-readable remarks (how the lifetime is enforced).
-	Notes []string `json:"notes,omitempty"`
-}
-
-// HealAllResponse is the body of DELETE /v1/faults.
-type HealAllResponse struct {
-	IDs []string `json:"ids"`
-}
-
-// Health is the body of GET /v1/health.
-type Health struct {
-	PID        int       `json:"pid"`
-	Started    time.Time `json:"started"`
-	Namespaces []string  `json:"namespaces"`
-	Faults     int       `json:"faults"`
-}
-
-// ErrorResponse is the body of every error reply. Code is "invalid" (400),
-// "not_found" (404), "forbidden" (403) or "internal" (500).
-type ErrorResponse struct {
-	Error string `json:"error"`
-	Code  string `json:"code"`
-}
-
 func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
 	s.mu.Lock()
 	n := len(s.faults)
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, Health{PID: os.Getpid(), Started: s.started, Namespaces: s.managed(), Faults: n})
+	writeJSON(w, http.StatusOK, daemonapi.Health{PID: os.Getpid(), Started: s.started, Namespaces: s.managed(), Faults: n})
 }
 
 // maxBody bounds every request body the daemon reads.
@@ -474,7 +436,7 @@ func (s *Server) handlePlan(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	p, err := s.inj.Plan(spec)
+	p, err := s.inj.Plan(r.Context(), spec)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -484,11 +446,6 @@ func (s *Server) handlePlan(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 	spec, err := decodeSpec(r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	plan, err := s.inj.Plan(spec)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -514,14 +471,13 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 	if f.Spec.Netns == "" {
 		f.Spec.Netns = spec.Netns
 	}
-	plan = PlanFor(plan, f.ID)
-	s.track(f, spec.Netns)
-	s.Publish(Event{Type: EventFaultApplied, ID: f.ID, Netns: spec.Netns, Fault: &f})
-	notes := []string{fmt.Sprintf("the daemon heals it at %s", f.Expires.Format(time.RFC3339))}
+	f.Notes = append(f.Notes, fmt.Sprintf("the daemon heals it at %s", f.Expires.Format(time.RFC3339)))
 	if spec.IsRule() {
-		notes = append(notes, "the kernel stops matching it at the same time (-m time --datestop)")
+		f.Notes = append(f.Notes, "the kernel stops matching it at the same time (-m time --datestop)")
 	}
-	writeJSON(w, http.StatusCreated, ApplyResponse{Fault: f, Plan: plan, Notes: notes})
+	s.track(f, spec.Netns)
+	s.Publish(daemonapi.Event{Type: daemonapi.EventFaultApplied, ID: f.ID, Netns: spec.Netns, Fault: &f})
+	writeJSON(w, http.StatusCreated, f)
 }
 
 // track arms the expiry timer and the zero-hit watcher of a new fault.
@@ -573,14 +529,14 @@ func (s *Server) expire(id string) {
 	defer cancel()
 	err := s.inj.Heal(ctx, t.netns, id)
 	if err != nil && !errors.Is(err, netfault.ErrNotFound) {
-		s.Publish(Event{Type: EventError, ID: id, Netns: t.netns, Message: fmt.Sprintf("healing expired fault: %v", err)})
+		s.Publish(daemonapi.Event{Type: daemonapi.EventError, ID: id, Netns: t.netns, Message: fmt.Sprintf("healing expired fault: %v", err)})
 		// Keep it tracked: Shutdown or a later heal retries.
 		return
 	}
 	if _, ok := s.untrack(id); !ok {
 		return // healed by a request meanwhile; that request reported it
 	}
-	s.Publish(Event{Type: EventFaultExpired, ID: id, Netns: t.netns,
+	s.Publish(daemonapi.Event{Type: daemonapi.EventFaultExpired, ID: id, Netns: t.netns,
 		Message: fmt.Sprintf("lifetime %v ended", t.fault.Spec.For)})
 }
 
@@ -593,12 +549,12 @@ func (s *Server) watch(ctx context.Context, id, ns string) {
 	switch {
 	case err != nil && errors.Is(err, netfault.ErrNotFound):
 	case err != nil:
-		s.Publish(Event{Type: EventError, ID: id, Netns: ns, Message: fmt.Sprintf("verifying fault: %v", err)})
+		s.Publish(daemonapi.Event{Type: daemonapi.EventError, ID: id, Netns: ns, Message: fmt.Sprintf("verifying fault: %v", err)})
 	case v.Bit:
-		s.Publish(Event{Type: EventFaultFirstHit, ID: id, Netns: ns, Packets: v.Packets, FirstHit: v.FirstHit,
+		s.Publish(daemonapi.Event{Type: daemonapi.EventFaultFirstHit, ID: id, Netns: ns, Packets: v.Packets, FirstHit: v.FirstHit,
 			Message: fmt.Sprintf("bites: %d packets after %v", v.Packets, v.FirstHit)})
 	default:
-		s.Publish(Event{Type: EventFaultMatchedNothing, ID: id, Netns: ns, Findings: v.Findings,
+		s.Publish(daemonapi.Event{Type: daemonapi.EventFaultMatchedNothing, ID: id, Netns: ns, Findings: v.Findings,
 			Message: fmt.Sprintf("no packet matched in %v", s.window)})
 	}
 }
@@ -701,7 +657,7 @@ func (s *Server) handleHeal(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.untrack(id)
-	s.Publish(Event{Type: EventFaultHealed, ID: id, Netns: ns})
+	s.Publish(daemonapi.Event{Type: daemonapi.EventFaultHealed, ID: id, Netns: ns})
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -720,7 +676,7 @@ func (s *Server) handleHealAll(w http.ResponseWriter, r *http.Request) {
 		}
 		for _, id := range got {
 			s.untrack(id)
-			s.Publish(Event{Type: EventFaultHealed, ID: id, Netns: ns})
+			s.Publish(daemonapi.Event{Type: daemonapi.EventFaultHealed, ID: id, Netns: ns})
 		}
 		ids = append(ids, got...)
 	}
@@ -742,7 +698,7 @@ func (s *Server) handleHealAll(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, HealAllResponse{IDs: ids})
+	writeJSON(w, http.StatusOK, daemonapi.HealAllResponse{IDs: ids})
 }
 
 func (s *Server) handleDiagnose(w http.ResponseWriter, r *http.Request) {
@@ -814,7 +770,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeJSONError(w http.ResponseWriter, status int, code, msg string) {
-	writeJSON(w, status, ErrorResponse{Error: msg, Code: code})
+	writeJSON(w, status, daemonapi.ErrorResponse{Error: msg, Code: code})
 }
 
 // writeError maps an error to its HTTP status: this is the boundary where

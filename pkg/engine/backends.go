@@ -14,17 +14,6 @@ import (
 // cannot do (a faultfs rule on NFS storage, pause on a probe).
 var ErrUnsupported = errors.New("not supported by this backend")
 
-// Faults is the part of netfault.Injector (and of pkg/client's client)
-// that the engine uses. Faults it applies carry the run's label so that
-// `nfslab heal --all` finds them after a crash.
-type Faults interface {
-	Plan(spec netfault.Spec) (netfault.Plan, error)
-	Apply(ctx context.Context, spec netfault.Spec) (netfault.Fault, error)
-	List(ctx context.Context, netns string) ([]netfault.Fault, error)
-	Heal(ctx context.Context, netns, id string) error
-	Diagnose(ctx context.Context, netns, id string) ([]netfault.Finding, error)
-}
-
 // StorageInfo is what Storage.Setup made.
 type StorageInfo struct {
 	DataDir    string // the target's data directory
@@ -109,7 +98,9 @@ type Detector interface {
 
 // Backends are the side effects of a run.
 type Backends struct {
-	Faults   Faults
+	// Faults applies the run's network faults, each carrying the run's
+	// label so that `nfslab heal --all` finds them after a crash.
+	Faults   netfault.Faults
 	Storage  Storage
 	Target   Target
 	Load     Load     // nil: no load samples

@@ -831,7 +831,6 @@ func (r *run) applyFault(ctx context.Context, st *scenario.Step) error {
 	if err != nil {
 		return err
 	}
-	plan, _ := r.b.Faults.Plan(spec)
 	f, err := r.b.Faults.Apply(ctx, spec)
 	if err != nil {
 		return fmt.Errorf("applying %s to %s: %w", st.Action, spec.Dst, err)
@@ -839,7 +838,8 @@ func (r *run) applyFault(ctx context.Context, st *scenario.Step) error {
 	r.mu.Lock()
 	r.faults = append(r.faults, &appliedFault{step: st.ID, id: f.ID, netns: spec.Netns, kind: string(spec.Kind), counted: spec.IsRule()})
 	r.mu.Unlock()
-	rules := append(append([]string{}, plan.Rules...), plan.Routes...)
+	// The commands as applied: the fault's ID, its --datestop.
+	rules := append(append([]string{}, f.Rules...), f.Routes...)
 	r.write(journal.Record{Type: journal.TypeFaultApplied, Fault: &journal.Fault{ID: f.ID, Kind: string(spec.Kind), Description: specText(spec), Rules: rules}})
 	r.note("fault", "%s applied: %s (id %s)", st.ID, specText(spec), f.ID)
 	return nil

@@ -167,7 +167,8 @@ func TestOffsetsAutoHealAndStepDone(t *testing.T) {
 		t.Fatal("fault not applied")
 	}
 	applied := h.j.of(journal.TypeFaultApplied)
-	if len(applied) != 1 || !strings.Contains(applied[0].Fault.Description, "10.99.0.2 port 2049") || len(applied[0].Fault.Rules) == 0 {
+	if len(applied) != 1 || !strings.Contains(applied[0].Fault.Description, "10.99.0.2 port 2049") || len(applied[0].Fault.Rules) == 0 ||
+		!strings.Contains(applied[0].Fault.Rules[0], "nfslab:"+applied[0].Fault.ID) {
 		t.Fatalf("fault-applied record %+v", applied)
 	}
 	h.advance(2 * time.Second)

@@ -25,7 +25,7 @@ type fakeFaults struct {
 
 func newFakeFaults() *fakeFaults { return &fakeFaults{live: map[string]*netfault.Fault{}} }
 
-func (f *fakeFaults) Plan(s netfault.Spec) (netfault.Plan, error) {
+func (f *fakeFaults) Plan(_ context.Context, s netfault.Spec) (netfault.Plan, error) {
 	if err := s.Validate(); err != nil {
 		return netfault.Plan{}, err
 	}
@@ -44,7 +44,9 @@ func (f *fakeFaults) Apply(_ context.Context, s netfault.Spec) (netfault.Fault, 
 	f.n++
 	ft := &netfault.Fault{ID: fmt.Sprintf("f%d", f.n), Spec: s, Packets: f.packets, Counted: s.IsRule()}
 	f.live[ft.ID] = ft
-	return *ft, nil
+	applied := *ft
+	applied.Rules = []string{"iptables -A NFSLAB-OUTPUT -d " + s.Dst + " -m comment --comment nfslab:" + ft.ID + " -j DROP"}
+	return applied, nil
 }
 
 func (f *fakeFaults) List(_ context.Context, ns string) ([]netfault.Fault, error) {
@@ -68,6 +70,20 @@ func (f *fakeFaults) Heal(_ context.Context, ns, id string) error {
 	delete(f.live, id)
 	f.healed = append(f.healed, id)
 	return nil
+}
+
+func (f *fakeFaults) HealAll(_ context.Context, ns string) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var ids []string
+	for id, ft := range f.live {
+		if ft.Spec.Netns == ns {
+			delete(f.live, id)
+			f.healed = append(f.healed, id)
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
 }
 
 func (f *fakeFaults) Diagnose(context.Context, string, string) ([]netfault.Finding, error) {

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -70,8 +71,8 @@ func stepDetail(st *scenario.Step) string {
 	case st.Fault != nil:
 		f := st.Fault
 		s := f.Dst
-		if f.Port != nil {
-			s += fmt.Sprintf(":%d", *f.Port)
+		if f.Port != 0 {
+			s += fmt.Sprintf(":%d", f.Port)
 		}
 		if f.Prob > 0 {
 			s += fmt.Sprintf(" prob %.2f", f.Prob)
@@ -153,8 +154,8 @@ func setupLines(sc *scenario.Scenario) []string {
 // with its start, the exact rules of each network fault (through
 // faults.Plan, with $references shown by placeholder addresses from
 // resolve), and the expectations.
-func PrintPlan(w io.Writer, sc *scenario.Scenario, faults interface {
-	Plan(netfault.Spec) (netfault.Plan, error)
+func PrintPlan(ctx context.Context, w io.Writer, sc *scenario.Scenario, faults interface {
+	Plan(context.Context, netfault.Spec) (netfault.Plan, error)
 }, resolve func(string) (string, error)) error {
 	fmt.Fprintf(w, "scenario %s: %s\n", sc.Metadata.Name, sc.Metadata.Title)
 	if sc.Metadata.Seed != "" {
@@ -204,7 +205,7 @@ func PrintPlan(w io.Writer, sc *scenario.Scenario, faults interface {
 			if st.Fault.In != "" {
 				spec.Netns = ""
 			}
-			p, err := faults.Plan(spec)
+			p, err := faults.Plan(ctx, spec)
 			if err != nil {
 				return fmt.Errorf("step %s: planning %s: %w", st.ID, specText(spec), err)
 			}

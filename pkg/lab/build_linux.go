@@ -23,7 +23,7 @@ type Config struct {
 	RunDir string
 	// Faults is opened only when the scenario has network steps (a
 	// faultfs scenario never touches the firewall).
-	Faults func(ctx context.Context) (engine.Faults, error)
+	Faults func(ctx context.Context) (netfault.Faults, error)
 	// ProbeCache is where the compiled probe is cached (default
 	// probe.DefaultCacheDir); Javac the compiler (default javac).
 	ProbeCache, Javac string
@@ -48,7 +48,7 @@ func NeedsFaults(sc *scenario.Scenario) bool {
 // noFaults refuses every network fault: for scenarios without any.
 type noFaults struct{}
 
-func (noFaults) Plan(netfault.Spec) (netfault.Plan, error) {
+func (noFaults) Plan(context.Context, netfault.Spec) (netfault.Plan, error) {
 	return netfault.Plan{}, engine.ErrUnsupported
 }
 func (noFaults) Apply(context.Context, netfault.Spec) (netfault.Fault, error) {
@@ -56,6 +56,7 @@ func (noFaults) Apply(context.Context, netfault.Spec) (netfault.Fault, error) {
 }
 func (noFaults) List(context.Context, string) ([]netfault.Fault, error) { return nil, nil }
 func (noFaults) Heal(context.Context, string, string) error             { return netfault.ErrNotFound }
+func (noFaults) HealAll(context.Context, string) ([]string, error)      { return nil, nil }
 func (noFaults) Diagnose(context.Context, string, string) ([]netfault.Finding, error) {
 	return nil, nil
 }

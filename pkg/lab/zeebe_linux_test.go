@@ -68,7 +68,7 @@ func executeZeebe(t *testing.T, lab *clustertest.Lab, sc *scenario.Scenario, fau
 	run, err := Execute(ctx, sc, t.TempDir(), 0, engine.Options{SampleEvery: 100 * time.Millisecond},
 		func(ctx context.Context, dir string) (engine.Backends, error) {
 			return Build(ctx, sc, Config{RunDir: dir, Zeebe: lab.Options(),
-				Faults: func(context.Context) (engine.Faults, error) { return faults, nil }})
+				Faults: func(context.Context) (netfault.Faults, error) { return faults, nil }})
 		}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -341,7 +341,7 @@ func TestZeebeBuildFromNFSScenario(t *testing.T) {
 	lab := clustertest.New(t, 1)
 	dir := t.TempDir()
 	b, err := Build(context.Background(), sc, Config{RunDir: dir, Zeebe: lab.Options(),
-		Faults: func(context.Context) (engine.Faults, error) { return &enginetest.Faults{}, nil }})
+		Faults: func(context.Context) (netfault.Faults, error) { return &enginetest.Faults{}, nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -358,7 +358,7 @@ func TestZeebeBuildFromNFSScenario(t *testing.T) {
 	opts := lab.Options()
 	opts.Runtime = func(context.Context) (container.Runtime, error) { return nil, container.ErrNoService }
 	_, err = Build(context.Background(), sc, Config{RunDir: dir, Zeebe: opts,
-		Faults: func(context.Context) (engine.Faults, error) { return &enginetest.Faults{}, nil }})
+		Faults: func(context.Context) (netfault.Faults, error) { return &enginetest.Faults{}, nil }})
 	if err == nil || !strings.Contains(err.Error(), "podman") {
 		t.Fatalf("err %v, want one naming podman", err)
 	}

@@ -450,7 +450,7 @@ func TestKernelApplyHealLatency(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	plan, err := direct.Plan(spec)
+	plan, err := direct.Plan(ctx, spec)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -86,32 +86,23 @@ func newID() (string, error) {
 	return hex.EncodeToString(b), nil
 }
 
-// Plan returns the commands Apply would run for spec, with "<id>" in place
+// Plan returns the commands Apply would run for spec, with PlanID in place
 // of the fault ID that Apply draws. Chain and jump commands are listed
 // because Apply runs them when the chain or jump is missing.
-func (m *Manager) Plan(spec Spec) (Plan, error) {
+func (m *Manager) Plan(_ context.Context, spec Spec) (Plan, error) {
 	if err := spec.Validate(); err != nil {
 		return Plan{}, err
 	}
-	return m.plan("<id>", spec, m.clk.Now())
-}
-
-func (m *Manager) plan(id string, spec Spec, now time.Time) (Plan, error) {
 	var p Plan
 	if !spec.IsRule() {
-		if id == "<id>" {
-			id = "ffffffff"
-		}
-		r, err := routeFor(id, spec)
+		r, err := routeFor(PlanID, spec)
 		if err != nil {
 			return p, err
 		}
-		line := routeCommand(spec.Netns, r)
-		line = strings.Replace(line, "0xffffffff", "<id>", 1)
-		p.Routes = append(p.Routes, line)
+		p.Routes = append(p.Routes, routeCommand(spec.Netns, PlanID, r))
 		return p, nil
 	}
-	rules, err := renderRules(id, spec, expiryFor(now, spec.For))
+	rules, err := renderRules(PlanID, spec, expiryFor(m.clk.Now(), spec.For))
 	if err != nil {
 		return p, err
 	}
@@ -125,10 +116,17 @@ func (m *Manager) plan(id string, spec Spec, now time.Time) (Plan, error) {
 				ownchain.Command(spec.Netns, cmd, append([]string{"-t", TableFilter, "-I", builtinFor(r.Chain), "1"}, chainFor(r.Chain).JumpArgs()...))+"  # unless already first")
 		}
 	}
-	for _, r := range rules {
-		p.Rules = append(p.Rules, ownchain.Command(spec.Netns, cmd, append([]string{"-t", TableFilter, "-A", r.Chain}, r.Args...)))
-	}
+	p.Rules = append(p.Rules, ruleCommands(spec.Netns, cmd, rules)...)
 	return p, nil
+}
+
+// ruleCommands renders rules as the `iptables -A` commands that add them.
+func ruleCommands(netns, cmd string, rules []ruleSpec) []string {
+	out := make([]string, 0, len(rules))
+	for _, r := range rules {
+		out = append(out, ownchain.Command(netns, cmd, append([]string{"-t", TableFilter, "-A", r.Chain}, r.Args...)))
+	}
+	return out
 }
 
 // Apply creates the fault described by spec, all or nothing.
@@ -153,8 +151,13 @@ func (m *Manager) Apply(ctx context.Context, spec Spec) (Fault, error) {
 	var af appliedFault
 	if spec.IsRule() {
 		af, err = m.applyRules(id, spec, f.Expires)
+		if err == nil {
+			f.Rules = ruleCommands(spec.Netns, af.backend.Command(af.v6), af.rules)
+		}
 	} else {
-		af, err = appliedFault{route: true}, m.applyRoute(id, spec)
+		var route string
+		route, err = m.applyRoute(id, spec)
+		af, f.Routes = appliedFault{route: true}, []string{route}
 	}
 	if err != nil {
 		_ = m.removeState(spec.Netns, id)
@@ -234,20 +237,22 @@ func (m *Manager) cleanupChains(ipt IPTables, chains ...string) (removed bool) {
 	return removed
 }
 
-func (m *Manager) applyRoute(id string, spec Spec) error {
+// applyRoute adds the route of an unreachable fault and returns it as the
+// ip command that adds it.
+func (m *Manager) applyRoute(id string, spec Spec) (string, error) {
 	r, err := routeFor(id, spec)
 	if err != nil {
-		return err
+		return "", err
 	}
 	h, err := m.opts.RouteHandleFactory(spec.Netns)
 	if err != nil {
-		return fmt.Errorf("opening netlink in namespace %q: %w", spec.Netns, err)
+		return "", fmt.Errorf("opening netlink in namespace %q: %w", spec.Netns, err)
 	}
 	defer h.Close()
 	if err := h.RouteAdd(r); err != nil {
-		return fmt.Errorf("adding %s route to %s: %w", spec.RouteType, spec.Dst, err)
+		return "", fmt.Errorf("adding %s route to %s: %w", spec.RouteType, spec.Dst, err)
 	}
-	return nil
+	return routeCommand(spec.Netns, id, r), nil
 }
 
 // ---- inventory: what of nfslab's exists in one namespace ----

@@ -3,6 +3,7 @@ package netfault_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net"
 	"os"
@@ -59,7 +60,7 @@ func TestPlanRendersRules(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			s := c.spec.WithDefaults()
-			p, err := m.Plan(s)
+			p, err := m.Plan(context.Background(), s)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -74,12 +75,51 @@ func TestPlanRendersRules(t *testing.T) {
 			}
 		})
 	}
-	p, err := m.Plan(netfault.Spec{Kind: netfault.KindUnreachable, Dst: "10.0.0.5", RouteType: netfault.RouteBlackhole})
+	p, err := m.Plan(context.Background(), netfault.Spec{Kind: netfault.KindUnreachable, Dst: "10.0.0.5", RouteType: netfault.RouteBlackhole})
 	if err != nil || len(p.Routes) != 1 || p.Routes[0] != "ip route add blackhole 10.0.0.5/32 proto 73 realm <id>" {
 		t.Fatalf("route plan = %q, %v", p.Routes, err)
 	}
-	if _, err := m.Plan(netfault.Spec{Kind: netfault.KindDrop, Dst: "x", Proto: "tcp", Dir: "out"}); !errors.Is(err, netfault.ErrInvalid) {
+	if _, err := m.Plan(context.Background(), netfault.Spec{Kind: netfault.KindDrop, Dst: "x", Proto: "tcp", Dir: "out"}); !errors.Is(err, netfault.ErrInvalid) {
 		t.Fatalf("bad spec: %v", err)
+	}
+}
+
+// Apply returns the rules it gave the kernel, rendered once: the real ID
+// in the comment and the real --datestop, not the plan's placeholder.
+func TestApplyReturnsRulesAsApplied(t *testing.T) {
+	m, w, clk, _ := newFake(t)
+	ctx := context.Background()
+	clk.Advance(1500 * time.Millisecond) // a plan made earlier would show another datestop
+	f, err := m.Apply(ctx, netfault.Spec{Kind: netfault.KindDrop, Dst: "10.0.0.5", Port: 2049, Dir: netfault.DirBoth, For: time.Minute}.WithDefaults())
+	must(t, err)
+	saved := strings.ReplaceAll(w.IPTables("", "iptables").Save(), `"`, "") // iptables-save quotes comments
+	if len(f.Rules) != 2 || len(f.Routes) != 0 {
+		t.Fatalf("applied rules %q, routes %q: want the two rules of dir both", f.Rules, f.Routes)
+	}
+	for _, r := range f.Rules {
+		if strings.Contains(r, netfault.PlanID) || !strings.Contains(r, "--comment nfslab:"+f.ID) ||
+			!strings.Contains(r, "--datestop 2026-06-12T16:01:01") {
+			t.Errorf("rule %q: want the fault's ID %s and datestop 2026-06-12T16:01:01", r, f.ID)
+		}
+		line := strings.TrimPrefix(r, "iptables -t filter ")
+		if !strings.Contains(saved, line+"\n") {
+			t.Errorf("applied rule %q is not in the kernel:\n%s", line, saved)
+		}
+	}
+	r, err := m.Apply(ctx, netfault.Spec{Kind: netfault.KindUnreachable, Dst: "10.9.0.0/16"}.WithDefaults())
+	must(t, err)
+	routes := w.Routes("").All()
+	if len(r.Rules) != 0 || len(r.Routes) != 1 || len(routes) != 1 ||
+		r.Routes[0] != fmt.Sprintf("ip route add unreachable 10.9.0.0/16 proto 73 realm 0x%08x", uint32(routes[0].Realm)) ||
+		r.Routes[0] != "ip route add unreachable 10.9.0.0/16 proto 73 realm 0x"+r.ID {
+		t.Fatalf("applied routes %q for fault %s; kernel has %+v", r.Routes, r.ID, routes)
+	}
+	fs, err := m.List(ctx, "")
+	must(t, err)
+	for _, x := range fs {
+		if len(x.Rules)+len(x.Routes) != 0 {
+			t.Errorf("List sets the applied commands of %s: %q %q", x.ID, x.Rules, x.Routes)
+		}
 	}
 }
 

@@ -38,7 +38,7 @@ func TestRouteIDsUniquePerFaultV6(t *testing.T) {
 		}
 		must(t, m.Heal(ctx, "lab", f.ID))
 	}
-	p, err := m.Plan(v6Route("fd00:9::/64"))
+	p, err := m.Plan(ctx, v6Route("fd00:9::/64"))
 	if err != nil || len(p.Routes) != 1 || p.Routes[0] != "ip -n lab -6 route add unreachable fd00:9::/64 proto 73 window <id>" {
 		t.Fatalf("plan %q, %v", p.Routes, err)
 	}

@@ -59,9 +59,11 @@ func routeFor(id string, s Spec) (*netlink.Route, error) {
 	if err != nil {
 		return nil, err
 	}
-	var tag uint32
-	if _, err := fmt.Sscanf(id, "%08x", &tag); err != nil || !isFaultID(id) {
-		return nil, fmt.Errorf("fault id %q is not 8 hex digits", id)
+	var tag uint32 // a plan's route carries no tag yet
+	if id != PlanID {
+		if _, err := fmt.Sscanf(id, "%08x", &tag); err != nil || !isFaultID(id) {
+			return nil, fmt.Errorf("fault id %q is not 8 hex digits", id)
+		}
 	}
 	r := &netlink.Route{
 		Dst:      &net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())},
@@ -107,8 +109,9 @@ func routeIDOf(r netlink.Route) string {
 	return ""
 }
 
-// routeCommand renders the route as the ip command a user would type.
-func routeCommand(netns string, r *netlink.Route) string {
+// routeCommand renders the route of fault id as the ip command a user would
+// type; a plan's route (id PlanID) shows the placeholder as its realm.
+func routeCommand(netns, id string, r *netlink.Route) string {
 	p, _ := routePrefix(*r)
 	cmd := "ip"
 	if netns != "" {
@@ -118,7 +121,12 @@ func routeCommand(netns string, r *netlink.Route) string {
 		cmd += " -6"
 	}
 	s := fmt.Sprintf("%s route add %s %s proto %d", cmd, routeTypeName(r.Type), p, RouteProtocol)
-	if r.Realm != 0 {
+	switch {
+	case id == PlanID && p.Addr().Is4():
+		s += " realm " + PlanID
+	case id == PlanID:
+		s += " window " + PlanID
+	case r.Realm != 0:
 		s += fmt.Sprintf(" realm 0x%08x", uint32(r.Realm))
 	}
 	if r.Window != 0 {

@@ -54,37 +54,39 @@ const (
 
 // Spec is what the user asks for. The zero values of optional fields mean
 // "default"; call WithDefaults before Validate when the caller wants them.
+// The yaml tags are a scenario step's fault (pkg/scenario), whose step
+// gives the kind, lifetime and label.
 type Spec struct {
-	Kind Kind `json:"kind"`
+	Kind Kind `json:"kind" yaml:"-"`
 	// Dst is an address or CIDR prefix, IPv4 or IPv6.
-	Dst string `json:"dst"`
+	Dst string `json:"dst" yaml:"dst"`
 	// Port is the NFS (or other) server port; rule faults only. 0 matches
 	// any port.
-	Port int `json:"port,omitempty"`
+	Port int `json:"port,omitempty" yaml:"port,omitempty"`
 	// Proto is "tcp" or "udp"; rule faults only.
-	Proto string `json:"proto,omitempty"`
+	Proto string `json:"proto,omitempty" yaml:"proto,omitempty"`
 	// Dir is out, in or both; rule faults only.
-	Dir Direction `json:"dir,omitempty"`
+	Dir Direction `json:"dir,omitempty" yaml:"dir,omitempty"`
 	// Prob is the probability of dropping a matching packet, 0 < Prob <= 1.
 	// 0 (unset) and 1 both mean every packet. Drop only.
-	Prob float64 `json:"prob,omitempty"`
+	Prob float64 `json:"prob,omitempty" yaml:"prob,omitempty"`
 	// RouteType is the route type of an unreachable fault.
-	RouteType RouteType `json:"route_type,omitempty"`
+	RouteType RouteType `json:"route_type,omitempty" yaml:"route_type,omitempty"`
 	// For is the fault's lifetime; 0 means DefaultLifetime.
-	For time.Duration `json:"for,omitempty"`
+	For time.Duration `json:"for,omitempty" yaml:"-"`
 	// Label is free text shown in status.
-	Label string `json:"label,omitempty"`
+	Label string `json:"label,omitempty" yaml:"-"`
 	// Netns names a network namespace (/run/netns/NAME) to act in; empty
 	// means the caller's namespace.
-	Netns string `json:"netns,omitempty"`
+	Netns string `json:"netns,omitempty" yaml:"netns,omitempty"`
 	// MatchOriginal matches the connection's original destination
 	// (conntrack --ctorigdst/--ctorigdstport) so a fault aimed at a DNATed
 	// address such as localhost:2049 still bites. Rule faults only.
-	MatchOriginal bool `json:"match_original,omitempty"`
+	MatchOriginal bool `json:"match_original,omitempty" yaml:"match_original,omitempty"`
 	// Force allows a fault that covers every destination (a /0 prefix)
 	// in the caller's own namespace, where it would cut the machine off
 	// (SSH included). Not needed with Netns.
-	Force bool `json:"force,omitempty"`
+	Force bool `json:"force,omitempty" yaml:"-"`
 }
 
 // WithDefaults returns s with defaults filled in for unset fields.

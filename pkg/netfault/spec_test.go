@@ -50,7 +50,7 @@ func TestZoneBindsRuleToInterface(t *testing.T) {
 	m, w, _, dir := newFake(t)
 	ctx := context.Background()
 	spec := netfault.Spec{Kind: netfault.KindDrop, Dst: "fe80::1%lo", Port: 2049, Dir: netfault.DirBoth}.WithDefaults()
-	p, err := m.Plan(spec)
+	p, err := m.Plan(ctx, spec)
 	must(t, err)
 	plan := strings.Join(p.Rules, "\n")
 	for _, want := range []string{"-A NFSLAB-OUTPUT -d fe80::1/128 -o lo -p tcp", "-A NFSLAB-INPUT -s fe80::1/128 -i lo -p tcp"} {

@@ -28,7 +28,7 @@ type Verdict struct {
 
 // Verify polls the counters of fault id every poll until they leave zero or
 // window passes; then it asks Diagnose why nothing matched.
-func Verify(ctx context.Context, inj Injector, clk clock.Clock, netns, id string, window, poll time.Duration) (Verdict, error) {
+func Verify(ctx context.Context, inj Faults, clk clock.Clock, netns, id string, window, poll time.Duration) (Verdict, error) {
 	if window <= 0 {
 		window = DefaultVerifyWindow
 	}

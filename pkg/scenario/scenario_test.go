@@ -12,6 +12,7 @@ import (
 
 	"github.com/nfslab/nfslab/pkg/duration"
 	"github.com/nfslab/nfslab/pkg/faultfs"
+	"github.com/nfslab/nfslab/pkg/netfault"
 	"github.com/nfslab/nfslab/pkg/zeebe"
 )
 
@@ -182,6 +183,38 @@ expectations:
   - {kind: rate-below, fraction: 0.5, after: d, within: 1m}
 `
 
+// A step's fault decodes straight into netfault.Spec: a rule fault without
+// a port gets 2049, "port: 0" is any port, a route gets none.
+func TestFaultDecodesToSpec(t *testing.T) {
+	resolve := func(string) (string, error) { return "10.0.0.9", nil }
+	cases := []struct {
+		old, new string
+		want     netfault.Spec
+	}{
+		{"", "", netfault.Spec{Kind: netfault.KindDrop, Dst: "10.0.0.9", Port: 2049, Proto: "tcp", Dir: netfault.DirOut, Prob: 0.8, For: time.Minute, Label: "step:d"}},
+		{"port: 2049, ", "", netfault.Spec{Kind: netfault.KindDrop, Dst: "10.0.0.9", Port: 2049, Proto: "tcp", Dir: netfault.DirOut, Prob: 0.8, For: time.Minute, Label: "step:d"}},
+		{"port: 2049, prob: 0.8", "port: 0, dir: both, match_original: true", netfault.Spec{Kind: netfault.KindDrop, Dst: "10.0.0.9", Proto: "tcp", Dir: netfault.DirBoth, MatchOriginal: true, For: time.Minute, Label: "step:d"}},
+		{"action: drop\n    fault: {dst: $nfs-server, port: 2049, prob: 0.8}", "action: unreachable\n    fault: {dst: $nfs-server, route_type: blackhole}",
+			netfault.Spec{Kind: netfault.KindUnreachable, Dst: "10.0.0.9", RouteType: netfault.RouteBlackhole, For: time.Minute, Label: "step:d"}},
+	}
+	// A route has no counters: nothing waits for its first hit.
+	routeOK := strings.NewReplacer("on: fault-first-hit:d", "at: 1m", "\n    delay: 5s", "", "  - {kind: fault-hits, step: d}\n", "")
+	for _, tc := range cases {
+		doc := strings.Replace(netDoc, tc.old, tc.new, 1)
+		if strings.Contains(tc.new, "unreachable") {
+			doc = routeOK.Replace(doc)
+		}
+		s, err := Decode([]byte(doc))
+		if err != nil {
+			t.Fatalf("%q: %v", tc.new, err)
+		}
+		got, err := s.Timeline[0].NetfaultSpec(resolve)
+		if err != nil || got != tc.want {
+			t.Errorf("%q: spec %+v, %v; want %+v", tc.new, got, err, tc.want)
+		}
+	}
+}
+
 func TestNetworkValidation(t *testing.T) {
 	if _, err := Decode([]byte(netDoc)); err != nil {
 		t.Fatal(err)
@@ -190,6 +223,7 @@ func TestNetworkValidation(t *testing.T) {
 		{"prob: 0.8", "prob: 1.5", "probability 1.5 is out of range"},
 		{"prob: 0.8", "prob: .nan", "probability NaN"},
 		{"port: 2049, prob", "port: 70000, prob", "port 70000 is out of range"},
+		{"port: 2049, prob", "port: -1, prob", "port -1 is out of range"},
 		{"dst: $nfs-server", "dst: not-an-ip", `destination "not-an-ip"`},
 		{"dst: $nfs-server", "dst: $broker:0", "needs target kind zeebe"},
 		{"dst: $nfs-server", "dst: $printer", `unknown reference "$printer"`},

@@ -13,20 +13,20 @@ import (
 // enums constrain string fields in the JSON schema, by "Type.Field".
 func enums() map[string][]string {
 	return map[string][]string{
-		"Storage.Kind":          {StorageNFS, StorageFaultfs, StorageLocal},
-		"NFSServer.Kind":        {ServerNetns, ServerExternal, ServerContainer},
-		"Target.Kind":           {TargetProbe, TargetZeebe},
-		"Load.Kind":             {LoadAuto, LoadZeebe, LoadProbe, LoadNone},
-		"Step.Action":           Actions,
-		"Expectation.Kind":      ExpectationKinds,
-		"Expectation.By":        {RecoverByRate, RecoverByDetector, RecoverByAppending},
-		"Expectation.Code":      append([]string{"any"}, ErrorCodes...),
-		"Expectation.Cause":     FindingCauses,
-		"Expectation.Targets":   {TargetProbe, TargetZeebe},
-		"FaultParams.Proto":     {"tcp", "udp"},
-		"FaultParams.Dir":       {string(netfault.DirOut), string(netfault.DirIn), string(netfault.DirBoth)},
-		"FaultParams.RouteType": {string(netfault.RouteUnreachable), string(netfault.RouteBlackhole), string(netfault.RouteProhibit)},
-		"FaultfsRule.Ops":       faultfs.OpNames(),
+		"Storage.Kind":        {StorageNFS, StorageFaultfs, StorageLocal},
+		"NFSServer.Kind":      {ServerNetns, ServerExternal, ServerContainer},
+		"Target.Kind":         {TargetProbe, TargetZeebe},
+		"Load.Kind":           {LoadAuto, LoadZeebe, LoadProbe, LoadNone},
+		"Step.Action":         Actions,
+		"Expectation.Kind":    ExpectationKinds,
+		"Expectation.By":      {RecoverByRate, RecoverByDetector, RecoverByAppending},
+		"Expectation.Code":    append([]string{"any"}, ErrorCodes...),
+		"Expectation.Cause":   FindingCauses,
+		"Expectation.Targets": {TargetProbe, TargetZeebe},
+		"Fault.Proto":         {"tcp", "udp"},
+		"Fault.Dir":           {string(netfault.DirOut), string(netfault.DirIn), string(netfault.DirBoth)},
+		"Fault.RouteType":     {string(netfault.RouteUnreachable), string(netfault.RouteBlackhole), string(netfault.RouteProhibit)},
+		"FaultfsRule.Ops":     faultfs.OpNames(),
 	}
 }
 
@@ -142,6 +142,10 @@ func YAMLFields(t reflect.Type) []Field {
 			continue
 		}
 		name, opts, _ := strings.Cut(tag, ",")
+		if sf.Anonymous && strings.Contains(opts, "inline") {
+			out = append(out, YAMLFields(sf.Type)...) // netfault.Spec in Fault
+			continue
+		}
 		if name == "" {
 			name = strings.ToLower(sf.Name)
 		}

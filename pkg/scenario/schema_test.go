@@ -56,7 +56,7 @@ func TestSchemaListsGoFields(t *testing.T) {
 	if err := json.Unmarshal(b, &doc); err != nil {
 		t.Fatal(err)
 	}
-	types := []any{Metadata{}, Storage{}, NFSServer{}, FaultfsDir{}, Target{}, ProbeTarget{}, ZeebeTarget{}, Load{}, Detector{}, Step{}, FaultParams{}, FaultfsRule{}, Expectation{}}
+	types := []any{Metadata{}, Storage{}, NFSServer{}, FaultfsDir{}, Target{}, ProbeTarget{}, ZeebeTarget{}, Load{}, Detector{}, Step{}, Fault{}, FaultfsRule{}, Expectation{}}
 	check := func(name string, props map[string]any, typ reflect.Type) {
 		var goNames, schemaNames []string
 		for _, f := range YAMLFields(typ) {

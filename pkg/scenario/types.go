@@ -1,6 +1,9 @@
 package scenario
 
-import "github.com/nfslab/nfslab/pkg/duration"
+import (
+	"github.com/nfslab/nfslab/pkg/duration"
+	"github.com/nfslab/nfslab/pkg/netfault"
+)
 
 // Scenario is one experiment: set up storage, start a target on it, put
 // load on it, run a timeline of faults, judge the expectations, roll back.
@@ -185,7 +188,7 @@ type Step struct {
 	// Action is one of Actions.
 	Action string `yaml:"action" json:"action"`
 	// Fault selects the traffic of drop, reject and unreachable.
-	Fault *FaultParams `yaml:"fault,omitempty" json:"fault,omitempty"`
+	Fault *Fault `yaml:"fault,omitempty" json:"fault,omitempty"`
 	// Ref is the step whose fault heal or faultfs-clear removes, or "all".
 	Ref string `yaml:"ref,omitempty" json:"ref,omitempty"`
 	// Container is the container pause..restart acts on; empty means the
@@ -199,23 +202,38 @@ type Step struct {
 	Note      string `yaml:"note,omitempty" json:"note,omitempty"`
 }
 
-// FaultParams are the netfault selectors of a step. Dst may reference the
-// lab: $nfs-server (the storage server's address), $broker:N (broker N's
-// address), $leader:P (the address of partition P's leader).
-type FaultParams struct {
-	Dst   string  `yaml:"dst" json:"dst"`
-	Port  *int    `yaml:"port,omitempty" json:"port,omitempty"` // default 2049; 0 any port
-	Proto string  `yaml:"proto,omitempty" json:"proto,omitempty"`
-	Dir   string  `yaml:"dir,omitempty" json:"dir,omitempty"`
-	Prob  float64 `yaml:"prob,omitempty" json:"prob,omitempty"`
-	// RouteType of an unreachable fault: unreachable, blackhole, prohibit.
-	RouteType     string `yaml:"route_type,omitempty" json:"route_type,omitempty"`
-	MatchOriginal bool   `yaml:"match_original,omitempty" json:"match_original,omitempty"`
-	// Netns is a named network namespace; In is a container (or $leader:P)
-	// in whose network namespace the fault is made (seed 001 ran ip route
-	// inside the broker's pod).
-	Netns string `yaml:"netns,omitempty" json:"netns,omitempty"`
-	In    string `yaml:"in,omitempty" json:"in,omitempty"`
+// Fault is a step's network fault: the netfault.Spec it applies, decoded
+// from YAML with Spec's own field names (dst, port, proto, dir, prob,
+// route_type, match_original, netns). The step gives the kind (its action),
+// the lifetime and the label. Dst may reference the lab: $nfs-server (the
+// storage server's address), $broker:N (broker N's address), $leader:P (the
+// address of partition P's leader), resolved when the step runs.
+type Fault struct {
+	netfault.Spec `yaml:",inline"`
+	// In is a container (or $leader:P) in whose network namespace the fault
+	// is made (seed 001 ran ip route inside the broker's pod); Netns names
+	// a namespace directly.
+	In string `yaml:"in,omitempty" json:"in,omitempty"`
+	// portGiven records whether the YAML gave a port: a rule fault without
+	// one gets netfault.DefaultPort, "port: 0" means any port.
+	portGiven bool
+}
+
+// UnmarshalYAML decodes the fault (strictly, with the caller's decoder) and
+// notes whether it names a port.
+func (f *Fault) UnmarshalYAML(unmarshal func(any) error) error {
+	type plain Fault
+	var p plain
+	if err := unmarshal(&p); err != nil {
+		return err
+	}
+	var keys map[string]any
+	if err := unmarshal(&keys); err != nil {
+		return err
+	}
+	p.portGiven = keys["port"] != nil // "port: ~" is no port, as before
+	*f = Fault(p)
+	return nil
 }
 
 // FaultfsRule is a storage fault of the FUSE fault filesystem.

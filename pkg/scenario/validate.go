@@ -401,41 +401,28 @@ func (s *Scenario) checkBroker(name string) error {
 	return nil
 }
 
-// NetfaultSpec turns the step's fault into a netfault.Spec with dst
-// resolved by resolve (which handles $placeholders) and defaults applied.
+// NetfaultSpec returns the step's fault as applied: the decoded Spec with
+// the step's kind, lifetime and label, dst resolved by resolve (which
+// handles $references), a rule fault's default port, and defaults applied.
 func (st *Step) NetfaultSpec(resolve func(ref string) (string, error)) (netfault.Spec, error) {
 	f := st.Fault
 	if f == nil {
 		return netfault.Spec{}, fmt.Errorf("step %q has no fault", st.ID)
 	}
-	dst := f.Dst
-	if IsRef(dst) {
-		v, err := resolve(dst)
+	spec := f.Spec
+	spec.Kind = netfault.Kind(st.Action)
+	if IsRef(spec.Dst) {
+		v, err := resolve(spec.Dst)
 		if err != nil {
-			return netfault.Spec{}, fmt.Errorf("resolving %s: %w", dst, err)
+			return netfault.Spec{}, fmt.Errorf("resolving %s: %w", spec.Dst, err)
 		}
-		dst = v
+		spec.Dst = v
 	}
-	spec := netfault.Spec{
-		Kind:          netfault.Kind(st.Action),
-		Dst:           dst,
-		Proto:         f.Proto,
-		Dir:           netfault.Direction(f.Dir),
-		Prob:          f.Prob,
-		RouteType:     netfault.RouteType(f.RouteType),
-		MatchOriginal: f.MatchOriginal,
-		Netns:         f.Netns,
-		For:           st.For.D(),
-		Label:         "step:" + st.ID,
-	}
-	if spec.IsRule() {
+	if spec.IsRule() && !f.portGiven {
 		spec.Port = netfault.DefaultPort
-		if f.Port != nil {
-			spec.Port = *f.Port
-		}
-	} else if f.Port != nil {
-		spec.Port = *f.Port
 	}
+	spec.For = st.For.D()
+	spec.Label = "step:" + st.ID
 	return spec.WithDefaults(), nil
 }
 
@@ -624,14 +611,8 @@ func (s *Scenario) validateFault(c *checker, p string, st *Step) {
 	if f.In != "" && f.Netns != "" {
 		c.add(p+".in", "give in (a container) or netns, not both")
 	}
-	if f.Port != nil && (*f.Port < 0 || *f.Port > 65535) {
-		c.add(p+".port", "port %d is out of range (0-65535)", *f.Port)
-		return
-	}
-	if bad(f.Prob) || f.Prob < 0 || f.Prob > 1 {
-		c.add(p+".prob", "probability %v is out of range (want 0 < p <= 1)", f.Prob)
-		return
-	}
+	// The YAML edge: the spec as the step would apply it, with a
+	// placeholder for $references, validated by netfault.
 	spec, err := st.NetfaultSpec(placeholderAddr)
 	if err != nil {
 		c.add(p, "%v", err)

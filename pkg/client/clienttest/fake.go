@@ -79,14 +79,14 @@ func (f *Injector) Hit(netns, id string, packets uint64) error {
 	return nil
 }
 
-func (f *Injector) Plan(spec netfault.Spec) (netfault.Plan, error) {
+func (f *Injector) Plan(_ context.Context, spec netfault.Spec) (netfault.Plan, error) {
 	f.mu.Lock()
 	f.count("Plan")
 	f.mu.Unlock()
 	if err := spec.Validate(); err != nil {
 		return netfault.Plan{}, err
 	}
-	return plan(spec, "<id>"), nil
+	return plan(spec, netfault.PlanID), nil
 }
 
 func plan(spec netfault.Spec, id string) netfault.Plan {
@@ -127,7 +127,11 @@ func (f *Injector) Apply(ctx context.Context, spec netfault.Spec) (netfault.Faul
 		f.faults[spec.Netns] = map[string]*netfault.Fault{}
 	}
 	f.faults[spec.Netns][x.ID] = x
-	return *x, nil
+	// Like the Manager: the commands as applied come back from Apply only.
+	applied := *x
+	p := plan(spec, x.ID)
+	applied.Rules, applied.Routes = p.Rules, p.Routes
+	return applied, nil
 }
 
 func (f *Injector) List(ctx context.Context, netns string) ([]netfault.Fault, error) {

@@ -22,7 +22,7 @@ type Faults struct {
 	Packets uint64
 }
 
-func (f *Faults) Plan(s netfault.Spec) (netfault.Plan, error) {
+func (f *Faults) Plan(_ context.Context, s netfault.Spec) (netfault.Plan, error) {
 	if err := s.Validate(); err != nil {
 		return netfault.Plan{}, err
 	}
@@ -41,7 +41,19 @@ func (f *Faults) Apply(_ context.Context, s netfault.Spec) (netfault.Fault, erro
 	f.n++
 	x := netfault.Fault{ID: fmt.Sprintf("f%d", f.n), Spec: s, Packets: f.Packets, Counted: s.IsRule()}
 	f.Live[x.ID] = x
+	x.Rules = []string{fmt.Sprintf("iptables -t filter -A NFSLAB-OUTPUT -d %s -m comment --comment nfslab:%s -j DROP", s.Dst, x.ID)}
 	return x, nil
+}
+
+func (f *Faults) HealAll(context.Context, string) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var ids []string
+	for id := range f.Live {
+		ids = append(ids, id)
+	}
+	clear(f.Live)
+	return ids, nil
 }
 
 func (f *Faults) List(context.Context, string) ([]netfault.Fault, error) {
