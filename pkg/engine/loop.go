@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -183,15 +182,24 @@ func (r *run) loop(ctx context.Context) error {
 	}
 }
 
-// drain handles what workers still in flight report after the loop
+// drain takes what workers still in flight report after the loop
 // returned, so that a fault whose Apply was running is known and healed.
 func (r *run) drain(d time.Duration) {
 	deadline := time.After(d) // real time: a hung backend must not hang the rollback forever
 	for r.inflight > 0 {
 		select {
 		case m := <-r.msgs:
-			r.handle(m)
 			r.pending.Add(-1)
+			switch m.kind {
+			case mApplied:
+				r.inflight--
+				r.record(m.work)
+			case mUndone:
+				r.inflight--
+				r.recordUndo(m.jobs)
+			case mCounters:
+				r.inflight--
+			}
 		case <-deadline:
 			r.note("warn", "actions still running after %v; rolling back anyway", d)
 			return
@@ -200,15 +208,12 @@ func (r *run) drain(d time.Duration) {
 }
 
 // handle applies one message to the run's state; it reports whether the
-// run must end (the timeline is over or a step failed). Once the loop
-// returned (stopping), it only records what workers report.
+// run must end (the timeline is over or a step failed).
 func (r *run) handle(m msg) (end bool) {
 	sc := r.sc
+	now := r.clk.Now()
 	switch m.kind {
 	case mEnd:
-		if r.stopping {
-			return false
-		}
 		r.note("end", "timeline ended after %v", sc.Duration)
 		return true
 	case mStart:
@@ -216,11 +221,7 @@ func (r *run) handle(m msg) (end bool) {
 	case mApplied:
 		r.inflight--
 		err := r.record(m.work)
-		if r.stopping {
-			return false
-		}
-		st := &sc.Timeline[m.step]
-		if err == nil && st.For > 0 {
+		if st := &sc.Timeline[m.step]; err == nil && st.For > 0 {
 			r.after(st.For.D(), msg{kind: mForEnd, step: m.step})
 			return false // the step ends when For does
 		}
@@ -230,10 +231,7 @@ func (r *run) handle(m msg) (end bool) {
 	case mUndone:
 		r.inflight--
 		err := r.recordUndo(m.jobs)
-		if r.stopping {
-			return false
-		}
-		r.data.steps[m.step].ended = r.clk.Now()
+		r.data.steps[m.step].ended = now
 		if err != nil {
 			st := &sc.Timeline[m.step]
 			r.note("warn", "ending %s after %v: %v", st.ID, st.For, err)
@@ -246,41 +244,30 @@ func (r *run) handle(m msg) (end bool) {
 		r.sampling = false
 		r.recordCounters(m.counters, m.at)
 	case mHit:
-		if !r.stopping {
-			r.hit(m.hit, "%s: %s", m.hit.Detector, firstLine(m.hit.Evidence))
-		}
+		r.hit(now, m.hit, "%s: %s", m.hit.Detector, firstLine(m.hit.Evidence))
 	case mEvent:
-		if !r.stopping {
-			h := journal.Hit{Detector: m.event.Name, Time: m.event.Time, Source: "target", Evidence: m.event.Evidence}
-			r.hit(h, "%s (from the target): %s", m.event.Name, firstLine(m.event.Evidence))
-		}
+		h := journal.Hit{Detector: m.event.Name, Time: m.event.Time, Source: "target", Evidence: m.event.Evidence}
+		r.hit(now, h, "%s (from the target): %s", m.event.Name, firstLine(m.event.Evidence))
 	case mSample:
-		if !r.stopping {
-			now := r.clk.Now()
-			if m.sample.T.IsZero() {
-				m.sample.T = now
-			}
-			r.data.samples = append(r.data.samples, seenSample{at: now, s: m.sample})
-			r.lastLoad = m.sample
-			r.write(journal.Record{Time: m.sample.T, Type: journal.TypeLoadSample, Load: &m.sample})
+		if m.sample.T.IsZero() {
+			m.sample.T = now
 		}
+		r.data.samples = append(r.data.samples, seenSample{at: now, s: m.sample})
+		r.lastLoad = m.sample
+		r.write(journal.Record{Time: m.sample.T, Type: journal.TypeLoadSample, Load: &m.sample})
 	case mExit:
-		if !r.stopping {
-			now := r.clk.Now()
-			e := m.exit
-			e.Time = now // when the engine saw it, like hits
-			r.data.exits = append(r.data.exits, e)
-			r.write(journal.Record{Time: now, Type: journal.TypeNote, Note: fmt.Sprintf("target %s exited with status %d %s", e.Name, e.Code, e.Signal)})
-			r.note("exit", "target %s exited with status %d %s", e.Name, e.Code, e.Signal)
-			r.trigger(scenario.EventTargetExited, now)
-		}
+		e := m.exit
+		e.Time = now // when the engine saw it, like hits
+		r.data.exits = append(r.data.exits, e)
+		r.write(journal.Record{Time: now, Type: journal.TypeNote, Note: fmt.Sprintf("target %s exited with status %d %s", e.Name, e.Code, e.Signal)})
+		r.note("exit", "target %s exited with status %d %s", e.Name, e.Code, e.Signal)
+		r.trigger(scenario.EventTargetExited, now)
 	}
 	return false
 }
 
 // hit records a detector hit or a target event, and triggers its steps.
-func (r *run) hit(h journal.Hit, format string, args ...any) {
-	now := r.clk.Now()
+func (r *run) hit(now time.Time, h journal.Hit, format string, args ...any) {
 	r.data.hits = append(r.data.hits, seenHit{at: now, hit: h})
 	r.hitCount[h.Detector]++
 	r.write(journal.Record{Time: now, Type: journal.TypeDetectorHit, Hit: &h})
@@ -356,9 +343,6 @@ func (r *run) startStep(i int, planned time.Time) {
 // endFor undoes what step i left behind, through the same undo as the
 // rollback; then the step is done.
 func (r *run) endFor(i int) {
-	if r.stopping {
-		return // the rollback undoes it
-	}
 	jobs := r.undoJobs(func(e *effect) bool { return e.step == r.sc.Timeline[i].ID })
 	ctx := r.ctx
 	r.spawn(func() msg {
@@ -410,9 +394,6 @@ func (r *run) jstepErr(i int, err error) *journal.Step {
 // sample starts a counter sampler unless one is in flight: it lists the
 // active rule faults, one List per namespace.
 func (r *run) sample() {
-	if r.stopping {
-		return
-	}
 	r.armTick()
 	if r.sampling {
 		return
@@ -465,25 +446,4 @@ func (r *run) recordCounters(list []netfault.Fault, at time.Time) {
 		r.note("fault", "%s: first packets matched", s)
 		r.trigger(scenario.EventFaultFirstHit+s, at)
 	}
-}
-
-// firstLine is the first evidence line that says something: banners such
-// as the JVM's fatal error report start with bare "#" lines.
-func firstLine(ev []string) string {
-	for _, l := range ev {
-		t := strings.TrimSpace(strings.Trim(strings.TrimSpace(l), "#"))
-		n := 0
-		for _, c := range t {
-			if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
-				n++
-			}
-		}
-		if n >= 3 {
-			return t
-		}
-	}
-	if len(ev) == 0 {
-		return ""
-	}
-	return strings.TrimSpace(ev[0])
 }
