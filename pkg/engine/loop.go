@@ -358,7 +358,9 @@ func (r *run) stepDone(i int, err error) (end bool) {
 	ss := &r.data.steps[i]
 	ss.err = err
 	if err != nil {
-		r.write(journal.Record{Type: journal.TypeStepDone, Step: r.jstepErr(i, err)})
+		js := r.jstep(i, ss.planned, ss.started)
+		js.Err = err.Error()
+		r.write(journal.Record{Type: journal.TypeStepDone, Step: js})
 		r.note("warn", "step %s failed: %v", st.ID, err)
 		if r.stepErr == nil {
 			r.stepErr = fmt.Errorf("step %s: %w", st.ID, err)
@@ -381,13 +383,6 @@ func (r *run) jstep(i int, planned, actual time.Time) *journal.Step {
 	if !actual.IsZero() && !planned.IsZero() {
 		js.Lag = actual.Sub(planned)
 	}
-	return js
-}
-
-func (r *run) jstepErr(i int, err error) *journal.Step {
-	ss := r.data.steps[i]
-	js := r.jstep(i, ss.planned, ss.started)
-	js.Err = err.Error()
 	return js
 }
 
