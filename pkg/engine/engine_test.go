@@ -56,10 +56,7 @@ func start(t *testing.T, doc string, mod func(*harness, *Options)) *harness {
 func (h *harness) quiet() {
 	h.t.Helper()
 	eventually(h.t, "engine to settle", func() bool {
-		h.runner.r.mu.Lock()
-		fin := h.runner.r.finished
-		h.runner.r.mu.Unlock()
-		return fin || h.runner.r.pending.Load() == 0
+		return h.runner.Status().Finished || h.runner.r.pending.Load() == 0
 	})
 }
 

@@ -46,12 +46,11 @@ type evalData struct {
 	start, now time.Time
 	ended      bool
 	steps      []stepState
-	faults     *[]*appliedFault
+	effects    []*effect
 	hits       []seenHit
 	samples    []seenSample
 	exits      []Exit
 	events     map[string]time.Time
-	forDone    map[int]bool
 }
 
 // DefaultBaseline is the steady-state window before a fault.
@@ -424,16 +423,14 @@ func judgeHits(sc *scenario.Scenario, d *evalData, e *scenario.Expectation) (Sta
 	var pk, by uint64
 	var n int
 	healed := true
-	if d.faults != nil {
-		for _, f := range *d.faults {
-			if f.step != e.Step || f.faultfs {
-				continue
-			}
-			n++
-			pk += f.packets
-			by += f.bytes
-			healed = healed && f.healed
+	for _, f := range d.effects {
+		if f.step != e.Step || !f.network() {
+			continue
 		}
+		n++
+		pk += f.packets
+		by += f.bytes
+		healed = healed && f.undone
 	}
 	if n == 0 {
 		if d.ended || !d.steps[i].done.IsZero() || d.steps[i].err != nil {

@@ -14,13 +14,14 @@ import (
 )
 
 type fakeFaults struct {
-	mu       sync.Mutex
-	n        int
-	live     map[string]*netfault.Fault
-	healed   []string
-	applyErr map[string]error // by Dst
-	packets  uint64           // packets each new fault reports
-	findings []netfault.Finding
+	mu        sync.Mutex
+	n         int
+	live      map[string]*netfault.Fault
+	healed    []string
+	applyErr  map[string]error // by Dst
+	packets   uint64           // packets each new fault reports
+	findings  []netfault.Finding
+	diagnosed []string
 }
 
 func newFakeFaults() *fakeFaults { return &fakeFaults{live: map[string]*netfault.Fault{}} }
@@ -86,7 +87,10 @@ func (f *fakeFaults) HealAll(_ context.Context, ns string) ([]string, error) {
 	return ids, nil
 }
 
-func (f *fakeFaults) Diagnose(context.Context, string, string) ([]netfault.Finding, error) {
+func (f *fakeFaults) Diagnose(_ context.Context, _, id string) ([]netfault.Finding, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.diagnosed = append(f.diagnosed, id)
 	return f.findings, nil
 }
 
@@ -224,9 +228,15 @@ func (fakeDetector) Run(ctx context.Context, lines <-chan Line) <-chan journal.H
 type memJournal struct {
 	mu   sync.Mutex
 	recs []journal.Record
+	// gate, if set, is called before a record is kept (tests hold the
+	// writer there).
+	gate func(journal.Record)
 }
 
 func (j *memJournal) Write(r journal.Record) error {
+	if j.gate != nil {
+		j.gate(r)
+	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.recs = append(j.recs, r)

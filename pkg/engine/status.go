@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"maps"
 	"sort"
 	"time"
 
@@ -36,28 +37,46 @@ type FaultStatus struct {
 	Healed         bool
 }
 
-// Status returns a snapshot; safe to call while Run runs.
+// snapshot is a Status the loop published, and when the run started.
+type snapshot struct {
+	s     Status
+	start time.Time
+}
+
+// Status returns the latest snapshot; safe to call while Run runs.
 func (rn *Runner) Status() Status {
 	r := rn.r
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	s := Status{Scenario: r.sc.Metadata.Name, Duration: r.sc.Duration.D(), Started: !r.start.IsZero(), Finished: r.finished,
-		Hits: map[string]int{}, Verdicts: append([]Verdict(nil), r.verdicts...)}
+	p := r.status.Load()
+	s := p.s
 	if s.Started {
-		s.Elapsed = r.clk.Now().Sub(r.start)
+		s.Elapsed = r.clk.Now().Sub(p.start)
 	}
+	s.Hits = maps.Clone(p.s.Hits)
+	if p.s.Load != nil {
+		l := *p.s.Load
+		s.Load = &l
+	}
+	return s
+}
+
+// publish makes, on the loop, the snapshot Status returns.
+func (r *run) publish() {
+	start := r.data.start
+	s := Status{Scenario: r.sc.Metadata.Name, Duration: r.sc.Duration.D(), Started: !start.IsZero(), Finished: r.finished,
+		Hits: maps.Clone(r.hitCount), Verdicts: append([]Verdict(nil), r.verdicts...)}
 	for i := range r.sc.Timeline {
 		st := &r.sc.Timeline[i]
-		if i < len(r.steps) && !r.steps[i].started.IsZero() {
+		ss := &r.data.steps[i]
+		if !ss.started.IsZero() {
 			continue
 		}
-		ss := StepStatus{ID: st.ID, Action: st.Action, At: -1, On: st.On}
+		n := StepStatus{ID: st.ID, Action: st.Action, At: -1, On: st.On}
 		if st.At != nil {
-			ss.At = st.At.D()
-		} else if i < len(r.steps) && !r.steps[i].planned.IsZero() && !r.start.IsZero() {
-			ss.At = r.steps[i].planned.Sub(r.start)
+			n.At = st.At.D()
+		} else if !ss.planned.IsZero() && s.Started {
+			n.At = ss.planned.Sub(start)
 		}
-		s.Next = append(s.Next, ss)
+		s.Next = append(s.Next, n)
 	}
 	sort.SliceStable(s.Next, func(i, j int) bool {
 		a, b := s.Next[i].At, s.Next[j].At
@@ -66,15 +85,14 @@ func (rn *Runner) Status() Status {
 		}
 		return a < b
 	})
-	for _, f := range r.faults {
-		s.Faults = append(s.Faults, FaultStatus{Step: f.step, ID: f.id, Kind: f.kind, Packets: f.packets, Bytes: f.bytes, Counted: f.counted, Healed: f.healed})
+	for _, e := range r.data.effects {
+		if e.network() || e.kind == "faultfs" {
+			s.Faults = append(s.Faults, FaultStatus{Step: e.step, ID: e.id, Kind: e.kind, Packets: e.packets, Bytes: e.bytes, Counted: e.counted, Healed: e.undone})
+		}
 	}
 	if r.lastLoad.Interval != 0 || !r.lastLoad.T.IsZero() {
 		l := r.lastLoad
 		s.Load = &l
 	}
-	for k, v := range r.hitCount {
-		s.Hits[k] = v
-	}
-	return s
+	r.status.Store(&snapshot{s: s, start: start})
 }

@@ -240,3 +240,24 @@ func PrintPlan(ctx context.Context, w io.Writer, sc *scenario.Scenario, faults i
 	fmt.Fprintf(w, ", stop the target, tear down the storage\n")
 	return nil
 }
+
+// firstLine is the first evidence line that says something: banners such
+// as the JVM's fatal error report start with bare "#" lines.
+func firstLine(ev []string) string {
+	for _, l := range ev {
+		t := strings.TrimSpace(strings.Trim(strings.TrimSpace(l), "#"))
+		n := 0
+		for _, c := range t {
+			if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+				n++
+			}
+		}
+		if n >= 3 {
+			return t
+		}
+	}
+	if len(ev) == 0 {
+		return ""
+	}
+	return strings.TrimSpace(ev[0])
+}
