@@ -365,6 +365,9 @@ func cleanupOptions(ctx context.Context, g *globals) cleanup.Options {
 		return cleanup.Options{Logger: g.logger}
 	}
 	o := cleanup.HostOptions(nil)
+	if g.root != "" {
+		o = cleanup.RootOptions(nil, g.root)
+	}
 	o.Logger = g.logger
 	return o
 }

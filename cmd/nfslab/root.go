@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -15,9 +16,18 @@ type globals struct {
 	socket         string // daemon socket
 	logLevel       string
 	logger         *slog.Logger
+	// root is nfslab's state root from RootEnv ("" is the host's,
+	// cleanup.DefaultRoot): where runs mount faultfs and record their
+	// children, and what heal --all sweeps.
+	root string
 }
 
 const defaultSocket = "/run/nfslab/nfslab.sock"
+
+// RootEnv moves nfslab's state root (faultfs mounts, child and mount
+// records, mount and NFS server directories) below another directory;
+// tests set it so that their heal --all sweeps only what they made.
+const RootEnv = "NFSLAB_ROOT"
 
 func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	g := &globals{stdout: stdout, stderr: stderr}
@@ -32,6 +42,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 				return usage(fmt.Errorf("log level %q is not one of debug, info, warn, error", g.logLevel))
 			}
 			g.logger = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: lvl}))
+			g.root = os.Getenv(RootEnv)
 			return nil
 		},
 	}

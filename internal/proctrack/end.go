@@ -42,11 +42,11 @@ func (s *Store) End(ctx context.Context, keepLive bool, wait time.Duration) (end
 			break
 		}
 		desc := fmt.Sprintf("%s pid %d", e.Name, e.Proc.PID)
-		if keepLive && Alive(p, e.Owner) {
-			kept = append(kept, fmt.Sprintf("%s (its nfslab process %d still runs)", desc, e.Owner.PID))
-			continue
-		}
 		if Alive(p, e.Proc) {
+			if keepLive && Alive(p, e.Owner) {
+				kept = append(kept, fmt.Sprintf("%s (its nfslab process %d still runs)", desc, e.Owner.PID))
+				continue
+			}
 			if err := kill(ctx, p, e.Proc, wait); err != nil {
 				errs = append(errs, fmt.Errorf("ending %s: %w", desc, err))
 				continue
