@@ -376,6 +376,7 @@ var cleanupNouns = map[string]string{
 	cleanup.StepFaults:     "fault(s)",
 	cleanup.StepContainers: "container(s)",
 	cleanup.StepNetnsNames: "container namespace name(s)",
+	cleanup.StepProcesses:  "process(es)",
 	cleanup.StepFaultfs:    "faultfs mount(s) and socket(s)",
 	cleanup.StepMounts:     "mount(s)",
 	cleanup.StepPublish:    "port publish(es)",

@@ -72,11 +72,6 @@ func kill(ctx context.Context, p Procs, id Ident, wait time.Duration) error {
 	}
 	deadline := time.Now().Add(wait)
 	for Alive(p, id) {
-		// A zombie keeps its /proc entry until its parent (init, after a
-		// crash) reaps it; it holds nothing, so a zombie counts as gone.
-		if z, ok := p.(interface{ Zombie(int) bool }); ok && z.Zombie(id.PID) {
-			return nil
-		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("pid %d still runs %v after SIGKILL (stuck in the kernel?)", id.PID, wait)
 		}

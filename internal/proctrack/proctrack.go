@@ -59,15 +59,38 @@ func (l Linux) proc() string {
 
 // StartTime parses field 22 of PROC/pid/stat. The command name (field 2)
 // may hold spaces and parentheses, so fields are counted after its last ')'.
+// A zombie whose threads have all exited holds nothing and only waits for
+// its parent (init, after a crash) to reap it: it counts as gone. A
+// zombie leader with threads still in the kernel (stuck on a dead FUSE
+// mount) does not.
 func (l Linux) StartTime(pid int) (uint64, error) {
-	b, err := os.ReadFile(filepath.Join(l.proc(), strconv.Itoa(pid), "stat"))
+	dir := filepath.Join(l.proc(), strconv.Itoa(pid))
+	b, err := os.ReadFile(filepath.Join(dir, "stat"))
 	if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
 		return 0, fmt.Errorf("pid %d: %w", pid, ErrGone)
 	}
 	if err != nil {
 		return 0, err
 	}
+	if state(b) == "Z" {
+		if ts, err := os.ReadDir(filepath.Join(dir, "task")); err == nil && len(ts) <= 1 {
+			return 0, fmt.Errorf("pid %d is a zombie: %w", pid, ErrGone)
+		}
+	}
 	return ParseStartTime(b)
+}
+
+// state returns field 3 of a /proc/PID/stat line ("" if unparsable).
+func state(stat []byte) string {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return ""
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) == 0 {
+		return ""
+	}
+	return f[0]
 }
 
 // ParseStartTime returns field 22 of a /proc/PID/stat line.
@@ -296,15 +319,4 @@ func Start(s *Store, cmd *exec.Cmd, name string) (release func(), err error) {
 		_ = remove()
 		runtime.UnlockOSThread()
 	}, nil
-}
-
-// Zombie reports whether pid has exited and waits to be reaped (state Z).
-func (l Linux) Zombie(pid int) bool {
-	b, err := os.ReadFile(filepath.Join(l.proc(), strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return false
-	}
-	i := bytes.LastIndexByte(b, ')')
-	f := strings.Fields(string(b[i+1:]))
-	return len(f) > 0 && f[0] == "Z"
 }

@@ -191,3 +191,31 @@ func TestStartSetsDeathSignalAndRecords(t *testing.T) {
 		t.Fatalf("records after release: %+v", es)
 	}
 }
+
+// TestLinuxZombieIsGone: a zombie with no thread left is gone (it waits
+// only to be reaped); one whose leader exited while a thread still runs is
+// not.
+func TestLinuxZombieIsGone(t *testing.T) {
+	proc := t.TempDir()
+	mk := func(pid int, st string, tasks int) {
+		d := filepath.Join(proc, fmt.Sprint(pid))
+		os.MkdirAll(filepath.Join(d, "task"), 0o755)
+		for i := range tasks {
+			os.Mkdir(filepath.Join(d, "task", fmt.Sprint(pid+i)), 0o755)
+		}
+		line := fmt.Sprintf("%d (java) %s 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 777 0 0\n", pid, st)
+		os.WriteFile(filepath.Join(d, "stat"), []byte(line), 0o644)
+	}
+	mk(10, "Z", 1)
+	mk(20, "Z", 3)
+	mk(30, "S", 2)
+	l := Linux{Proc: proc}
+	if _, err := l.StartTime(10); err == nil {
+		t.Error("a reapable zombie counts as running")
+	}
+	for _, pid := range []int{20, 30} {
+		if st, err := l.StartTime(pid); err != nil || st != 777 {
+			t.Errorf("pid %d: %d, %v; want 777 (it still has threads)", pid, st, err)
+		}
+	}
+}
