@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +19,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nfslab/nfslab/internal/proctrack"
+	"github.com/nfslab/nfslab/pkg/cleanup"
 	"github.com/nfslab/nfslab/pkg/faultfs"
 	"github.com/nfslab/nfslab/pkg/probe"
 )
@@ -123,6 +126,19 @@ Runs in the foreground; SIGINT or SIGTERM unmounts (lazily if the mount is busy)
 			}
 			defer os.Remove(sock)
 			defer ln.Close()
+
+			// Recorded with this process as its server, so heal --all finds
+			// the mount wherever MOUNTPOINT is once the server is gone.
+			absMnt, err := filepath.Abs(mnt)
+			if err != nil {
+				return fmt.Errorf("resolving mountpoint %s: %w", mnt, err)
+			}
+			records := proctrack.NewStore(cleanup.RootsAt(cmp.Or(g.root, cleanup.DefaultRoot)).Records)
+			unrecord, err := records.Put(proctrack.Record{Kind: proctrack.KindMount, Name: "faultfs " + t.name, Path: absMnt})
+			if err != nil {
+				return err
+			}
+			defer unrecord()
 
 			opts.Logger = g.logger
 			fsys, err := faultfs.Mount(backing, mnt, opts)
