@@ -280,10 +280,12 @@ func newHealCmd(g *globals) *cobra.Command {
 		Short: "Remove faults by ID, or everything nfslab created with --all (works without the daemon)",
 		Long: `Remove faults by ID, or with --all every nfslab object: network faults, then
 (in reverse order of creation) containers labelled io.nfslab.owner=nfslab, the
-/run/netns/nfslab-ctr-* names, faultfs mounts and stale control sockets under
-/run/nfslab/faultfs, mounts under /run/nfslab/mnt and the netns NFS server
+/run/netns/nfslab-ctr-* names, the child processes recorded in /run/nfslab/proc
+(after aborting the FUSE connection of every faultfs mount nobody serves),
+faultfs mounts and stale control sockets under /run/nfslab/faultfs and recorded
+faultfs mounts elsewhere, mounts under /run/nfslab/mnt and the netns NFS server
 under /run/nfslab/nfsd. --faults-only, or --netns NAME (which names one
-namespace), heals network faults only.`,
+namespace), heals network faults only. NFSLAB_ROOT moves /run/nfslab.`,
 		RunE: func(cmd *cobra.Command, ids []string) error {
 			if all == (len(ids) > 0) {
 				return usage(errors.New("give fault IDs or --all (not both)"))
