@@ -35,8 +35,8 @@ const crashTrials = 10
 
 // TestPrivCrashedRunLeavesNothing SIGKILLs `nfslab run` of a faultfs
 // scenario at random points (before and during its fault), then runs
-// `nfslab heal --all`: no faultfs mount, no JVM, no record, no rule and no
-// route may stay. It runs in a private mount and network namespace (so
+// `nfslab heal --all`: no faultfs mount, no JVM, no record, no rule, no
+// route and no namespace name may stay. It runs in a private mount and network namespace (so
 // fusectl, the FUSE mounts and heal's sweep of the namespace touch only
 // the test's) with NFSLAB_ROOT in a temporary directory (so heal --all
 // sweeps only what this test made; other tests share /run/nfslab).
@@ -134,6 +134,9 @@ func crashTrialsInside(t *testing.T) {
 	}
 	rng.Shuffle(len(plans), func(i, j int) { plans[i], plans[j] = plans[j], plans[i] })
 
+	// Namespace names live in the host's /run/netns, shared with other
+	// tests: only a new nfslab-* name counts.
+	netnsBefore := nfslabNetnsNames()
 	var killed, duringFault, jvmAtKill, leftMounts, leftProcs, leftRecords int
 	var times []string
 	for i, pl := range plans {
@@ -258,6 +261,11 @@ func crashTrialsInside(t *testing.T) {
 		if o, _ := exec.Command("ip", "route", "show", "table", "all", "proto", "73").CombinedOutput(); len(bytes.TrimSpace(o)) > 0 {
 			t.Errorf("trial %d: nfslab routes left:\n%s", i, o)
 		}
+		for n := range nfslabNetnsNames() {
+			if !netnsBefore[n] {
+				t.Errorf("trial %d: namespace name %s left", i, n)
+			}
+		}
 		if t.Failed() {
 			t.Logf("trial %d: run output:\n%s", i, runOut.String())
 			break
@@ -312,6 +320,18 @@ func procsUnder(dir string) []string {
 		}
 		args := strings.Split(strings.TrimRight(string(cl), "\x00"), "\x00")
 		out = append(out, fmt.Sprintf("%d %s", pid, filepath.Base(args[0])))
+	}
+	return out
+}
+
+// nfslabNetnsNames returns the nfslab-* names in /run/netns.
+func nfslabNetnsNames() map[string]bool {
+	ents, _ := os.ReadDir("/run/netns")
+	out := map[string]bool{}
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), "nfslab") {
+			out[e.Name()] = true
+		}
 	}
 	return out
 }
