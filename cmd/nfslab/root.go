@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -42,7 +43,13 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 				return usage(fmt.Errorf("log level %q is not one of debug, info, warn, error", g.logLevel))
 			}
 			g.logger = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: lvl}))
-			g.root = os.Getenv(RootEnv)
+			if r := os.Getenv(RootEnv); r != "" {
+				// Absolute: heal compares it with mountinfo's paths.
+				var err error
+				if g.root, err = filepath.Abs(r); err != nil {
+					return usage(fmt.Errorf("%s %q: %w", RootEnv, r, err))
+				}
+			}
 			return nil
 		},
 	}

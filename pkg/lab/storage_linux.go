@@ -66,7 +66,11 @@ func (s *FaultfsStorage) Setup(ctx context.Context) (engine.StorageInfo, error) 
 	}
 	// Recorded before mounting: a record without a mount is "not found"
 	// for heal, a mount without a record would have no known server.
-	unrecord, err := s.Records.Put(proctrack.Record{Kind: proctrack.KindMount, Name: "faultfs", Path: s.Mountpoint})
+	abs, err := filepath.Abs(s.Mountpoint) // mountinfo, which heal reads, has absolute paths
+	if err != nil {
+		return engine.StorageInfo{}, fmt.Errorf("resolving mountpoint %s: %w", s.Mountpoint, err)
+	}
+	unrecord, err := s.Records.Put(proctrack.Record{Kind: proctrack.KindMount, Name: "faultfs", Path: abs})
 	if err != nil {
 		return engine.StorageInfo{}, err
 	}
