@@ -64,6 +64,7 @@ It also proxies /v1/faultfs/NAME/... to faultfs control sockets.`,
 			if host && !faultsOnly {
 				co := cleanupOptions(cmd.Context(), g)
 				co.KeepLiveFaultfs = true // served by a running nfslab faultfs mount: no leftover
+				co.KeepLiveOwners = true  // a running nfslab run's mount and JVM: no leftover
 				if co.FaultfsRoot != "" {
 					opts.FaultfsDir = co.FaultfsRoot
 				}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nfslab/nfslab/internal/proctrack"
+	"github.com/nfslab/nfslab/pkg/cleanup"
 	"github.com/nfslab/nfslab/pkg/duration"
 	"github.com/nfslab/nfslab/pkg/faultfs"
 	"github.com/nfslab/nfslab/pkg/probe"
@@ -104,7 +107,8 @@ Runs in the foreground; SIGINT or SIGTERM unmounts (lazily if the mount is busy)
 				mnt = args[1]
 			}
 			opts.Logger = g.logger
-			cfg := faultfs.ServerConfig{Name: t.name, Backing: backing, Mountpoint: mnt, Socket: sock, Options: opts}
+			cfg := faultfs.ServerConfig{Name: t.name, Backing: backing, Mountpoint: mnt, Socket: sock, Options: opts,
+				Records: proctrack.NewStore(cleanup.RootsAt(cmp.Or(g.root, cleanup.DefaultRoot)).Records)}
 			var mounted string
 			err = faultfs.Serve(cmd.Context(), cfg, func(s *faultfs.Server) {
 				mounted = s.FS().Mountpoint()

@@ -290,10 +290,12 @@ func newHealCmd(g *globals) *cobra.Command {
 		Short: "Remove faults by ID, or everything nfslab created with --all (works without the daemon)",
 		Long: `Remove faults by ID, or with --all every nfslab object: network faults, then
 (in reverse order of creation) containers labelled io.nfslab.owner=nfslab, the
-/run/netns/nfslab-ctr-* names, faultfs mounts and stale control sockets under
-/run/nfslab/faultfs, mounts under /run/nfslab/mnt and the netns NFS server
+/run/netns/nfslab-ctr-* names, the child processes recorded in /run/nfslab/proc
+(after aborting the FUSE connection of every faultfs mount nobody serves),
+faultfs mounts and stale control sockets under /run/nfslab/faultfs and recorded
+faultfs mounts elsewhere, mounts under /run/nfslab/mnt and the netns NFS server
 under /run/nfslab/nfsd. --faults-only, or --netns NAME (which names one
-namespace), heals network faults only.`,
+namespace), heals network faults only. NFSLAB_ROOT moves /run/nfslab.`,
 		RunE: func(cmd *cobra.Command, ids []string) error {
 			if all == (len(ids) > 0) {
 				return usage(errors.New("give fault IDs or --all (not both)"))
@@ -375,6 +377,9 @@ func cleanupOptions(ctx context.Context, g *globals) cleanup.Options {
 		return cleanup.Options{Logger: g.logger}
 	}
 	o := cleanup.HostOptions(nil, podman.At(""))
+	if g.root != "" {
+		o = cleanup.RootOptions(nil, g.root)
+	}
 	o.Logger = g.logger
 	return o
 }
@@ -383,6 +388,7 @@ var cleanupNouns = map[string]string{
 	cleanup.StepFaults:     "fault(s)",
 	cleanup.StepContainers: "container(s)",
 	cleanup.StepNetnsNames: "container namespace name(s)",
+	cleanup.StepProcesses:  "process(es)",
 	cleanup.StepFaultfs:    "faultfs mount(s) and socket(s)",
 	cleanup.StepMounts:     "mount(s)",
 	cleanup.StepPublish:    "port publish(es)",

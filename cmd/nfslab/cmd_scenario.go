@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nfslab/nfslab/internal/proctrack"
+	"github.com/nfslab/nfslab/pkg/cleanup"
 	"github.com/nfslab/nfslab/pkg/collect"
 	"github.com/nfslab/nfslab/pkg/engine"
 	scenariolab "github.com/nfslab/nfslab/pkg/lab"
@@ -131,8 +134,10 @@ func runScenario(cmd *cobra.Command, g *globals, f *runFlags, path string) error
 	build, _ := ctx.Value(backendsKey{}).(backendsFactory)
 	if build == nil {
 		build = func(ctx context.Context, sc *scenario.Scenario, runDir string) (engine.Backends, error) {
+			roots := cleanup.RootsAt(cmp.Or(g.root, cleanup.DefaultRoot))
 			return scenariolab.Build(ctx, sc, scenariolab.Config{
 				RunDir: runDir, ProbeCache: f.probeCache, Logger: g.logger,
+				FaultfsRoot: roots.Faultfs, Records: proctrack.NewStore(roots.Records),
 				Faults: func(ctx context.Context) (netfault.Faults, error) {
 					c, err := openClient(ctx, g)
 					if err != nil {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nfslab/nfslab/internal/privtest"
+	"github.com/nfslab/nfslab/internal/proctrack"
+	"github.com/nfslab/nfslab/pkg/cleanup"
 )
 
 func TestFaultfsBadInputExit2(t *testing.T) {
@@ -58,6 +60,9 @@ func TestFaultfsCLIEndToEnd(t *testing.T) {
 	base := t.TempDir()
 	backing, mnt, sock := filepath.Join(base, "b"), filepath.Join(base, "m"), filepath.Join(base, "ctl.sock")
 	os.Mkdir(backing, 0o755)
+	// Private state: the mount's record goes below this root, not /run/nfslab.
+	t.Setenv(RootEnv, filepath.Join(base, "root"))
+	records := proctrack.NewStore(cleanup.RootsAt(filepath.Join(base, "root")).Records)
 	if err := os.WriteFile(filepath.Join(backing, "x.log"), []byte("hi"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -90,6 +95,10 @@ func TestFaultfsCLIEndToEnd(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// A MOUNTPOINT outside the faultfs root is recorded for heal --all.
+	if es, err := records.List(); err != nil || len(es) != 1 || es[0].Path != mnt || es[0].Kind != proctrack.KindMount {
+		t.Errorf("mount records %+v (%v), want one for %s", es, err, mnt)
+	}
 	out, errs, code := runCLI(t, context.Background(), "faultfs", "set", "--control", sock, "--op", "open", "--path", "*.log", "--errno", "EACCES")
 	if code != 0 || strings.TrimSpace(out) != "r1" {
 		t.Fatalf("set: %d %q %q", code, out, errs)
@@ -121,6 +130,9 @@ func TestFaultfsCLIEndToEnd(t *testing.T) {
 	}
 	if _, err := os.Stat(sock); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("control socket left behind")
+	}
+	if es, _ := records.List(); len(es) != 0 {
+		t.Errorf("mount record left after a clean unmount: %+v", es)
 	}
 }
 

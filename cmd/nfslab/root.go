@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -16,9 +18,18 @@ type globals struct {
 	logLevel       string
 	level          slog.Level // logLevel parsed
 	logger         *slog.Logger
+	// root is nfslab's state root from RootEnv ("" is the host's,
+	// cleanup.DefaultRoot): where runs mount faultfs and record their
+	// children, and what heal --all sweeps.
+	root string
 }
 
 const defaultSocket = "/run/nfslab/nfslab.sock"
+
+// RootEnv moves nfslab's state root (faultfs mounts, child and mount
+// records, mount and NFS server directories) below another directory;
+// tests set it so that their heal --all sweeps only what they made.
+const RootEnv = "NFSLAB_ROOT"
 
 func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	g := &globals{stdout: stdout, stderr: stderr}
@@ -34,6 +45,13 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 			}
 			g.level = lvl
 			g.logger = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: lvl}))
+			if r := os.Getenv(RootEnv); r != "" {
+				// Absolute: heal compares it with mountinfo's paths.
+				var err error
+				if g.root, err = filepath.Abs(r); err != nil {
+					return usage(fmt.Errorf("%s %q: %w", RootEnv, r, err))
+				}
+			}
 			return nil
 		},
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nfslab/nfslab/internal/proctrack"
 	"github.com/nfslab/nfslab/pkg/container"
 	"github.com/nfslab/nfslab/pkg/mount"
 	"github.com/nfslab/nfslab/pkg/nfsserver"
@@ -20,10 +21,16 @@ import (
 
 // Default roots: where nfslab creates its objects on a host.
 const (
-	DefaultFaultfsRoot = "/run/nfslab/faultfs"
+	DefaultFaultfsRoot = DefaultRoot + "/faultfs"
 	DefaultMountRoot   = mount.DefaultRoot
 	DefaultNFSDRoot    = nfsserver.DefaultStateDir
 	DefaultNetnsDir    = container.NetnsDir
+	// DefaultRecordsDir holds the records of child processes and served
+	// mounts (internal/proctrack).
+	DefaultRecordsDir = DefaultRoot + "/proc"
+	// DefaultRoot is nfslab's root: every default above but the netns
+	// directory lies below it.
+	DefaultRoot = "/run/nfslab"
 )
 
 // Step names, in the order Sweep runs them.
@@ -31,6 +38,7 @@ const (
 	StepFaults     = "faults"
 	StepContainers = "containers"
 	StepNetnsNames = "netns-names"
+	StepProcesses  = "processes"
 	StepFaultfs    = "faultfs"
 	StepMounts     = "mounts"
 	StepPublish    = "publish"
@@ -38,7 +46,7 @@ const (
 )
 
 // Steps lists the step names in the order Sweep runs them.
-var Steps = []string{StepFaults, StepContainers, StepNetnsNames, StepFaultfs, StepMounts, StepPublish, StepNFSServer}
+var Steps = []string{StepFaults, StepContainers, StepNetnsNames, StepProcesses, StepFaultfs, StepMounts, StepPublish, StepNFSServer}
 
 // FaultHealer removes every nfslab network fault in a namespace;
 // netfault.Injector satisfies it.
@@ -95,6 +103,19 @@ type Options struct {
 	// a running `nfslab faultfs mount` serves it, so it is no leftover (the
 	// daemon's start-up sets this; `heal --all` does not).
 	KeepLiveFaultfs bool
+	// Records holds the records of the child processes nfslab started and
+	// of the faultfs mounts a running nfslab serves (internal/proctrack);
+	// nil skips the processes step and the recorded mounts.
+	Records *proctrack.Store
+	// KeepLiveOwners keeps what a running nfslab process owns: its
+	// recorded children and the faultfs mounts it serves (the daemon's
+	// start-up sets this; `heal --all` does not).
+	KeepLiveOwners bool
+	// ProcessWait bounds the wait for a killed process to go; 0: 5s.
+	ProcessWait time.Duration
+	// AbortFuse aborts the FUSE connection of a faultfs mount nobody
+	// serves; nil: FuseCtl(Mounter, DefaultFuseCtlDir).
+	AbortFuse FuseAborter
 	// MountRoot is nfslab's mount directory; "" skips the step.
 	MountRoot string
 	// Mounter unmounts; nil: mount.NewLinux.
@@ -122,15 +143,43 @@ type Options struct {
 // faults heals in namespaces (nil: none, the caller heals faults itself);
 // podman finds the container service (podman.At("")).
 func HostOptions(faults FaultHealer, podman Podman, namespaces ...string) Options {
+	o := RootOptions(faults, DefaultRoot, namespaces...)
+	o.Podman = podman
+	o.NetnsDir = DefaultNetnsDir
+	return o
+}
+
+// Roots are nfslab's directories below one root.
+type Roots struct {
+	Faultfs, Records, Mount, NFSD, Publish string
+}
+
+// RootsAt lays nfslab's directories out below root (DefaultRoot on a host;
+// a private directory for a test).
+func RootsAt(root string) Roots {
+	return Roots{
+		Faultfs: filepath.Join(root, "faultfs"),
+		Records: filepath.Join(root, "proc"),
+		Mount:   filepath.Join(root, "mnt"),
+		NFSD:    filepath.Join(root, "nfsd"),
+		Publish: filepath.Join(root, "publish"),
+	}
+}
+
+// RootOptions returns Options for the nfslab objects whose state lives
+// below root (a root other than DefaultRoot: NFSLAB_ROOT), in the caller's
+// network namespace. Containers and /run/netns names are the host's, not
+// the root's: they are skipped.
+func RootOptions(faults FaultHealer, root string, namespaces ...string) Options {
+	r := RootsAt(root)
 	return Options{
 		Faults:      faults,
 		Namespaces:  namespaces,
-		Podman:      podman,
-		NetnsDir:    DefaultNetnsDir,
-		FaultfsRoot: DefaultFaultfsRoot,
-		MountRoot:   DefaultMountRoot,
-		Publish:     publish.New(publish.Options{}),
-		NFSDRoot:    DefaultNFSDRoot,
+		FaultfsRoot: r.Faultfs,
+		Records:     proctrack.NewStore(r.Records),
+		MountRoot:   r.Mount,
+		Publish:     publish.New(publish.Options{StateDir: r.Publish}),
+		NFSDRoot:    r.NFSD,
 	}
 }
 
@@ -180,8 +229,14 @@ func Sweep(ctx context.Context, o Options) (Report, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if o.Mounter == nil && (o.FaultfsRoot != "" || o.MountRoot != "") {
+	if o.Mounter == nil && (o.FaultfsRoot != "" || o.MountRoot != "" || o.Records != nil) {
 		o.Mounter = mount.NewLinux(mount.LinuxOptions{})
+	}
+	if o.AbortFuse == nil {
+		o.AbortFuse = FuseCtl(o.Mounter, DefaultFuseCtlDir)
+	}
+	if o.ProcessWait <= 0 {
+		o.ProcessWait = 5 * time.Second
 	}
 	if o.Detach == nil {
 		o.Detach = container.DetachAllNetnsIn
@@ -199,6 +254,7 @@ func Sweep(ctx context.Context, o Options) (Report, error) {
 		{StepFaults, sweepFaults},
 		{StepContainers, sweepContainers},
 		{StepNetnsNames, sweepNetnsNames},
+		{StepProcesses, sweepProcesses},
 		{StepFaultfs, sweepFaultfs},
 		{StepMounts, sweepMounts},
 		{StepPublish, sweepPublish},
@@ -286,27 +342,16 @@ func sweepNetnsNames(_ context.Context, o Options, sr *StepReport) {
 	}
 }
 
-// below returns the mounts strictly below root, deepest and most recent
-// first (the order mount.Sweep uses).
-func below(m mount.Mounter, root string) ([]mount.MountPoint, error) {
-	mps, err := m.List()
-	if err != nil {
-		return nil, fmt.Errorf("listing mounts: %w", err)
-	}
-	var ours []mount.MountPoint
-	for _, mp := range mps {
-		if mount.Within(root, mp.Path) {
-			ours = append(ours, mp)
-		}
-	}
-	sort.SliceStable(ours, func(i, j int) bool {
-		di, dj := strings.Count(ours[i].Path, "/"), strings.Count(ours[j].Path, "/")
+// sortDeepestFirst orders mounts deepest and most recent first (the order
+// mount.Sweep uses).
+func sortDeepestFirst(ms []ffsMount) {
+	sort.SliceStable(ms, func(i, j int) bool {
+		di, dj := strings.Count(ms[i].Path, "/"), strings.Count(ms[j].Path, "/")
 		if di != dj {
 			return di > dj
 		}
-		return ours[i].ID > ours[j].ID
+		return ms[i].ID > ms[j].ID
 	})
-	return ours, nil
 }
 
 // topName is the first path element of p below root ("x" for ROOT/x/y).
@@ -351,39 +396,30 @@ func describe(p string, res mount.UnmountResult) string {
 	return p
 }
 
-// sweepFaultfs unmounts faultfs mounts below the root (a FUSE mount whose
-// server died answers ENOTCONN to every access, but umount2 works on it;
-// force and lazy detach are the fallbacks) and removes control sockets no
-// server answers on.
+// sweepFaultfs unmounts the faultfs mounts below the root and those the
+// records name, and removes control sockets no server answers on. A mount
+// nobody serves has its FUSE connection aborted first (by the processes
+// step when it runs), so the unmount finds no request stuck on it; umount2
+// works on such a mount, and force and lazy detach are the fallbacks.
 func sweepFaultfs(ctx context.Context, o Options, sr *StepReport) {
-	if o.FaultfsRoot == "" {
+	if o.FaultfsRoot == "" && o.Records == nil {
 		sr.Skipped = "no faultfs directory given"
 		return
 	}
-	live := map[string]bool{}
-	var stale []string
-	socks, err := filepath.Glob(filepath.Join(o.FaultfsRoot, "*.sock"))
-	if err != nil {
-		sr.Err = err
-		return
-	}
-	for _, s := range socks {
-		name := strings.TrimSuffix(filepath.Base(s), ".sock")
-		if socketAnswers(ctx, s, o.DialTimeout) {
-			live[name] = true
-		} else {
-			stale = append(stale, s)
-		}
-	}
 	var errs []error
-	mps, err := below(o.Mounter, o.FaultfsRoot)
+	mps, live, stale, records, err := faultfsMounts(ctx, o)
 	if err != nil {
 		errs = append(errs, err)
 	}
+	if o.Records == nil {
+		if _, err := abortDead(ctx, o, mps); err != nil {
+			errs = append(errs, fmt.Errorf("aborting FUSE connections: %w", err))
+		}
+	}
+	gone := map[string]bool{}
 	for _, mp := range mps {
-		name := topName(o.FaultfsRoot, mp.Path)
-		if o.KeepLiveFaultfs && live[name] {
-			sr.Kept = append(sr.Kept, mp.Path+" (its faultfs server answers on "+name+".sock)")
+		if mp.served != "" && ((mp.byOwner && o.KeepLiveOwners) || (!mp.byOwner && o.KeepLiveFaultfs)) {
+			sr.Kept = append(sr.Kept, mp.Path+" ("+mp.served+")")
 			continue
 		}
 		res, err := unmount(ctx, o, mp.Path)
@@ -391,8 +427,28 @@ func sweepFaultfs(ctx context.Context, o Options, sr *StepReport) {
 			errs = append(errs, err)
 			continue
 		}
+		gone[filepath.Clean(mp.Path)] = true
 		sr.Removed = append(sr.Removed, describe(mp.Path, res))
-		removeEmptyDir(ctx, o.FaultfsRoot, mp.Path)
+		if o.FaultfsRoot != "" {
+			removeEmptyDir(ctx, o.FaultfsRoot, mp.Path)
+		}
+	}
+	// A mount record goes with its mount, or when its owner is gone and
+	// nothing is mounted there (a crash between the record and the mount).
+	mounted := map[string]bool{}
+	for _, mp := range mps {
+		mounted[filepath.Clean(mp.Path)] = true
+	}
+	for _, e := range records {
+		p := filepath.Clean(e.Path)
+		if gone[p] || (!mounted[p] && !proctrack.Alive(o.procs(), e.Owner)) {
+			if err := o.Records.Remove(e); err != nil {
+				errs = append(errs, err)
+			}
+			if !gone[p] && o.FaultfsRoot != "" {
+				removeEmptyDir(ctx, o.FaultfsRoot, p)
+			}
+		}
 	}
 	for _, s := range stale {
 		if err := os.Remove(s); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -406,8 +462,8 @@ func sweepFaultfs(ctx context.Context, o Options, sr *StepReport) {
 			// The running server removes its own socket when it exits.
 			sr.Kept = append(sr.Kept, filepath.Join(o.FaultfsRoot, name+".sock")+" (a faultfs server still answers on it)")
 		}
-		sort.Strings(sr.Kept)
 	}
+	sort.Strings(sr.Kept)
 	sr.Err = errors.Join(errs...)
 }
 

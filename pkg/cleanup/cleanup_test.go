@@ -372,9 +372,14 @@ func TestSweepFaultfsBusyMountIsDetached(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.SetBusy(root+"/busy", true)
-	rep, err := Sweep(context.Background(), Options{FaultfsRoot: root, Mounter: m, UnmountTimeout: time.Second})
+	var aborted []string
+	abort := func(_ context.Context, dev string) error { aborted = append(aborted, dev); return nil }
+	rep, err := Sweep(context.Background(), Options{FaultfsRoot: root, Mounter: m, UnmountTimeout: time.Second, AbortFuse: abort})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(aborted) != 1 {
+		t.Errorf("aborted FUSE connections %q, want the dead mount's", aborted)
 	}
 	if got := rep.Step(StepFaultfs).Removed; len(got) != 1 || !strings.Contains(got[0], "lazily detached") {
 		t.Errorf("removed %q", got)
@@ -391,5 +396,21 @@ func TestSweepStopsOnCancelledContext(t *testing.T) {
 	}
 	if got := w.j.list(); len(got) != 0 {
 		t.Errorf("a cancelled sweep touched %q", got)
+	}
+}
+
+// TestHostOptionsAreRootOptionsAtTheDefaultRoot: one layout of nfslab's
+// directories, whichever root.
+func TestHostOptionsAreRootOptionsAtTheDefaultRoot(t *testing.T) {
+	podman := func(context.Context) (container.Runtime, error) { return nil, container.ErrNoService }
+	h := HostOptions(nil, podman)
+	if h.FaultfsRoot != DefaultFaultfsRoot || h.MountRoot != DefaultMountRoot || h.NFSDRoot != DefaultNFSDRoot ||
+		h.Records == nil || h.Records.Dir != DefaultRecordsDir || h.NetnsDir != DefaultNetnsDir || h.Podman == nil {
+		t.Fatalf("HostOptions %+v do not name the host's directories", h)
+	}
+	r := RootOptions(nil, "/tmp/x")
+	if r.FaultfsRoot != "/tmp/x/faultfs" || r.Records.Dir != "/tmp/x/proc" || r.MountRoot != "/tmp/x/mnt" ||
+		r.NFSDRoot != "/tmp/x/nfsd" || r.Podman != nil || r.NetnsDir != "" {
+		t.Fatalf("RootOptions %+v reach outside the root", r)
 	}
 }

@@ -8,7 +8,10 @@
 //	faults      nfslab's iptables rules, chains and routes (netfault HealAll)
 //	containers  podman containers labelled io.nfslab.owner=nfslab
 //	netns-names /run/netns/nfslab-ctr-* names attached to containers
-//	faultfs     FUSE mounts under /run/nfslab/faultfs and stale control sockets
+//	processes   recorded children (the JVM probe) of a dead nfslab, after
+//	            aborting the FUSE connection of faultfs mounts nobody serves
+//	faultfs     FUSE mounts under /run/nfslab/faultfs or recorded elsewhere,
+//	            and stale control sockets
 //	mounts      NFS (and other) mounts under /run/nfslab/mnt
 //	nfs-server  the netns knfsd servers whose state is under /run/nfslab/nfsd
 //
@@ -16,8 +19,8 @@
 // directories), treats "not found" as done, and does not stop the steps
 // after it when it fails: the errors are joined and the Report says what
 // each step removed, kept or skipped. Every side effect sits behind a small
-// interface (netfault.Injector, container.Runtime, mount.Mounter, and the
-// NetnsDetacher and ServerStopper here) so the order and the semantics are
-// tested with fakes, and every root is an option so the real effect is
-// tested in temporary directories.
+// interface (netfault.Injector, container.Runtime, mount.Mounter,
+// proctrack.Procs, and the NetnsDetacher, ServerStopper and FuseAborter
+// here) so the order and the semantics are tested with fakes, and every
+// root is an option so the real effect is tested in temporary directories.
 package cleanup

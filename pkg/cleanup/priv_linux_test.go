@@ -195,7 +195,16 @@ func TestPrivSweepRemovesRealObjects(t *testing.T) {
 	}
 	var stopped []string
 
+	// fusectl at a private place: the test must not mount it on the
+	// host's /sys/fs/fuse/connections.
+	fusectl := filepath.Join(base, "fusectl")
+	if err := os.Mkdir(fusectl, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	created = append(created, fusectl)
+
 	rep, err := Sweep(context.Background(), Options{
+		AbortFuse:   FuseCtl(mount.NewLinux(mount.LinuxOptions{}), fusectl),
 		Faults:      mgr,
 		Namespaces:  []string{ns},
 		NetnsDir:    netnsDir,

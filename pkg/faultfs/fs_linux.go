@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -129,7 +130,7 @@ func Mount(backing, mountpoint string, opts Options) (*FS, error) {
 	if !opts.Debug {
 		mo.Logger = log.New(discard{}, "", 0)
 	}
-	server, err := fs.Mount(mountpoint, f.root, &fs.Options{
+	server, err := mountNoInherit(mountpoint, f.root, &fs.Options{
 		MountOptions:    mo,
 		EntryTimeout:    &entry,
 		AttrTimeout:     &attr,
@@ -146,6 +147,71 @@ func Mount(backing, mountpoint string, opts Options) (*FS, error) {
 	lg.Info("faultfs mounted", "backing", backing, "mountpoint", mountpoint,
 		"keep_cache", opts.KeepCache, "direct_io", opts.DirectIO, "writeback", opts.Writeback)
 	return f, nil
+}
+
+// mountNoInherit is fs.Mount with a /dev/fuse descriptor no child
+// inherits. go-fuse's direct mount opens /dev/fuse without O_CLOEXEC, so
+// a process started later (the JVM under test) kept the FUSE connection
+// open after nfslab died: the mount hung instead of failing with ENOTCONN,
+// and a killed JVM stayed stuck in the kernel. The open and the marking
+// happen under syscall.ForkLock (read), which every fork takes for
+// writing, so no child is started in between. With the lock held the
+// mount must not fork: the direct mount is strict there, and only when it
+// fails does the fusermount fallback (which marks its descriptor itself)
+// run, outside the lock.
+func mountNoInherit(dir string, root fs.InodeEmbedder, opts *fs.Options) (*fuse.Server, error) {
+	strict := *opts
+	strict.DirectMount, strict.DirectMountStrict = true, true
+	syscall.ForkLock.RLock()
+	server, err := fuse.NewServer(fs.NewNodeFS(root, &strict), dir, &strict.MountOptions)
+	if err == nil {
+		err = closeFuseOnExec("/proc/self/fd")
+	}
+	syscall.ForkLock.RUnlock()
+	if server == nil && !opts.DirectMountStrict {
+		server, err = fuse.NewServer(fs.NewNodeFS(root, opts), dir, &opts.MountOptions)
+		if err == nil {
+			err = closeFuseOnExec("/proc/self/fd")
+		}
+	}
+	if err != nil {
+		if server != nil {
+			_ = server.Unmount()
+		}
+		return nil, err
+	}
+	go server.Serve()
+	if err := server.WaitMount(); err != nil {
+		_ = server.Unmount()
+		return nil, err
+	}
+	return server, nil
+}
+
+// closeFuseOnExec sets FD_CLOEXEC on every descriptor of this process
+// that is open on /dev/fuse (fdDir lists them as symlinks).
+func closeFuseOnExec(fdDir string) error {
+	ents, err := os.ReadDir(fdDir)
+	if err != nil {
+		return fmt.Errorf("listing open descriptors: %w", err)
+	}
+	for _, e := range ents {
+		if t, err := os.Readlink(filepath.Join(fdDir, e.Name())); err != nil || t != "/dev/fuse" {
+			continue
+		}
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+		if err != nil {
+			continue // closed since the listing
+		}
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, fl|unix.FD_CLOEXEC); err != nil {
+			return fmt.Errorf("marking /dev/fuse descriptor %d close-on-exec: %w", fd, err)
+		}
+	}
+	return nil
 }
 
 type discard struct{}

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/nfslab/nfslab/internal/proctrack"
 )
 
 // ServerConfig is one faultfs instance: a mount and the control socket
@@ -25,6 +27,10 @@ type ServerConfig struct {
 	// stale socket file is replaced, one a live server answers on never.
 	Socket  string
 	Options Options
+	// Records, when set, holds a record of the mount with this process as
+	// its server, so that `nfslab heal --all` finds the mount wherever
+	// Mountpoint is once the server is gone (nil: not recorded).
+	Records *proctrack.Store
 }
 
 // Server is a mounted faultfs serving its rule API on a Unix socket.
@@ -34,6 +40,7 @@ type Server struct {
 	ln         net.Listener
 	http       *http.Server
 	createdMnt bool
+	unrecord   func() error
 }
 
 // StartServer mounts cfg's filesystem and serves its rule API (Handler)
@@ -58,7 +65,20 @@ func StartServer(cfg ServerConfig) (_ *Server, err error) {
 	if s.ln, err = listenControl(cfg.Socket); err != nil {
 		return nil, err
 	}
+	abs, err := filepath.Abs(cfg.Mountpoint)
+	if err == nil {
+		// Recorded before the mount exists: a crash in between leaves a
+		// record of nothing, which heal drops; the other order could leave
+		// an unrecorded mount.
+		s.unrecord, err = cfg.Records.Put(proctrack.Record{Kind: proctrack.KindMount, Name: "faultfs " + cfg.Name, Path: abs})
+	}
+	if err != nil {
+		s.ln.Close()
+		os.Remove(cfg.Socket)
+		return nil, fmt.Errorf("recording faultfs mount %s: %w", cfg.Mountpoint, err)
+	}
 	if s.fs, err = Mount(cfg.Backing, cfg.Mountpoint, cfg.Options); err != nil {
+		s.unrecord()
 		s.ln.Close()
 		os.Remove(cfg.Socket)
 		return nil, err
@@ -90,6 +110,9 @@ func (s *Server) Close() error {
 	}
 	if s.createdMnt {
 		os.Remove(s.cfg.Mountpoint)
+	}
+	if err := s.unrecord(); err != nil {
+		return fmt.Errorf("removing the record of faultfs %s: %w", s.cfg.Name, err)
 	}
 	return nil
 }

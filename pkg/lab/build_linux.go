@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/nfslab/nfslab/internal/proctrack"
+	"github.com/nfslab/nfslab/pkg/cleanup"
 	"github.com/nfslab/nfslab/pkg/clock"
 	"github.com/nfslab/nfslab/pkg/engine"
 	"github.com/nfslab/nfslab/pkg/netfault"
@@ -19,8 +22,16 @@ import (
 // Config is what Build needs besides the scenario.
 type Config struct {
 	// RunDir is the run directory: logs/, and for faultfs the backing
-	// directory and the mount point.
+	// directory.
 	RunDir string
+	// FaultfsRoot is nfslab's faultfs directory: a faultfs scenario mounts
+	// at FaultfsRoot/run-NAME (NAME: the run directory's name), where
+	// `heal --all` finds it after a crash. "": cleanup.DefaultFaultfsRoot.
+	FaultfsRoot string
+	// Records receives the run's child processes and mounts, so heal can
+	// end them after nfslab is killed; nil records nothing (the children
+	// still die with nfslab).
+	Records *proctrack.Store
 	// Faults is opened only when the scenario has network steps (a
 	// faultfs scenario never touches the firewall).
 	Faults func(ctx context.Context) (netfault.Faults, error)
@@ -61,6 +72,13 @@ func (noFaults) Diagnose(context.Context, string, string) ([]netfault.Finding, e
 	return nil, nil
 }
 
+// FaultfsMountpoint is where a run in runDir mounts its faultfs: below
+// nfslab's faultfs root, never inside the run directory, so that heal
+// (which looks only under the root and in the records) finds it.
+func FaultfsMountpoint(root, runDir string) string {
+	return filepath.Join(root, "run-"+filepath.Base(filepath.Clean(runDir)))
+}
+
 // Build wires the real backends for sc.
 func Build(ctx context.Context, sc *scenario.Scenario, cfg Config) (engine.Backends, error) {
 	var b engine.Backends
@@ -91,7 +109,9 @@ func Build(ctx context.Context, sc *scenario.Scenario, cfg Config) (engine.Backe
 		if sc.Storage.Faultfs != nil && sc.Storage.Faultfs.Backing != "" {
 			backing = sc.Storage.Faultfs.Backing
 		}
-		b.Storage = &FaultfsStorage{Backing: backing, Mountpoint: filepath.Join(cfg.RunDir, "mnt"), Subdir: sc.Storage.Subdir, Logger: cfg.Logger}
+		root := cmp.Or(cfg.FaultfsRoot, cleanup.DefaultFaultfsRoot)
+		b.Storage = &FaultfsStorage{Backing: backing, Mountpoint: FaultfsMountpoint(root, cfg.RunDir),
+			Subdir: sc.Storage.Subdir, Logger: cfg.Logger, Records: cfg.Records}
 	case scenario.StorageLocal:
 		b.Storage = LocalStorage{Dir: filepath.Join(cfg.RunDir, "data")}
 	case scenario.StorageNFS:
@@ -121,6 +141,7 @@ func Build(ctx context.Context, sc *scenario.Scenario, cfg Config) (engine.Backe
 			pc = *sc.Target.Probe
 		}
 		pt := NewProbeTarget(classDir, logDir, pc, cfg.Clock)
+		pt.Records = cfg.Records
 		b.Target = pt
 		if sc.LoadKind() == scenario.LoadProbe {
 			b.Load = ProbeLoad{P: pt}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nfslab/nfslab/internal/privtest"
+	"github.com/nfslab/nfslab/internal/proctrack"
 	"github.com/nfslab/nfslab/pkg/engine"
 	"github.com/nfslab/nfslab/pkg/journal"
 	"github.com/nfslab/nfslab/pkg/report"
@@ -55,7 +56,9 @@ func runShipped(t *testing.T, name string, report Reporter) *Run {
 	}
 	start := time.Now()
 	run, err := Execute(ctx, sc, out, 0, opts, func(ctx context.Context, dir string) (engine.Backends, error) {
-		return Build(ctx, sc, Config{RunDir: dir, ProbeCache: probeCache})
+		// A private faultfs root and records: other tests share /run/nfslab.
+		return Build(ctx, sc, Config{RunDir: dir, ProbeCache: probeCache,
+			FaultfsRoot: filepath.Join(out, "faultfs"), Records: proctrack.NewStore(filepath.Join(out, "proc"))})
 	}, report)
 	for _, n := range notes {
 		t.Log(n)
@@ -92,10 +95,14 @@ func runShipped(t *testing.T, name string, report Reporter) *Run {
 			t.Errorf("report.html missing, without plots, or loading from the network: %v", err)
 		}
 	}
-	// Nothing of the run stays mounted.
+	// Nothing of the run stays mounted (the run directory and the faultfs
+	// root are both below out) or recorded.
 	mi, _ := os.ReadFile("/proc/self/mountinfo")
-	if strings.Contains(string(mi), run.Dir) {
-		t.Errorf("a mount below %s is left after the run", run.Dir)
+	if strings.Contains(string(mi), out) {
+		t.Errorf("a mount below %s is left after the run", out)
+	}
+	if es, err := proctrack.NewStore(filepath.Join(out, "proc")).List(); err != nil || len(es) > 0 {
+		t.Errorf("records left after the run: %+v (%v)", es, err)
 	}
 	return run
 }

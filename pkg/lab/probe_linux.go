@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nfslab/nfslab/internal/proctrack"
 	"github.com/nfslab/nfslab/pkg/clock"
 	"github.com/nfslab/nfslab/pkg/engine"
 	"github.com/nfslab/nfslab/pkg/journal"
@@ -26,6 +27,9 @@ type ProbeTarget struct {
 	LogDir   string // probe.log and hs_err_pid*.log go here, off the storage under test
 	Cfg      scenario.ProbeTarget
 	Clock    clock.Clock
+	// Records receives each JVM so heal can end it after nfslab is
+	// killed; nil records nothing (it dies with nfslab all the same).
+	Records *proctrack.Store
 
 	lines   chan engine.Line
 	events  chan engine.Event
@@ -69,6 +73,7 @@ func (p *ProbeTarget) config(mode probe.Mode) probe.Config {
 		Rate:        int(p.Cfg.Rate),
 		Mode:        mode,
 		ErrorDir:    p.LogDir,
+		Track:       p.Records,
 	}
 	if p.Cfg.Heap != "" {
 		c.JVMArgs = []string{"-Xmx" + p.Cfg.Heap}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/nfslab/nfslab/internal/proctrack"
 	"github.com/nfslab/nfslab/pkg/engine"
 	"github.com/nfslab/nfslab/pkg/faultfs"
 	"github.com/nfslab/nfslab/pkg/scenario"
@@ -34,13 +35,20 @@ func (LocalStorage) Teardown(context.Context) error           { return nil }
 
 // FaultfsStorage mounts pkg/faultfs over a backing directory; the target's
 // data directory is the mount (or Subdir inside it).
+//
+// Mountpoint must lie under nfslab's faultfs root (Build puts it at
+// ROOT/run-NAME), where heal looks for it after a crash; the mount is also
+// recorded in Records with this process as its server, so heal knows when
+// nobody serves it any more.
 type FaultfsStorage struct {
 	Backing, Mountpoint, Subdir string
 	Logger                      *slog.Logger
+	Records                     *proctrack.Store // nil: not recorded
 
-	mu    sync.Mutex
-	fs    *faultfs.FS
-	rules map[string][]string // scenario rule id -> faultfs rule ids
+	mu       sync.Mutex
+	fs       *faultfs.FS
+	unrecord func() error
+	rules    map[string][]string // scenario rule id -> faultfs rule ids
 	// order lists the installed rules, newest first: faultfs consults its
 	// rules in order and the first that fires decides, so a newer fault
 	// (the full drop) must come before an older one (the slowdown), as an
@@ -56,12 +64,23 @@ func (s *FaultfsStorage) Setup(ctx context.Context) (engine.StorageInfo, error) 
 			return engine.StorageInfo{}, fmt.Errorf("creating %s: %w", d, err)
 		}
 	}
+	// Recorded before mounting: a record without a mount is "not found"
+	// for heal, a mount without a record would have no known server.
+	abs, err := filepath.Abs(s.Mountpoint) // mountinfo, which heal reads, has absolute paths
+	if err != nil {
+		return engine.StorageInfo{}, fmt.Errorf("resolving mountpoint %s: %w", s.Mountpoint, err)
+	}
+	unrecord, err := s.Records.Put(proctrack.Record{Kind: proctrack.KindMount, Name: "faultfs", Path: abs})
+	if err != nil {
+		return engine.StorageInfo{}, err
+	}
 	fs, err := faultfs.Mount(s.Backing, s.Mountpoint, faultfs.Options{Name: "nfslab-faultfs", Logger: s.Logger})
 	if err != nil {
+		_ = unrecord()
 		return engine.StorageInfo{}, fmt.Errorf("mounting faultfs at %s: %w", s.Mountpoint, err)
 	}
 	s.mu.Lock()
-	s.fs, s.rules = fs, map[string][]string{}
+	s.fs, s.rules, s.unrecord = fs, map[string][]string{}, unrecord
 	s.mu.Unlock()
 	data := filepath.Join(s.Mountpoint, s.Subdir)
 	if err := os.MkdirAll(data, 0o755); err != nil {
@@ -140,8 +159,8 @@ func (s *FaultfsStorage) DropCache(context.Context) error {
 // Teardown clears every rule and unmounts.
 func (s *FaultfsStorage) Teardown(ctx context.Context) error {
 	s.mu.Lock()
-	fs := s.fs
-	s.fs = nil
+	fs, unrecord := s.fs, s.unrecord
+	s.fs, s.unrecord = nil, nil
 	s.mu.Unlock()
 	if fs == nil {
 		return nil
@@ -150,7 +169,10 @@ func (s *FaultfsStorage) Teardown(ctx context.Context) error {
 	if err := fs.Unmount(ctx); err != nil {
 		return fmt.Errorf("unmounting faultfs %s: %w", s.Mountpoint, err)
 	}
-	return nil
+	// The mountpoint directory is nfslab's (under its root); the data
+	// stays in the backing directory.
+	_ = os.Remove(s.Mountpoint)
+	return unrecord()
 }
 
 // StatsText summarises faultfs rule hits, for notes.

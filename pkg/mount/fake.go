@@ -92,7 +92,7 @@ func (k *fakeKernel) mount(source, target, fstype string, options []string) erro
 		super = "rw" // the kernel always prints at least rw/ro
 	}
 	k.mounts = append(k.mounts, MountPoint{
-		ID: k.nextID, ParentID: 1, Root: "/", Path: target, Options: "rw,relatime",
+		ID: k.nextID, ParentID: 1, Dev: fmt.Sprintf("0:%d", k.nextID), Root: "/", Path: target, Options: "rw,relatime",
 		FSType: fstype, Source: source, SuperOptions: super,
 	})
 	return nil
@@ -154,7 +154,7 @@ func (k *fakeKernel) mountInfo() (io.ReadCloser, error) {
 	defer k.mu.Unlock()
 	var b bytes.Buffer
 	for _, mp := range k.mounts {
-		fmt.Fprintf(&b, "%d %d 0:99 %s %s %s - %s %s %s\n", mp.ID, mp.ParentID, escape(mp.Root), escape(mp.Path),
+		fmt.Fprintf(&b, "%d %d %s %s %s %s - %s %s %s\n", mp.ID, mp.ParentID, mp.Dev, escape(mp.Root), escape(mp.Path),
 			mp.Options, escape(mp.FSType), escape(mp.Source), mp.SuperOptions)
 	}
 	return io.NopCloser(&b), nil

@@ -14,6 +14,7 @@ const MountInfoPath = "/proc/self/mountinfo"
 // MountPoint is one line of /proc/self/mountinfo.
 type MountPoint struct {
 	ID, ParentID int
+	Dev          string // st_dev of the filesystem, "major:minor" (a FUSE connection's minor names it in fusectl)
 	Root         string // root of the mount within its filesystem
 	Path         string // mount point, unescaped
 	Options      string // per-mount options (rw,nosuid,...)
@@ -57,6 +58,7 @@ func ParseMountInfo(r io.Reader) ([]MountPoint, error) {
 		}
 		out = append(out, MountPoint{
 			ID: id, ParentID: pid,
+			Dev:          f[2],
 			Root:         unescapeOctal(f[3]),
 			Path:         unescapeOctal(f[4]),
 			Options:      f[5],

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/nfslab/nfslab/internal/cmdrun"
+	"github.com/nfslab/nfslab/internal/proctrack"
 	probesrc "github.com/nfslab/nfslab/probe"
 )
 
@@ -122,6 +123,9 @@ type Config struct {
 	Java string
 	// JVMArgs are extra JVM options.
 	JVMArgs []string
+	// Track records the JVM so heal can end it after nfslab is killed;
+	// nil records nothing. The JVM gets a parent-death signal either way.
+	Track *proctrack.Store
 }
 
 // Validate names the first bad value.
@@ -289,9 +293,13 @@ func Run(ctx context.Context, classDir string, cfg Config, onLine func(Line)) (r
 	}
 	res = Result{ErrorDir: errDir}
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
+	// The JVM dies with nfslab (even after SIGKILL) and is recorded for
+	// heal; release (after Wait, in this goroutine) drops the record.
+	release, err := proctrack.Start(cfg.Track, cmd, "probe")
+	if err != nil {
 		return Result{}, fmt.Errorf("starting probe %s: %w", strings.Join(argv, " "), err)
 	}
+	defer release()
 	// The JVM needs far longer than this to reach a crash.
 	noCoreDump(cmd.Process.Pid)
 	var mu sync.Mutex
