@@ -15,10 +15,10 @@ import (
 	"time"
 
 	"github.com/nfslab/nfslab/internal/proctrack"
+	"github.com/nfslab/nfslab/pkg/backends"
 	"github.com/nfslab/nfslab/pkg/cleanup"
 	"github.com/nfslab/nfslab/pkg/collect"
 	"github.com/nfslab/nfslab/pkg/engine"
-	scenariolab "github.com/nfslab/nfslab/pkg/lab"
 	"github.com/nfslab/nfslab/pkg/live"
 	"github.com/nfslab/nfslab/pkg/netfault"
 	"github.com/nfslab/nfslab/pkg/nfsserver"
@@ -135,7 +135,7 @@ func runScenario(cmd *cobra.Command, g *globals, f *runFlags, path string) error
 	if build == nil {
 		build = func(ctx context.Context, sc *scenario.Scenario, runDir string) (engine.Backends, error) {
 			roots := cleanup.RootsAt(cmp.Or(g.root, cleanup.DefaultRoot))
-			return scenariolab.Build(ctx, sc, scenariolab.Config{
+			return backends.Build(ctx, sc, backends.Config{
 				RunDir: runDir, ProbeCache: f.probeCache, Logger: g.logger,
 				FaultfsRoot: roots.Faultfs, Records: proctrack.NewStore(roots.Records),
 				Faults: func(ctx context.Context) (netfault.Faults, error) {
@@ -185,7 +185,7 @@ func runScenario(cmd *cobra.Command, g *globals, f *runFlags, path string) error
 	return nil
 }
 
-func runOnce(ctx context.Context, g *globals, f *runFlags, sc *scenario.Scenario, iter int, build backendsFactory) (*scenariolab.Run, error) {
+func runOnce(ctx context.Context, g *globals, f *runFlags, sc *scenario.Scenario, iter int, build backendsFactory) (*backends.Run, error) {
 	opts := engine.Options{Logger: g.logger, FailFast: f.failFast}
 	var view *live.View
 	vctx, vcancel := context.WithCancel(ctx)
@@ -210,7 +210,7 @@ func runOnce(ctx context.Context, g *globals, f *runFlags, sc *scenario.Scenario
 		opts.OnEvent = live.Plain(g.stdout)
 		close(viewDone)
 	}
-	r, err := scenariolab.Execute(ctx, sc, f.out, iter, opts, func(ctx context.Context, dir string) (engine.Backends, error) {
+	r, err := backends.Execute(ctx, sc, f.out, iter, opts, func(ctx context.Context, dir string) (engine.Backends, error) {
 		return build(ctx, sc, dir)
 	}, report.WriteDir)
 	vcancel()
@@ -231,7 +231,7 @@ func runOnce(ctx context.Context, g *globals, f *runFlags, sc *scenario.Scenario
 	return r, nil
 }
 
-func printSummary(w io.Writer, sc *scenario.Scenario, r *scenariolab.Run) {
+func printSummary(w io.Writer, sc *scenario.Scenario, r *backends.Run) {
 	res := r.Result
 	verdict := "PASS"
 	if !res.Passed {
@@ -267,7 +267,7 @@ func printScenarioPlan(ctx context.Context, g *globals, sc *scenario.Scenario) e
 	var planner interface {
 		Plan(context.Context, netfault.Spec) (netfault.Plan, error)
 	}
-	if scenariolab.NeedsFaults(sc) {
+	if backends.NeedsFaults(sc) {
 		if inj, err := newInjector(g); err == nil {
 			planner = inj
 		} else {

@@ -12,6 +12,6 @@
 // path (rollback.go).
 //
 // Time comes from an injected clock.Clock, so the timeline logic is tested
-// with a fake clock and fake backends; adapters in pkg/lab wire the real
+// with a fake clock and fake backends; adapters in pkg/backends wire the real
 // packages in.
 package engine

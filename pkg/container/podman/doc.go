@@ -2,7 +2,7 @@
 // bindings, and starts a private podman service when none runs.
 //
 // It is the only nfslab package that imports the bindings, and so the only
-// one (with its importers: cmd/nfslab, pkg/lab) that needs the Makefile's
+// one (with its importers: cmd/nfslab, pkg/backends) that needs the Makefile's
 // build tags (remote containers_image_openpgp exclude_graphdriver_btrfs
 // exclude_graphdriver_devicemapper) and CGO_ENABLED=0.
 //
