@@ -37,10 +37,13 @@ func (e *Error) ExitCode() int {
 	return -1
 }
 
-// Command builds an *exec.Cmd with LC_ALL=C added to the environment.
+// Command builds an *exec.Cmd with LC_ALL=C added to the environment and,
+// on Linux, a parent-death signal (SIGKILL) so the command dies with
+// nfslab. A caller that replaces SysProcAttr sets its own.
 func Command(ctx context.Context, name string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
+	tieToParent(cmd)
 	return cmd
 }
 
