@@ -4,8 +4,8 @@
 //
 // A process is identified by its PID and its start time (field 22 of
 // /proc/PID/stat, clock ticks since boot), so a record whose PID was
-// reused by another process never leads to a kill. Records are small JSON
-// files in one directory, written atomically (temporary file and rename),
+// reused by another process never leads to a kill (End here, Signal for
+// pkg/netfault's reapers). Records are internal/statefile records in one directory,
 // one per object, removed by their creator when the object is gone.
 //
 // Start runs a child with a parent-death signal (SIGKILL) in its own

@@ -4,18 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"syscall"
 	"time"
+
+	"github.com/nfslab/nfslab/internal/statefile"
 )
 
 // Remove deletes e's record; a missing one is done.
-func (s *Store) Remove(e Entry) error {
-	if err := os.Remove(e.File); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("removing record %s: %w", e.File, err)
-	}
-	return nil
-}
+func (s *Store) Remove(e Entry) error { return statefile.Remove(s.Dir, e.Key) }
 
 // End ends every recorded process: one that still runs (same PID and start
 // time) gets SIGKILL, its process group too, and End waits up to wait for

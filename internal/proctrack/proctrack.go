@@ -2,18 +2,19 @@ package proctrack
 
 import (
 	"bytes"
-	"encoding/json"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/nfslab/nfslab/internal/statefile"
 )
 
 // Record kinds.
@@ -131,6 +132,28 @@ func Alive(p Procs, id Ident) bool {
 	return err == nil && st == id.Start
 }
 
+// Signal sends sig to the process id if it still runs (same PID, same
+// start time); one that is gone, or whose PID now belongs to another
+// process, is done and never signalled. PIDs 0 and 1 (this process group,
+// init) are never signalled.
+// Equivalent to: kill -SIG PID, after checking /proc/PID/stat.
+func Signal(p Procs, id Ident, sig syscall.Signal) error {
+	if id.PID <= 1 {
+		return nil
+	}
+	st, err := p.StartTime(id.PID)
+	if errors.Is(err, ErrGone) || (err == nil && st != id.Start) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("identifying pid %d: %w", id.PID, err)
+	}
+	if err := p.Kill(id.PID, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("kill -%d %d: %w", sig, id.PID, err)
+	}
+	return nil
+}
+
 // Record is one object a running nfslab process owns.
 type Record struct {
 	Kind    string    `json:"kind"`
@@ -142,20 +165,19 @@ type Record struct {
 	Created time.Time `json:"created"`
 }
 
-// Entry is a record and the file that holds it.
+// Entry is a record and the key it is stored under (its statefile name).
 type Entry struct {
-	File string
+	Key string
 	Record
 }
 
-// Store keeps records in Dir. A nil *Store records nothing (Start still
-// makes the child die with its parent).
+// Store keeps records in Dir through internal/statefile. A nil *Store
+// records nothing (Start still makes the child die with its parent).
 type Store struct {
 	Dir   string
 	Procs Procs // nil: Linux{}
 	// self is this process, read once.
 	self atomic.Pointer[Ident]
-	seq  atomic.Uint64
 }
 
 // NewStore returns a store in dir ("" records nothing: nil).
@@ -186,8 +208,10 @@ func (s *Store) Self() (Ident, error) {
 	return id, nil
 }
 
-// Put writes r (Owner and Created filled in when zero) atomically and
-// returns a function that removes it; removing a missing record is done.
+// Put writes r (Owner and Created filled in when zero) and returns a
+// function that removes it; removing a missing record is done. The name
+// ends in a random part, so that two Stores on one Dir (in one process or
+// several) never write over each other's records.
 func (s *Store) Put(r Record) (remove func() error, err error) {
 	if s == nil {
 		return func() error { return nil }, nil
@@ -200,123 +224,31 @@ func (s *Store) Put(r Record) (remove func() error, err error) {
 	if r.Created.IsZero() {
 		r.Created = time.Now().UTC()
 	}
-	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
-		return nil, fmt.Errorf("creating process record directory: %w", err)
-	}
-	b, err := json.Marshal(r)
-	if err != nil {
-		return nil, err
-	}
-	name := fmt.Sprintf("%s-%d-%d-%d.json", r.Kind, r.Owner.PID, r.Owner.Start, s.seq.Add(1))
-	p := filepath.Join(s.Dir, name)
-	if err := writeAtomic(p, b); err != nil {
+	name := fmt.Sprintf("%s-%d-%d-%s", r.Kind, r.Owner.PID, r.Owner.Start, rand.Text())
+	if err := statefile.Write(s.Dir, name, r); err != nil {
 		return nil, fmt.Errorf("recording %s %s: %w", r.Kind, r.Name, err)
 	}
-	return func() error {
-		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("removing record %s: %w", p, err)
-		}
-		return nil
-	}, nil
+	return func() error { return statefile.Remove(s.Dir, name) }, nil
 }
 
-// writeAtomic writes b to p through a temporary file in the same
-// directory and a rename, so a reader (heal after a SIGKILL) sees the
-// whole record or none.
-func writeAtomic(p string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(p), ".tmp-"+filepath.Base(p)+"-")
-	if err != nil {
-		return err
-	}
-	_, werr := f.Write(append(b, '\n'))
-	if werr == nil {
-		werr = f.Sync()
-	}
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Rename(f.Name(), p)
-	}
-	if werr != nil {
-		os.Remove(f.Name())
-	}
-	return werr
-}
-
-// List returns the records in the store, oldest first; unreadable files
-// (a partial temporary file) are skipped.
+// List returns the records in the store, oldest first; a record that
+// cannot be read or decoded is skipped.
 func (s *Store) List() ([]Entry, error) {
 	if s == nil {
 		return nil, nil
 	}
-	ms, err := filepath.Glob(filepath.Join(s.Dir, "*.json"))
+	names, err := statefile.List(s.Dir)
 	if err != nil {
 		return nil, err
 	}
 	var out []Entry
-	for _, m := range ms {
-		b, err := os.ReadFile(m)
-		if err != nil {
-			continue
-		}
+	for _, n := range names {
 		var r Record
-		if json.Unmarshal(b, &r) != nil || r.Kind == "" {
+		if statefile.Read(s.Dir, n, &r) != nil || r.Kind == "" {
 			continue
 		}
-		out = append(out, Entry{File: m, Record: r})
+		out = append(out, Entry{Key: n, Record: r})
 	}
-	sortByCreated(out)
+	slices.SortStableFunc(out, func(a, b Entry) int { return a.Created.Compare(b.Created) })
 	return out, nil
-}
-
-func sortByCreated(es []Entry) {
-	for i := 1; i < len(es); i++ {
-		for j := i; j > 0 && es[j].Created.Before(es[j-1].Created); j-- {
-			es[j], es[j-1] = es[j-1], es[j]
-		}
-	}
-}
-
-// Start starts cmd so that it dies with this process, and records it in s
-// (nil: not recorded). The child gets SIGKILL when the thread that forked
-// it exits (Pdeathsig) and runs in its own process group (so heal can end
-// its descendants too, and a terminal's Ctrl-C reaches nfslab, which then
-// stops it in order).
-//
-// Pdeathsig is tied to the forking OS thread, not to the process: the Go
-// runtime ends a thread when a goroutine locked to it exits (netns code
-// does that on purpose), which would kill the child early. So Start locks
-// the calling goroutine to its thread, and release unlocks it: call
-// release from the same goroutine once cmd.Wait has returned. release
-// also removes the record.
-func Start(s *Store, cmd *exec.Cmd, name string) (release func(), err error) {
-	if cmd.SysProcAttr == nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{}
-	}
-	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
-	cmd.SysProcAttr.Setpgid = true
-	runtime.LockOSThread()
-	if err := cmd.Start(); err != nil {
-		runtime.UnlockOSThread()
-		return nil, err
-	}
-	remove := func() error { return nil }
-	if s != nil {
-		id, err := Of(s.procs(), cmd.Process.Pid)
-		if err == nil {
-			remove, err = s.Put(Record{Kind: KindProcess, Name: name, Proc: id, Args: cmd.Args})
-		}
-		if err != nil {
-			// Not recorded means heal could not find it: do not run it.
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			runtime.UnlockOSThread()
-			return nil, fmt.Errorf("recording %s: %w", name, err)
-		}
-	}
-	return func() {
-		_ = remove()
-		runtime.UnlockOSThread()
-	}, nil
 }

@@ -219,3 +219,57 @@ func TestLinuxZombieIsGone(t *testing.T) {
 		}
 	}
 }
+
+// Signal (pkg/netfault's reapers get SIGTERM through it) signals only the
+// process recorded: never a reused PID, a gone one, init or a group.
+func TestSignalOnlySameStartTime(t *testing.T) {
+	fp := &fakeProcs{start: map[int]uint64{0: 1, 1: 1, 100: 500, 200: 999}}
+	for _, id := range []Ident{{PID: 200, Start: 600}, {PID: 300, Start: 1}, {PID: 1, Start: 1}, {PID: 0, Start: 1}, {PID: -100, Start: 500}} {
+		if err := Signal(fp, id, syscall.SIGTERM); err != nil {
+			t.Fatalf("Signal(%v): %v", id, err)
+		}
+	}
+	if len(fp.killed) != 0 {
+		t.Fatalf("signalled %v: a reused or gone PID, init or a group", fp.killed)
+	}
+	if err := Signal(fp, Ident{PID: 100, Start: 500}, syscall.SIGTERM); err != nil || len(fp.killed) != 1 || fp.killed[0] != 100 {
+		t.Fatalf("Signal of the recorded process: killed %v, %v", fp.killed, err)
+	}
+}
+
+// TestSignalRealChild: a real child gets the signal asked for, and a
+// record with another start time does not reach it.
+func TestSignalRealChild(t *testing.T) {
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	id, err := Of(Linux{}, cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Signal(Linux{}, Ident{PID: id.PID, Start: id.Start + 1}, syscall.SIGTERM); err != nil || !Alive(Linux{}, id) {
+		t.Fatalf("a record with another start time reached the child: %v", err)
+	}
+	if err := Signal(Linux{}, id, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGTERM {
+		t.Fatalf("child ended with %v, want SIGTERM", err)
+	}
+}
+
+// Two Stores on one directory (two packages of one process, same owner)
+// never write over each other's records.
+func TestStoresShareADir(t *testing.T) {
+	dir := t.TempDir()
+	fp := &fakeProcs{start: map[int]uint64{os.Getpid(): 42}}
+	for _, s := range []*Store{{Dir: dir, Procs: fp}, {Dir: dir, Procs: fp}} {
+		put(t, s, Record{Kind: KindMount, Name: "faultfs", Path: "/m"})
+	}
+	if es, err := NewStore(dir).List(); err != nil || len(es) != 2 {
+		t.Fatalf("List = %+v, %v; want both records", es, err)
+	}
+}
