@@ -73,7 +73,8 @@ func TestThirtyApplyHealCyclesLeaveNoReaper(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fr := &fakeReapers{w: w, m: m, exited: map[int]chan struct{}{}, errs: make(chan error, 64)}
+	// PIDs from 1000: PID 1 is init, which a heal never signals.
+	fr := &fakeReapers{w: w, m: m, pid: 999, exited: map[int]chan struct{}{}, errs: make(chan error, 64)}
 	d := NewDirect(DirectOptions{Injector: m, Reaper: fr.spawn})
 	ctx := context.Background()
 	spec := netfault.Spec{Kind: netfault.KindUnreachable, Dst: "fd00:7::/64", For: 2 * time.Minute, Netns: "lab"}.WithDefaults()

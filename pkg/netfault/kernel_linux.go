@@ -6,8 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 
 	"github.com/nfslab/nfslab/internal/netnsdo"
 
@@ -74,46 +72,4 @@ func netnsID(name string) (string, error) {
 		return "", &fs.PathError{Op: "stat", Path: p, Err: err}
 	}
 	return fmt.Sprintf("net-%d-%d", st.Dev, st.Ino), nil
-}
-
-// procfs identifies processes by /proc/PID/stat and ends them with SIGTERM.
-type procfs struct{}
-
-func (procfs) Identify(pid int) (Proc, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return Proc{}, err
-	}
-	// The command name (field 2) may hold spaces and parentheses: the
-	// fields after it start behind the last ')'.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return Proc{}, fmt.Errorf("/proc/%d/stat: no command name", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 20 {
-		return Proc{}, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
-	}
-	start, err := strconv.ParseUint(f[19], 10, 64) // field 22, starttime
-	if err != nil {
-		return Proc{}, fmt.Errorf("/proc/%d/stat: start time %q: %w", pid, f[19], err)
-	}
-	return Proc{PID: pid, Start: start}, nil
-}
-
-func (p procfs) End(want Proc) error {
-	if want.PID <= 1 {
-		return nil
-	}
-	cur, err := p.Identify(want.PID)
-	if errors.Is(err, fs.ErrNotExist) || (err == nil && cur.Start != want.Start) {
-		return nil // gone, or the PID now belongs to another process
-	}
-	if err != nil {
-		return err
-	}
-	if err := unix.Kill(want.PID, unix.SIGTERM); err != nil && !errors.Is(err, unix.ESRCH) {
-		return fmt.Errorf("ending process %d: %w", want.PID, err)
-	}
-	return nil
 }

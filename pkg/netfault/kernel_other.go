@@ -15,8 +15,3 @@ func routeGone(error) bool { return false }
 func dumpInterrupted(error) bool { return false }
 
 func netnsID(string) (string, error) { return "", errUnsupported }
-
-type procfs struct{}
-
-func (procfs) Identify(int) (Proc, error) { return Proc{}, errUnsupported }
-func (procfs) End(Proc) error             { return errUnsupported }

@@ -17,6 +17,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/nfslab/nfslab/internal/ownchain"
+	"github.com/nfslab/nfslab/internal/proctrack"
 	"github.com/nfslab/nfslab/pkg/clock"
 )
 
@@ -60,7 +61,7 @@ func NewManager(opts Options) (*Manager, error) {
 		opts.NetnsID = netnsID
 	}
 	if opts.Processes == nil {
-		opts.Processes = procfs{}
+		opts.Processes = proctrack.Linux{}
 	}
 	if opts.RouteHandleFactory == nil {
 		opts.RouteHandleFactory = newRouteHandle

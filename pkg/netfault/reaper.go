@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/nfslab/nfslab/internal/proctrack"
 )
 
 // A route has no kernel expiry, so the direct path (no daemon) starts a
@@ -47,7 +49,7 @@ func (m *Manager) Current(netns, id string, created time.Time) bool {
 // so either it sees the reaper and ends it, or this check sees no route and
 // the reaper exits by itself.
 func (m *Manager) AttachReaper(ctx context.Context, netns, id string, created time.Time, pid int) error {
-	p, err := m.opts.Processes.Identify(pid)
+	p, err := proctrack.Of(m.opts.Processes, pid)
 	if err != nil {
 		return fmt.Errorf("identifying reaper process %d: %w", pid, err)
 	}

@@ -2,8 +2,13 @@ package netfault_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"maps"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -47,15 +52,32 @@ func TestRouteIDsUniquePerFaultV6(t *testing.T) {
 // An old reaper removes nothing but its own fault: not a newer fault on the
 // same prefix, not even one that happened to get the same ID.
 func TestOldReaperLeavesNewFaultAlone(t *testing.T) {
-	m, w, clk, _ := newFake(t)
+	m, w, clk, dir := newFake(t)
 	ctx := context.Background()
 	a, err := m.Apply(ctx, v6Route("fd00:9::5"))
 	must(t, err)
 	reaperA := w.Procs.Start(501)
 	must(t, m.AttachReaper(ctx, "lab", a.ID, a.Created, 501))
+	// The record keeps the reaper as {"pid", "start"}, as before.
+	files, _ := fs2(dir)
+	if len(files) != 1 {
+		t.Fatalf("state files %v, want one", files)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, files[0]))
+	must(t, err)
+	var rec struct {
+		Reaper map[string]uint64 `json:"reaper"`
+	}
+	must(t, json.Unmarshal(raw, &rec))
+	if want := map[string]uint64{"pid": 501, "start": reaperA.Start}; !maps.Equal(rec.Reaper, want) {
+		t.Fatalf("recorded reaper %v, want %v", rec.Reaper, want)
+	}
 	must(t, m.Heal(ctx, "lab", a.ID))
 	if w.Procs.Running(501) || len(w.Procs.Ended) != 1 || w.Procs.Ended[0] != reaperA {
 		t.Fatalf("heal did not end the fault's reaper: ended %v", w.Procs.Ended)
+	}
+	if w.Procs.Signals[0] != syscall.SIGTERM {
+		t.Fatalf("reaper ended with %v, want SIGTERM (it exits on its own)", w.Procs.Signals[0])
 	}
 	clk.Advance(time.Second)
 	b, err := m.Apply(ctx, v6Route("fd00:9::5"))

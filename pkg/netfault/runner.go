@@ -7,6 +7,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/nfslab/nfslab/internal/ownchain"
+	"github.com/nfslab/nfslab/internal/proctrack"
 	"github.com/nfslab/nfslab/pkg/clock"
 )
 
@@ -66,7 +67,8 @@ type Options struct {
 	// "" is the caller's own. Default: "net-DEV-INO" of the nsfs inode of
 	// /proc/thread-self/ns/net or /run/netns/NAME.
 	NetnsID func(netns string) (string, error)
-	// Processes finds and ends recorded reapers; default /proc and
-	// SIGTERM.
-	Processes Processes
+	// Processes is the process table in which recorded reapers are
+	// identified (PID and start time) and ended (SIGTERM); default /proc
+	// and real signals.
+	Processes proctrack.Procs
 }

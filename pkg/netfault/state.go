@@ -6,8 +6,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
+	"github.com/nfslab/nfslab/internal/proctrack"
 	"github.com/nfslab/nfslab/internal/statefile"
 )
 
@@ -20,23 +22,8 @@ type stateRecord struct {
 	Expires time.Time `json:"expires"`
 	// Reaper is the process that expires a fault the kernel cannot
 	// (a route of the direct path); whatever removes the fault ends it.
-	Reaper *Proc `json:"reaper,omitempty"`
-}
-
-// Proc names one process across PID reuse: its PID and its start time in
-// clock ticks after boot (field 22 of /proc/PID/stat).
-type Proc struct {
-	PID   int    `json:"pid"`
-	Start uint64 `json:"start"`
-}
-
-// Processes identifies and ends the processes nfslab records.
-type Processes interface {
-	// Identify returns pid with its start time.
-	Identify(pid int) (Proc, error)
-	// End sends SIGTERM to p if it still runs with the same start time; a
-	// process that is gone (or whose PID was reused) is done.
-	End(p Proc) error
+	// Its PID and start time are kept as {"pid":…,"start":…}.
+	Reaper *proctrack.Ident `json:"reaper,omitempty"`
 }
 
 // stateDir is the directory of the records of netns's faults. It is named
@@ -76,7 +63,9 @@ func (m *Manager) removeState(netns, id string) error {
 	}
 	var rec stateRecord
 	if err := statefile.Read(dir, id, &rec); err == nil && rec.Reaper != nil && rec.Reaper.PID != os.Getpid() {
-		if err := m.opts.Processes.End(*rec.Reaper); err != nil {
+		// SIGTERM: the reaper cancels its wait and exits; a PID that
+		// now belongs to another process is never signalled.
+		if err := proctrack.Signal(m.opts.Processes, *rec.Reaper, syscall.SIGTERM); err != nil {
 			m.log.Warn("ending the reaper of a healed fault", "id", id, "pid", rec.Reaper.PID, "err", err)
 		}
 	}

@@ -2,22 +2,26 @@ package netfaulttest
 
 import (
 	"fmt"
-	"io/fs"
 	"sync"
+	"syscall"
 
-	"github.com/nfslab/nfslab/pkg/netfault"
+	"github.com/nfslab/nfslab/internal/proctrack"
 )
 
-// Procs is a fake process table: it satisfies netfault.Processes, so a
-// test sees which recorded processes a heal ends, and a PID reused by
-// another process (another start time) is left alone as by the kernel.
+// Procs is a fake process table: it satisfies proctrack.Procs (the
+// netfault.Options.Processes seam), so a test sees which recorded
+// processes a heal ends and with which signal, and a PID reused by another
+// process (another start time) is left alone as by the kernel. Every
+// process leads its own process group, as a reaper (its own session) does.
 type Procs struct {
 	mu    sync.Mutex
 	start map[int]uint64
 	done  map[int]chan struct{}
 	next  uint64
-	// Ended lists, in order, the processes End signalled.
-	Ended []netfault.Proc
+	// Ended lists, in order, the processes signalled to death, and
+	// Signals the signal each got.
+	Ended   []proctrack.Ident
+	Signals []syscall.Signal
 }
 
 // NewProcs returns an empty process table.
@@ -27,13 +31,13 @@ func NewProcs() *Procs {
 
 // Start adds a running process with pid (a new start time each call, as
 // after PID reuse) and returns it.
-func (p *Procs) Start(pid int) netfault.Proc {
+func (p *Procs) Start(pid int) proctrack.Ident {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.next++
 	p.start[pid] = p.next
 	p.done[pid] = make(chan struct{})
-	return netfault.Proc{PID: pid, Start: p.next}
+	return proctrack.Ident{PID: pid, Start: p.next}
 }
 
 // Done returns a channel closed when pid is ended or exits (closed at once
@@ -79,25 +83,35 @@ func (p *Procs) Count() int {
 	return len(p.start)
 }
 
-// Identify implements netfault.Processes.
-func (p *Procs) Identify(pid int) (netfault.Proc, error) {
+// StartTime implements proctrack.Procs.
+func (p *Procs) StartTime(pid int) (uint64, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s, ok := p.start[pid]
 	if !ok {
-		return netfault.Proc{}, fmt.Errorf("/proc/%d/stat: %w", pid, fs.ErrNotExist)
+		return 0, fmt.Errorf("pid %d: %w", pid, proctrack.ErrGone)
 	}
-	return netfault.Proc{PID: pid, Start: s}, nil
+	return s, nil
 }
 
-// End implements netfault.Processes: the process exits at once if it is
-// still the one recorded.
-func (p *Procs) End(want netfault.Proc) error {
+// Kill implements proctrack.Procs like kill(2): signal 0 only checks, any
+// other signal ends the process (a reaper exits on SIGTERM), a negative
+// pid names the group that process leads, and a pid that does not run
+// fails with ESRCH.
+func (p *Procs) Kill(pid int, sig syscall.Signal) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if s, ok := p.start[want.PID]; ok && s == want.Start {
-		p.remove(want.PID)
-		p.Ended = append(p.Ended, want)
+	if pid < 0 {
+		pid = -pid
+	}
+	s, ok := p.start[pid]
+	if !ok {
+		return syscall.ESRCH
+	}
+	if sig != 0 {
+		p.remove(pid)
+		p.Ended = append(p.Ended, proctrack.Ident{PID: pid, Start: s})
+		p.Signals = append(p.Signals, sig)
 	}
 	return nil
 }
