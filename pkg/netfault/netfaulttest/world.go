@@ -32,6 +32,10 @@ type World struct {
 	Root fstest.MapFS
 	// Procs is the fake process table that reapers are recorded in.
 	Procs *Procs
+	// Conntrack and NFT are the fake conntrack table and nft that
+	// Diagnose reads.
+	Conntrack *Conntrack
+	NFT       *NFTables
 	// netnsIDs maps a namespace name to its identity; see SetNetnsID.
 	netnsIDs map[string]string
 }
@@ -39,12 +43,14 @@ type World struct {
 // NewWorld returns an empty world.
 func NewWorld() *World {
 	return &World{
-		ipt:      map[[2]string]*IPTables{},
-		routes:   map[string]*Routes{},
-		netFiles: map[[2]string][]byte{},
-		Root:     fstest.MapFS{},
-		Procs:    NewProcs(),
-		netnsIDs: map[string]string{},
+		ipt:       map[[2]string]*IPTables{},
+		routes:    map[string]*Routes{},
+		netFiles:  map[[2]string][]byte{},
+		Root:      fstest.MapFS{},
+		Procs:     NewProcs(),
+		Conntrack: NewConntrack(),
+		NFT:       NewNFTables(),
+		netnsIDs:  map[string]string{},
 	}
 }
 
@@ -137,6 +143,8 @@ func (w *World) Options(clk clock.Clock, stateDir string) netfault.Options {
 		RootFS:             w.Root,
 		NetnsID:            w.NetnsID,
 		Processes:          w.Procs,
+		Conntrack:          w.Conntrack,
+		NFTables:           w.NFT,
 	}
 }
 
