@@ -229,7 +229,7 @@ func TestKernelLocalhostDNATTrap(t *testing.T) {
 	testnet.MustExec(t, p.Client, "iptables", "-t", "nat", "-A", "NETAVARK-DN-TEST", "-d", "127.0.0.1/32", "-p", "tcp", "-m", "tcp", "--dport", "2049", "-j", "DNAT", "--to-destination", p.ServerV4.String()+":2049")
 	testnet.MustExec(t, p.Client, "iptables", "-t", "nat", "-A", "POSTROUTING", "-s", "127.0.0.0/8", "-d", p.ServerV4.String()+"/32", "-j", "MASQUERADE")
 	local := netip.MustParseAddrPort("127.0.0.1:2049")
-	if errno, _ := dial(t, p.Client, local, 2*time.Second); errno != 0 || ln.Accepted() == 0 {
+	if errno, _ := dial(t, p.Client, local, 2*time.Second); errno != 0 || !accepted(ln) {
 		t.Fatalf("DNAT setup does not reach the server: %v", errno)
 	}
 	// The seed's mistake: a drop aimed at localhost matches nothing.
