@@ -199,7 +199,7 @@ func (rs *nftRuleset) rewrites(t nftTarget) []nftRewrite {
 				for _, j := range rs.jumps(tk, r) {
 					queue = append(queue, step{j, append(append([]string(nil), s.path...), j)})
 				}
-				verb, to, ok := natStatement(r)
+				verb, to, ok := natStatement(r, v6)
 				if !ok {
 					continue
 				}
@@ -215,16 +215,21 @@ func (rs *nftRuleset) rewrites(t nftTarget) []nftRewrite {
 // target, which `nft -j` does not print.
 const xtUnknown = "the address in its iptables-nft target (`nft -j` does not print it; `nft list` does)"
 
-// natStatement finds a dnat or redirect statement in r and says where it
-// sends the traffic.
-func natStatement(r nftRuleObj) (verb, to string, ok bool) {
+// natStatement finds a dnat or redirect statement in r that applies to
+// the family (in an inet table `dnat ip to` leaves IPv6 alone) and says
+// where it sends the traffic.
+func natStatement(r nftRuleObj, v6 bool) (verb, to string, ok bool) {
 	for _, e := range r.Expr {
 		if raw, ok := e["dnat"]; ok {
 			var d struct {
-				Addr json.RawMessage `json:"addr"`
-				Port json.RawMessage `json:"port"`
+				Family string          `json:"family"`
+				Addr   json.RawMessage `json:"addr"`
+				Port   json.RawMessage `json:"port"`
 			}
 			_ = json.Unmarshal(raw, &d)
+			if (d.Family == "ip" && v6) || (d.Family == "ip6" && !v6) {
+				return "", "", false
+			}
 			addr, port := renderValue(d.Addr), renderValue(d.Port)
 			switch {
 			case addr == "" && port == "":

@@ -103,6 +103,11 @@ func TestDiagnoseNetavarkNFTables(t *testing.T) {
 	if nat := natFindings(diagnose(t, m, applyDrop(t, m, "192.0.2.7", 2049, false))); len(nat) != 0 {
 		t.Errorf("remote destination: %+v", nat)
 	}
+	// IPv6 localhost: netavark's `dnat ip to` in its inet table leaves
+	// IPv6 alone.
+	if nat := natFindings(diagnose(t, m, applyDrop(t, m, "::1", 2049, false))); len(nat) != 0 {
+		t.Errorf("::1: %+v", nat)
+	}
 	// Another local port: neither source has a rewrite for it.
 	if nat := natFindings(diagnose(t, m, applyDrop(t, m, "127.0.0.1", 2050, false))); len(nat) != 0 {
 		t.Errorf("port 2050: %+v", nat)
