@@ -43,14 +43,15 @@ type World struct {
 // NewWorld returns an empty world.
 func NewWorld() *World {
 	return &World{
-		ipt:       map[[2]string]*IPTables{},
-		routes:    map[string]*Routes{},
-		netFiles:  map[[2]string][]byte{},
-		Root:      fstest.MapFS{},
-		Procs:     NewProcs(),
+		ipt:      map[[2]string]*IPTables{},
+		routes:   map[string]*Routes{},
+		netFiles: map[[2]string][]byte{},
+		Root:     fstest.MapFS{},
+		Procs:    NewProcs(),
+		netnsIDs: map[string]string{},
+		// The sources Diagnose reads besides iptables and /proc.
 		Conntrack: NewConntrack(),
 		NFT:       NewNFTables(),
-		netnsIDs:  map[string]string{},
 	}
 }
 
