@@ -3,9 +3,11 @@ package netfault
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/netip"
+	"os/exec"
 	"path"
 	"strconv"
 	"strings"
@@ -86,9 +88,21 @@ func (m *Manager) Diagnose(ctx context.Context, netns, id string) ([]Finding, er
 	if ipt != nil {
 		out = append(out, earlierAccept(ipt, f.Spec)...)
 		out = append(out, sportMistakes(ipt, port)...)
-		if !f.Spec.MatchOriginal && f.Spec.Dir != DirIn {
+	}
+	if !f.Spec.MatchOriginal && f.Spec.Dir != DirIn {
+		// The same DNAT may show in three places: iptables' nat table,
+		// the nftables ruleset (iptables-nft's tables included) and the
+		// conntrack entries of connections it rewrote. An iptables rule
+		// is named as iptables prints it and not again from nft.
+		var owned map[string]bool
+		if ipt != nil {
 			out = append(out, natRewrites(ipt, pfx, port, isLocal)...)
+			if !m.legacyBackend(e.rules[0].backend) {
+				owned = natChains(ipt)
+			}
 		}
+		out = append(out, m.nftFindings(ctx, netns, nftTarget{pfx: pfx, port: port, proto: f.Spec.Proto, isLocal: isLocal}, owned)...)
+		out = append(out, m.conntrackFindings(netns, pfx, port, f.Spec.Proto)...)
 	}
 	socks := m.sockets(netns, pfx.Addr().Is6())
 	if f.Spec.Proto == "tcp" && !f.Spec.MatchOriginal && socks != nil {
@@ -109,6 +123,86 @@ func (m *Manager) Diagnose(ctx context.Context, netns, id string) ([]Finding, er
 	}
 	out = append(out, m.localioFinding(isLocal, f.Spec.Dst)...)
 	return out, nil
+}
+
+// legacyBackend reports whether the backend called name is an
+// iptables-legacy one, whose tables nft does not show.
+func (m *Manager) legacyBackend(name string) bool {
+	for _, b := range m.opts.Backends {
+		if b.Name == name {
+			return b.Legacy
+		}
+	}
+	return false
+}
+
+// natChains returns the chains `iptables -t nat` lists: with the nft
+// backend these are chains of nft's ip (ip6) nat table.
+func natChains(ipt IPTables) map[string]bool {
+	chains, err := ipt.ListChains("nat")
+	if err != nil {
+		return nil
+	}
+	out := map[string]bool{}
+	for _, c := range chains {
+		out[c] = true
+	}
+	return out
+}
+
+// nftFindings names the nft rules that rewrite the fault's destination
+// before filter OUTPUT; rules in iptables' own nat chains (owned) are left
+// to natRewrites.
+func (m *Manager) nftFindings(ctx context.Context, netns string, t nftTarget, owned map[string]bool) []Finding {
+	nft := m.opts.NFTables
+	if nft == nil {
+		nft = nftCommand{}
+	}
+	b, err := nft.Ruleset(ctx, netns)
+	if err != nil {
+		if errors.Is(err, exec.ErrNotFound) {
+			m.log.Debug("nft not installed: nftables NAT not checked", "netns", netns)
+		} else {
+			m.log.Warn("reading the nftables ruleset", "netns", netns, "err", err)
+		}
+		return nil
+	}
+	rs, err := parseNFTRuleset(b)
+	if err != nil {
+		m.log.Warn("reading the nftables ruleset", "netns", netns, "err", err)
+		return nil
+	}
+	var out []Finding
+	for _, r := range rs.rewrites(t) {
+		if (r.Family == "ip" || r.Family == "ip6") && r.Table == "nat" && owned[r.Chain] {
+			continue
+		}
+		show := ownchain.Command(netns, "nft", []string{"-a", "list", "chain", r.Family, r.Table, r.Chain})
+		aim := "aim the fault at " + r.To
+		if r.To == xtUnknown {
+			aim = "aim the fault at the address that rule names"
+		}
+		out = append(out, Finding{Cause: CauseNATBeforeFilter,
+			Detail: fmt.Sprintf("nft rule `%s` (table %s %s, chain %s, handle %d, reached from hook output via %s) rewrites %s port %d to %s before filter OUTPUT sees it; `iptables -t nat` does not list it (podman 5's netavark nftables driver, docker's nftables mode and native nft rulesets publish ports this way)",
+				r.Rule, r.Family, r.Table, r.Chain, r.Handle, strings.Join(r.Path, " -> "), t.pfx, t.port, r.To),
+			Fix: fmt.Sprintf("re-apply with --match-original (matches conntrack's original destination), or %s; see the rule with `%s`", aim, show)})
+	}
+	return out
+}
+
+// conntrackFindings reads the namespace's conntrack table for connections
+// to the fault's destination that another address answered.
+func (m *Manager) conntrackFindings(netns string, pfx netip.Prefix, port int, proto string) []Finding {
+	ct := m.opts.Conntrack
+	if ct == nil {
+		ct = netlinkConntrack{}
+	}
+	flows, err := ct.Flows(netns, pfx.Addr().Is6())
+	if err != nil {
+		m.log.Debug("reading conntrack", "netns", netns, "err", err)
+		return nil
+	}
+	return conntrackFindings(translations(flows, pfx, port, proto), netns, proto)
 }
 
 func nsLabel(netns string) string {

@@ -229,7 +229,7 @@ func TestKernelLocalhostDNATTrap(t *testing.T) {
 	testnet.MustExec(t, p.Client, "iptables", "-t", "nat", "-A", "NETAVARK-DN-TEST", "-d", "127.0.0.1/32", "-p", "tcp", "-m", "tcp", "--dport", "2049", "-j", "DNAT", "--to-destination", p.ServerV4.String()+":2049")
 	testnet.MustExec(t, p.Client, "iptables", "-t", "nat", "-A", "POSTROUTING", "-s", "127.0.0.0/8", "-d", p.ServerV4.String()+"/32", "-j", "MASQUERADE")
 	local := netip.MustParseAddrPort("127.0.0.1:2049")
-	if errno, _ := dial(t, p.Client, local, 2*time.Second); errno != 0 || ln.Accepted() == 0 {
+	if errno, _ := dial(t, p.Client, local, 2*time.Second); errno != 0 || !accepted(ln) {
 		t.Fatalf("DNAT setup does not reach the server: %v", errno)
 	}
 	// The seed's mistake: a drop aimed at localhost matches nothing.
@@ -247,16 +247,38 @@ func TestKernelLocalhostDNATTrap(t *testing.T) {
 	if v.Bit || v.Packets != 0 {
 		t.Fatalf("plain drop counted hits: %+v", v)
 	}
-	var nat *netfault.Finding
+	var nat, ct *netfault.Finding
+	rules := 0
 	for i := range v.Findings {
-		if v.Findings[i].Cause == netfault.CauseNATBeforeFilter {
-			nat = &v.Findings[i]
+		f := &v.Findings[i]
+		if f.Cause != netfault.CauseNATBeforeFilter {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(f.Detail, "conntrack"):
+			ct = f
+		case nat == nil:
+			nat = f
+			rules++
+		default:
+			rules++
 		}
 	}
 	if nat == nil || !strings.Contains(nat.Detail, "NETAVARK-DN-TEST") || !strings.Contains(nat.Detail, p.ServerV4.String()+":2049") {
 		t.Fatalf("findings do not name the NAT rule: %+v", v.Findings)
 	}
 	t.Logf("finding: %s; fix: %s", nat.Detail, nat.Fix)
+	// iptables-nft's rule is in nft's ip nat table too: named once, as
+	// iptables prints it (`-t nat -A ...`), not again from nft.
+	if rules != 1 || !strings.HasPrefix(nat.Detail, "nat rule `-t nat -A NETAVARK-DN-TEST") {
+		t.Fatalf("the iptables DNAT is named %d times: %+v", rules, v.Findings)
+	}
+	// conntrack saw the connection made above answered by the server.
+	if ct == nil || !strings.Contains(ct.Detail, "to 127.0.0.1:2049 answered by "+p.ServerV4.String()+":2049") ||
+		!strings.Contains(ct.Detail, "to "+p.ClientV4.String()+" (masquerade/SNAT)") {
+		t.Fatalf("no conntrack finding with the translation: %+v", v.Findings)
+	}
+	t.Logf("finding: %s; fix: %s", ct.Detail, ct.Fix)
 	if err := m.Heal(ctx, p.Client, f.ID); err != nil {
 		t.Fatal(err)
 	}

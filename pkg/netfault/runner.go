@@ -49,6 +49,12 @@ type Options struct {
 	// NetFile reads /proc/net/NAME as seen from netns (tcp, tcp6,
 	// ip_tables_names, ...). Default reads it from a thread inside netns.
 	NetFile func(netns, name string) ([]byte, error)
+	// Conntrack reads the connection tracking table for Diagnose;
+	// default ctnetlink opened inside the namespace.
+	Conntrack Conntrack
+	// NFTables reads the nftables ruleset for Diagnose; default
+	// `nft -j list ruleset` run inside the namespace.
+	NFTables NFTables
 	// LongLived is for a Manager that lives as long as a daemon. Apply
 	// then trusts its cache that nfslab's chain and jump exist (one
 	// `iptables -A` per rule; a missing chain is noticed from the error

@@ -32,6 +32,10 @@ type World struct {
 	Root fstest.MapFS
 	// Procs is the fake process table that reapers are recorded in.
 	Procs *Procs
+	// Conntrack and NFT are the fake conntrack table and nft that
+	// Diagnose reads.
+	Conntrack *Conntrack
+	NFT       *NFTables
 	// netnsIDs maps a namespace name to its identity; see SetNetnsID.
 	netnsIDs map[string]string
 }
@@ -45,6 +49,9 @@ func NewWorld() *World {
 		Root:     fstest.MapFS{},
 		Procs:    NewProcs(),
 		netnsIDs: map[string]string{},
+		// The sources Diagnose reads besides iptables and /proc.
+		Conntrack: NewConntrack(),
+		NFT:       NewNFTables(),
 	}
 }
 
@@ -137,6 +144,8 @@ func (w *World) Options(clk clock.Clock, stateDir string) netfault.Options {
 		RootFS:             w.Root,
 		NetnsID:            w.NetnsID,
 		Processes:          w.Procs,
+		Conntrack:          w.Conntrack,
+		NFTables:           w.NFT,
 	}
 }
 
