@@ -161,7 +161,7 @@ func exportChaosMesh(g *globals, path, dir string, overrides []string, opts chao
 	if err := os.Rename(tmp.Name(), file); err != nil {
 		return fmt.Errorf("writing %s: %w", file, err)
 	}
-	fmt.Fprintf(g.stdout, "wrote %s (Workflow %s/%s, %d chaos templates)\n", file, res.Workflow.Namespace, res.Workflow.Name, chaosmesh.Items(res.Workflow))
+	fmt.Fprintf(g.stdout, "wrote %s (Workflow %s/%s, %d chaos templates)\n", file, res.Workflow.Metadata.Namespace, res.Workflow.Metadata.Name, chaosmesh.Items(res.Workflow))
 	fmt.Fprint(g.stdout, res.Report())
 	return nil
 }

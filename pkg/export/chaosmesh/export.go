@@ -10,9 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/chaos-mesh/chaos-mesh/api/v1alpha1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	"github.com/nfslab/nfslab/pkg/faultfs"
 	"github.com/nfslab/nfslab/pkg/netfault"
 	"github.com/nfslab/nfslab/pkg/scenario"
@@ -51,7 +48,7 @@ func (u Unmapped) String() string {
 // Result is the exported scenario.
 type Result struct {
 	// Workflow holds the timeline; nil with ErrNothingMaps.
-	Workflow *v1alpha1.Workflow
+	Workflow *Workflow
 	// Mapped says, for each exported step, what it became, in timeline
 	// order: "timeline[0] (drop-80): NetworkChaos loss 80% to 10.0.0.5, 40s-50s".
 	Mapped []string
@@ -63,7 +60,7 @@ type Result struct {
 type item struct {
 	idx        int
 	start, end time.Duration
-	tmpl       v1alpha1.Template
+	tmpl       Template
 	what       string
 }
 
@@ -214,7 +211,7 @@ func (e *exporter) step(i int) error {
 		if err != nil || spec == nil {
 			return err
 		}
-		e.add(i, st.ID, s.at, v1alpha1.Template{Type: v1alpha1.TypeNetworkChaos, EmbedChaos: &v1alpha1.EmbedChaos{NetworkChaos: spec}}, what)
+		e.add(i, st.ID, s.at, Template{Type: TypeNetworkChaos, EmbedChaos: &EmbedChaos{NetworkChaos: spec}}, what)
 	case scenario.ActionFaultfsSet:
 		specs, whats := e.io(i, st)
 		for k, spec := range specs {
@@ -222,15 +219,15 @@ func (e *exporter) step(i int) error {
 			if len(specs) > 1 {
 				name += "-" + string(spec.Action)
 			}
-			e.add(i, name, s.at, v1alpha1.Template{Type: v1alpha1.TypeIOChaos, EmbedChaos: &v1alpha1.EmbedChaos{IOChaos: spec}}, whats[k])
+			e.add(i, name, s.at, Template{Type: TypeIOChaos, EmbedChaos: &EmbedChaos{IOChaos: spec}}, whats[k])
 		}
 	case scenario.ActionRestart, scenario.ActionRestartTarget, scenario.ActionKill, scenario.ActionPause, scenario.ActionStop:
 		spec, what := e.pod(i, st)
 		if spec != nil {
-			e.add(i, st.ID, s.at, v1alpha1.Template{Type: v1alpha1.TypePodChaos, EmbedChaos: &v1alpha1.EmbedChaos{PodChaos: spec}}, what)
+			e.add(i, st.ID, s.at, Template{Type: TypePodChaos, EmbedChaos: &EmbedChaos{PodChaos: spec}}, what)
 		}
 	case scenario.ActionWait:
-		e.add(i, st.ID, s.at, v1alpha1.Template{Type: v1alpha1.TypeSuspend}, "Suspend")
+		e.add(i, st.ID, s.at, Template{Type: TypeSuspend}, "Suspend")
 	default:
 		e.skip(i, "action "+st.Action, "the Chaos Mesh exporter has no mapping for this action yet")
 	}
@@ -240,13 +237,13 @@ func (e *exporter) step(i int) error {
 // add records a template starting at start; its end is set now for a step
 // with For, for a one-shot action, or later by ender (default: the end of
 // the timeline, where nfslab heals what is left).
-func (e *exporter) add(i int, name string, start time.Duration, t v1alpha1.Template, what string) {
+func (e *exporter) add(i int, name string, start time.Duration, t Template, what string) {
 	st := &e.sc.Timeline[i]
 	end := e.sc.Duration.D()
 	switch {
 	case st.For != 0:
 		end = start + st.For.D()
-	case t.PodChaos != nil && t.PodChaos.Action != v1alpha1.PodFailureAction:
+	case t.PodChaos != nil && t.PodChaos.Action != PodFailureAction:
 		end = start + OneShotDeadline
 	}
 	t.Name = e.name(name)
@@ -390,7 +387,7 @@ func unknownFields(v any, known ...string) []string {
 
 // network maps drop, reject and unreachable to a NetworkChaos spec; nil
 // spec (and no error) when the step is listed as unmapped.
-func (e *exporter) network(i int, st *scenario.Step) (*v1alpha1.NetworkChaosSpec, string, error) {
+func (e *exporter) network(i int, st *scenario.Step) (*NetworkChaosSpec, string, error) {
 	f := st.Fault
 	for _, u := range unknownFields(*f, faultFields...) {
 		e.partial(i, u, "the Chaos Mesh exporter does not know this field of a fault yet")
@@ -399,7 +396,7 @@ func (e *exporter) network(i int, st *scenario.Step) (*v1alpha1.NetworkChaosSpec
 		e.skip(i, st.Action+" inside "+f.In, "the fault runs in the network namespace of a broker or of a partition's leader; Chaos Mesh selects pods by labels, not by Zeebe's topology at run time")
 		return nil, "", nil
 	}
-	spec := &v1alpha1.NetworkChaosSpec{PodSelector: e.o.podSelector()}
+	spec := &NetworkChaosSpec{PodSelector: e.o.podSelector()}
 	var toWhat string
 	if scenario.IsRef(f.Dst) {
 		ref, err := scenario.ParseRef(f.Dst)
@@ -441,20 +438,20 @@ func (e *exporter) network(i int, st *scenario.Step) (*v1alpha1.NetworkChaosSpec
 	var what string
 	switch {
 	case ns.Kind == netfault.KindDrop && ns.Prob > 0 && ns.Prob < 1:
-		spec.Action = v1alpha1.LossAction
+		spec.Action = LossAction
 		pct := percentText(ns.Prob)
-		spec.Loss = &v1alpha1.LossSpec{Loss: pct}
+		spec.Loss = &LossSpec{Loss: pct}
 		what = "NetworkChaos loss " + pct + "%"
 	case ns.Kind == netfault.KindDrop:
-		spec.Action, spec.PartitionBehavior = v1alpha1.PartitionAction, v1alpha1.DropPartitionBehavior
+		spec.Action, spec.PartitionBehavior = PartitionAction, DropPartitionBehavior
 		what = "NetworkChaos partition (drop)"
 	case ns.Kind == netfault.KindReject:
-		spec.Action, spec.PartitionBehavior = v1alpha1.PartitionAction, v1alpha1.RejectPartitionBehavior
+		spec.Action, spec.PartitionBehavior = PartitionAction, RejectPartitionBehavior
 		what = "NetworkChaos partition (reject)"
 	default: // unreachable
-		spec.Action, spec.PartitionBehavior = v1alpha1.PartitionAction, v1alpha1.RejectPartitionBehavior
+		spec.Action, spec.PartitionBehavior = PartitionAction, RejectPartitionBehavior
 		if ns.RouteType == netfault.RouteBlackhole {
-			spec.PartitionBehavior = v1alpha1.DropPartitionBehavior
+			spec.PartitionBehavior = DropPartitionBehavior
 		}
 		what = fmt.Sprintf("NetworkChaos partition (%s)", spec.PartitionBehavior)
 		e.partial(i, "route_type "+string(ns.RouteType), fmt.Sprintf("Chaos Mesh installs no routes; a partition that %ss the traffic stands in for the %s route", spec.PartitionBehavior, ns.RouteType))
@@ -462,17 +459,17 @@ func (e *exporter) network(i int, st *scenario.Step) (*v1alpha1.NetworkChaosSpec
 	if ns.IsRule() {
 		switch ns.Dir {
 		case netfault.DirIn:
-			spec.Direction = v1alpha1.From
+			spec.Direction = DirectionFrom
 		case netfault.DirBoth:
-			spec.Direction = v1alpha1.Both
+			spec.Direction = DirectionBoth
 		default:
-			spec.Direction = v1alpha1.To
+			spec.Direction = DirectionTo
 		}
 		// The webhook refuses from/both toward external targets for
 		// everything but a partition.
-		if spec.Direction != v1alpha1.To && spec.Action != v1alpha1.PartitionAction && spec.Target == nil {
+		if spec.Direction != DirectionTo && spec.Action != PartitionAction && spec.Target == nil {
 			e.partial(i, "dir "+string(ns.Dir), "Chaos Mesh applies netem toward external targets in direction to only; exported as to")
-			spec.Direction = v1alpha1.To
+			spec.Direction = DirectionTo
 		}
 		if ns.Port != 0 || ns.Proto != "" {
 			portText := fmt.Sprintf("%s port %d", ns.Proto, ns.Port)
@@ -489,7 +486,7 @@ func (e *exporter) network(i int, st *scenario.Step) (*v1alpha1.NetworkChaosSpec
 		e.partial(i, "netns "+f.Netns, "the pods of the selector take the place of nfslab's network namespace")
 	}
 	what += " to " + toWhat
-	if spec.Direction != "" && spec.Direction != v1alpha1.To {
+	if spec.Direction != "" && spec.Direction != DirectionTo {
 		what += " (direction " + string(spec.Direction) + ")"
 	}
 	return spec, what, nil
@@ -517,22 +514,22 @@ func labelsText(l map[string]string) string {
 
 // ioMethods maps faultfs operations to IOChaos methods; "any" is every
 // method (no list).
-var ioMethods = map[string]v1alpha1.IoMethod{
-	"lookup": v1alpha1.LookUp, "open": v1alpha1.Open, "create": v1alpha1.Create, "read": v1alpha1.Read,
-	"write": v1alpha1.Write, "fsync": v1alpha1.Fsync, "flush": v1alpha1.Flush, "getattr": v1alpha1.GetAttr,
-	"setattr": v1alpha1.SetAttr, "unlink": v1alpha1.UnLink, "rename": v1alpha1.Rename, "mkdir": v1alpha1.Mkdir,
-	"readdir": v1alpha1.Readdir, "statfs": v1alpha1.Statfs,
+var ioMethods = map[string]IoMethod{
+	"lookup": "lookup", "open": "open", "create": "create", "read": "read",
+	"write": "write", "fsync": "fsync", "flush": "flush", "getattr": "getattr",
+	"setattr": "setattr", "unlink": "unlink", "rename": "rename", "mkdir": "mkdir",
+	"readdir": "readdir", "statfs": "statfs",
 }
 
 // io maps a faultfs rule to IOChaos specs: one for the errno (action
 // fault), one for the latency (action latency).
-func (e *exporter) io(i int, st *scenario.Step) ([]*v1alpha1.IOChaosSpec, []string) {
+func (e *exporter) io(i int, st *scenario.Step) ([]*IOChaosSpec, []string) {
 	r := st.Faultfs
 	for _, u := range unknownFields(*r, faultfsFields...) {
 		e.partial(i, u, "the Chaos Mesh exporter does not know this field of a faultfs rule yet")
 	}
-	base := v1alpha1.IOChaosSpec{
-		ContainerSelector: v1alpha1.ContainerSelector{PodSelector: e.o.podSelector(), ContainerNames: slices.Clone(e.o.Containers)},
+	base := IOChaosSpec{
+		ContainerSelector: ContainerSelector{PodSelector: e.o.podSelector(), ContainerNames: slices.Clone(e.o.Containers)},
 		VolumePath:        e.o.VolumePath,
 		Percent:           100,
 	}
@@ -577,12 +574,12 @@ func (e *exporter) io(i int, st *scenario.Step) ([]*v1alpha1.IOChaosSpec, []stri
 	if len(methods) > 0 {
 		scope = strings.Join(methods, ",") + " " + scope
 	}
-	var specs []*v1alpha1.IOChaosSpec
+	var specs []*IOChaosSpec
 	var whats []string
 	if r.Latency != 0 {
 		s := base
 		s.Methods = slices.Clone(base.Methods)
-		s.Action, s.Delay = v1alpha1.IoLatency, time.Duration(r.Latency).String()
+		s.Action, s.Delay = IoLatency, time.Duration(r.Latency).String()
 		specs = append(specs, &s)
 		whats = append(whats, fmt.Sprintf("IOChaos latency %s %d%% %s", s.Delay, s.Percent, scope))
 	}
@@ -591,7 +588,7 @@ func (e *exporter) io(i int, st *scenario.Step) ([]*v1alpha1.IOChaosSpec, []stri
 		if err == nil && errno != 0 {
 			s := base
 			s.Methods = slices.Clone(base.Methods)
-			s.Action, s.Errno = v1alpha1.IoFaults, uint32(errno)
+			s.Action, s.Errno = IoFaults, uint32(errno)
 			specs = append(specs, &s)
 			whats = append(whats, fmt.Sprintf("IOChaos fault %s (errno %d) %d%% %s", errno, uint32(errno), s.Percent, scope))
 		}
@@ -603,26 +600,26 @@ func (e *exporter) io(i int, st *scenario.Step) ([]*v1alpha1.IOChaosSpec, []stri
 }
 
 // pod maps the target controls to a PodChaos spec.
-func (e *exporter) pod(i int, st *scenario.Step) (*v1alpha1.PodChaosSpec, string) {
-	spec := &v1alpha1.PodChaosSpec{ContainerSelector: v1alpha1.ContainerSelector{PodSelector: e.o.podSelector()}}
+func (e *exporter) pod(i int, st *scenario.Step) (*PodChaosSpec, string) {
+	spec := &PodChaosSpec{ContainerSelector: ContainerSelector{PodSelector: e.o.podSelector()}}
 	var what string
 	switch st.Action {
 	case scenario.ActionRestart, scenario.ActionRestartTarget:
-		spec.Action = v1alpha1.PodKillAction
+		spec.Action = PodKillAction
 		what = "PodChaos pod-kill (its controller starts it again)"
 	case scenario.ActionKill:
 		if len(e.o.Containers) == 0 {
 			e.skip(i, st.Action, "container-kill needs the container's name: give container NAME")
 			return nil, ""
 		}
-		spec.Action, spec.ContainerNames = v1alpha1.ContainerKillAction, slices.Clone(e.o.Containers)
+		spec.Action, spec.ContainerNames = ContainerKillAction, slices.Clone(e.o.Containers)
 		what = "PodChaos container-kill " + strings.Join(e.o.Containers, ",")
 	case scenario.ActionPause:
-		spec.Action = v1alpha1.PodFailureAction
+		spec.Action = PodFailureAction
 		what = "PodChaos pod-failure"
 		e.partial(i, "the freeze (SIGSTOP)", "Chaos Mesh cannot freeze a pod; pod-failure makes it unavailable, and its containers start afresh (a replay) at the end instead of resuming")
 	case scenario.ActionStop:
-		spec.Action = v1alpha1.PodFailureAction
+		spec.Action = PodFailureAction
 		what = "PodChaos pod-failure"
 		e.partial(i, "the stop (SIGTERM)", "Chaos Mesh cannot keep a container stopped; pod-failure makes the pod unavailable until its deadline")
 	}
@@ -702,7 +699,7 @@ func expectationWhy(x scenario.Expectation) string {
 
 // workflow lays the items out: a Serial entry with a Suspend for each gap,
 // and a Parallel for items that overlap, each delayed by its own Suspend.
-func (e *exporter) workflow() *v1alpha1.Workflow {
+func (e *exporter) workflow() *Workflow {
 	items := slices.Clone(e.items)
 	slices.SortStableFunc(items, func(a, b item) int {
 		if a.start != b.start {
@@ -710,10 +707,10 @@ func (e *exporter) workflow() *v1alpha1.Workflow {
 		}
 		return a.idx - b.idx
 	})
-	var templates []v1alpha1.Template
-	entry := v1alpha1.Template{Name: e.name(e.o.Name), Type: v1alpha1.TypeSerial}
+	var templates []Template
+	entry := Template{Name: e.name(e.o.Name), Type: TypeSerial}
 	suspend := func(name string, d time.Duration) string {
-		t := v1alpha1.Template{Name: e.name(name), Type: v1alpha1.TypeSuspend, Deadline: deadline(d)}
+		t := Template{Name: e.name(name), Type: TypeSuspend, Deadline: deadline(d)}
 		templates = append(templates, t)
 		return t.Name
 	}
@@ -738,13 +735,13 @@ func (e *exporter) workflow() *v1alpha1.Workflow {
 		if len(group) == 1 {
 			entry.Children = append(entry.Children, chaos(group[0]))
 		} else {
-			par := v1alpha1.Template{Name: e.name("at-" + durationName(start)), Type: v1alpha1.TypeParallel}
+			par := Template{Name: e.name("at-" + durationName(start)), Type: TypeParallel}
 			for _, it := range group {
 				if it.start == start {
 					par.Children = append(par.Children, chaos(it))
 					continue
 				}
-				ser := v1alpha1.Template{Name: e.name(it.tmpl.Name + "-delayed"), Type: v1alpha1.TypeSerial}
+				ser := Template{Name: e.name(it.tmpl.Name + "-delayed"), Type: TypeSerial}
 				ser.Children = []string{suspend(it.tmpl.Name+"-delay", it.start-start), chaos(it)}
 				templates = append(templates, ser)
 				par.Children = append(par.Children, ser.Name)
@@ -757,9 +754,10 @@ func (e *exporter) workflow() *v1alpha1.Workflow {
 	if d := e.sc.Duration.D(); d > cursor {
 		entry.Children = append(entry.Children, suspend("observe-until-"+durationName(d), d-cursor))
 	}
-	return &v1alpha1.Workflow{
-		TypeMeta: metav1.TypeMeta{APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: v1alpha1.KindWorkflow},
-		ObjectMeta: metav1.ObjectMeta{
+	return &Workflow{
+		APIVersion: APIVersion,
+		Kind:       KindWorkflow,
+		Metadata: ObjectMeta{
 			Name:      e.o.Name,
 			Namespace: e.o.Namespace,
 			Labels:    map[string]string{"app.kubernetes.io/managed-by": "nfslab"},
@@ -767,7 +765,7 @@ func (e *exporter) workflow() *v1alpha1.Workflow {
 				"nfslab.dev/scenario": e.sc.Metadata.Name,
 			},
 		},
-		Spec: v1alpha1.WorkflowSpec{Entry: entry.Name, Templates: append([]v1alpha1.Template{entry}, templates...)},
+		Spec: WorkflowSpec{Entry: entry.Name, Templates: append([]Template{entry}, templates...)},
 	}
 }
 
@@ -782,7 +780,7 @@ func durationName(d time.Duration) string {
 }
 
 // Items counts the chaos templates of w (for tests and the command).
-func Items(w *v1alpha1.Workflow) int {
+func Items(w *Workflow) int {
 	n := 0
 	for _, t := range w.Spec.Templates {
 		if t.EmbedChaos != nil {

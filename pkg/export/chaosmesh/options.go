@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/chaos-mesh/chaos-mesh/api/v1alpha1"
 	"k8s.io/apimachinery/pkg/util/validation"
 )
 
@@ -33,7 +32,7 @@ type Options struct {
 	Selector map[string]string
 	// Mode and Value are Chaos Mesh's selector mode (one, all, fixed,
 	// fixed-percent, random-max-percent) and its value; default all.
-	Mode  v1alpha1.SelectorMode
+	Mode  SelectorMode
 	Value string
 	// Containers are the container names IOChaos and container-kill act on;
 	// empty: IOChaos picks the pod's first container.
@@ -58,8 +57,8 @@ type Options struct {
 var Keys = []string{"name", "namespace", "selector", "mode", "value", "container", "volume-path",
 	"server-address", "server-selector", "server-namespace", "at"}
 
-var modes = []v1alpha1.SelectorMode{v1alpha1.OneMode, v1alpha1.AllMode, v1alpha1.FixedMode,
-	v1alpha1.FixedPercentMode, v1alpha1.RandomMaxPercentMode}
+var modes = []SelectorMode{OneMode, AllMode, FixedMode,
+	FixedPercentMode, RandomMaxPercentMode}
 
 // Set sets one option from its text form. selector and server-selector take
 // labels (app=zeebe,tier=broker) and add to what was set before; container
@@ -97,7 +96,7 @@ func (o *Options) Set(key, value string) error {
 		}
 		maps.Copy(*dst, labels)
 	case "mode":
-		m := v1alpha1.SelectorMode(value)
+		m := SelectorMode(value)
 		if !slices.Contains(modes, m) {
 			return bad("not one of one, all, fixed, fixed-percent, random-max-percent")
 		}
@@ -185,13 +184,13 @@ func (o Options) withDefaults(scenarioName string) (Options, error) {
 		o.ServerNamespace = o.Namespace
 	}
 	if o.Mode == "" {
-		o.Mode = v1alpha1.AllMode
+		o.Mode = AllMode
 	}
 	if o.VolumePath == "" {
 		o.VolumePath = DefaultVolumePath
 	}
 	switch {
-	case o.Mode == v1alpha1.OneMode || o.Mode == v1alpha1.AllMode:
+	case o.Mode == OneMode || o.Mode == AllMode:
 		if o.Value != "" {
 			return o, fmt.Errorf("%w: value %q applies only to modes fixed, fixed-percent and random-max-percent, not %s", ErrInvalid, o.Value, o.Mode)
 		}
@@ -204,19 +203,17 @@ func (o Options) withDefaults(scenarioName string) (Options, error) {
 	return o, nil
 }
 
-func (o Options) podSelector() v1alpha1.PodSelector {
-	return v1alpha1.PodSelector{
-		Selector: v1alpha1.PodSelectorSpec{GenericSelectorSpec: v1alpha1.GenericSelectorSpec{
-			Namespaces: []string{o.Namespace}, LabelSelectors: maps.Clone(o.Selector)}},
-		Mode:  o.Mode,
-		Value: o.Value,
+func (o Options) podSelector() PodSelector {
+	return PodSelector{
+		Selector: PodSelectorSpec{Namespaces: []string{o.Namespace}, LabelSelectors: maps.Clone(o.Selector)},
+		Mode:     o.Mode,
+		Value:    o.Value,
 	}
 }
 
-func (o Options) serverSelector() *v1alpha1.PodSelector {
-	return &v1alpha1.PodSelector{
-		Selector: v1alpha1.PodSelectorSpec{GenericSelectorSpec: v1alpha1.GenericSelectorSpec{
-			Namespaces: []string{o.ServerNamespace}, LabelSelectors: maps.Clone(o.ServerSelector)}},
-		Mode: v1alpha1.AllMode,
+func (o Options) serverSelector() *PodSelector {
+	return &PodSelector{
+		Selector: PodSelectorSpec{Namespaces: []string{o.ServerNamespace}, LabelSelectors: maps.Clone(o.ServerSelector)},
+		Mode:     AllMode,
 	}
 }

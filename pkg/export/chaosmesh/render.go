@@ -5,37 +5,17 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/chaos-mesh/chaos-mesh/api/v1alpha1"
 	"github.com/goccy/go-yaml"
 )
 
-// object is what a user applies: the Workflow without its status and
-// without the server-set metadata, in Kubernetes' field order.
-type object struct {
-	APIVersion string                `json:"apiVersion"`
-	Kind       string                `json:"kind"`
-	Metadata   objectMeta            `json:"metadata"`
-	Spec       v1alpha1.WorkflowSpec `json:"spec"`
-}
-
-type objectMeta struct {
-	Name        string            `json:"name"`
-	Namespace   string            `json:"namespace,omitempty"`
-	Labels      map[string]string `json:"labels,omitempty"`
-	Annotations map[string]string `json:"annotations,omitempty"`
-}
-
 // FileName is the name the command gives the Workflow's file in -o DIR.
-func (r *Result) FileName() string { return r.Workflow.Name + ".workflow.yaml" }
+func (r *Result) FileName() string { return r.Workflow.Metadata.Name + ".workflow.yaml" }
 
 // YAML writes the Workflow as one YAML document after a comment block:
 // where it comes from, what each step became, and every Unmapped entry.
 // source names the scenario file in the header.
 func (r *Result) YAML(source string) ([]byte, error) {
-	w := r.Workflow
-	obj := object{APIVersion: w.APIVersion, Kind: w.Kind, Spec: w.Spec,
-		Metadata: objectMeta{Name: w.Name, Namespace: w.Namespace, Labels: w.Labels, Annotations: w.Annotations}}
-	js, err := json.Marshal(obj)
+	js, err := json.Marshal(r.Workflow)
 	if err != nil {
 		return nil, fmt.Errorf("encoding the workflow: %w", err)
 	}
