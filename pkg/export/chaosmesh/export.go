@@ -443,18 +443,21 @@ func (e *exporter) network(i int, st *scenario.Step) (*NetworkChaosSpec, string,
 		spec.Loss = &LossSpec{Loss: pct}
 		what = "NetworkChaos loss " + pct + "%"
 	case ns.Kind == netfault.KindDrop:
-		spec.Action, spec.PartitionBehavior = PartitionAction, DropPartitionBehavior
+		// drop is the partition's default behaviour: left out, so that a
+		// Chaos Mesh older than partitionBehavior takes the object too.
+		spec.Action = PartitionAction
 		what = "NetworkChaos partition (drop)"
 	case ns.Kind == netfault.KindReject:
 		spec.Action, spec.PartitionBehavior = PartitionAction, RejectPartitionBehavior
 		what = "NetworkChaos partition (reject)"
 	default: // unreachable
 		spec.Action, spec.PartitionBehavior = PartitionAction, RejectPartitionBehavior
+		behavior := "reject"
 		if ns.RouteType == netfault.RouteBlackhole {
-			spec.PartitionBehavior = DropPartitionBehavior
+			spec.PartitionBehavior, behavior = "", "drop"
 		}
-		what = fmt.Sprintf("NetworkChaos partition (%s)", spec.PartitionBehavior)
-		e.partial(i, "route_type "+string(ns.RouteType), fmt.Sprintf("Chaos Mesh installs no routes; a partition that %ss the traffic stands in for the %s route", spec.PartitionBehavior, ns.RouteType))
+		what = fmt.Sprintf("NetworkChaos partition (%s)", behavior)
+		e.partial(i, "route_type "+string(ns.RouteType), fmt.Sprintf("Chaos Mesh installs no routes; a partition that %ss the traffic stands in for the %s route", behavior, ns.RouteType))
 	}
 	if ns.IsRule() {
 		switch ns.Dir {

@@ -343,7 +343,9 @@ func TestEveryAction(t *testing.T) {
 	if r == nil || r.Action != v1alpha1.PartitionAction || r.PartitionBehavior != v1alpha1.RejectPartitionBehavior || r.Direction != v1alpha1.Both || r.ExternalTargets[0] != "10.3.0.1" || *tm["r"].Deadline != "30s" {
 		t.Errorf("r = %+v deadline %v", r, tm["r"].Deadline)
 	}
-	if u := tm["u"].NetworkChaos; u == nil || u.PartitionBehavior != v1alpha1.DropPartitionBehavior || *tm["u"].Deadline != "25s" {
+	// wf went through the webhook's defaulting: the partition's
+	// behaviour, left out, is drop.
+	if u := tm["u"].NetworkChaos; u == nil || u.Action != v1alpha1.PartitionAction || u.PartitionBehavior != v1alpha1.DropPartitionBehavior || *tm["u"].Deadline != "25s" {
 		t.Errorf("u = %+v", u)
 	}
 	if _, ok := tm["lo"]; ok {
@@ -584,5 +586,51 @@ func TestServerSelector(t *testing.T) {
 	if nc == nil || nc.Target == nil || nc.Target.Selector.Namespaces[0] != "storage" || nc.Target.Selector.LabelSelectors["app"] != "nfs-server" ||
 		nc.ExternalTargets != nil || nc.Mode != v1alpha1.OneMode || nc.Selector.Namespaces[0] != "default" {
 		t.Errorf("network chaos = %+v", nc)
+	}
+}
+
+// TestDocWorkedExample keeps docs/chaos-mesh.md's worked example the real
+// output: its YAML is the golden file, its report what Export reports.
+func TestDocWorkedExample(t *testing.T) {
+	doc, err := os.ReadFile("../../../docs/chaos-mesh.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, example, ok := strings.Cut(string(doc), "## Worked example: nfs-random-drop-80")
+	if !ok {
+		t.Fatal("docs/chaos-mesh.md has no worked example for nfs-random-drop-80")
+	}
+	block := func(lang string) string {
+		_, after, ok := strings.Cut(example, "```"+lang+"\n")
+		if !ok {
+			t.Fatalf("worked example has no %s block", lang)
+		}
+		body, _, _ := strings.Cut(after, "```\n")
+		return body
+	}
+	golden, err := os.ReadFile(filepath.Join("testdata", "nfs-random-drop-80.workflow.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := block("yaml"); got != string(golden) {
+		t.Errorf("the worked example's YAML is not testdata/nfs-random-drop-80.workflow.yaml; got:\n%s", got)
+	}
+	sc, err := scenario.LoadFile(filepath.Join(scenariosDir, "nfs-random-drop-80.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var o Options
+	for _, kv := range [][2]string{{"namespace", "zeebe"}, {"selector", "app=zeebe"}, {"server-address", "10.0.0.5"}} {
+		if err := o.Set(kv[0], kv[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := Export(sc, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "wrote chaos/nfs-random-drop-80.workflow.yaml (Workflow zeebe/nfs-random-drop-80, 2 chaos templates)\n" + res.Report()
+	if got := block("text"); got != want {
+		t.Errorf("the worked example's output is not the command's; got:\n%s\nwant:\n%s", got, want)
 	}
 }

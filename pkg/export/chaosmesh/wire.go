@@ -111,7 +111,7 @@ const (
 	LossAction      NetworkChaosAction = "loss"
 	PartitionAction NetworkChaosAction = "partition"
 
-	DropPartitionBehavior   PartitionBehavior = "drop"
+	// RejectPartitionBehavior; drop is the default, written as no field.
 	RejectPartitionBehavior PartitionBehavior = "reject"
 
 	DirectionTo   Direction = "to"
