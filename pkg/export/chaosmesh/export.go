@@ -206,7 +206,7 @@ func (e *exporter) step(i int) error {
 		e.partial(i, "its event "+st.On, s.note)
 	}
 	switch st.Action {
-	case scenario.ActionDrop, scenario.ActionReject, scenario.ActionUnreachable:
+	case scenario.ActionDrop, scenario.ActionReject, scenario.ActionUnreachable, actionDelay, actionLimit:
 		spec, what, err := e.network(i, st)
 		if err != nil || spec == nil {
 			return err
@@ -302,7 +302,7 @@ func (e *exporter) ender(i int) {
 	switch st.Action {
 	case scenario.ActionHeal:
 		ends = func(o *scenario.Step) bool {
-			return (st.Ref == "all" || o.ID == st.Ref) && slices.Contains([]string{scenario.ActionDrop, scenario.ActionReject, scenario.ActionUnreachable}, o.Action)
+			return (st.Ref == "all" || o.ID == st.Ref) && slices.Contains([]string{scenario.ActionDrop, scenario.ActionReject, scenario.ActionUnreachable, actionDelay, actionLimit}, o.Action)
 		}
 	case scenario.ActionFaultfsClear:
 		ends = func(o *scenario.Step) bool {
@@ -348,7 +348,7 @@ func (e *exporter) ender(i int) {
 // than dropped.
 var (
 	stepFields    = []string{"id", "at", "on", "delay", "for", "action", "fault", "ref", "container", "faultfs", "drop_cache", "note"}
-	faultFields   = []string{"dst", "port", "proto", "dir", "prob", "route_type", "netns", "match_original", "in"}
+	faultFields   = append([]string{"dst", "port", "proto", "dir", "prob", "route_type", "netns", "match_original", "in"}, shapeFields...)
 	faultfsFields = []string{"ops", "path", "errno", "prob", "latency", "offset", "length"}
 )
 
@@ -436,7 +436,19 @@ func (e *exporter) network(i int, st *scenario.Step) (*NetworkChaosSpec, string,
 		return nil, "", fmt.Errorf("step %q: %w", st.ID, err)
 	}
 	var what string
+	shaping := st.Action == actionDelay || st.Action == actionLimit
 	switch {
+	case shaping:
+		p, ok := shapeOf(*f)
+		if !ok {
+			e.skip(i, "action "+st.Action, "this build's faults carry no delay or rate to export")
+			return nil, "", nil
+		}
+		var parts [][2]string
+		what, parts = shapeSpec(spec, st.Action, p)
+		for _, pt := range parts {
+			e.partial(i, pt[0], pt[1])
+		}
 	case ns.Kind == netfault.KindDrop && ns.Prob > 0 && ns.Prob < 1:
 		spec.Action = LossAction
 		pct := percentText(ns.Prob)
@@ -459,7 +471,7 @@ func (e *exporter) network(i int, st *scenario.Step) (*NetworkChaosSpec, string,
 		what = fmt.Sprintf("NetworkChaos partition (%s)", behavior)
 		e.partial(i, "route_type "+string(ns.RouteType), fmt.Sprintf("Chaos Mesh installs no routes; a partition that %ss the traffic stands in for the %s route", behavior, ns.RouteType))
 	}
-	if ns.IsRule() {
+	if ns.IsRule() || shaping {
 		switch ns.Dir {
 		case netfault.DirIn:
 			spec.Direction = DirectionFrom

@@ -110,6 +110,9 @@ type (
 const (
 	LossAction      NetworkChaosAction = "loss"
 	PartitionAction NetworkChaosAction = "partition"
+	DelayAction     NetworkChaosAction = "delay"
+	NetemAction     NetworkChaosAction = "netem"
+	BandwidthAction NetworkChaosAction = "bandwidth"
 
 	// RejectPartitionBehavior; drop is the default, written as no field.
 	RejectPartitionBehavior PartitionBehavior = "reject"
@@ -125,7 +128,11 @@ type NetworkChaosSpec struct {
 	PodSelector       `json:",inline"`
 	Action            NetworkChaosAction `json:"action"`
 	PartitionBehavior PartitionBehavior  `json:"partitionBehavior,omitempty"`
+	Delay             *DelaySpec         `json:"delay,omitempty"`
 	Loss              *LossSpec          `json:"loss,omitempty"`
+	Duplicate         *DuplicateSpec     `json:"duplicate,omitempty"`
+	Corrupt           *CorruptSpec       `json:"corrupt,omitempty"`
+	Bandwidth         *BandwidthSpec     `json:"bandwidth,omitempty"`
 	Direction         Direction          `json:"direction,omitempty"`
 	Target            *PodSelector       `json:"target,omitempty"`
 	ExternalTargets   []string           `json:"externalTargets,omitempty"`
@@ -134,6 +141,40 @@ type NetworkChaosSpec struct {
 // LossSpec is v1alpha1.LossSpec; Loss is a percentage ("80").
 type LossSpec struct {
 	Loss string `json:"loss"`
+}
+
+// DelaySpec is v1alpha1.DelaySpec: Latency and Jitter are Go durations,
+// Correlation a percentage.
+type DelaySpec struct {
+	Latency     string       `json:"latency"`
+	Correlation string       `json:"correlation,omitempty"`
+	Jitter      string       `json:"jitter,omitempty"`
+	Reorder     *ReorderSpec `json:"reorder,omitempty"`
+}
+
+// ReorderSpec is v1alpha1.ReorderSpec.
+type ReorderSpec struct {
+	Reorder string `json:"reorder"`
+	Gap     int    `json:"gap"`
+}
+
+// DuplicateSpec and CorruptSpec are their v1alpha1 namesakes
+// (percentages).
+type (
+	DuplicateSpec struct {
+		Duplicate string `json:"duplicate"`
+	}
+	CorruptSpec struct {
+		Corrupt string `json:"corrupt"`
+	}
+)
+
+// BandwidthSpec is v1alpha1.BandwidthSpec: Rate in tc's units ("1mbit"),
+// Limit the queue and Buffer the burst, in bytes.
+type BandwidthSpec struct {
+	Rate   string `json:"rate"`
+	Limit  uint32 `json:"limit"`
+	Buffer uint32 `json:"buffer"`
 }
 
 // IOChaosType and IoMethod are their v1alpha1 namesakes.
