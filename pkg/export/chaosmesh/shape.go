@@ -92,7 +92,7 @@ func shapeSpec(spec *NetworkChaosSpec, action string, p shape) (what string, par
 			buffer = max(p.Rate/8/100, 1514)
 		}
 		spec.Bandwidth = &BandwidthSpec{Rate: rateText(p.Rate), Limit: defaultQueue, Buffer: uint32(min(buffer, 1<<32-1))}
-		partial = append(partial, [2]string{"the queue", fmt.Sprintf("tbf needs a queue length; %d bytes, what the default 1000-packet queue behind nfslab's htb class holds", defaultQueue)})
+		partial = append(partial, [2]string{"nfslab's queue (1000 packets)", fmt.Sprintf("Chaos Mesh's tbf takes a queue length in bytes: written as limit %d, what 1000 full-size packets take", defaultQueue)})
 		return "NetworkChaos bandwidth " + spec.Bandwidth.Rate, partial
 	}
 	d := &DelaySpec{Latency: p.Delay.String()}
@@ -106,14 +106,15 @@ func shapeSpec(spec *NetworkChaosSpec, action string, p shape) (what string, par
 		d.Reorder = &ReorderSpec{Reorder: pct(p.Reorder)}
 	}
 	spec.Action, spec.Delay = DelayAction, d
-	what = "NetworkChaos delay " + d.Latency
+	delay := d.Latency
 	if d.Jitter != "" {
-		what += " ± " + d.Jitter
+		delay += " ± " + d.Jitter
 	}
+	what = "NetworkChaos delay " + delay
 	if p.Loss != 0 || p.Duplicate != 0 || p.Corrupt != 0 {
 		// delay takes only the delay; netem takes them together.
 		spec.Action = NetemAction
-		what = "NetworkChaos netem, delay " + d.Latency
+		what = "NetworkChaos netem, delay " + delay
 		if p.Loss != 0 {
 			spec.Loss = &LossSpec{Loss: pct(p.Loss)}
 			what += ", loss " + pct(p.Loss) + "%"
