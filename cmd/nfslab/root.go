@@ -73,6 +73,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newDetectCmds(g),   // detect
 		newScenarioCmds(g), // run, collect
 		newVMCmds(g),       // vm
+		newExportCmds(g),   // export chaos-mesh
 	)
 	return root
 }
