@@ -188,7 +188,13 @@ func WriteSummary(w io.Writer, res Result, c Collected) {
 		res.Accel, res.BootTime.Round(100*time.Millisecond), res.Total.Round(time.Second), c.VMDir)
 	for _, st := range res.Status.Steps {
 		fmt.Fprintf(w, "%s %s (%s)", st.Verdict, st.Name, st.Duration.D().Round(time.Second))
-		if st.ExitCode != 0 || st.Error != "" {
+		switch {
+		case st.KilledAfter > 0: // a crash trial: the kill is the plan
+			fmt.Fprintf(w, " killed after %s, heal --all exit %d", st.KilledAfter.D().Round(100*time.Millisecond), st.HealExit)
+			if st.Error != "" {
+				fmt.Fprintf(w, " %s", st.Error)
+			}
+		case st.ExitCode != 0 || st.Error != "":
 			fmt.Fprintf(w, " exit %d %s", st.ExitCode, st.Error)
 		}
 		if len(st.Earlier) > 0 {

@@ -44,6 +44,8 @@ func TestCollectAndSummary(t *testing.T) {
 				Earlier: []StepResult{{Verdict: Fail, ExitCode: 1, Duration: duration.Duration(30 * time.Second), Log: "logs/nfs-full-drop.attempt1.log"}}},
 			{Name: "nfs-random-drop", Verdict: Fail, ExitCode: 1, Error: "expectation failed", Duration: duration.Duration(40 * time.Second),
 				Leftovers: []string{"mount: 10.214.0.2:/ /mnt/x nfs4"}},
+			{Name: "crash-nfs-full-drop", Verdict: Pass, ExitCode: -1, Duration: duration.Duration(53 * time.Second),
+				KilledAfter: duration.Duration(52970 * time.Millisecond)},
 		}}}
 	now := time.Date(2026, 12, 2, 6, 30, 0, 0, time.UTC)
 	c, err := Collect(res, out, now)
@@ -68,6 +70,7 @@ func TestCollectAndSummary(t *testing.T) {
 		"PASS nfs-full-drop (1m1s) on attempt 2\n",
 		"    attempt 1: FAIL exit 1 after 30s, log " + filepath.Join(c.VMDir, "logs/nfs-full-drop.attempt1.log") + "\n",
 		"FAIL nfs-random-drop (40s) exit 1 expectation failed\n",
+		"PASS crash-nfs-full-drop (53s) killed after 53s, heal --all exit 0\n",
 		"    left behind: mount: 10.214.0.2:/ /mnt/x nfs4\n",
 		"run dir: " + c.Runs[0] + "\n",
 	} {
