@@ -79,7 +79,7 @@ func TestCollectAndSummary(t *testing.T) {
 		}
 	}
 	err = stepsErr(res.Status)
-	if !errors.Is(err, ErrStepsFailed) || err.Error() != "1 of 2 failed in the lab VM: nfs-random-drop" {
+	if !errors.Is(err, ErrStepsFailed) || err.Error() != "1 of 3 failed in the lab VM: nfs-random-drop" {
 		t.Errorf("steps error %v", err)
 	}
 	if err := stepsErr(Status{Steps: res.Status.Steps[:1]}); err != nil {
