@@ -194,6 +194,9 @@ func (m *Manager) knownFault(netns, id string) (appliedFault, bool) {
 	if !ok || rec.ID != id {
 		return appliedFault{}, false
 	}
+	if rec.Spec.IsShape() {
+		return appliedFault{}, false // found by a scan (shape.go)
+	}
 	if !rec.Spec.IsRule() {
 		return appliedFault{route: true}, true
 	}

@@ -53,6 +53,30 @@ func routeGone(err error) bool {
 	return errors.Is(err, unix.ESRCH) || errors.Is(err, unix.ENOENT)
 }
 
+// newShapeHandle opens a netlink handle in ns for qdiscs, classes, filters
+// and links; *netlink.Handle is a ShapeHandle.
+func newShapeHandle(ns string) (ShapeHandle, error) {
+	if ns == "" {
+		return netlink.NewHandle(unix.NETLINK_ROUTE)
+	}
+	h, err := netns.GetFromName(ns)
+	if err != nil {
+		return nil, fmt.Errorf("opening network namespace %s: %w", ns, err)
+	}
+	defer h.Close()
+	return netlink.NewHandleAt(h, unix.NETLINK_ROUTE)
+}
+
+// linkGone reports whether a tc or link operation failed because its
+// object (device, qdisc, class, filter, or the qdisc kind) does not exist.
+func linkGone(err error) bool {
+	return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ESRCH)
+}
+
+// errNotSupported is what the kernel answers for an operation a qdisc
+// does not support.
+var errNotSupported error = unix.EOPNOTSUPP
+
 // netnsID names a network namespace by the device and inode of its nsfs
 // file: /run/netns/NAME, or this thread's own namespace for "". A name
 // whose file is not a mounted namespace is an error wrapping

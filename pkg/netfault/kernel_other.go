@@ -20,3 +20,9 @@ type procfs struct{}
 
 func (procfs) Identify(int) (Proc, error) { return Proc{}, errUnsupported }
 func (procfs) End(Proc) error             { return errUnsupported }
+
+func newShapeHandle(string) (ShapeHandle, error) { return nil, errUnsupported }
+
+func linkGone(error) bool { return false }
+
+var errNotSupported = errors.New("operation not supported")

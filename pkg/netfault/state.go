@@ -21,6 +21,9 @@ type stateRecord struct {
 	// Reaper is the process that expires a fault the kernel cannot
 	// (a route of the direct path); whatever removes the fault ends it.
 	Reaper *Proc `json:"reaper,omitempty"`
+	// Shape is where a delay or limit fault's class is and what nfslab's
+	// root qdisc replaced (restored on heal, also after a crash).
+	Shape *shapeRecord `json:"shape,omitempty"`
 }
 
 // Proc names one process across PID reuse: its PID and its start time in
