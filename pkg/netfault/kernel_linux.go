@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nfslab/nfslab/internal/netnsdo"
 
@@ -76,6 +78,13 @@ func linkGone(err error) bool {
 // errNotSupported is what the kernel answers for an operation a qdisc
 // does not support.
 var errNotSupported error = unix.EOPNOTSUPP
+
+// ticksToDuration converts netem's delay in psched ticks (as the kernel
+// dumps it, and as netlink.NewNetem stores it) to a duration, rounded to
+// the microsecond netem was given.
+func ticksToDuration(t uint32) time.Duration {
+	return time.Duration(math.Round(float64(t)/netlink.TickInUsec())) * time.Microsecond
+}
 
 // netnsID names a network namespace by the device and inode of its nsfs
 // file: /run/netns/NAME, or this thread's own namespace for "". A name

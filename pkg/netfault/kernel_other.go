@@ -2,7 +2,10 @@
 
 package netfault
 
-import "errors"
+import (
+	"errors"
+	"time"
+)
 
 var errUnsupported = errors.New("network faults need Linux")
 
@@ -26,3 +29,5 @@ func newShapeHandle(string) (ShapeHandle, error) { return nil, errUnsupported }
 func linkGone(error) bool { return false }
 
 var errNotSupported = errors.New("operation not supported")
+
+func ticksToDuration(uint32) time.Duration { return 0 }

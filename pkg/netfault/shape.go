@@ -2,6 +2,7 @@ package netfault
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"strconv"
 	"strings"
@@ -293,6 +294,13 @@ func mirredTarget(f netlink.Filter) int {
 	return 0
 }
 
+// u32Percent reads netem's probability (a fraction of 2^32-1) back as a
+// percentage, rounded to what a user gives (three decimals).
+func u32Percent(v uint32) float64 {
+	p := float64(v) / float64(^uint32(0)) * 100
+	return math.Round(p*1000) / 1000
+}
+
 // ---- commands a user would type for the same objects (Plan, Fault.Rules) ----
 
 func tcPrefix(netns string) string {
@@ -497,9 +505,13 @@ func specFromShape(e *entry, netns string) (Spec, time.Time) {
 	for _, o := range e.shapes {
 		if n, ok := o.leaf.(*netlink.Netem); ok {
 			s.Kind = KindDelay
-			s.Delay = time.Duration(n.Latency) * time.Microsecond
-			s.Jitter = time.Duration(n.Jitter) * time.Microsecond
-			s.Loss = float64(n.Loss)
+			s.Delay = ticksToDuration(n.Latency)
+			s.Jitter = ticksToDuration(n.Jitter)
+			s.Correlation = u32Percent(n.DelayCorr)
+			s.Loss = u32Percent(n.Loss)
+			s.Duplicate = u32Percent(n.Duplicate)
+			s.Corrupt = u32Percent(n.CorruptProb)
+			s.Reorder = u32Percent(n.ReorderProb)
 		} else if o.class != nil {
 			if c, ok := o.class.(*netlink.HtbClass); ok {
 				s.Rate = Rate(c.Rate * 8)
