@@ -106,4 +106,3 @@ func mirredTarget(f netlink.Filter) int {
 	}
 	return 0
 }
-
