@@ -666,7 +666,7 @@ func (r *run) endFor(ctx context.Context, i int) {
 		defer r.pending.Add(-1)
 		var err error
 		switch st.Action {
-		case scenario.ActionDrop, scenario.ActionReject, scenario.ActionUnreachable:
+		case scenario.ActionDrop, scenario.ActionReject, scenario.ActionUnreachable, scenario.ActionDelay, scenario.ActionLimit:
 			err = r.healStep(ctx, st.ID)
 		case scenario.ActionFaultfsSet:
 			err = r.clearFaultfs(ctx, st.ID)
@@ -725,7 +725,7 @@ func firstLine(ev []string) string {
 // do performs step st's action.
 func (r *run) do(ctx context.Context, i int, st *scenario.Step) error {
 	switch st.Action {
-	case scenario.ActionDrop, scenario.ActionReject, scenario.ActionUnreachable:
+	case scenario.ActionDrop, scenario.ActionReject, scenario.ActionUnreachable, scenario.ActionDelay, scenario.ActionLimit:
 		return r.applyFault(ctx, st)
 	case scenario.ActionHeal:
 		if st.Ref == "all" {
@@ -836,7 +836,7 @@ func (r *run) applyFault(ctx context.Context, st *scenario.Step) error {
 		return fmt.Errorf("applying %s to %s: %w", st.Action, spec.Dst, err)
 	}
 	r.mu.Lock()
-	r.faults = append(r.faults, &appliedFault{step: st.ID, id: f.ID, netns: spec.Netns, kind: string(spec.Kind), counted: spec.IsRule()})
+	r.faults = append(r.faults, &appliedFault{step: st.ID, id: f.ID, netns: spec.Netns, kind: string(spec.Kind), counted: spec.Counted()})
 	r.mu.Unlock()
 	// The commands as applied: the fault's ID, its --datestop.
 	rules := append(append([]string{}, f.Rules...), f.Routes...)

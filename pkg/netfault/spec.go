@@ -29,6 +29,9 @@ const (
 	KindLimit Kind = "limit"
 )
 
+// Counted reports whether faults of kind k have packet counters.
+func (k Kind) Counted() bool { return Spec{Kind: k}.Counted() }
+
 // Kinds lists every fault kind, in documentation order.
 var Kinds = []Kind{KindDrop, KindReject, KindUnreachable, KindDelay, KindLimit}
 
