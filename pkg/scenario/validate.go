@@ -350,6 +350,7 @@ var faultActions = []string{ActionDrop, ActionReject, ActionUnreachable, ActionD
 // IsNetworkFault reports whether action applies a network fault (a
 // netfault.Kind of the same name).
 func IsNetworkFault(action string) bool { return slices.Contains(faultActions, action) }
+
 var containerActions = []string{ActionPause, ActionUnpause, ActionStop, ActionKill, ActionRestart}
 
 func (s *Scenario) brokers() int {
