@@ -572,6 +572,15 @@ func (m *Manager) finish(inv *inventory, all bool) {
 	inv.close()
 }
 
+// closeShape closes the shaping handle only (Diagnose closes the route
+// handle itself).
+func (inv *inventory) closeShape() {
+	if inv.shape != nil {
+		inv.shape.Close()
+		inv.shape = nil
+	}
+}
+
 func (inv *inventory) close() {
 	if inv.handle != nil {
 		inv.handle.Close()

@@ -283,3 +283,41 @@ func TestKernelShapeExpiresInKernel(t *testing.T) {
 	}
 	nothingShaped(t, p.Client, p.ClientIf)
 }
+
+// TestKernelShapeZeroHitDiagnosis: a limit with no traffic gets 0 packets
+// in its class; Verify says it did not bite and names the missing
+// connection. Once another tool replaces the root, the missing class is
+// named too.
+func TestKernelShapeZeroHitDiagnosis(t *testing.T) {
+	p, m := kernelSetup(t)
+	ctx := context.Background()
+	f, err := m.Apply(ctx, netfault.Spec{Kind: netfault.KindLimit, Dst: p.ServerV4.String(), Port: 2049, Rate: 1_000_000, Netns: p.Client, For: time.Minute}.WithDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := netfault.Verify(ctx, m, clock.Real{}, p.Client, f.ID, 300*time.Millisecond, 50*time.Millisecond)
+	if err != nil || v.Bit || !v.Counted {
+		t.Fatalf("verify with no traffic: %+v %v", v, err)
+	}
+	if len(v.Findings) == 0 || v.Findings[0].Cause != netfault.CauseNoConnection {
+		t.Fatalf("findings: %+v", v.Findings)
+	}
+	testnet.MustExec(t, p.Client, "tc", "qdisc", "replace", "dev", p.ClientIf, "root", "handle", "1:", "tbf", "rate", "100mbit", "burst", "32kb", "latency", "50ms")
+	fs, err := m.Diagnose(ctx, p.Client, f.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, x := range fs {
+		found = found || x.Cause == netfault.CauseShapeClassMissing
+	}
+	if !found {
+		t.Fatalf("findings after the root was replaced: %+v", fs)
+	}
+	if err := m.Heal(ctx, p.Client, f.ID); err != nil {
+		t.Fatal(err)
+	}
+	if out := testnet.MustExec(t, p.Client, "tc", "qdisc", "show", "dev", p.ClientIf); !strings.Contains(out, "tbf 1:") {
+		t.Fatalf("the other tool's root was touched:\n%s", out)
+	}
+}

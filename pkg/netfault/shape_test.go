@@ -347,3 +347,47 @@ func TestShapeSweepOrphans(t *testing.T) {
 		t.Fatalf("root %s", kind)
 	}
 }
+
+// TestShapeDiagnosis: a class another tool removed (its root replaced)
+// and a route that moved are named; the causes shared with drop (no TCP
+// connection) still come.
+func TestShapeDiagnosis(t *testing.T) {
+	m, w, _, _ := newFake(t)
+	ctx := context.Background()
+	sh := w.Shape("")
+	sh.AddLink("eth1", "fq_codel")
+	f, err := m.Apply(ctx, netfault.Spec{Kind: netfault.KindLimit, Dst: "10.0.0.5", Port: 2049, Rate: 1e6, For: time.Minute}.WithDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.SetNetFile("", "tcp", "  sl  local_address rem_address   st\n")
+	causes := func() []string {
+		fs, err := m.Diagnose(ctx, "", f.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c []string
+		for _, x := range fs {
+			c = append(c, x.Cause)
+		}
+		return c
+	}
+	if c := causes(); !slices.Equal(c, []string{netfault.CauseNoConnection}) {
+		t.Fatalf("causes: %v", c)
+	}
+	sh.RouteDev = "eth1"
+	if c := causes(); !slices.Contains(c, netfault.CauseShapeOffRoute) {
+		t.Fatalf("route moved: %v", c)
+	}
+	sh.SetRoot("eth0", "tbf", netlink.MakeHandle(1, 0))
+	if c := causes(); !slices.Contains(c, netfault.CauseShapeClassMissing) {
+		t.Fatalf("class gone: %v", c)
+	}
+	// The rule alone is still the fault: heal removes it, the user's tbf stays.
+	if err := m.Heal(ctx, "", f.ID); err != nil {
+		t.Fatal(err)
+	}
+	if kind, _ := sh.Root("eth0"); kind != "tbf" {
+		t.Fatalf("the user's root was touched: %s", kind)
+	}
+}
