@@ -79,6 +79,10 @@ func linkGone(err error) bool {
 // does not support.
 var errNotSupported error = unix.EOPNOTSUPP
 
+// errInvalid is the kernel's answer for a filter list or delete on a
+// device without an ingress qdisc.
+var errInvalid error = unix.EINVAL
+
 // ticksToDuration converts netem's delay in psched ticks (as the kernel
 // dumps it, and as netlink.NewNetem stores it) to a duration, rounded to
 // the microsecond netem was given.

@@ -31,3 +31,5 @@ func linkGone(error) bool { return false }
 var errNotSupported = errors.New("operation not supported")
 
 func ticksToDuration(uint32) time.Duration { return 0 }
+
+var errInvalid = errors.New("invalid argument")

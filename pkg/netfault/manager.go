@@ -606,6 +606,12 @@ func (m *Manager) heal(ctx context.Context, netns, id string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if done, err := m.healShapeKnown(netns, id); done {
+		if err == nil {
+			m.log.Info("fault healed", "id", id, "netns", netns)
+		}
+		return err
+	}
 	if done, err := m.healKnown(netns, id); done {
 		if err == nil {
 			m.log.Info("fault healed", "id", id, "netns", netns)

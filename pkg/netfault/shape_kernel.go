@@ -309,14 +309,26 @@ func (m *Manager) appendShapeRule(id string, spec Spec, minor int, expires time.
 // `tc qdisc replace dev DEV root KIND`).
 func (m *Manager) restoreRoot(h ShapeHandle, link netlink.Link, replaced string) error {
 	idx := link.Attrs().Index
-	err := h.QdiscDel(&netlink.GenericQdisc{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: idx, Handle: netlink.MakeHandle(ShapeMajor, 0), Parent: netlink.HANDLE_ROOT}, QdiscType: "htb"})
+	// Only nfslab's own root is removed: one that another tool put in its
+	// place meanwhile stays, and nothing is "restored" over it.
+	qs, err := h.QdiscList(link)
+	if err != nil {
+		if linkGone(err) {
+			return nil
+		}
+		return fmt.Errorf("listing qdiscs of %s: %w", link.Attrs().Name, err)
+	}
+	if !ours(rootQdisc(qs)) {
+		return nil
+	}
+	err = h.QdiscDel(&netlink.GenericQdisc{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: idx, Handle: netlink.MakeHandle(ShapeMajor, 0), Parent: netlink.HANDLE_ROOT}, QdiscType: "htb"})
 	if err != nil && !linkGone(err) {
 		return fmt.Errorf("removing nfslab's root qdisc of %s: %w", link.Attrs().Name, err)
 	}
 	if replaced == "" || replaced == "noqueue" || replaced == "mq" {
 		return nil // the kernel's default comes back by itself
 	}
-	qs, err := h.QdiscList(link)
+	qs, err = h.QdiscList(link)
 	if err != nil {
 		return fmt.Errorf("listing qdiscs of %s: %w", link.Attrs().Name, err)
 	}
@@ -681,4 +693,110 @@ func (m *Manager) planShape(spec Spec) (Plan, error) {
 	}
 	p.Rules = append(p.Rules, cmds...)
 	return p, nil
+}
+
+// healShapeKnown removes a shaping fault from its state record without a
+// scan: its mangle rule by spec (one `iptables -D`), its class by handle,
+// its ifb and ingress filter through netlink, then the root when it holds
+// no class of nfslab's any more. done is false when the scan must decide
+// (no record, or an object is not where the record says).
+func (m *Manager) healShapeKnown(netns, id string) (done bool, err error) {
+	rec, ok := m.readState(netns, id)
+	if !ok || rec.Shape == nil || !rec.Spec.IsShape() {
+		return false, nil
+	}
+	sr, spec := rec.Shape, rec.Spec
+	h, err := m.opts.ShapeHandleFactory(netns)
+	if err != nil {
+		return false, nil
+	}
+	defer h.Close()
+	link, err := h.LinkByIndex(sr.Ifindex)
+	if err != nil || link.Attrs().Name != sr.Dev {
+		return false, nil
+	}
+	if spec.Dir != DirIn {
+		r, err := renderShapeRule(id, spec, sr.Minor, rec.Expires)
+		if err != nil {
+			return false, nil
+		}
+		ipt, err := m.opts.IPTablesFactory(netns, m.opts.Backends[0], r.V6)
+		if err != nil {
+			return false, nil
+		}
+		if err := ipt.Delete(TableMangle, r.Chain, r.Args...); err != nil {
+			if ownchain.NotExist(err) {
+				return false, nil
+			}
+			return true, fmt.Errorf("healing %s: removing its rule from %s: %w", id, ChainShape, err)
+		}
+		if !m.opts.LongLived {
+			if _, err := shapeChain().RemoveIfEmpty(ipt); err != nil {
+				m.log.Warn("removing empty chain", "chain", ChainShape, "err", err)
+			}
+		}
+		class := &netlink.GenericClass{ClassAttrs: netlink.ClassAttrs{LinkIndex: sr.Ifindex, Handle: classID(sr.Minor), Parent: netlink.MakeHandle(ShapeMajor, 0)}, ClassType: "htb"}
+		if err := h.ClassDel(class); err != nil && !linkGone(err) {
+			return true, fmt.Errorf("healing %s: removing class %s of %s: %w", id, classArg(sr.Minor), sr.Dev, err)
+		}
+		cs, err := h.ClassList(link, 0)
+		if err != nil {
+			return true, fmt.Errorf("healing %s: listing classes of %s: %w", id, sr.Dev, err)
+		}
+		left := 0
+		for _, c := range cs {
+			if maj, mn := netlink.MajorMinor(c.Attrs().Handle); maj == ShapeMajor && mn != 0 {
+				left++
+			}
+		}
+		if left == 0 {
+			if err := m.restoreRoot(h, link, sr.Replaced); err != nil {
+				return true, fmt.Errorf("healing %s: %w", id, err)
+			}
+		}
+	}
+	if spec.Dir != DirOut {
+		if ifb, err := h.LinkByName(ifbName(id)); err == nil {
+			if err := m.removeIngress(h, link, ifb.Attrs().Index, sr.CreatedIngress); err != nil {
+				return true, fmt.Errorf("healing %s: %w", id, err)
+			}
+			if err := h.LinkDel(ifb); err != nil && !linkGone(err) {
+				return true, fmt.Errorf("healing %s: removing %s: %w", id, ifb.Attrs().Name, err)
+			}
+		}
+	}
+	if err := m.removeState(netns, id); err != nil {
+		return true, fmt.Errorf("healing %s: %w", id, err)
+	}
+	return true, nil
+}
+
+// removeIngress deletes nfslab's ingress filters on link that redirect to
+// device ifbIndex, and the ingress qdisc when nfslab added it and no
+// filter is left on it.
+func (m *Manager) removeIngress(h ShapeHandle, link netlink.Link, ifbIndex int, created bool) error {
+	fs, err := h.FilterList(link, netlink.HANDLE_MIN_INGRESS)
+	if err != nil {
+		if linkGone(err) || errors.Is(err, errInvalid) {
+			return nil // no ingress qdisc
+		}
+		return fmt.Errorf("listing ingress filters of %s: %w", link.Attrs().Name, err)
+	}
+	left := 0
+	for _, f := range fs {
+		if f.Attrs().Priority == ShapeMajor && mirredTarget(f) == ifbIndex {
+			if err := h.FilterDel(f); err != nil && !linkGone(err) {
+				return fmt.Errorf("removing ingress filter of %s: %w", link.Attrs().Name, err)
+			}
+			continue
+		}
+		left++
+	}
+	if created && left == 0 {
+		ing := &netlink.Ingress{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: link.Attrs().Index, Handle: netlink.MakeHandle(0xffff, 0), Parent: netlink.HANDLE_INGRESS}}
+		if err := h.QdiscDel(ing); err != nil && !linkGone(err) && !errors.Is(err, errInvalid) {
+			return fmt.Errorf("removing ingress qdisc of %s: %w", link.Attrs().Name, err)
+		}
+	}
+	return nil
 }

@@ -1,12 +1,19 @@
 package netfault_test
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -320,4 +327,101 @@ func TestKernelShapeZeroHitDiagnosis(t *testing.T) {
 	if out := testnet.MustExec(t, p.Client, "tc", "qdisc", "show", "dev", p.ClientIf); !strings.Contains(out, "tbf 1:") {
 		t.Fatalf("the other tool's root was touched:\n%s", out)
 	}
+}
+
+// Env of the helper process of the SIGKILL tests: it applies the fault
+// described there and sleeps until killed.
+const (
+	envShapeChild = "NFSLAB_TEST_SHAPE_CHILD" // JSON netfault.Spec
+	envShapeState = "NFSLAB_TEST_SHAPE_STATE" // state directory
+)
+
+// TestShapeChildProcess is not a test: it is the process the SIGKILL tests
+// start (this binary, -test.run=^TestShapeChildProcess$) and kill.
+func TestShapeChildProcess(t *testing.T) {
+	raw := os.Getenv(envShapeChild)
+	if raw == "" {
+		return // run on its own: nothing to do (not skipped: CI counts skips)
+	}
+	var spec netfault.Spec
+	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
+		t.Fatal(err)
+	}
+	m, err := netfault.NewManager(netfault.Options{StateDir: os.Getenv(envShapeState)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := m.Apply(context.Background(), spec)
+	if err != nil {
+		fmt.Println("APPLY-FAILED", err)
+		os.Exit(3)
+	}
+	fmt.Println("APPLIED", f.ID)
+	time.Sleep(time.Minute) // until SIGKILL
+	os.Exit(4)
+}
+
+// shapeSIGKILL starts a process that applies spec, SIGKILLs it once the
+// fault is in the kernel, and heals everything as `nfslab heal --all`
+// does (a new Manager, the same state directory): no qdisc, class, ifb,
+// mangle rule or record may remain, and the root is the default again.
+func shapeSIGKILL(t *testing.T, p *testnet.Pair, spec netfault.Spec) {
+	t.Helper()
+	stateDir := t.TempDir()
+	raw, _ := json.Marshal(spec)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestShapeChildProcess$", "-test.v")
+	cmd.Env = append(os.Environ(), envShapeChild+"="+string(raw), envShapeState+"="+stateDir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if f := strings.Fields(sc.Text()); len(f) >= 2 && f[0] == "APPLIED" {
+			id = f[1]
+			break
+		} else if len(f) > 0 && f[0] == "APPLY-FAILED" {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			t.Fatalf("the child could not apply: %s", sc.Text())
+		}
+	}
+	if id == "" {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		t.Fatal("the child never applied its fault")
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	if q := testnet.MustExec(t, p.Client, "tc", "qdisc", "show"); !strings.Contains(q, "7f73:") {
+		t.Fatalf("the killed process's fault is not in the kernel:\n%s", q)
+	}
+	m, err := netfault.NewManager(netfault.Options{StateDir: stateDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := m.HealAll(context.Background(), p.Client)
+	if err != nil || len(ids) != 1 || ids[0] != id {
+		t.Fatalf("heal --all after SIGKILL: %v %v", ids, err)
+	}
+	nothingShaped(t, p.Client, p.ClientIf)
+	if left, _ := filepath.Glob(filepath.Join(stateDir, "*", "*.json")); len(left) != 0 {
+		t.Fatalf("state records left: %v", left)
+	}
+}
+
+// TestKernelShapeSIGKILL: SIGKILL during a limit (both directions), then
+// heal --all: nothing of nfslab's left. The delay version runs in the lab
+// VM guest (TestGuestDelaySIGKILL).
+func TestKernelShapeSIGKILL(t *testing.T) {
+	p, _ := kernelSetup(t)
+	shapeSIGKILL(t, p, netfault.Spec{Kind: netfault.KindLimit, Dst: p.ServerV4.String(), Port: 2049, Rate: 1_000_000, Dir: netfault.DirBoth, Netns: p.Client, For: time.Minute}.WithDefaults())
 }
