@@ -554,8 +554,16 @@ func (m *Manager) finish(inv *inventory, all bool) {
 		}
 	}
 	for ipt := range inv.mangle {
-		if _, err := shapeChain().RemoveIfEmpty(ipt); err != nil {
+		gone, err := shapeChain().RemoveIfEmpty(ipt)
+		if err != nil {
 			m.log.Warn("removing empty chain", "chain", ChainShape, "err", err)
+		}
+		if gone {
+			for k := range m.ready {
+				if k.chain == ChainShape && k.netns == inv.netns {
+					delete(m.ready, k)
+				}
+			}
 		}
 	}
 	if err := m.finishShape(inv, all); err != nil {

@@ -282,15 +282,33 @@ func (m *Manager) appendShapeRule(id string, spec Spec, minor int, expires time.
 		return fmt.Errorf("opening %s: %w", b.Command(r.V6), err)
 	}
 	c := shapeChain()
-	if _, err := c.EnsureJump(ipt, true); err != nil {
-		return fmt.Errorf("setting up chain %s in table %s: %w", c.Name, c.Table, err)
+	// A LongLived Manager trusts its cache that chain and jump exist (one
+	// `iptables -A`), like for drop; EnsureJumps keeps the jump first.
+	ck := chainKey{m.tableFor(spec.Netns, b, r.V6), ChainShape}
+	cached := m.opts.LongLived && m.ready[ck]
+	if !cached {
+		if err := m.prepareChain(ipt, ck); err != nil {
+			return fmt.Errorf("setting up chain %s in table %s: %w", c.Name, c.Table, err)
+		}
 	}
 	*undo = append(*undo, func() {
+		if m.opts.LongLived {
+			return
+		}
 		if _, err := c.RemoveIfEmpty(ipt); err != nil {
 			m.log.Warn("removing empty chain", "chain", c.Name, "err", err)
 		}
 	})
-	if err := ipt.Append(TableMangle, r.Chain, r.Args...); err != nil {
+	err = ipt.Append(TableMangle, r.Chain, r.Args...)
+	if err != nil && cached && ownchain.NotExist(err) {
+		m.log.Info("nfslab chain gone, setting it up again", "chain", c.Name, "netns", spec.Netns, "err", err)
+		if perr := m.prepareChain(ipt, ck); perr != nil {
+			return perr
+		}
+		err = ipt.Append(TableMangle, r.Chain, r.Args...)
+	}
+	if err != nil {
+		delete(m.ready, ck)
 		return fmt.Errorf("adding the rule that classifies %s traffic: %w", spec.Dst, err)
 	}
 	*undo = append(*undo, func() {

@@ -14,6 +14,7 @@ import (
 	"github.com/goccy/go-yaml"
 	"github.com/vishvananda/netlink"
 
+	"github.com/nfslab/nfslab/pkg/clock"
 	"github.com/nfslab/nfslab/pkg/netfault"
 	"github.com/nfslab/nfslab/pkg/netfault/netfaulttest"
 )
@@ -389,5 +390,63 @@ func TestShapeDiagnosis(t *testing.T) {
 	}
 	if kind, _ := sh.Root("eth0"); kind != "tbf" {
 		t.Fatalf("the user's root was touched: %s", kind)
+	}
+}
+
+// TestShapeLongLivedHotPath: a daemon's Manager applies a shaping fault
+// with one `iptables -A` once its mangle chain is set up, heals it with
+// one `iptables -D`, and sets the chain up again when another tool
+// removed it; Close removes the empty chain.
+func TestShapeLongLivedHotPath(t *testing.T) {
+	w := netfaulttest.NewWorld()
+	opts := w.Options(clock.NewFake(t0), t.TempDir())
+	opts.LongLived = true
+	m, err := netfault.NewManager(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ipt := w.IPTables("", "iptables")
+	spec := netfault.Spec{Kind: netfault.KindLimit, Dst: "10.0.0.5", Rate: 1e6, For: time.Minute}.WithDefaults()
+	first, err := m.Apply(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clear(ipt.Calls)
+	f, err := m.Apply(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ipt.Calls["Append"] != 1 || len(ipt.Calls) != 1 {
+		t.Fatalf("warm apply ran %v, want one Append", ipt.Calls)
+	}
+	clear(ipt.Calls)
+	if err := m.Heal(ctx, "", f.ID); err != nil {
+		t.Fatal(err)
+	}
+	if ipt.Calls["Delete"] != 1 || len(ipt.Calls) != 1 {
+		t.Fatalf("heal ran %v, want one Delete", ipt.Calls)
+	}
+	if err := m.Heal(ctx, "", first.ID); err != nil {
+		t.Fatal(err)
+	}
+	// Another tool removes the empty chain and its jump.
+	if err := ipt.Delete("mangle", "POSTROUTING", "-m", "comment", "--comment", "nfslab", "-j", netfault.ChainShape); err != nil {
+		t.Fatal(err)
+	}
+	if err := ipt.DeleteChain("mangle", netfault.ChainShape); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Apply(ctx, spec); err != nil {
+		t.Fatalf("apply after the chain was removed: %v", err)
+	}
+	if _, err := m.HealAll(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if hasChain(ipt, "mangle", netfault.ChainShape) {
+		t.Fatal("chain left after Close")
 	}
 }
