@@ -17,9 +17,9 @@ import (
 func TestGuestShapeBench(t *testing.T) {
 	privtest.Root(t)
 	privtest.Tools(t, "ip", "tc", "iptables")
-	ns := testnet.RandomName("nfslt-bench")
-	testnet.NewNetns(t, ns)
 	for _, kind := range []string{"delay", "limit"} {
+		ns := testnet.RandomName("nfslt-bench")
+		testnet.NewNetns(t, ns)
 		if err := netnsdo.Do(ns, func() error { return measureShape(ns, 31, kind) }); err != nil {
 			t.Fatalf("%s: %v", kind, err)
 		}
