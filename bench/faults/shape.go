@@ -167,7 +167,7 @@ func measureShape(ns string, n int, kind string) error {
 				}
 				record("raw", a, h)
 				var id string
-				a, err := timeIt(func() error {
+				a, err = timeIt(func() error {
 					f, err := p.m.Apply(ctx, spec(p.dst))
 					id = f.ID
 					return err
@@ -175,7 +175,7 @@ func measureShape(ns string, n int, kind string) error {
 				if err != nil {
 					return fmt.Errorf("%s apply: %w", p.k, err)
 				}
-				h, err := timeIt(func() error { return p.m.Heal(ctx, "", id) })
+				h, err = timeIt(func() error { return p.m.Heal(ctx, "", id) })
 				if err != nil {
 					return fmt.Errorf("%s heal: %w", p.k, err)
 				}
