@@ -20,7 +20,7 @@ func TestGuestShapeBench(t *testing.T) {
 	for _, kind := range []string{"delay", "limit"} {
 		ns := testnet.RandomName("nfslt-bench")
 		testnet.NewNetns(t, ns)
-		if err := netnsdo.Do(ns, func() error { return measureShape(ns, 31, kind) }); err != nil {
+		if err := netnsdo.Do(ns, func() error { return measureShape(ns, 21, kind) }); err != nil {
 			t.Fatalf("%s: %v", kind, err)
 		}
 	}
