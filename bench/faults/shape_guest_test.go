@@ -22,7 +22,7 @@ func TestGuestShapeBench(t *testing.T) {
 	for _, kind := range []string{"delay"} {
 		ns := testnet.RandomName("nfslt-bench")
 		testnet.NewNetns(t, ns)
-		if err := netnsdo.Do(ns, func() error { return measureShape(ns, 21, kind) }); err != nil {
+		if err := netnsdo.Do(ns, func() error { return measureShape(ns, 15, kind) }); err != nil {
 			t.Fatalf("%s: %v", kind, err)
 		}
 	}
