@@ -36,11 +36,18 @@ func run() error {
 	n := flag.Int("n", 30, "iterations per path")
 	nfslab := flag.String("nfslab", "", "nfslab binary to time end to end (optional)")
 	inner := flag.String("inner", "", "internal: run the measurement inside this namespace")
+	shape := flag.String("shape", "", "measure a shaping fault instead of a drop: delay (needs sch_netem, e.g. in the lab VM) or limit")
 	flag.Parse()
 	if *n < 1 || *n > 1000 {
 		return fmt.Errorf("-n %d is out of range (1-1000)", *n)
 	}
+	if *shape != "" && *shape != string(netfault.KindDelay) && *shape != string(netfault.KindLimit) {
+		return fmt.Errorf("-shape %q: want delay or limit", *shape)
+	}
 	if *inner != "" {
+		if *shape != "" {
+			return measureShape(*inner, *n, *shape)
+		}
 		return measure(*inner, *n, *nfslab)
 	}
 	if os.Geteuid() != 0 {
@@ -62,6 +69,9 @@ func run() error {
 		return err
 	}
 	args := []string{"netns", "exec", ns, self, "-inner", ns, "-n", fmt.Sprint(*n)}
+	if *shape != "" {
+		args = append(args, "-shape", *shape)
+	}
 	if *nfslab != "" {
 		abs, err := filepath.Abs(*nfslab)
 		if err != nil {
@@ -77,7 +87,7 @@ func run() error {
 // sameNetns reports whether this process is in namespace ns.
 func sameNetns(ns string) (bool, error) {
 	var a, b syscall.Stat_t
-	if err := syscall.Stat("/proc/self/ns/net", &a); err != nil {
+	if err := syscall.Stat("/proc/thread-self/ns/net", &a); err != nil {
 		return false, err
 	}
 	if err := syscall.Stat(filepath.Join("/run/netns", ns), &b); err != nil {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -77,6 +78,8 @@ func newFaultCmds(g *globals) []*cobra.Command {
 		newRuleFaultCmd(g, netfault.KindDrop),
 		newRuleFaultCmd(g, netfault.KindReject),
 		newUnreachableCmd(g),
+		newShapeFaultCmd(g, netfault.KindDelay),
+		newShapeFaultCmd(g, netfault.KindLimit),
 		newHealCmd(g),
 		newStatusCmd(g),
 		newWatchCmd(g),
@@ -160,6 +163,121 @@ func newUnreachableCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&o.typ, "type", string(netfault.RouteUnreachable), "route type: unreachable (EHOSTUNREACH), blackhole (silent) or prohibit (EACCES)")
 	return cmd
 }
+
+// newShapeFaultCmd is `nfslab delay` and `nfslab limit`: netem or an htb
+// rate in nfslab's own class, for the matching traffic only.
+func newShapeFaultCmd(g *globals, kind netfault.Kind) *cobra.Command {
+	o := &faultOpts{}
+	short := "Delay matching packets (netem: delay, jitter, loss, duplicate, corrupt, reorder) in nfslab's own qdisc class"
+	example := "  nfslab delay --dst 192.168.24.110 --delay 200ms --jitter 50ms --correlation 25% --for 5m\n" +
+		"  nfslab delay --dst 192.168.24.110 --delay 100ms --dir both --netns lab"
+	if kind == netfault.KindLimit {
+		short = "Bound the rate of matching packets (an htb class rate) in nfslab's own qdisc class"
+		example = "  nfslab limit --dst 192.168.24.110 --rate 1mbit --burst 32kb --for 5m"
+	}
+	cmd := &cobra.Command{
+		Use:   string(kind) + " --dst ADDR[/CIDR] [flags]",
+		Short: short,
+		Long: short + `.
+
+The traffic to --dst (and --port) is classified into an htb class of
+nfslab's (handle 7f73:N) on the device the route to --dst leaves by, by a
+rule in nfslab's mangle chain NFSLAB-SHAPE with -m time --datestop: at the
+expiry the kernel stops shaping, also when no nfslab runs. --dir in shapes
+what --dst sends through an ifb device (nfslab-<id>) fed by an ingress
+filter; that half has no kernel expiry (the daemon or a reaper heals it).
+A root qdisc the user set up (not noqueue, pfifo_fast, fq_codel or mq) is
+never replaced: the command refuses, naming it. Delay needs sch_netem in
+the kernel (nfslab doctor says whether it is there).`,
+		Example: example,
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.spec.Kind = kind
+			o.spec.Dir = netfault.Direction(o.dir)
+			if err := checkFaultFlags(cmd, o); err != nil {
+				return err
+			}
+			return runFault(cmd, g, o)
+		},
+	}
+	addCommonFlags(cmd, o)
+	f := cmd.Flags()
+	f.IntVar(&o.spec.Port, "port", netfault.DefaultPort, "server port (0: any port)")
+	f.StringVar(&o.spec.Proto, "proto", netfault.DefaultProto, "protocol: tcp or udp")
+	f.StringVar(&o.dir, "dir", string(netfault.DirOut), "direction: out (to dst:port), in (from dst:port, through an ifb device) or both")
+	if kind == netfault.KindDelay {
+		f.DurationVar(&o.spec.Delay, "delay", 0, "added one-way delay, e.g. 200ms")
+		f.DurationVar(&o.spec.Jitter, "jitter", 0, "vary the delay by up to this much either way, e.g. 50ms")
+		f.Var(percentFlag{&o.spec.Correlation}, "correlation", "how much each delay depends on the previous one, e.g. 25%")
+		f.Var(percentFlag{&o.spec.Loss}, "loss", "lose this share of matching packets, e.g. 1%")
+		f.Var(percentFlag{&o.spec.Duplicate}, "duplicate", "send this share twice, e.g. 1%")
+		f.Var(percentFlag{&o.spec.Corrupt}, "corrupt", "flip a bit in this share, e.g. 0.1%")
+		f.Var(percentFlag{&o.spec.Reorder}, "reorder", "send this share at once, ahead of the delayed ones, e.g. 25%")
+	} else {
+		f.Var(rateFlag{&o.spec.Rate}, "rate", "the bound, in tc's units: 1mbit, 512kbit, 100kbps (required)")
+		f.Var(sizeFlag{&o.spec.Burst}, "burst", "bytes let through at once above the rate, e.g. 32kb (default: rate/HZ + MTU)")
+	}
+	f.DurationVar(&o.verifyWindow, "verify-window", daemon.DefaultVerifyWindow, "how long to watch the class counters for a first packet")
+	f.BoolVar(&o.noVerify, "no-verify", false, "do not watch the counters after applying")
+	return cmd
+}
+
+// percentFlag reads "25%" or "25" into a percentage.
+type percentFlag struct{ p *float64 }
+
+func (f percentFlag) String() string {
+	if f.p == nil || *f.p == 0 {
+		return ""
+	}
+	return strconv.FormatFloat(*f.p, 'f', -1, 64) + "%"
+}
+func (f percentFlag) Set(s string) error {
+	v, err := netfault.ParsePercent(s)
+	if err != nil {
+		return err
+	}
+	*f.p = v
+	return nil
+}
+func (percentFlag) Type() string { return "percent" }
+
+// rateFlag reads a rate in tc's units.
+type rateFlag struct{ r *netfault.Rate }
+
+func (f rateFlag) String() string {
+	if f.r == nil || *f.r == 0 {
+		return ""
+	}
+	return f.r.String()
+}
+func (f rateFlag) Set(s string) error {
+	v, err := netfault.ParseRate(s)
+	if err != nil {
+		return err
+	}
+	*f.r = v
+	return nil
+}
+func (rateFlag) Type() string { return "rate" }
+
+// sizeFlag reads a byte count in tc's units.
+type sizeFlag struct{ z *netfault.Size }
+
+func (f sizeFlag) String() string {
+	if f.z == nil || *f.z == 0 {
+		return ""
+	}
+	return f.z.String()
+}
+func (f sizeFlag) Set(s string) error {
+	v, err := netfault.ParseSize(s)
+	if err != nil {
+		return err
+	}
+	*f.z = v
+	return nil
+}
+func (sizeFlag) Type() string { return "size" }
 
 // checkFaultFlags rejects bad input before anything is touched.
 func checkFaultFlags(cmd *cobra.Command, o *faultOpts) error {
@@ -264,7 +382,7 @@ func faultErr(err error) error {
 
 // selectors describes what a fault matches, in one short phrase.
 func faultSelectors(s netfault.Spec) string {
-	if !s.IsRule() {
+	if !s.Selects() {
 		return fmt.Sprintf("%s route to %s", s.RouteType, s.Dst)
 	}
 	var b strings.Builder
@@ -279,7 +397,41 @@ func faultSelectors(s netfault.Spec) string {
 	if s.MatchOriginal {
 		b.WriteString(" orig-dst")
 	}
+	if s.IsShape() {
+		b.WriteString(" " + shapeText(s))
+	}
 	return b.String()
+}
+
+// shapeText says how a delay or limit fault shapes, in tc's words.
+func shapeText(s netfault.Spec) string {
+	if s.Kind == netfault.KindLimit {
+		t := "rate " + s.Rate.String()
+		if s.Burst != 0 {
+			t += " burst " + s.Burst.String()
+		}
+		return t
+	}
+	var parts []string
+	if s.Delay != 0 {
+		d := "delay " + s.Delay.String()
+		if s.Jitter != 0 {
+			d += "±" + s.Jitter.String()
+			if s.Correlation != 0 {
+				d += fmt.Sprintf(" (%g%%)", s.Correlation)
+			}
+		}
+		parts = append(parts, d)
+	}
+	for _, o := range []struct {
+		n string
+		v float64
+	}{{"loss", s.Loss}, {"duplicate", s.Duplicate}, {"corrupt", s.Corrupt}, {"reorder", s.Reorder}} {
+		if o.v != 0 {
+			parts = append(parts, fmt.Sprintf("%s %g%%", o.n, o.v))
+		}
+	}
+	return strings.Join(parts, " ")
 }
 
 func newHealCmd(g *globals) *cobra.Command {

@@ -88,6 +88,18 @@ func TestFaultBadInputExit2ChangesNothing(t *testing.T) {
 		{[]string{"heal"}, "--all"},
 		{[]string{"heal", "abc", "--all"}, "--all"},
 		{[]string{"watch", "--interval", "0s"}, "interval"},
+		{[]string{"delay", "--dst", "10.0.0.5"}, "needs --delay"},
+		{[]string{"delay", "--dst", "10.0.0.5", "--delay", "10ms", "--jitter", "20ms"}, "jitter 20ms"},
+		{[]string{"delay", "--dst", "10.0.0.5", "--delay", "10ms", "--loss", "150%"}, "loss 150%"},
+		{[]string{"delay", "--dst", "10.0.0.5", "--delay", "10ms", "--loss", "lots"}, "lots"},
+		{[]string{"delay", "--dst", "10.0.0.5", "--delay", "10ms", "--correlation", "25%"}, "needs --jitter"},
+		{[]string{"delay", "--dst", "10.0.0.5", "--delay", "10ms", "--dir", "sideways"}, "sideways"},
+		{[]string{"delay", "--dst", "10.0.0.5", "--delay", "10ms", "--rate", "1mbit"}, "unknown flag: --rate"},
+		{[]string{"limit", "--dst", "10.0.0.5"}, "needs --rate"},
+		{[]string{"limit", "--dst", "10.0.0.5", "--rate", "fast"}, "fast"},
+		{[]string{"limit", "--dst", "10.0.0.5", "--rate", "1kbit"}, "below the minimum"},
+		{[]string{"limit", "--dst", "10.0.0.5", "--rate", "1mbit", "--burst", "huge"}, "huge"},
+		{[]string{"limit", "--dst", "0.0.0.0/0", "--port", "0", "--rate", "1mbit"}, "0.0.0.0/0"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			lab := newFakeLab()
@@ -102,6 +114,31 @@ func TestFaultBadInputExit2ChangesNothing(t *testing.T) {
 				t.Errorf("bad input reached the injector (opened %d, faults %d)", lab.opened.Load(), lab.inj.Total())
 			}
 		})
+	}
+}
+
+// delay and limit go through the same client as drop: applied with the
+// shaping in tc's words, listed with their class counters.
+func TestDelayAndLimitThroughTheClient(t *testing.T) {
+	lab := newFakeLab()
+	out, stderr, code := runCLI(t, lab.ctx(), "delay", "--dst", "10.0.0.5", "--delay", "200ms", "--jitter", "50ms", "--correlation", "25%", "--loss", "1", "--no-verify", "--for", "1m")
+	if code != 0 || !strings.Contains(out, "applied delay fault") || !strings.Contains(out, "tcp 10.0.0.5:2049 out delay 200ms±50ms (25%) loss 1%") {
+		t.Fatalf("delay: exit %d\n%s%s", code, out, stderr)
+	}
+	out, stderr, code = runCLI(t, lab.ctx(), "limit", "--dst", "10.0.0.5", "--rate", "1mbit", "--burst", "32kb", "--dir", "both", "--no-verify")
+	if code != 0 || !strings.Contains(out, "tcp 10.0.0.5:2049 both rate 1mbit burst 32kb") {
+		t.Fatalf("limit: exit %d\n%s%s", code, out, stderr)
+	}
+	if lab.reaped.Load() != 1 {
+		t.Fatalf("reapers: %d, want 1 (the ingress half of the limit has no kernel expiry)", lab.reaped.Load())
+	}
+	out, _, code = runCLI(t, lab.ctx(), "status")
+	if code != 0 || !strings.Contains(out, "delay") || !strings.Contains(out, "limit") || strings.Count(out, " 0 ") < 2 {
+		t.Fatalf("status:\n%s", out)
+	}
+	out, _, code = runCLI(t, lab.ctx(), "delay", "--dst", "10.0.0.5", "--delay", "5ms", "--dry-run")
+	if code != 0 || !strings.Contains(out, "dry run: delay would create") {
+		t.Fatalf("dry run:\n%s", out)
 	}
 }
 

@@ -168,3 +168,57 @@ func TestVMBadInput(t *testing.T) {
 		}
 	}
 }
+
+// vmBuildTestBinary compiles a package's tests with -tags nfsguest into a
+// static test binary called name for --test-binary.
+func vmBuildTestBinary(t *testing.T, pkg, name string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), name)
+	cmd := exec.Command("go", "test", "-tags", vmBuildTags+" nfsguest", "-c", "-o", bin, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the guest test binary of %s: %v\n%s", pkg, err, out)
+	}
+	return bin
+}
+
+// TestVMShapeDelay runs the netem-dependent tests in the lab VM guest (the
+// host kernel has no sch_netem): pkg/netfault's TestGuestDelayOnTheWire
+// (the connect round trip grows by the requested delay, within 10 %) and
+// TestGuestDelaySIGKILL (nothing left after SIGKILL and heal --all), and
+// bench/faults' delay-vs-tc table. About 5 minutes under TCG, cached image.
+func TestVMShapeDelay(t *testing.T) {
+	privtest.Short(t)
+	privtest.Root(t)
+	privtest.Tools(t, vm.QEMUBinary, "qemu-img", "debootstrap", "mkfs.ext4", "javac", "go")
+	bin := vmBuildStatic(t)
+	nf := vmBuildTestBinary(t, "../../pkg/netfault", "netfault.test")
+	bench := vmBuildTestBinary(t, "../../bench/faults", "faults.test")
+	out := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "vm", "run", "--smoke-only", "--out", out,
+		"--test-binary", nf+"=^TestGuest", "--test-binary", bench+"=^TestGuestShapeBench$",
+		"--scenarios-dir", "../../scenarios", "--timeout", "20m")
+	cmd.Env = append(os.Environ(), "CI=true") // a skip in the guest fails
+	b, err := cmd.CombinedOutput()
+	t.Logf("nfslab vm run:\n%s", vmTail(string(b), 80))
+	if err != nil {
+		t.Errorf("nfslab vm run --test-binary netfault.test faults.test: %v", err)
+	}
+	for _, step := range []string{"gotest-netfault", "gotest-faults"} {
+		if !strings.Contains(string(b), "PASS "+step+" (") {
+			t.Errorf("no PASS line for %s", step)
+		}
+	}
+	logs, _ := filepath.Glob(filepath.Join(out, "vm-*", "logs", "gotest-netfault.log"))
+	if len(logs) != 1 {
+		t.Fatalf("want one gotest-netfault.log under %s/vm-*/logs, got %v", out, logs)
+	}
+	l, _ := os.ReadFile(logs[0])
+	for _, want := range []string{"--- PASS: TestGuestDelayOnTheWire", "--- PASS: TestGuestDelaySIGKILL"} {
+		if !strings.Contains(string(l), want) {
+			t.Errorf("%s missing in the guest's log:\n%s", want, vmTail(string(l), 40))
+		}
+	}
+}

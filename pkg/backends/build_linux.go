@@ -48,8 +48,7 @@ type Config struct {
 // NeedsFaults reports whether sc has network fault steps.
 func NeedsFaults(sc *scenario.Scenario) bool {
 	for _, st := range sc.Timeline {
-		switch st.Action {
-		case scenario.ActionDrop, scenario.ActionReject, scenario.ActionUnreachable:
+		if scenario.IsNetworkFault(st.Action) {
 			return true
 		}
 	}

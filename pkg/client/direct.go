@@ -72,7 +72,7 @@ func (d *Direct) Apply(ctx context.Context, spec netfault.Spec) (netfault.Fault,
 	if f.Spec.Netns == "" {
 		f.Spec.Netns = spec.Netns
 	}
-	if spec.IsRule() {
+	if spec.KernelExpiry() {
 		f.Notes = append(f.Notes, fmt.Sprintf("the kernel stops matching it at %s (-m time --datestop); "+
 			"the next heal, status or daemon start removes the leftover rule", f.Expires.Format(time.RFC3339)))
 	} else {
@@ -82,7 +82,11 @@ func (d *Direct) Apply(ctx context.Context, spec netfault.Spec) (netfault.Fault,
 			herr := d.inj.Heal(context.WithoutCancel(ctx), spec.Netns, f.ID)
 			return netfault.Fault{}, errors.Join(fmt.Errorf("starting the reaper that expires route fault %s: %w", f.ID, err), herr)
 		}
-		f.Notes = append(f.Notes, fmt.Sprintf("routes have no kernel expiry: reaper process %d (nfslab expire) removes it at %s",
+		what := "routes have"
+		if spec.IsShape() {
+			what = "the ingress half (ifb) has"
+		}
+		f.Notes = append(f.Notes, fmt.Sprintf("%s no kernel expiry: reaper process %d (nfslab expire) removes it at %s", what,
 			pid, f.Expires.Format(time.RFC3339)))
 	}
 	d.publish(daemonapi.Event{Type: daemonapi.EventFaultApplied, ID: f.ID, Netns: spec.Netns, Fault: &f})

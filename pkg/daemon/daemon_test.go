@@ -596,3 +596,37 @@ func TestLongLivedInjectorJumpsKeptAndClosed(t *testing.T) {
 		t.Fatalf("Close called %d times at shutdown, want 1", k.closed)
 	}
 }
+
+// Delay and limit go over the socket as the same netfault.Spec: rates and
+// sizes in tc's units, durations in ns; a bad rate is a 400 naming it.
+func TestShapeFaultsOverSocket(t *testing.T) {
+	e := start(t, daemon.Options{})
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", e.socket)
+	}}}
+	for body, want := range map[string]int{
+		`{"kind":"limit","dst":"10.0.0.5","port":2049,"proto":"tcp","dir":"out","rate":"1mbit","burst":"32kb"}`:                                  201,
+		`{"kind":"delay","dst":"10.0.0.5","port":2049,"proto":"tcp","dir":"both","delay":200000000,"jitter":50000000,"correlation":25,"loss":1}`: 201,
+		`{"kind":"limit","dst":"10.0.0.5","proto":"tcp","dir":"out","rate":"fast"}`:                                                              400,
+		`{"kind":"delay","dst":"10.0.0.5","proto":"tcp","dir":"out","delay":1000000,"jitter":2000000}`:                                           400,
+	} {
+		resp, err := hc.Post("http://x/v1/faults", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("POST %s: %d %s, want %d", body, resp.StatusCode, got, want)
+		}
+	}
+	fs, err := e.cli.List(context.Background(), "")
+	if err != nil || len(fs) != 2 {
+		t.Fatalf("list: %+v %v", fs, err)
+	}
+	for _, f := range fs {
+		if !f.Counted || (f.Spec.Kind == netfault.KindLimit && f.Spec.Rate != 1_000_000) || (f.Spec.Kind == netfault.KindDelay && f.Spec.Delay != 200*time.Millisecond) {
+			t.Errorf("listed %+v", f)
+		}
+	}
+}

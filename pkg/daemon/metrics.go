@@ -142,7 +142,7 @@ func (c *faultCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- constMetric(c.expiry, prometheus.GaugeValue, float64(f.Expires.Unix()), labels...)
 	}
-	for _, k := range []netfault.Kind{netfault.KindDrop, netfault.KindReject, netfault.KindUnreachable} {
+	for _, k := range netfault.Kinds {
 		ch <- constMetric(c.active, prometheus.GaugeValue, float64(byKind[k]), string(k))
 	}
 	ch <- constMetric(c.up, prometheus.GaugeValue, up)

@@ -39,7 +39,9 @@ nfslab_fault_expiry_seconds{dst="10.0.0.5",id="d1",kind="drop",netns="",port="20
 nfslab_fault_expiry_seconds{dst="10.0.0.6",id="u1",kind="unreachable",netns="lab",port="0"} 1.767e+09
 # HELP nfslab_faults_active Active nfslab faults in the managed namespaces.
 # TYPE nfslab_faults_active gauge
+nfslab_faults_active{kind="delay"} 0
 nfslab_faults_active{kind="drop"} 1
+nfslab_faults_active{kind="limit"} 0
 nfslab_faults_active{kind="reject"} 0
 nfslab_faults_active{kind="unreachable"} 1
 # HELP nfslab_fault_list_up Whether reading fault counters from the kernel worked.
@@ -56,7 +58,9 @@ nfslab_fault_list_up 1
 	want = `
 # HELP nfslab_faults_active Active nfslab faults in the managed namespaces.
 # TYPE nfslab_faults_active gauge
+nfslab_faults_active{kind="delay"} 0
 nfslab_faults_active{kind="drop"} 0
+nfslab_faults_active{kind="limit"} 0
 nfslab_faults_active{kind="reject"} 0
 nfslab_faults_active{kind="unreachable"} 0
 # HELP nfslab_fault_list_up Whether reading fault counters from the kernel worked.

@@ -472,7 +472,7 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 		f.Spec.Netns = spec.Netns
 	}
 	f.Notes = append(f.Notes, fmt.Sprintf("the daemon heals it at %s", f.Expires.Format(time.RFC3339)))
-	if spec.IsRule() {
+	if spec.KernelExpiry() {
 		f.Notes = append(f.Notes, "the kernel stops matching it at the same time (-m time --datestop)")
 	}
 	s.track(f, spec.Netns)
@@ -492,7 +492,7 @@ func (s *Server) track(f netfault.Fault, ns string) {
 	s.faults[f.ID] = t
 	s.namespaces[ns] = true
 	t.timer = s.clk.AfterFunc(expires.Sub(s.clk.Now()), func() { s.expire(f.ID) })
-	watch := s.window > 0 && f.Spec.IsRule()
+	watch := s.window > 0 && f.Spec.Counted()
 	if watch {
 		s.wg.Add(1)
 	}

@@ -63,12 +63,23 @@ const (
 	CheckJavac          = "javac"
 	CheckQemu           = "qemu"
 	CheckKVM            = "kvm"
+	// Shaping faults (delay, limit): see kernelFeatures.
+	CheckQdiscHTB     = "qdisc-htb"
+	CheckQdiscNetem   = "qdisc-netem"
+	CheckQdiscPrio    = "qdisc-prio"
+	CheckQdiscTBF     = "qdisc-tbf"
+	CheckClassify     = "iptables-classify"
+	CheckIngressShape = "tc-ingress-ifb"
 )
 
 // Experiments maps each experiment to the checks that must not fail.
 var Experiments = map[string][]string{
 	// Network faults on this host's own kernel.
 	"netfault": {CheckRoot, CheckIptables, CheckMatchStatistic, CheckMatchComment, CheckMatchTime},
+	// Bandwidth limits (htb class, CLASSIFY rule).
+	"netfault-limit": {CheckRoot, CheckIptables, CheckMatchComment, CheckMatchTime, CheckQdiscHTB, CheckClassify},
+	// Delays (netem under nfslab's htb class).
+	"netfault-delay": {CheckRoot, CheckIptables, CheckMatchComment, CheckMatchTime, CheckQdiscHTB, CheckClassify, CheckQdiscNetem},
 	// NFS on this host: knfsd in a namespace, a kernel mount, faults between.
 	"nfs-host": {CheckRoot, CheckIptables, CheckMatchStatistic, CheckMatchComment, CheckMatchTime,
 		CheckNFSClient, CheckNFSServer, CheckNFSTools},
@@ -158,6 +169,7 @@ func run(ctx context.Context, p Probe, kvmProbe time.Duration) Report {
 	add(checkIptables(ctx, p))
 	add(checkMatches(ctx, p, root)...)
 	add(checkNFS(ctx, p)...)
+	add(checkKernelFeatures(p)...)
 	add(checkLocalIO(p))
 	add(checkFUSE(p))
 	add(checkPodman(ctx, p)...)

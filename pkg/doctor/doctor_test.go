@@ -1,6 +1,8 @@
 package doctor
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -30,6 +32,8 @@ func goodProbe() *fakeProbe {
 		files: map[string]string{
 			"/proc/filesystems":       "nodev\tproc\nnodev\tnfs\nnodev\tnfs4\nnodev\tnfsd\nnodev\tfuse\n",
 			"/run/podman/podman.sock": "",
+			"/boot/config-6.1.0-test": "CONFIG_NET_SCH_HTB=m\nCONFIG_NET_SCH_NETEM=m\nCONFIG_NET_SCH_PRIO=m\nCONFIG_NET_SCH_TBF=m\n" +
+				"CONFIG_NETFILTER_XT_TARGET_CLASSIFY=m\nCONFIG_NET_SCH_INGRESS=m\nCONFIG_IFB=m\nCONFIG_NET_CLS_U32=m\nCONFIG_NET_ACT_MIRRED=y\n",
 		},
 		paths: map[string]bool{},
 		out: map[string]string{
@@ -179,6 +183,41 @@ func TestThisHostLikeFacts(t *testing.T) {
 	}
 }
 
+// This host's kernel: htb, tbf, CLASSIFY, ingress and ifb built in, no
+// netem, no prio (from /proc/config.gz). Limits can run, delays cannot.
+func TestShapingOnThisHostsKernel(t *testing.T) {
+	p := goodProbe()
+	delete(p.files, "/boot/config-6.1.0-test")
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write([]byte("CONFIG_NET_SCH_HTB=y\n# CONFIG_NET_SCH_PRIO is not set\nCONFIG_NET_SCH_TBF=y\n# CONFIG_NET_SCH_NETEM is not set\n" +
+		"CONFIG_NET_SCH_INGRESS=y\nCONFIG_NET_CLS_U32=y\nCONFIG_NET_ACT_MIRRED=y\nCONFIG_IFB=y\nCONFIG_NETFILTER_XT_TARGET_CLASSIFY=y\n"))
+	_ = zw.Close()
+	p.files["/proc/config.gz"] = gz.String()
+	r := run(context.Background(), p, 10*time.Millisecond)
+	s := statuses(r)
+	for name, want := range map[string]Status{
+		CheckQdiscHTB: OK, CheckQdiscNetem: Fail, CheckQdiscPrio: Warn, CheckQdiscTBF: OK, CheckClassify: OK, CheckIngressShape: OK,
+	} {
+		if s[name] != want {
+			t.Errorf("%s = %s, want %s", name, s[name], want)
+		}
+	}
+	if err := r.Require("netfault-limit"); err != nil {
+		t.Errorf("Require(netfault-limit) = %v", err)
+	}
+	err := r.Require("netfault-delay")
+	if !errors.Is(err, ErrCannotRun) || !strings.Contains(err.Error(), "CONFIG_NET_SCH_NETEM not set") || !strings.Contains(err.Error(), "lab VM") {
+		t.Errorf("Require(netfault-delay) = %v", err)
+	}
+	// Without any configuration, a loaded module still counts.
+	delete(p.files, "/proc/config.gz")
+	p.files["/proc/modules"] = "sch_netem 32768 0 - Live 0x0\n"
+	if c, _ := run(context.Background(), p, 10*time.Millisecond).Get(CheckQdiscNetem); c.Status != OK {
+		t.Errorf("netem loaded: %+v", c)
+	}
+}
+
 func TestNotRootAndMissingTools(t *testing.T) {
 	p := goodProbe()
 	p.euid = 1000
@@ -213,7 +252,7 @@ func TestNotRootAndMissingTools(t *testing.T) {
 
 func TestRequireUnknown(t *testing.T) {
 	err := Report{}.Require("nfs-moon")
-	if !errors.Is(err, ErrUnknownExperiment) || !strings.Contains(err.Error(), "faultfs, netfault, nfs-host, podman, vm") {
+	if !errors.Is(err, ErrUnknownExperiment) || !strings.Contains(err.Error(), "faultfs, netfault, netfault-delay, netfault-limit, nfs-host, podman, vm") {
 		t.Fatalf("Require(unknown) = %v", err)
 	}
 	if err := (Report{}).Require("vm"); err == nil || !strings.Contains(err.Error(), "qemu: not checked") {

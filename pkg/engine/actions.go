@@ -30,13 +30,7 @@ type effect struct {
 
 func (e *effect) network() bool { return isNetwork(e.action) }
 
-func isNetwork(action string) bool {
-	switch action {
-	case scenario.ActionDrop, scenario.ActionReject, scenario.ActionUnreachable:
-		return true
-	}
-	return false
-}
+func isNetwork(action string) bool { return scenario.IsNetworkFault(action) }
 
 // action is what a step of one kind does and how it is undone. apply and
 // undo call the backends off the loop and touch no run state; applied and
@@ -65,6 +59,8 @@ var actions = map[string]action{
 	scenario.ActionDrop:        netFaultAction,
 	scenario.ActionReject:      netFaultAction,
 	scenario.ActionUnreachable: netFaultAction,
+	scenario.ActionDelay:       netFaultAction,
+	scenario.ActionLimit:       netFaultAction,
 	scenario.ActionHeal: {removes: func(st *scenario.Step, e *effect) bool {
 		return e.network() && (st.Ref == "all" || e.step == st.Ref)
 	}},
@@ -141,7 +137,7 @@ func applyNetFault(ctx context.Context, r *run, st *scenario.Step) (*effect, err
 		return nil, fmt.Errorf("applying %s to %s: %w", st.Action, spec.Dst, err)
 	}
 	return &effect{action: st.Action, step: st.ID, id: id, netns: spec.Netns, kind: string(spec.Kind),
-		desc: specText(spec), rules: rules, counted: spec.IsRule()}, nil
+		desc: specText(spec), rules: rules, counted: spec.Counted()}, nil
 }
 
 func netFaultApplied(r *run, st *scenario.Step, e *effect) {

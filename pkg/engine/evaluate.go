@@ -356,8 +356,11 @@ func baseline(sc *scenario.Scenario, d *evalData, e *scenario.Expectation) (floa
 
 func firstFaultStep(sc *scenario.Scenario) string {
 	for _, st := range sc.Timeline {
+		if scenario.IsNetworkFault(st.Action) {
+			return st.ID
+		}
 		switch st.Action {
-		case scenario.ActionDrop, scenario.ActionReject, scenario.ActionUnreachable, scenario.ActionFaultfsSet, scenario.ActionPause, scenario.ActionStop, scenario.ActionKill:
+		case scenario.ActionFaultfsSet, scenario.ActionPause, scenario.ActionStop, scenario.ActionKill:
 			return st.ID
 		}
 	}

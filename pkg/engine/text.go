@@ -14,7 +14,7 @@ import (
 func specText(s netfault.Spec) string {
 	var b strings.Builder
 	b.WriteString(string(s.Kind))
-	if s.IsRule() {
+	if s.Selects() {
 		fmt.Fprintf(&b, " %s", s.Proto)
 		if s.Port != 0 {
 			fmt.Fprintf(&b, " to %s port %d", s.Dst, s.Port)
@@ -27,6 +27,18 @@ func specText(s netfault.Spec) string {
 		}
 		if s.MatchOriginal {
 			b.WriteString(" matching the original destination")
+		}
+		if s.Kind == netfault.KindDelay {
+			fmt.Fprintf(&b, " by %v", s.Delay)
+			if s.Jitter != 0 {
+				fmt.Fprintf(&b, "±%v", s.Jitter)
+			}
+			if s.Loss != 0 {
+				fmt.Fprintf(&b, " loss %g%%", s.Loss)
+			}
+		}
+		if s.Kind == netfault.KindLimit {
+			fmt.Fprintf(&b, " to %s", s.Rate)
 		}
 	} else {
 		fmt.Fprintf(&b, " route %s %s", s.RouteType, s.Dst)

@@ -54,6 +54,15 @@ type JumpKeeper interface {
 
 var _ JumpKeeper = (*Manager)(nil)
 
+// ownedChain is nfslab's chain of that name: NFSLAB-SHAPE in mangle, the
+// others in filter.
+func ownedChain(name string) ownchain.Chain {
+	if name == ChainShape {
+		return shapeChain()
+	}
+	return chainFor(name)
+}
+
 func (m *Manager) tableFor(netns string, b Backend, v6 bool) tableKey {
 	return tableKey{netns: netns, backend: b.Name, v6: v6}
 }
@@ -62,12 +71,13 @@ func (m *Manager) tableFor(netns string, b Backend, v6 bool) tableKey {
 func (m *Manager) forgetTable(tk tableKey) {
 	delete(m.ready, chainKey{tk, ChainOut})
 	delete(m.ready, chainKey{tk, ChainIn})
+	delete(m.ready, chainKey{tk, ChainShape})
 }
 
 // prepareChain makes chain exist and its jump rule 1 of the built-in
 // chain, and records that in the cache.
 func (m *Manager) prepareChain(ipt IPTables, ck chainKey) error {
-	if _, err := chainFor(ck.chain).EnsureJump(ipt, true); err != nil {
+	if _, err := ownedChain(ck.chain).EnsureJump(ipt, true); err != nil {
 		delete(m.ready, ck)
 		return err
 	}
@@ -122,7 +132,7 @@ func (m *Manager) EnsureJumps(ctx context.Context, netns string) error {
 			errs = append(errs, fmt.Errorf("opening %s: %w", b.Command(ck.v6), err))
 			continue
 		}
-		present, err := chainFor(ck.chain).EnsureJump(ipt, false)
+		present, err := ownedChain(ck.chain).EnsureJump(ipt, false)
 		if err != nil || !present {
 			delete(m.ready, ck)
 		}
@@ -174,6 +184,11 @@ func (m *Manager) Close() error {
 			}
 		}
 		m.cleanupChains(ipt, chains...)
+		if m.ready[chainKey{tk, ChainShape}] {
+			if _, err := shapeChain().RemoveIfEmpty(ipt); err != nil {
+				errs = append(errs, fmt.Errorf("removing chain %s: %w", ChainShape, err))
+			}
+		}
 	}
 	clear(m.used)
 	clear(m.ready)
@@ -193,6 +208,9 @@ func (m *Manager) knownFault(netns, id string) (appliedFault, bool) {
 	rec, ok := m.readState(netns, id)
 	if !ok || rec.ID != id {
 		return appliedFault{}, false
+	}
+	if rec.Spec.IsShape() {
+		return appliedFault{}, false // found by a scan (shape.go)
 	}
 	if !rec.Spec.IsRule() {
 		return appliedFault{route: true}, true

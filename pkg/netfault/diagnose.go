@@ -30,7 +30,7 @@ const (
 // scenarios that expect one.
 func Causes() []string {
 	return []string{CauseNATBeforeFilter, CauseNoConnection, CauseUserspaceProxy,
-		CauseLocalIO, CauseEarlierAccept, CauseSportMistake, CauseLocalRoute}
+		CauseLocalIO, CauseEarlierAccept, CauseSportMistake, CauseLocalRoute, CauseShapeOffRoute, CauseShapeClassMissing}
 }
 
 // knownProxies are userspace port forwarders that terminate a connection
@@ -54,6 +54,7 @@ func (m *Manager) Diagnose(ctx context.Context, netns, id string) ([]Finding, er
 	if inv.handle != nil {
 		defer inv.handle.Close()
 	}
+	defer inv.closeShape()
 	e := inv.entries[id]
 	if e == nil || !e.live() {
 		return nil, fmt.Errorf("fault %s: %w", id, ErrNotFound)
@@ -71,7 +72,7 @@ func (m *Manager) Diagnose(ctx context.Context, netns, id string) ([]Finding, er
 		}
 	}
 	var out []Finding
-	if !f.Spec.IsRule() {
+	if !f.Spec.Selects() {
 		if isLocal {
 			out = append(out, Finding{Cause: CauseLocalRoute,
 				Detail: fmt.Sprintf("%s is a local address: the kernel's local table is consulted before main, so the %s route never applies", f.Spec.Dst, f.Spec.RouteType),
@@ -84,6 +85,9 @@ func (m *Manager) Diagnose(ctx context.Context, netns, id string) ([]Finding, er
 	var ipt IPTables
 	if len(e.rules) > 0 {
 		ipt = e.rules[0].ipt
+	}
+	if f.Spec.IsShape() { // not in nfslab's filter chains: see shape_diagnose.go
+		out, ipt = append(out, m.shapeFindings(inv, e, f.Spec, pfx, isLocal)...), nil
 	}
 	if ipt != nil {
 		out = append(out, earlierAccept(ipt, f.Spec)...)

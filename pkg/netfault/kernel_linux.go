@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/nfslab/nfslab/internal/netnsdo"
 
@@ -49,6 +51,41 @@ func dumpInterrupted(err error) bool { return errors.Is(err, netlink.ErrDumpInte
 // routeGone reports whether a route delete failed because it is gone.
 func routeGone(err error) bool {
 	return errors.Is(err, unix.ESRCH) || errors.Is(err, unix.ENOENT)
+}
+
+// newShapeHandle opens a netlink handle in ns for qdiscs, classes, filters
+// and links; *netlink.Handle is a ShapeHandle.
+func newShapeHandle(ns string) (ShapeHandle, error) {
+	if ns == "" {
+		return netlink.NewHandle(unix.NETLINK_ROUTE)
+	}
+	h, err := netns.GetFromName(ns)
+	if err != nil {
+		return nil, fmt.Errorf("opening network namespace %s: %w", ns, err)
+	}
+	defer h.Close()
+	return netlink.NewHandleAt(h, unix.NETLINK_ROUTE)
+}
+
+// linkGone reports whether a tc or link operation failed because its
+// object (device, qdisc, class, filter, or the qdisc kind) does not exist.
+func linkGone(err error) bool {
+	return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ESRCH)
+}
+
+// errNotSupported is what the kernel answers for an operation a qdisc
+// does not support.
+var errNotSupported error = unix.EOPNOTSUPP
+
+// errInvalid is the kernel's answer for a filter list or delete on a
+// device without an ingress qdisc.
+var errInvalid error = unix.EINVAL
+
+// ticksToDuration converts netem's delay in psched ticks (as the kernel
+// dumps it, and as netlink.NewNetem stores it) to a duration, rounded to
+// the microsecond netem was given.
+func ticksToDuration(t uint32) time.Duration {
+	return time.Duration(math.Round(float64(t)/netlink.TickInUsec())) * time.Microsecond
 }
 
 // netnsID names a network namespace by the device and inode of its nsfs

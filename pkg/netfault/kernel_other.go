@@ -2,7 +2,10 @@
 
 package netfault
 
-import "errors"
+import (
+	"errors"
+	"time"
+)
 
 var errUnsupported = errors.New("network faults need Linux")
 
@@ -15,3 +18,13 @@ func routeGone(error) bool { return false }
 func dumpInterrupted(error) bool { return false }
 
 func netnsID(string) (string, error) { return "", errUnsupported }
+
+func newShapeHandle(string) (ShapeHandle, error) { return nil, errUnsupported }
+
+func linkGone(error) bool { return false }
+
+var errNotSupported = errors.New("operation not supported")
+
+func ticksToDuration(uint32) time.Duration { return 0 }
+
+var errInvalid = errors.New("invalid argument")

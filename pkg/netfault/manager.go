@@ -66,6 +66,9 @@ func NewManager(opts Options) (*Manager, error) {
 	if opts.RouteHandleFactory == nil {
 		opts.RouteHandleFactory = newRouteHandle
 	}
+	if opts.ShapeHandleFactory == nil {
+		opts.ShapeHandleFactory = newShapeHandle
+	}
 	if len(opts.Backends) == 0 {
 		opts.Backends = ownchain.DetectBackends()
 	}
@@ -95,6 +98,9 @@ func (m *Manager) Plan(_ context.Context, spec Spec) (Plan, error) {
 		return Plan{}, err
 	}
 	var p Plan
+	if spec.IsShape() {
+		return m.planShape(spec)
+	}
 	if !spec.IsRule() {
 		r, err := routeFor(PlanID, spec)
 		if err != nil {
@@ -143,13 +149,25 @@ func (m *Manager) Apply(ctx context.Context, spec Spec) (Fault, error) {
 	if err != nil {
 		return Fault{}, err
 	}
-	f := Fault{ID: id, Spec: spec, Created: now, Expires: expiryFor(now, spec.For), Counted: spec.IsRule()}
+	f := Fault{ID: id, Spec: spec, Created: now, Expires: expiryFor(now, spec.For), Counted: spec.Counted()}
 	// State first: a crash before the kernel objects exist leaves a stale
 	// record that Sweep drops; the other order would lose the metadata.
-	if err := m.writeState(stateRecord{ID: id, Spec: spec, Created: f.Created, Expires: f.Expires}); err != nil {
+	rec := stateRecord{ID: id, Spec: spec, Created: f.Created, Expires: f.Expires}
+	if err := m.writeState(rec); err != nil {
 		return Fault{}, err
 	}
 	var af appliedFault
+	if spec.IsShape() {
+		// Healed through a scan: its objects are found by their reserved
+		// numbers, and the root it replaced is read from the record.
+		f.Rules, err = m.applyShape(id, spec, rec)
+		if err != nil {
+			_ = m.removeState(spec.Netns, id)
+			return Fault{}, err
+		}
+		m.log.Info("fault applied", "id", id, "kind", spec.Kind, "dst", spec.Dst, "netns", spec.Netns, "expires", f.Expires)
+		return f, nil
+	}
 	if spec.IsRule() {
 		af, err = m.applyRules(id, spec, f.Expires)
 		if err == nil {
@@ -259,6 +277,7 @@ func (m *Manager) applyRoute(id string, spec Spec) (string, error) {
 // ---- inventory: what of nfslab's exists in one namespace ----
 
 type located struct {
+	table   string // "" is TableFilter
 	ipt     IPTables
 	backend string
 	v6      bool
@@ -270,6 +289,10 @@ type entry struct {
 	rules  []located
 	routes []netlink.Route
 	state  *stateRecord
+	// Shaping objects (delay, limit); the mangle rule is in rules.
+	shapes  []shapeObj
+	ingress []ingressObj
+	ifb     netlink.Link
 }
 
 type scannedTable struct {
@@ -286,6 +309,13 @@ type inventory struct {
 	states  map[string]stateRecord
 	touched map[IPTables]bool // tables a rule was removed from
 	removed map[string]bool   // faults removed
+	// Shaping: the netlink handle (nil when it could not be opened), the
+	// devices holding nfslab's root or an ingress qdisc, and those a class
+	// or filter was removed from.
+	shape       ShapeHandle
+	devs        []*devShape
+	touchedDevs map[int]bool
+	mangle      map[IPTables]bool // tables whose NFSLAB-SHAPE lost a rule
 }
 
 func (inv *inventory) get(id string) *entry {
@@ -300,7 +330,8 @@ func (inv *inventory) get(id string) *entry {
 // scan collects nfslab's rules from every backend and family, its routes
 // and the state records. The caller must Close inv.handle.
 func (m *Manager) scan(ctx context.Context, netns string) (*inventory, error) {
-	inv := &inventory{netns: netns, entries: map[string]*entry{}, touched: map[IPTables]bool{}, removed: map[string]bool{}}
+	inv := &inventory{netns: netns, entries: map[string]*entry{}, touched: map[IPTables]bool{}, removed: map[string]bool{},
+		touchedDevs: map[int]bool{}, mangle: map[IPTables]bool{}}
 	var errs []error
 	for _, b := range m.opts.Backends {
 		for _, v6 := range []bool{false, true} {
@@ -365,6 +396,7 @@ func (m *Manager) scan(ctx context.Context, netns string) (*inventory, error) {
 		}
 	}
 	inv.states = m.readStates(netns)
+	errs = append(errs, m.scanShape(inv))
 	for id, rec := range inv.states {
 		if e := inv.entries[id]; e != nil {
 			rec := rec
@@ -419,7 +451,13 @@ func (e *entry) fault(netns string) Fault {
 		f.Packets += l.rule.Packets
 		f.Bytes += l.rule.Bytes
 	}
-	if len(e.rules) > 0 {
+	if e.isShape() {
+		f.Spec, f.Expires = specFromShape(e, netns)
+		f.Counted = true
+		if p, b, ok := e.shapeCounters(); ok {
+			f.Packets, f.Bytes = p, b
+		}
+	} else if len(e.rules) > 0 {
 		f.Counted = true
 		f.Spec, f.Expires = specFromRules(parsed, netns)
 	} else if len(e.routes) > 0 {
@@ -436,7 +474,9 @@ func (e *entry) fault(netns string) Fault {
 }
 
 // live reports whether the entry has kernel objects (not just state).
-func (e *entry) live() bool { return len(e.rules) > 0 || len(e.routes) > 0 }
+func (e *entry) live() bool {
+	return len(e.rules) > 0 || len(e.routes) > 0 || len(e.shapes) > 0 || len(e.ingress) > 0 || e.ifb != nil
+}
 
 // List returns nfslab's faults in netns, oldest first, with counters.
 func (m *Manager) List(ctx context.Context, netns string) ([]Fault, error) {
@@ -446,9 +486,7 @@ func (m *Manager) List(ctx context.Context, netns string) ([]Fault, error) {
 	if inv == nil {
 		return nil, err
 	}
-	if inv.handle != nil {
-		inv.handle.Close()
-	}
+	inv.close()
 	var out []Fault
 	for _, e := range inv.entries {
 		if e.live() {
@@ -474,10 +512,17 @@ func (m *Manager) removeEntry(inv *inventory, e *entry) error {
 	var errs []error
 	for i := len(e.rules) - 1; i >= 0; i-- {
 		l := e.rules[i]
-		inv.touched[l.ipt] = true
-		if err := l.ipt.Delete(TableFilter, l.rule.Chain, l.rule.Args...); err != nil && !ownchain.NotExist(err) {
+		if l.table == TableMangle {
+			inv.mangle[l.ipt] = true
+		} else {
+			inv.touched[l.ipt] = true
+		}
+		if err := l.ipt.Delete(cmp.Or(l.table, TableFilter), l.rule.Chain, l.rule.Args...); err != nil && !ownchain.NotExist(err) {
 			errs = append(errs, fmt.Errorf("removing rule of %s from %s: %w", e.id, l.rule.Chain, err))
 		}
+	}
+	if err := m.removeShape(inv, e); err != nil {
+		errs = append(errs, err)
 	}
 	for i := len(e.routes) - 1; i >= 0; i-- {
 		r := e.routes[i]
@@ -509,6 +554,22 @@ func (m *Manager) finish(inv *inventory, all bool) {
 			}
 		}
 	}
+	for ipt := range inv.mangle {
+		gone, err := shapeChain().RemoveIfEmpty(ipt)
+		if err != nil {
+			m.log.Warn("removing empty chain", "chain", ChainShape, "err", err)
+		}
+		if gone {
+			for k := range m.ready {
+				if k.chain == ChainShape && k.netns == inv.netns {
+					delete(m.ready, k)
+				}
+			}
+		}
+	}
+	if err := m.finishShape(inv, all); err != nil {
+		m.log.Warn("restoring qdiscs", "netns", inv.netns, "err", err)
+	}
 	for k := range m.known {
 		if k.netns != inv.netns {
 			continue
@@ -517,8 +578,26 @@ func (m *Manager) finish(inv *inventory, all bool) {
 			delete(m.known, k)
 		}
 	}
+	inv.close()
+}
+
+// closeShape closes the shaping handle only (Diagnose closes the route
+// handle itself).
+func (inv *inventory) closeShape() {
+	if inv.shape != nil {
+		inv.shape.Close()
+		inv.shape = nil
+	}
+}
+
+func (inv *inventory) close() {
 	if inv.handle != nil {
 		inv.handle.Close()
+		inv.handle = nil
+	}
+	if inv.shape != nil {
+		inv.shape.Close()
+		inv.shape = nil
 	}
 }
 
@@ -534,6 +613,12 @@ func (m *Manager) Heal(ctx context.Context, netns, id string) error {
 
 func (m *Manager) heal(ctx context.Context, netns, id string) error {
 	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if done, err := m.healShapeKnown(netns, id); done {
+		if err == nil {
+			m.log.Info("fault healed", "id", id, "netns", netns)
+		}
 		return err
 	}
 	if done, err := m.healKnown(netns, id); done {
@@ -627,8 +712,12 @@ func (m *Manager) removeStrays(inv *inventory) error {
 	var errs []error
 	for i := len(inv.strays) - 1; i >= 0; i-- {
 		l := inv.strays[i]
-		inv.touched[l.ipt] = true
-		if err := l.ipt.Delete(TableFilter, l.rule.Chain, l.rule.Args...); err != nil && !ownchain.NotExist(err) {
+		if l.table == TableMangle {
+			inv.mangle[l.ipt] = true
+		} else {
+			inv.touched[l.ipt] = true
+		}
+		if err := l.ipt.Delete(cmp.Or(l.table, TableFilter), l.rule.Chain, l.rule.Args...); err != nil && !ownchain.NotExist(err) {
 			errs = append(errs, fmt.Errorf("removing untagged rule from %s: %w", l.rule.Chain, err))
 		}
 	}

@@ -63,10 +63,10 @@ func (m *Manager) AttachReaper(ctx context.Context, netns, id string, created ti
 	if err := m.writeState(rec); err != nil {
 		return err
 	}
-	if rec.Spec.IsRule() {
+	if rec.Spec.KernelExpiry() {
 		return nil
 	}
-	live, err := m.routeLive(ctx, netns, id)
+	live, err := m.faultLive(ctx, netns, id, rec.Spec)
 	if err != nil {
 		return err
 	}
@@ -88,6 +88,20 @@ func (m *Manager) Expire(ctx context.Context, netns, id string, created time.Tim
 		return fmt.Errorf("fault %s created %s: %w", id, created.Format(time.RFC3339Nano), ErrNotFound)
 	}
 	return m.heal(ctx, netns, id)
+}
+
+// faultLive reports whether fault id still has kernel objects in netns.
+func (m *Manager) faultLive(ctx context.Context, netns, id string, spec Spec) (bool, error) {
+	if !spec.IsShape() {
+		return m.routeLive(ctx, netns, id)
+	}
+	inv, err := m.scan(ctx, netns)
+	if inv == nil {
+		return false, err
+	}
+	defer inv.close()
+	e := inv.entries[id]
+	return e != nil && e.live(), nil
 }
 
 // routeLive reports whether nfslab's route of fault id exists in netns.

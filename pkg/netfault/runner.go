@@ -46,6 +46,10 @@ type Options struct {
 	// RouteHandleFactory returns a netlink handle in netns. Default:
 	// netlink.NewHandleAt.
 	RouteHandleFactory func(netns string) (RouteHandle, error)
+	// ShapeHandleFactory returns a netlink handle in netns for the qdiscs,
+	// classes, filters and ifb devices of delay and limit faults. Default:
+	// netlink.NewHandleAt.
+	ShapeHandleFactory func(netns string) (ShapeHandle, error)
 	// NetFile reads /proc/net/NAME as seen from netns (tcp, tcp6,
 	// ip_tables_names, ...). Default reads it from a thread inside netns.
 	NetFile func(netns, name string) ([]byte, error)

@@ -22,7 +22,18 @@ const (
 	KindReject Kind = "reject"
 	// KindUnreachable installs a route of RouteType to Dst through netlink.
 	KindUnreachable Kind = "unreachable"
+	// KindDelay delays matching packets (netem: delay, jitter, loss,
+	// duplicate, corrupt, reorder) in nfslab's own htb class; see shape.go.
+	KindDelay Kind = "delay"
+	// KindLimit bounds the rate of matching packets (an htb class rate).
+	KindLimit Kind = "limit"
 )
+
+// Counted reports whether faults of kind k have packet counters.
+func (k Kind) Counted() bool { return Spec{Kind: k}.Counted() }
+
+// Kinds lists every fault kind, in documentation order.
+var Kinds = []Kind{KindDrop, KindReject, KindUnreachable, KindDelay, KindLimit}
 
 // Direction selects which built-in chains a rule fault hooks.
 type Direction string
@@ -83,6 +94,25 @@ type Spec struct {
 	// (conntrack --ctorigdst/--ctorigdstport) so a fault aimed at a DNATed
 	// address such as localhost:2049 still bites. Rule faults only.
 	MatchOriginal bool `json:"match_original,omitempty" yaml:"match_original,omitempty"`
+	// Delay is the added one-way delay of a delay fault (netem delay).
+	Delay time.Duration `json:"delay,omitempty" yaml:"delay,omitempty"`
+	// Jitter varies Delay by up to this much either way (netem jitter).
+	Jitter time.Duration `json:"jitter,omitempty" yaml:"jitter,omitempty"`
+	// Correlation is how much each packet's delay depends on the previous
+	// one's, in percent (0-100).
+	Correlation float64 `json:"correlation,omitempty" yaml:"correlation,omitempty"`
+	// Loss, Duplicate, Corrupt and Reorder are netem's probabilities in
+	// percent (0-100) of a delay fault: lose, send twice, flip a bit, send
+	// at once (ahead of delayed ones; needs Delay).
+	Loss      float64 `json:"loss,omitempty" yaml:"loss,omitempty"`
+	Duplicate float64 `json:"duplicate,omitempty" yaml:"duplicate,omitempty"`
+	Corrupt   float64 `json:"corrupt,omitempty" yaml:"corrupt,omitempty"`
+	Reorder   float64 `json:"reorder,omitempty" yaml:"reorder,omitempty"`
+	// Rate is the bound of a limit fault ("1mbit", tc's units).
+	Rate Rate `json:"rate,omitempty" yaml:"rate,omitempty"`
+	// Burst is how many bytes a limit fault lets through at once above
+	// Rate ("32kb"); 0 lets htb choose (rate/HZ + MTU).
+	Burst Size `json:"burst,omitempty" yaml:"burst,omitempty"`
 	// Force allows a fault that covers every destination (a /0 prefix)
 	// in the caller's own namespace, where it would cut the machine off
 	// (SSH included). Not needed with Netns.
@@ -92,6 +122,10 @@ type Spec struct {
 // WithDefaults returns s with defaults filled in for unset fields.
 func (s Spec) WithDefaults() Spec {
 	if s.Kind == KindDrop || s.Kind == KindReject {
+		s.Proto = cmp.Or(s.Proto, DefaultProto)
+		s.Dir = cmp.Or(s.Dir, DirOut)
+	}
+	if s.IsShape() {
 		s.Proto = cmp.Or(s.Proto, DefaultProto)
 		s.Dir = cmp.Or(s.Dir, DirOut)
 	}
@@ -105,6 +139,29 @@ func (s Spec) WithDefaults() Spec {
 // IsRule reports whether the fault is made of iptables rules (drop, reject)
 // rather than a route.
 func (s Spec) IsRule() bool { return s.Kind == KindDrop || s.Kind == KindReject }
+
+// IsShape reports whether the fault shapes traffic (delay, limit): an htb
+// class of nfslab's on the egress device, classified by nfslab's mangle
+// rule.
+func (s Spec) IsShape() bool { return s.Kind == KindDelay || s.Kind == KindLimit }
+
+// Selects reports whether the fault selects traffic by port, protocol and
+// direction (every kind but unreachable).
+func (s Spec) Selects() bool { return s.IsRule() || s.IsShape() }
+
+// Counted reports whether the fault has packet counters that prove it
+// bites: rule counters for drop and reject, the shaping class's counters
+// for delay and limit. Routes have none.
+func (s Spec) Counted() bool { return s.Selects() }
+
+// KernelExpiry reports whether the kernel itself stops the fault at its
+// expiry (-m time --datestop on the rule that selects its traffic), with
+// no nfslab process running. Routes and the ingress (ifb) half of a
+// shaping fault have no such clock: the daemon's timer or a reaper heals
+// them.
+func (s Spec) KernelExpiry() bool {
+	return s.IsRule() || (s.IsShape() && s.Dir == DirOut)
+}
 
 // Prefix parses Dst as an address or prefix; an address becomes a /32 or
 // /128 prefix. An IPv6 zone (fe80::1%eth0) is not part of the prefix: see
@@ -159,9 +216,9 @@ func invalid(format string, args ...any) error {
 // expects defaults to have been applied where the caller wants them.
 func (s Spec) Validate() error {
 	switch s.Kind {
-	case KindDrop, KindReject, KindUnreachable:
+	case KindDrop, KindReject, KindUnreachable, KindDelay, KindLimit:
 	default:
-		return invalid("unknown fault kind %q (want drop, reject or unreachable)", s.Kind)
+		return invalid("unknown fault kind %q (want drop, reject, unreachable, delay or limit)", s.Kind)
 	}
 	if s.Dst == "" {
 		return invalid("destination is required (--dst ADDR[/CIDR])")
@@ -170,11 +227,11 @@ func (s Spec) Validate() error {
 	if err != nil {
 		return invalid("%v", err)
 	}
-	if pfx.Bits() == 0 && s.Netns == "" && !s.Force && (!s.IsRule() || s.Port == 0) {
+	if pfx.Bits() == 0 && s.Netns == "" && !s.Force && (!s.Selects() || s.Port == 0) {
 		return invalid("destination %s covers every address (the default route): in this namespace the fault would cut the machine off, SSH included; aim it at a namespace (--netns NAME) or add --force", s.Dst)
 	}
 	if z := s.Zone(); z != "" {
-		if !s.IsRule() {
+		if !s.Selects() {
 			return invalid("destination %q has a zone: an unreachable route applies to every interface (drop the %%%s)", s.Dst, z)
 		}
 		if !ifaceRE.MatchString(z) || digits.MatchString(z) || z == "." || z == ".." {
@@ -199,7 +256,10 @@ func (s Spec) Validate() error {
 	if s.Netns != "" && (!netnsRE.MatchString(s.Netns) || s.Netns == "." || s.Netns == "..") {
 		return invalid("network namespace name %q is not valid", s.Netns)
 	}
-	if s.IsRule() {
+	if err := s.validateShape(); err != nil {
+		return err
+	}
+	if s.Selects() {
 		if s.Port < 0 || s.Port > 65535 {
 			return invalid("port %d is out of range (0-65535)", s.Port)
 		}
@@ -215,6 +275,9 @@ func (s Spec) Validate() error {
 		}
 		if s.RouteType != "" {
 			return invalid("route type %q applies only to unreachable faults", s.RouteType)
+		}
+		if s.IsShape() && s.MatchOriginal {
+			return invalid("--match-original applies to drop and reject, not %s", s.Kind)
 		}
 		if s.MatchOriginal && s.Dir == DirIn {
 			return invalid("--match-original applies to outgoing traffic (dir out or both)")

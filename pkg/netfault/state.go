@@ -24,6 +24,9 @@ type stateRecord struct {
 	// (a route of the direct path); whatever removes the fault ends it.
 	// Its PID and start time are kept as {"pid":…,"start":…}.
 	Reaper *proctrack.Ident `json:"reaper,omitempty"`
+	// Shape is where a delay or limit fault's class is and what nfslab's
+	// root qdisc replaced (restored on heal, also after a crash).
+	Shape *shapeRecord `json:"shape,omitempty"`
 }
 
 // stateDir is the directory of the records of netns's faults. It is named

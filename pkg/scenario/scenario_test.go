@@ -196,6 +196,12 @@ func TestFaultDecodesToSpec(t *testing.T) {
 		{"port: 2049, prob: 0.8", "port: 0, dir: both, match_original: true", netfault.Spec{Kind: netfault.KindDrop, Dst: "10.0.0.9", Proto: "tcp", Dir: netfault.DirBoth, MatchOriginal: true, For: time.Minute, Label: "step:d"}},
 		{"action: drop\n    fault: {dst: $nfs-server, port: 2049, prob: 0.8}", "action: unreachable\n    fault: {dst: $nfs-server, route_type: blackhole}",
 			netfault.Spec{Kind: netfault.KindUnreachable, Dst: "10.0.0.9", RouteType: netfault.RouteBlackhole, For: time.Minute, Label: "step:d"}},
+		// delay and limit: netem's and htb's settings in tc's words, the
+		// port defaults to 2049 as for a rule fault.
+		{"action: drop\n    fault: {dst: $nfs-server, port: 2049, prob: 0.8}", "action: delay\n    fault: {dst: $nfs-server, delay: 200ms, jitter: 50ms, correlation: 25, loss: 1, dir: both}",
+			netfault.Spec{Kind: netfault.KindDelay, Dst: "10.0.0.9", Port: 2049, Proto: "tcp", Dir: netfault.DirBoth, Delay: 200 * time.Millisecond, Jitter: 50 * time.Millisecond, Correlation: 25, Loss: 1, For: time.Minute, Label: "step:d"}},
+		{"action: drop\n    fault: {dst: $nfs-server, port: 2049, prob: 0.8}", "action: limit\n    fault: {dst: $nfs-server, rate: 1mbit, burst: 32kb}",
+			netfault.Spec{Kind: netfault.KindLimit, Dst: "10.0.0.9", Port: 2049, Proto: "tcp", Dir: netfault.DirOut, Rate: 1_000_000, Burst: 32 << 10, For: time.Minute, Label: "step:d"}},
 	}
 	// A route has no counters: nothing waits for its first hit.
 	routeOK := strings.NewReplacer("on: fault-first-hit:d", "at: 1m", "\n    delay: 5s", "", "  - {kind: fault-hits, step: d}\n", "")

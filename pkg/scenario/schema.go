@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"strings"
+	"time"
 
 	"github.com/nfslab/nfslab/pkg/duration"
 	"github.com/nfslab/nfslab/pkg/faultfs"
@@ -68,14 +69,22 @@ func JSONSchema() ([]byte, error) {
 var (
 	durationType = reflect.TypeOf(duration.Duration(0))
 	sizeType     = reflect.TypeOf(Size(0))
+	// A fault's delay and jitter are time.Duration, decoded from "200ms".
+	stdDurationType = reflect.TypeOf(time.Duration(0))
+	rateType        = reflect.TypeOf(netfault.Rate(0))
+	netSizeType     = reflect.TypeOf(netfault.Size(0))
 )
 
 func schemaFor(t reflect.Type, defs map[string]any, enumKey string) any {
 	switch t {
-	case durationType:
+	case durationType, stdDurationType:
 		return map[string]any{"type": "string", "pattern": `^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`, "description": "duration such as 500ms, 60s, 2m"}
 	case sizeType:
 		return map[string]any{"type": []string{"string", "integer"}, "pattern": `^[0-9]+ *([KMG]i?B?|B)?$`, "description": "size such as 16MB or bytes"}
+	case rateType:
+		return map[string]any{"type": "string", "pattern": `^[0-9]+(\.[0-9]+)?([KkMmGgTt]?(bit|bps))?$`, "description": "rate in tc's units such as 1mbit, 512kbit, 100kbps"}
+	case netSizeType:
+		return map[string]any{"type": "string", "pattern": `^[0-9]+(\.[0-9]+)?([KkMmGg]?[Bb]?|[KkMmGg]bit)$`, "description": "bytes in tc's units such as 32kb"}
 	}
 	switch t.Kind() {
 	case reflect.Pointer:

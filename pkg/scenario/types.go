@@ -159,6 +159,8 @@ const (
 	ActionDrop          = "drop"
 	ActionReject        = "reject"
 	ActionUnreachable   = "unreachable"
+	ActionDelay         = "delay"
+	ActionLimit         = "limit"
 	ActionHeal          = "heal"
 	ActionPause         = "pause"
 	ActionUnpause       = "unpause"
@@ -172,7 +174,7 @@ const (
 )
 
 // Actions lists every action, in documentation order.
-var Actions = []string{ActionDrop, ActionReject, ActionUnreachable, ActionHeal,
+var Actions = []string{ActionDrop, ActionReject, ActionUnreachable, ActionDelay, ActionLimit, ActionHeal,
 	ActionPause, ActionUnpause, ActionStop, ActionKill, ActionRestart,
 	ActionFaultfsSet, ActionFaultfsClear, ActionRestartTarget, ActionWait}
 
@@ -187,7 +189,8 @@ type Step struct {
 	For   duration.Duration  `yaml:"for,omitempty" json:"for,omitempty"`
 	// Action is one of Actions.
 	Action string `yaml:"action" json:"action"`
-	// Fault selects the traffic of drop, reject and unreachable.
+	// Fault selects the traffic of drop, reject, unreachable, delay and
+	// limit (and says how delay and limit shape it).
 	Fault *Fault `yaml:"fault,omitempty" json:"fault,omitempty"`
 	// Ref is the step whose fault heal or faultfs-clear removes, or "all".
 	Ref string `yaml:"ref,omitempty" json:"ref,omitempty"`

@@ -345,7 +345,12 @@ func (s *Scenario) producesDetector(name string, custom map[string]bool, targetK
 	return nil
 }
 
-var faultActions = []string{ActionDrop, ActionReject, ActionUnreachable}
+var faultActions = []string{ActionDrop, ActionReject, ActionUnreachable, ActionDelay, ActionLimit}
+
+// IsNetworkFault reports whether action applies a network fault (a
+// netfault.Kind of the same name).
+func IsNetworkFault(action string) bool { return slices.Contains(faultActions, action) }
+
 var containerActions = []string{ActionPause, ActionUnpause, ActionStop, ActionKill, ActionRestart}
 
 func (s *Scenario) brokers() int {
@@ -418,7 +423,7 @@ func (st *Step) NetfaultSpec(resolve func(ref string) (string, error)) (netfault
 		}
 		spec.Dst = v
 	}
-	if spec.IsRule() && !f.portGiven {
+	if spec.Selects() && !f.portGiven {
 		spec.Port = netfault.DefaultPort
 	}
 	spec.For = st.For.D()
@@ -503,8 +508,8 @@ func (s *Scenario) checkEvent(ev, self string, steps map[string]*Step, custom ma
 		if st == nil {
 			return fmt.Errorf("event %q: no step %q", ev, ref)
 		}
-		if st.Action != ActionDrop && st.Action != ActionReject {
-			return fmt.Errorf("event %q: nothing produces it, step %q is a %s and has no packet counters (only drop and reject do)", ev, ref, st.Action)
+		if !netfault.Kind(st.Action).Counted() {
+			return fmt.Errorf("event %q: nothing produces it, step %q is a %s and has no packet counters (only drop, reject, delay and limit do)", ev, ref, st.Action)
 		}
 		if ref == self {
 			return fmt.Errorf("event %q: a step cannot wait for itself", ev)
@@ -527,7 +532,7 @@ func (s *Scenario) validateAction(c *checker, p string, st *Step, steps map[stri
 		if isFault {
 			c.add(p+".fault", "action %s needs a fault: {dst: ...}", st.Action)
 		} else {
-			c.add(p+".fault", "fault applies only to drop, reject and unreachable, not %s", st.Action)
+			c.add(p+".fault", "fault applies only to drop, reject, unreachable, delay and limit, not %s", st.Action)
 		}
 	}
 	if (st.Action == ActionFaultfsSet) != (st.Faultfs != nil) {
@@ -570,8 +575,8 @@ func (s *Scenario) validateAction(c *checker, p string, st *Step, steps map[stri
 	if st.DropCache && s.Storage.Kind == StorageLocal {
 		c.add(p+".drop_cache", "drop_cache needs storage kind nfs or faultfs")
 	}
-	if st.For != 0 && !slices.Contains([]string{ActionDrop, ActionReject, ActionUnreachable, ActionFaultfsSet, ActionPause, ActionWait}, st.Action) {
-		c.add(p+".for", "for applies to drop, reject, unreachable, faultfs-set, pause and wait, not %s", st.Action)
+	if st.For != 0 && !IsNetworkFault(st.Action) && !slices.Contains([]string{ActionFaultfsSet, ActionPause, ActionWait}, st.Action) {
+		c.add(p+".for", "for applies to drop, reject, unreachable, delay, limit, faultfs-set, pause and wait, not %s", st.Action)
 	}
 	if st.Action == ActionWait && st.For == 0 {
 		c.add(p+".for", "wait needs for: DURATION")
@@ -834,7 +839,7 @@ func (s *Scenario) validateExpectations(c *checker, steps map[string]*Step, cust
 		if e.Kind == ExpectFaultHits || e.Kind == ExpectFaultNoHits {
 			if e.Step == "" {
 				c.add(p+".step", "a %s expectation needs step: the drop or reject step", e.Kind)
-			} else if st := steps[e.Step]; st != nil && st.Action != ActionDrop && st.Action != ActionReject {
+			} else if st := steps[e.Step]; st != nil && !netfault.Kind(st.Action).Counted() {
 				c.add(p+".step", "step %q is a %s and has no packet counters", e.Step, st.Action)
 			}
 			if e.Cause != "" && !slices.Contains(FindingCauses, e.Cause) {

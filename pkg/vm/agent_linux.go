@@ -37,6 +37,7 @@ type Agent struct {
 // its /run/netns mount point (made on the first `ip netns add`, never
 // removed) for the same reason.
 func PrimeTables(ctx context.Context) {
+	_ = cmdrun.Run(ctx, "modprobe", "ifb", "numifbs=0") // else loading ifb (nfslab delay --dir in) makes ifb0, ifb1 here
 	if cmdrun.Run(ctx, "ip", "netns", "add", "nfslab-agent-prime") == nil {
 		_ = cmdrun.Run(ctx, "ip", "netns", "delete", "nfslab-agent-prime")
 	}

@@ -90,7 +90,7 @@ func (f *Injector) Plan(_ context.Context, spec netfault.Spec) (netfault.Plan, e
 }
 
 func plan(spec netfault.Spec, id string) netfault.Plan {
-	if !spec.IsRule() {
+	if !spec.Selects() {
 		return netfault.Plan{Routes: []string{fmt.Sprintf("ip route add %s %s proto 73", spec.RouteType, spec.Dst)}}
 	}
 	target := "DROP"
@@ -121,7 +121,7 @@ func (f *Injector) Apply(ctx context.Context, spec netfault.Spec) (netfault.Faul
 		Spec:    spec,
 		Created: now,
 		Expires: now.Add(spec.For),
-		Counted: spec.IsRule(),
+		Counted: spec.Counted(),
 	}
 	if f.faults[spec.Netns] == nil {
 		f.faults[spec.Netns] = map[string]*netfault.Fault{}

@@ -39,7 +39,7 @@ func (f *Faults) Apply(_ context.Context, s netfault.Spec) (netfault.Fault, erro
 		f.Live = map[string]netfault.Fault{}
 	}
 	f.n++
-	x := netfault.Fault{ID: fmt.Sprintf("f%d", f.n), Spec: s, Packets: f.Packets, Counted: s.IsRule()}
+	x := netfault.Fault{ID: fmt.Sprintf("f%d", f.n), Spec: s, Packets: f.Packets, Counted: s.Counted()}
 	f.Live[x.ID] = x
 	x.Rules = []string{fmt.Sprintf("iptables -t filter -A NFSLAB-OUTPUT -d %s -m comment --comment nfslab:%s -j DROP", s.Dst, x.ID)}
 	return x, nil

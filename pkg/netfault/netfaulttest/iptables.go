@@ -67,7 +67,7 @@ var knownMatches = map[string]bool{
 
 var knownTargets = map[string]bool{
 	"ACCEPT": true, "DROP": true, "REJECT": true, "RETURN": true, "LOG": true, "DNAT": true,
-	"SNAT": true, "MASQUERADE": true, "REDIRECT": true, "MARK": true,
+	"SNAT": true, "MASQUERADE": true, "REDIRECT": true, "MARK": true, "CLASSIFY": true,
 }
 
 // IPTables is an in-memory iptables for one namespace, family and backend.

@@ -24,6 +24,7 @@ type World struct {
 	mu     sync.Mutex
 	ipt    map[[2]string]*IPTables
 	routes map[string]*Routes
+	shapes map[string]*Shape
 	// NetFiles holds /proc/net contents keyed by [netns, name]; a missing
 	// entry reads as fs.ErrNotExist. Set legacy tables present with
 	// w.SetNetFile(ns, "ip_tables_names", "filter\n").
@@ -45,6 +46,7 @@ func NewWorld() *World {
 	return &World{
 		ipt:      map[[2]string]*IPTables{},
 		routes:   map[string]*Routes{},
+		shapes:   map[string]*Shape{},
 		netFiles: map[[2]string][]byte{},
 		Root:     fstest.MapFS{},
 		Procs:    NewProcs(),
@@ -102,6 +104,23 @@ func (w *World) Routes(netns string) *Routes {
 	return r
 }
 
+// Shape returns the fake qdisc handle of netns, creating it (NewShape).
+func (w *World) Shape(netns string) *Shape {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := w.shapes[netns]
+	if s == nil {
+		s = NewShape()
+		w.shapes[netns] = s
+	}
+	return s
+}
+
+// ShapeHandleFactory implements netfault.Options.ShapeHandleFactory.
+func (w *World) ShapeHandleFactory(netns string) (netfault.ShapeHandle, error) {
+	return w.Shape(netns), nil
+}
+
 // SetNetFile sets /proc/net/NAME as seen from netns.
 func (w *World) SetNetFile(netns, name, content string) {
 	w.mu.Lock()
@@ -140,6 +159,7 @@ func (w *World) Options(clk clock.Clock, stateDir string) netfault.Options {
 		Backends:           Backends,
 		IPTablesFactory:    w.IPTablesFactory,
 		RouteHandleFactory: w.RouteHandleFactory,
+		ShapeHandleFactory: w.ShapeHandleFactory,
 		NetFile:            w.NetFile,
 		RootFS:             w.Root,
 		NetnsID:            w.NetnsID,
