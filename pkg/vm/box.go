@@ -9,7 +9,7 @@ import (
 
 // BoxFlavour marks the Vagrant box variant of the guest image in its cache
 // key; bump it when BoxFiles or the box customisation change.
-const BoxFlavour = "vagrant-box/1"
+const BoxFlavour = "vagrant-box/2"
 
 // BoxPackages is what a Vagrant machine needs on top of the lab guest's
 // packages: systemd as init (Vagrant's Debian guest plugin expects

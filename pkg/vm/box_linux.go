@@ -22,7 +22,10 @@ var boxFiles = map[string]struct {
 }{
 	// Vagrant's own private network is configured by its Debian guest
 	// plugin (50-vagrant-*.network); the management NIC gets DHCP here.
-	"etc/systemd/network/99-nfslab-dhcp.network": {0o644, "[Match]\nName=eth0\n\n[Network]\nDHCP=ipv4\n"},
+	// The client ID is the MAC: machines from one box must not look like
+	// one client to dnsmasq (it gave two of them the same address).
+	"etc/systemd/network/99-nfslab-dhcp.network": {0o644,
+		"[Match]\nName=eth0\n\n[Network]\nDHCP=ipv4\n\n[DHCPv4]\nClientIdentifier=mac\n"},
 	"etc/sudoers.d/vagrant":                      {0o440, "vagrant ALL=(ALL) NOPASSWD:ALL\nDefaults:vagrant !requiretty\n"},
 	"etc/fstab":                                  {0o644, "/dev/vda / ext4 rw,errors=remount-ro 0 1\n"},
 	"etc/hostname":                               {0o644, "nfslab-box\n"},
@@ -85,6 +88,11 @@ func (c BoxCustomizer) Customize(ctx context.Context, rootfs string) error {
 		if err := os.Chmod(p, f.mode); err != nil {
 			return err
 		}
+	}
+	// dbus's copy of the build's machine ID would become every machine's
+	// (systemd reads it when /etc/machine-id is empty).
+	if err := os.Remove(filepath.Join(rootfs, "var", "lib", "dbus", "machine-id")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
 	}
 	keys, _ := filepath.Glob(filepath.Join(rootfs, "etc", "ssh", "ssh_host_*"))
 	for _, k := range keys {
