@@ -29,8 +29,9 @@ if [[ -d /tmp/probecache ]]; then
   cp -a /tmp/probecache/. /var/cache/nfslab/probe/
 fi
 echo "$server" >/etc/nfslab-server
-# The NFS server must answer before any scenario runs.
-for _ in $(seq 1 30); do
+# The NFS server must answer before any scenario runs (both machines are
+# provisioned in parallel; under TCG the server takes minutes).
+for _ in $(seq 1 150); do
   if timeout 2 bash -c "exec 3<>/dev/tcp/${server}/2049" 2>/dev/null; then
     echo "lab: NFS server ${server}:2049 answers"
     exit 0
