@@ -26,10 +26,10 @@ var boxFiles = map[string]struct {
 	// one client to dnsmasq (it gave two of them the same address).
 	"etc/systemd/network/99-nfslab-dhcp.network": {0o644,
 		"[Match]\nName=eth0\n\n[Network]\nDHCP=ipv4\n\n[DHCPv4]\nClientIdentifier=mac\n"},
-	"etc/sudoers.d/vagrant":                      {0o440, "vagrant ALL=(ALL) NOPASSWD:ALL\nDefaults:vagrant !requiretty\n"},
-	"etc/fstab":                                  {0o644, "/dev/vda / ext4 rw,errors=remount-ro 0 1\n"},
-	"etc/hostname":                               {0o644, "nfslab-box\n"},
-	"etc/hosts":                                  {0o644, "127.0.0.1 localhost nfslab-box\n::1 localhost\n"},
+	"etc/sudoers.d/vagrant": {0o440, "vagrant ALL=(ALL) NOPASSWD:ALL\nDefaults:vagrant !requiretty\n"},
+	"etc/fstab":             {0o644, "/dev/vda / ext4 rw,errors=remount-ro 0 1\n"},
+	"etc/hostname":          {0o644, "nfslab-box\n"},
+	"etc/hosts":             {0o644, "127.0.0.1 localhost nfslab-box\n::1 localhost\n"},
 	// Every machine gets its own host keys, made on its first boot.
 	"etc/systemd/system/ssh.service.d/nfslab-hostkeys.conf": {0o644,
 		"[Service]\nExecStartPre=\nExecStartPre=/usr/bin/ssh-keygen -A\nExecStartPre=/usr/sbin/sshd -t\n"},
