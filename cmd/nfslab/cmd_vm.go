@@ -85,7 +85,7 @@ func newVMCmds(g *globals) []*cobra.Command {
 	}
 	// addAll maps argument errors of the subcommands to exit 2, as for
 	// top-level commands.
-	addAll(vmc, []*cobra.Command{newVMBuildCmd(g), newVMRunCmd(g), newVMShellCmd(g), newVMCleanCmd(g),
+	addAll(vmc, []*cobra.Command{newVMBuildCmd(g), newVMRunCmd(g), newVMShellCmd(g), newVMCleanCmd(g), newVMBoxCmd(g),
 		newVMAgentCmd(g), newVMSmokeCmd(g), newVMUnsupportedCmd(g)})
 	return []*cobra.Command{vmc}
 }
@@ -258,6 +258,50 @@ func newVMShellCmd(g *globals) *cobra.Command {
 	}
 	f.addImage(cmd)
 	f.addBoot(cmd)
+	return cmd
+}
+
+func newVMBoxCmd(g *globals) *cobra.Command {
+	f := &vmFlags{}
+	var key string
+	cmd := &cobra.Command{
+		Use:   "box",
+		Short: "Build a Vagrant box (libvirt provider) from the guest image: vagrant user, sshd, sudo, DHCP (cached)",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if key == "" {
+				k, err := vm.FindInsecureKey()
+				if err != nil {
+					return err
+				}
+				key = k
+			}
+			spec := vm.BoxSpec(f.spec())
+			spec.Customize = vm.BoxCustomizer{Cmd: vm.ExecCommander{}, InsecureKey: key}.Customize
+			if err := spec.Validate(); err != nil {
+				return usage(err)
+			}
+			if err := vm.CheckTools(append(vm.BuildTools, "qemu-img", "tar", "chroot")...); err != nil {
+				return err
+			}
+			b, err := f.builder(g)
+			if err != nil {
+				return err
+			}
+			im, err := b.Build(cmd.Context(), spec, false)
+			if err != nil {
+				return err
+			}
+			box, err := vm.PackBox(cmd.Context(), vm.ExecCommander{}, im, spec.DiskSizeMB)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "box %s\n  add with: vagrant box add --force --name %s %s\n", box, vm.BoxName, box)
+			return nil
+		},
+	}
+	f.addImage(cmd)
+	cmd.Flags().StringVar(&key, "insecure-key", "", "Vagrant's insecure public key (default: the one the vagrant package ships)")
 	return cmd
 }
 

@@ -128,6 +128,9 @@ func (b Builder) build(ctx context.Context, spec ImageSpec) (Image, error) {
 		{"configure", func() error {
 			rel, err := configureRootfs(rootfs, spec.GuestInit, tmp)
 			im.KernelRelease = rel
+			if err == nil && spec.Customize != nil {
+				err = spec.Customize(ctx, rootfs)
+			}
 			return err
 		}},
 		{"mkfs", func() error {

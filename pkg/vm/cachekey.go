@@ -21,5 +21,8 @@ func (s ImageSpec) Key() string {
 	fmt.Fprintf(h, "packages=%s\n", strings.Join(s.sortedPackages(), ","))
 	init := sha256.Sum256(s.GuestInit)
 	fmt.Fprintf(h, "init=%x\n", init)
+	if s.Flavour != "" { // only then: the lab image keeps its key
+		fmt.Fprintf(h, "flavour=%s\n", s.Flavour)
+	}
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }

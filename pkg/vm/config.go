@@ -1,6 +1,7 @@
 package vm
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -41,6 +42,12 @@ type ImageSpec struct {
 	GuestInit []byte `json:"-"`
 	// DiskSizeMB is the ext4 image's (sparse) size.
 	DiskSizeMB int `json:"disk_size_mb"`
+	// Flavour names an image variant whose Customize step changes the
+	// rootfs (e.g. "vagrant-box/1"); empty for the lab VM. Part of the key.
+	Flavour string `json:"flavour,omitempty"`
+	// Customize, when set, runs on the rootfs after the common configure
+	// step and before mkfs.
+	Customize func(ctx context.Context, rootfs string) error `json:"-"`
 }
 
 // Validate checks the spec before anything is built.
