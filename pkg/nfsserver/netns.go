@@ -314,10 +314,8 @@ func (s *NetnsServer) start(ctx context.Context) error {
 		// -N 2 -N 3 it opens no MOUNT listeners, so no rpcbind is needed.
 		// It daemonizes; Stop finds it with `ip netns pids`.
 		{"starting rpc.mountd", "rpc.mountd", []string{"-N", "2", "-N", "3"}, true},
-		{"exporting " + c.ExportDir, "exportfs", []string{"-i", "-o", c.exportOptions(), c.HostAddr().String() + ":" + c.ExportDir}, true},
-		{"starting knfsd", "rpc.nfsd", []string{"-N", "3", "-V", "4", "--no-udp",
-			"-G", secs(c.GraceTime), "-L", secs(c.LeaseTime),
-			"-H", c.ServerAddr().String(), "-p", strconv.Itoa(NFSPort), strconv.Itoa(c.Threads)}, true},
+		{"exporting " + c.ExportDir, "exportfs", c.exportArgs(), true},
+		{"starting knfsd", "rpc.nfsd", c.nfsdArgs(), true},
 	}
 	for _, st := range steps {
 		if st.name == "unshare" {
@@ -350,6 +348,23 @@ func (s *NetnsServer) start(ctx context.Context) error {
 	dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	return dialCheck(dctx, s.host, ap)
+}
+
+// exportArgs are exportfs's arguments adding the export (Start and
+// Export): `exportfs -i -o OPTIONS HOSTADDR:EXPORTDIR`.
+func (c NetnsConfig) exportArgs() []string {
+	return []string{"-i", "-o", c.exportOptions(), c.exportClient()}
+}
+
+// exportClient is the export's "CLIENT:DIR" as exportfs names it.
+func (c NetnsConfig) exportClient() string { return c.HostAddr().String() + ":" + c.ExportDir }
+
+// nfsdArgs are rpc.nfsd's arguments starting knfsd (Start and
+// StartThreads): NFSv4 over TCP only, short grace and lease.
+func (c NetnsConfig) nfsdArgs() []string {
+	return []string{"-N", "3", "-V", "4", "--no-udp",
+		"-G", secs(c.GraceTime), "-L", secs(c.LeaseTime),
+		"-H", c.ServerAddr().String(), "-p", strconv.Itoa(NFSPort), strconv.Itoa(c.Threads)}
 }
 
 func secs(d time.Duration) string { return strconv.Itoa(int(d / time.Second)) }
@@ -400,7 +415,7 @@ func (s *NetnsServer) Stop(ctx context.Context) error {
 	if nsUp && s.host.Exists(c.mntnsFile()) {
 		_, err := s.inServer(ctx, "rpc.nfsd", "0")
 		keep("stopping knfsd threads", err)
-		_, err = s.inServer(ctx, "exportfs", "-u", c.HostAddr().String()+":"+c.ExportDir)
+		_, err = s.inServer(ctx, "exportfs", "-u", c.exportClient())
 		keep("removing export", err)
 	}
 	if nsUp {

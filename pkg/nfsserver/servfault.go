@@ -1,0 +1,179 @@
+package nfsserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// ServerFault is a fault of nfslab's own NFS server (the netns knfsd): the
+// server fails, not the network. Each is switched on and off; off restores
+// what on changed, and "already so" is done both ways so that a heal after
+// a crash is safe to repeat.
+type ServerFault string
+
+const (
+	// FaultStop stops knfsd's threads (`rpc.nfsd 0`); off starts them again
+	// with Start's arguments. Without client tracking in a namespace, a
+	// restarted knfsd is in its grace period (GraceTime) and the client
+	// must reclaim its state.
+	FaultStop ServerFault = "stop"
+	// FaultUnexport removes the export (`exportfs -u`); off exports it
+	// again. The client's file handles go stale (ESTALE).
+	FaultUnexport ServerFault = "unexport"
+	// FaultExpireClients writes "expire" to every
+	// /proc/fs/nfsd/clients/*/ctl: knfsd forgets the clients' state (opens,
+	// locks, delegations) and they must reclaim. Off is a no-op: the
+	// client restores its state itself.
+	FaultExpireClients ServerFault = "expire-clients"
+)
+
+// ServerFaults lists the faults in documentation order.
+var ServerFaults = []ServerFault{FaultStop, FaultUnexport, FaultExpireClients}
+
+// ParseServerFault names the bad value.
+func ParseServerFault(s string) (ServerFault, error) {
+	f := ServerFault(s)
+	if !slices.Contains(ServerFaults, f) {
+		names := make([]string, len(ServerFaults))
+		for i, x := range ServerFaults {
+			names[i] = string(x)
+		}
+		return "", invalid("server fault %q (want one of %s)", s, strings.Join(names, ", "))
+	}
+	return f, nil
+}
+
+// ErrNotRunning: the server fault needs the netns server and it is not there.
+var ErrNotRunning = errors.New("NFS server is not running")
+
+// Fault switches server fault f on or off.
+func (s *NetnsServer) Fault(ctx context.Context, f ServerFault, on bool) error {
+	if !s.host.Exists(s.cfg.netnsFile()) || !s.host.Exists(s.cfg.mntnsFile()) {
+		return fmt.Errorf("%w: no namespace %s (start it with `nfslab nfs-server start`)", ErrNotRunning, s.cfg.Name)
+	}
+	switch f {
+	case FaultStop:
+		if on {
+			return s.StopThreads(ctx)
+		}
+		return s.StartThreads(ctx)
+	case FaultUnexport:
+		if on {
+			return s.Unexport(ctx)
+		}
+		return s.Export(ctx)
+	case FaultExpireClients:
+		if on {
+			_, err := s.ExpireClients(ctx)
+			return err
+		}
+		return nil
+	}
+	return invalid("server fault %q", f)
+}
+
+// StopThreads stops knfsd; clients' RPCs fail (connection refused) until
+// StartThreads. Equivalent to: `NSENTER rpc.nfsd 0`.
+func (s *NetnsServer) StopThreads(ctx context.Context) error {
+	if _, err := s.inServer(ctx, "rpc.nfsd", "0"); err != nil {
+		return fmt.Errorf("stopping knfsd threads in %s: %w", s.cfg.Name, err)
+	}
+	return nil
+}
+
+// StartThreads starts knfsd with Start's arguments (a no-op for knfsd when
+// it runs) and checks that it has threads. Equivalent to:
+// `NSENTER rpc.nfsd -N 3 -V 4 --no-udp -G 10 -L 15 -H 10.213.0.2 -p 2049 8`.
+func (s *NetnsServer) StartThreads(ctx context.Context) error {
+	if n, err := s.threads(ctx); err == nil && n > 0 {
+		return nil // running: rpc.nfsd would fail to change versions
+	}
+	if _, err := s.inServer(ctx, "rpc.nfsd", s.cfg.nfsdArgs()...); err != nil {
+		return fmt.Errorf("starting knfsd threads in %s: %w", s.cfg.Name, err)
+	}
+	n, err := s.threads(ctx)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("starting knfsd in %s: /proc/fs/nfsd/threads is 0 after rpc.nfsd", s.cfg.Name)
+	}
+	return nil
+}
+
+// Unexport removes the export; "not exported" is done. It also flushes
+// knfsd's export cache, so the client's next call on a handle it holds
+// gets ESTALE. Equivalent to: `NSENTER exportfs -u 10.213.0.1:EXPORT`.
+func (s *NetnsServer) Unexport(ctx context.Context) error {
+	if _, err := s.inServer(ctx, "exportfs", "-u", s.cfg.exportClient()); err != nil && !notFound(err) {
+		return fmt.Errorf("unexporting %s: %w", s.cfg.exportClient(), err)
+	}
+	return nil
+}
+
+// Export adds the export again, with Start's options (adding an export
+// that exists only refreshes it). Equivalent to:
+// `NSENTER exportfs -i -o OPTIONS 10.213.0.1:EXPORT`.
+func (s *NetnsServer) Export(ctx context.Context) error {
+	if _, err := s.inServer(ctx, "exportfs", s.cfg.exportArgs()...); err != nil {
+		return fmt.Errorf("exporting %s: %w", s.cfg.exportClient(), err)
+	}
+	return nil
+}
+
+// clientsDir is knfsd's per-client state directory (Linux >= 5.3).
+const clientsDir = "/proc/fs/nfsd/clients"
+
+// ExpireClients writes "expire" to each client's ctl file and returns the
+// client ids it expired (none is not an error: no client has state). The
+// nfsd filesystem is mounted only inside the server's mount namespace, so
+// the files are written through the root of a process in it (rpc.mountd,
+// which Start runs there): /proc/PID/root/proc/fs/nfsd/clients/ID/ctl.
+func (s *NetnsServer) ExpireClients(ctx context.Context) ([]string, error) {
+	out, err := s.inServer(ctx, "ls", "-1", clientsDir)
+	if err != nil {
+		return nil, fmt.Errorf("listing %s in %s (kernel older than 5.3?): %w", clientsDir, s.cfg.Name, err)
+	}
+	ids := strings.Fields(string(out))
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	root, err := s.mountnsRoot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var done []string
+	for _, id := range ids {
+		if _, err := strconv.Atoi(id); err != nil {
+			continue
+		}
+		ctl := root + path.Join(clientsDir, id, "ctl")
+		// The write returns once knfsd has expired the client.
+		if err := s.host.WriteFile(ctl, []byte("expire\n")); err != nil {
+			if notFound(err) {
+				continue // it went away by itself
+			}
+			return done, fmt.Errorf("expiring NFS client %s (writing %s): %w", id, ctl, err)
+		}
+		done = append(done, id)
+	}
+	return done, nil
+}
+
+// mountnsRoot returns /proc/PID/root of a process in the server's mount
+// namespace.
+func (s *NetnsServer) mountnsRoot(ctx context.Context) (string, error) {
+	pids, err := s.namespacePIDs(ctx)
+	if err != nil {
+		return "", err
+	}
+	if len(pids) == 0 {
+		return "", fmt.Errorf("%w: no process (rpc.mountd) in %s to reach its nfsd filesystem", ErrNotRunning, s.cfg.Name)
+	}
+	return "/proc/" + strconv.Itoa(pids[0]) + "/root", nil
+}

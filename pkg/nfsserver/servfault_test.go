@@ -1,0 +1,124 @@
+package nfsserver
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// running returns a fake host on which the netns server is up.
+func running(t *testing.T) (*fakeHost, *NetnsServer) {
+	t.Helper()
+	h := newFakeHost()
+	s, err := NewNetns(NetnsConfig{}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.files["/run/netns/nfslab-nfsd"] = ""
+	h.files["/run/nfslab/nfsd/nfslab-nfsd/ns/mnt"] = ""
+	return h, s
+}
+
+func TestServerFaultStopAndStart(t *testing.T) {
+	h, s := running(t)
+	ctx := context.Background()
+	if err := s.Fault(ctx, FaultStop, true); err != nil {
+		t.Fatal(err)
+	}
+	h.out[ns+"cat /proc/fs/nfsd/threads"] = "0\n"
+	// A fake that answers 8 once rpc.nfsd started the threads.
+	if err := s.Fault(ctx, FaultStop, false); err == nil || !strings.Contains(err.Error(), "threads is 0") {
+		t.Fatalf("start with no threads after rpc.nfsd: %v, want the threads error", err)
+	}
+	h.out[ns+"cat /proc/fs/nfsd/threads"] = "8\n"
+	h.runs = nil
+	if err := s.Fault(ctx, FaultStop, false); err != nil {
+		t.Fatal(err)
+	}
+	// Running already: starting again changes nothing.
+	if want := []string{ns + "cat /proc/fs/nfsd/threads"}; !reflect.DeepEqual(h.runs, want) {
+		t.Errorf("commands %q, want %q", h.runs, want)
+	}
+}
+
+func TestServerFaultCommands(t *testing.T) {
+	h, s := running(t)
+	ctx := context.Background()
+	h.out[ns+"cat /proc/fs/nfsd/threads"] = "0\n"
+	_ = s.Fault(ctx, FaultStop, true)
+	_ = s.Fault(ctx, FaultUnexport, true)
+	_ = s.Fault(ctx, FaultUnexport, false)
+	want := []string{
+		ns + "rpc.nfsd 0",
+		ns + "exportfs -u 10.213.0.1:/run/nfslab/export/nfslab-nfsd",
+		ns + "exportfs -i -o rw,sync,no_subtree_check,no_root_squash,insecure,fsid=2049 10.213.0.1:/run/nfslab/export/nfslab-nfsd",
+	}
+	if !reflect.DeepEqual(h.runs, want) {
+		t.Errorf("commands:\n%s\nwant:\n%s", strings.Join(h.runs, "\n"), strings.Join(want, "\n"))
+	}
+	// The start after a stop uses Start's own rpc.nfsd arguments.
+	h.runs = nil
+	_ = s.StartThreads(ctx)
+	if len(h.runs) < 2 || h.runs[1] != ns+"rpc.nfsd -N 3 -V 4 --no-udp -G 10 -L 15 -H 10.213.0.2 -p 2049 8" {
+		t.Errorf("start commands %q", h.runs)
+	}
+}
+
+func TestServerFaultUnexportTwiceIsDone(t *testing.T) {
+	h, s := running(t)
+	h.fail[ns+"exportfs -u"] = notFoundErr("exportfs: Could not find '10.213.0.1:/x' to unexport.")
+	if err := s.Fault(context.Background(), FaultUnexport, true); err != nil {
+		t.Fatalf("unexport of a missing export: %v", err)
+	}
+	h.fail[ns+"exportfs -u"] = notFoundErr("exportfs: permission denied")
+	if err := s.Fault(context.Background(), FaultUnexport, true); err == nil || !strings.Contains(err.Error(), "permission denied") {
+		t.Fatalf("unexport error %v, want it with the command's output", err)
+	}
+}
+
+func TestServerFaultNeedsRunningServer(t *testing.T) {
+	h := newFakeHost()
+	s, _ := NewNetns(NetnsConfig{}, h)
+	for _, f := range ServerFaults {
+		if err := s.Fault(context.Background(), f, true); !errors.Is(err, ErrNotRunning) {
+			t.Errorf("%s on a stopped server: %v, want ErrNotRunning", f, err)
+		}
+	}
+	if len(h.runs) != 0 {
+		t.Errorf("ran %q on a stopped server", h.runs)
+	}
+}
+
+func TestExpireClients(t *testing.T) {
+	h, s := running(t)
+	h.out[ns+"ls -1 /proc/fs/nfsd/clients"] = "3\n7\n"
+	h.out["ip netns pids nfslab-nfsd"] = "412\n"
+	ids, err := s.ExpireClients(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(ids, []string{"3", "7"}) {
+		t.Errorf("expired %q", ids)
+	}
+	want := []string{"/proc/412/root/proc/fs/nfsd/clients/3/ctl=expire\n", "/proc/412/root/proc/fs/nfsd/clients/7/ctl=expire\n"}
+	if !reflect.DeepEqual(h.writes, want) {
+		t.Errorf("writes %q, want %q", h.writes, want)
+	}
+	// No clients: nothing written, no error.
+	h.writes = nil
+	h.out[ns+"ls -1 /proc/fs/nfsd/clients"] = ""
+	if ids, err := s.ExpireClients(context.Background()); err != nil || len(ids) != 0 || len(h.writes) != 0 {
+		t.Errorf("no clients: %q %v, writes %q", ids, err, h.writes)
+	}
+}
+
+func TestParseServerFault(t *testing.T) {
+	if f, err := ParseServerFault("unexport"); err != nil || f != FaultUnexport {
+		t.Errorf("unexport: %v %v", f, err)
+	}
+	if _, err := ParseServerFault("explode"); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), `"explode"`) {
+		t.Errorf("explode: %v", err)
+	}
+}
