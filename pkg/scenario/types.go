@@ -169,12 +169,17 @@ const (
 	ActionFaultfsClear  = "faultfs-clear"
 	ActionRestartTarget = "restart-target"
 	ActionWait          = "wait"
+	// Faults of nfslab's own NFS server (storage.server.kind netns).
+	ActionServerRestart  = "server-restart"        // knfsd stopped, started after for (at once without)
+	ActionServerUnexport = "server-unexport"       // export removed, added again after for
+	ActionServerExpire   = "server-expire-clients" // knfsd forgets the clients' state
 )
 
 // Actions lists every action, in documentation order.
 var Actions = []string{ActionDrop, ActionReject, ActionUnreachable, ActionHeal,
 	ActionPause, ActionUnpause, ActionStop, ActionKill, ActionRestart,
-	ActionFaultfsSet, ActionFaultfsClear, ActionRestartTarget, ActionWait}
+	ActionFaultfsSet, ActionFaultfsClear, ActionRestartTarget, ActionWait,
+	ActionServerRestart, ActionServerUnexport, ActionServerExpire}
 
 // Step is one thing the timeline does. It starts at an offset from the
 // start of the timeline (At) or when an event happens (On, then Delay), and

@@ -346,6 +346,7 @@ func (s *Scenario) producesDetector(name string, custom map[string]bool, targetK
 }
 
 var faultActions = []string{ActionDrop, ActionReject, ActionUnreachable}
+var serverActions = []string{ActionServerRestart, ActionServerUnexport, ActionServerExpire}
 var containerActions = []string{ActionPause, ActionUnpause, ActionStop, ActionKill, ActionRestart}
 
 func (s *Scenario) brokers() int {
@@ -570,8 +571,11 @@ func (s *Scenario) validateAction(c *checker, p string, st *Step, steps map[stri
 	if st.DropCache && s.Storage.Kind == StorageLocal {
 		c.add(p+".drop_cache", "drop_cache needs storage kind nfs or faultfs")
 	}
-	if st.For != 0 && !slices.Contains([]string{ActionDrop, ActionReject, ActionUnreachable, ActionFaultfsSet, ActionPause, ActionWait}, st.Action) {
-		c.add(p+".for", "for applies to drop, reject, unreachable, faultfs-set, pause and wait, not %s", st.Action)
+	if st.For != 0 && !slices.Contains([]string{ActionDrop, ActionReject, ActionUnreachable, ActionFaultfsSet, ActionPause, ActionWait, ActionServerRestart, ActionServerUnexport}, st.Action) {
+		c.add(p+".for", "for applies to drop, reject, unreachable, faultfs-set, pause, wait, server-restart and server-unexport, not %s", st.Action)
+	}
+	if slices.Contains(serverActions, st.Action) && (s.Storage.Kind != StorageNFS || s.Storage.Server == nil || s.Storage.Server.Kind != ServerNetns) {
+		c.add(p+".action", "%s needs nfslab's own server (storage kind nfs, server kind netns)", st.Action)
 	}
 	if st.Action == ActionWait && st.For == 0 {
 		c.add(p+".for", "wait needs for: DURATION")
