@@ -379,6 +379,7 @@ command either way.`,
 			return nil
 		}}
 	cmd.AddCommand(start, stop, status)
+	cmd.AddCommand(newServerFaultCmds(g, f)...)
 	return cmd
 }
 
