@@ -64,7 +64,7 @@ func serverFaultApplied(r *run, st *scenario.Step, e *effect) {
 	switch {
 	case e != nil:
 		r.write(journal.Record{Type: journal.TypeFaultApplied, Fault: &journal.Fault{ID: e.id, Kind: e.kind, Description: e.desc}})
-		r.note("fault", "%s: %s (id %s)", st.ID, e.desc, e.id)
+		r.note("fault", "%s applied: %s (id %s)", st.ID, e.desc, e.id)
 	case st.Action == scenario.ActionServerExpire:
 		r.note("fault", "%s: knfsd expired its clients' state", st.ID)
 	default:
