@@ -128,3 +128,13 @@ func newServerFaultCmds(g *globals, f *nfsServerFlags) []*cobra.Command {
 		}}
 	return []*cobra.Command{restart, unexport, export, expire}
 }
+
+// netnsServerFault is the daemon's NFSServerFaultFunc: the netns server
+// named netns, with nfslab's defaults otherwise (as `nfs-server start`).
+func netnsServerFault(ctx context.Context, netns string, f nfsserver.ServerFault, on bool) error {
+	s, err := nfsserver.NewNetns(nfsserver.NetnsConfig{Name: netns}, nfsserver.NewHost())
+	if err != nil {
+		return err
+	}
+	return s.Fault(ctx, f, on)
+}
