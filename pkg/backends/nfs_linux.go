@@ -50,7 +50,7 @@ func (s *NFSStorage) newServer() (nfsserver.Server, error) {
 	sv := s.Spec.Server
 	switch sv.Kind {
 	case scenario.ServerNetns:
-		cfg := nfsserver.NetnsConfig{}.WithDefaults()
+		cfg := nfsserver.NetnsConfig{ExportSize: int64(sv.ExportSize)}.WithDefaults()
 		return nfsserver.NewNetns(cfg, s.Host)
 	case scenario.ServerExternal:
 		port := 0

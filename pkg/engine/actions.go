@@ -84,6 +84,7 @@ var actions = map[string]action{
 	scenario.ActionServerRestart:  serverFaultAction,
 	scenario.ActionServerUnexport: serverFaultAction,
 	scenario.ActionServerExpire:   serverFaultAction,
+	scenario.ActionServerFill:     serverFaultAction,
 }
 
 // stepWork is one step's action as the loop hands it to a worker: the

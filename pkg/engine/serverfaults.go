@@ -21,6 +21,7 @@ var serverFaults = map[string]string{
 	scenario.ActionServerRestart:  "stop",
 	scenario.ActionServerUnexport: "unexport",
 	scenario.ActionServerExpire:   "expire-clients",
+	scenario.ActionServerFill:     "fill",
 }
 
 var serverFaultAction = action{apply: applyServerFault, applied: serverFaultApplied, undo: undoServerFault, undone: serverFaultUndone, undoing: "restoring the server after", gone: "server fault"}
@@ -85,6 +86,6 @@ func undoServerFault(ctx context.Context, r *run, e effect) undoOutcome {
 
 func serverFaultUndone(r *run, e *effect, _ undoOutcome) {
 	r.write(journal.Record{Type: journal.TypeFaultHealed, Fault: &journal.Fault{ID: e.id, Kind: e.kind, Description: "step " + e.step}})
-	what := map[string]string{scenario.ActionServerRestart: "knfsd started again (grace period follows)", scenario.ActionServerUnexport: "export added again"}[e.action]
+	what := map[string]string{scenario.ActionServerRestart: "knfsd started again (grace period follows)", scenario.ActionServerUnexport: "export added again", scenario.ActionServerFill: "ballast removed, the export has room again"}[e.action]
 	r.note("fault", "%s: %s", e.step, what)
 }

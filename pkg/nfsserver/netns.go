@@ -59,6 +59,10 @@ type NetnsConfig struct {
 	LeaseTime time.Duration `json:"lease_time"`
 	// DisableLocalIO turns NFS LOCALIO off instead of refusing to start.
 	DisableLocalIO bool `json:"disable_localio"`
+	// ExportSize, when set, bounds the export: a tmpfs of this many bytes
+	// (source "nfslab-export") is mounted on ExportDir, which must then be
+	// nfslab's own (below DefaultExport). FaultFill fills it.
+	ExportSize int64 `json:"export_size,omitempty"`
 }
 
 // WithDefaults fills unset fields. Names derived from a non-default Name
@@ -124,6 +128,9 @@ func (c NetnsConfig) Validate() error {
 		if !filepath.IsAbs(d.v) || filepath.Clean(d.v) == "/" {
 			return invalid("%s %q must be an absolute path other than /", d.what, d.v)
 		}
+	}
+	if c.ExportSize != 0 && (c.ExportSize < 1<<20 || !strings.HasPrefix(filepath.Clean(c.ExportDir), DefaultExport+"/")) {
+		return invalid("export size %d needs at least 1 MiB and an export dir below %s (got %q)", c.ExportSize, DefaultExport, c.ExportDir)
 	}
 	if c.Threads < 1 || c.Threads > 256 {
 		return invalid("threads %d must be 1..256", c.Threads)
@@ -296,6 +303,14 @@ func (s *NetnsServer) start(ctx context.Context) error {
 			return fmt.Errorf("creating %s: %w", d, err)
 		}
 	}
+	if c.ExportSize > 0 {
+		// In the caller's mount namespace, before the server's is made
+		// from it: both see the same tmpfs, so FaultFill can fill it
+		// from here.
+		if _, err := s.host.Run(ctx, "mount", "-t", "tmpfs", "-o", "size="+strconv.FormatInt(c.ExportSize, 10)+",mode=0755", exportFSSource, c.ExportDir); err != nil {
+			return fmt.Errorf("mounting a %d-byte tmpfs on %s: %w", c.ExportSize, c.ExportDir, err)
+		}
+	}
 	type step struct {
 		what string
 		name string
@@ -428,6 +443,10 @@ func (s *NetnsServer) Stop(ctx context.Context) error {
 	if s.host.Exists(c.mntnsDir()) {
 		_, err := s.host.Run(ctx, "umount", c.mntnsDir())
 		keep("unmounting "+c.mntnsDir(), err)
+	}
+	if s.exportMounted() {
+		_, err := s.host.Run(ctx, "umount", c.ExportDir)
+		keep("unmounting the size-bounded export "+c.ExportDir, err)
 	}
 	keep("removing veth "+c.HostVeth, s.ip(ctx, "link", "del", c.HostVeth))
 	if nsUp {

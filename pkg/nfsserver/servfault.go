@@ -30,10 +30,13 @@ const (
 	// locks, delegations) and they must reclaim. Off is a no-op: the
 	// client restores its state itself.
 	FaultExpireClients ServerFault = "expire-clients"
+	// FaultFill fills the size-bounded export (ExportSize) with a ballast
+	// file, so writes get ENOSPC; off removes the ballast.
+	FaultFill ServerFault = "fill"
 )
 
 // ServerFaults lists the faults in documentation order.
-var ServerFaults = []ServerFault{FaultStop, FaultUnexport, FaultExpireClients}
+var ServerFaults = []ServerFault{FaultStop, FaultUnexport, FaultExpireClients, FaultFill}
 
 // ParseServerFault names the bad value.
 func ParseServerFault(s string) (ServerFault, error) {
@@ -67,6 +70,11 @@ func (s *NetnsServer) Fault(ctx context.Context, f ServerFault, on bool) error {
 			return s.Unexport(ctx)
 		}
 		return s.Export(ctx)
+	case FaultFill:
+		if on {
+			return s.Fill(ctx)
+		}
+		return s.Unfill(ctx)
 	case FaultExpireClients:
 		if on {
 			_, err := s.ExpireClients(ctx)
@@ -176,4 +184,78 @@ func (s *NetnsServer) mountnsRoot(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("%w: no process (rpc.mountd) in %s to reach its nfsd filesystem", ErrNotRunning, s.cfg.Name)
 	}
 	return "/proc/" + strconv.Itoa(pids[0]) + "/root", nil
+}
+
+// exportFSSource is the source name of the size-bounded export's tmpfs:
+// it marks the mount as nfslab's in /proc/self/mountinfo.
+const exportFSSource = "nfslab-export"
+
+// ballast is the file Fill writes into the export.
+const ballast = ".nfslab-fill"
+
+// exportMounted reports whether ExportDir is nfslab's size-bounded tmpfs,
+// from /proc/self/mountinfo (found after a crash too, without the config).
+func (s *NetnsServer) exportMounted() bool {
+	b, err := s.host.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	return mountinfoHas(string(b), s.cfg.ExportDir, exportFSSource)
+}
+
+// mountinfoHas reports whether mountinfo lists a mount on dir from source.
+// Fields: ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTS.
+func mountinfoHas(mountinfo, dir, source string) bool {
+	for _, line := range strings.Split(mountinfo, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 10 || path.Clean(f[4]) != path.Clean(dir) {
+			continue
+		}
+		for i := 6; i+2 < len(f); i++ {
+			if f[i] == "-" && f[i+2] == source {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Fill fills the size-bounded export: a ballast file takes every free
+// byte, so the client's next write that needs a block gets ENOSPC.
+// Equivalent to: `stat -f -c %a:%S EXPORT; fallocate -l FREE EXPORT/.nfslab-fill`.
+// It refuses any other export: filling a real disk is not a lab fault.
+func (s *NetnsServer) Fill(ctx context.Context) error {
+	dir := s.cfg.ExportDir
+	if !s.exportMounted() {
+		return fmt.Errorf("%w: filling %s needs a size-bounded export (export size; the server's start mounts a tmpfs there)", ErrInvalid, dir)
+	}
+	if err := s.Unfill(ctx); err != nil {
+		return err
+	}
+	out, err := s.host.Run(ctx, "stat", "-f", "-c", "%a:%S", dir)
+	if err != nil {
+		return fmt.Errorf("reading the free space of %s: %w", dir, err)
+	}
+	a, b, ok := strings.Cut(strings.TrimSpace(string(out)), ":")
+	avail, err1 := strconv.ParseInt(a, 10, 64)
+	bsize, err2 := strconv.ParseInt(b, 10, 64)
+	if !ok || err1 != nil || err2 != nil {
+		return fmt.Errorf("reading the free space of %s: stat printed %q", dir, out)
+	}
+	if avail == 0 {
+		return nil // full already
+	}
+	file := path.Join(dir, ballast)
+	if _, err := s.host.Run(ctx, "fallocate", "-l", strconv.FormatInt(avail*bsize, 10), file); err != nil {
+		return fmt.Errorf("filling %s: %w", dir, err)
+	}
+	return nil
+}
+
+// Unfill removes the ballast; none is done.
+func (s *NetnsServer) Unfill(_ context.Context) error {
+	if err := s.host.RemoveAll(path.Join(s.cfg.ExportDir, ballast)); err != nil {
+		return fmt.Errorf("removing the ballast of %s: %w", s.cfg.ExportDir, err)
+	}
+	return nil
 }

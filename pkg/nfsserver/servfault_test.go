@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -120,5 +121,76 @@ func TestParseServerFault(t *testing.T) {
 	}
 	if _, err := ParseServerFault("explode"); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), `"explode"`) {
 		t.Errorf("explode: %v", err)
+	}
+}
+
+const exportMountinfo = "36 25 0:31 / /run/nfslab/export/nfslab-nfsd rw,relatime shared:17 - tmpfs nfslab-export rw,size=65536k,mode=755\n"
+
+func TestSizeBoundedExportStartStop(t *testing.T) {
+	h := newFakeHost()
+	h.out[ns+"cat /proc/fs/nfsd/threads"] = "8\n"
+	s, err := NewNetns(NetnsConfig{ExportSize: 64 << 20}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	mnt := "mount -t tmpfs -o size=67108864,mode=0755 nfslab-export /run/nfslab/export/nfslab-nfsd"
+	i := slices.Index(h.runs, mnt)
+	if i < 0 || i > slices.Index(h.runs, "unshare --mount=/run/nfslab/nfsd/nfslab-nfsd/ns/mnt --propagation private true") {
+		t.Fatalf("tmpfs mount missing or after the server's mount namespace was made:\n%s", strings.Join(h.runs, "\n"))
+	}
+	// Stop finds the tmpfs in mountinfo (as after a crash) and unmounts it.
+	h.files["/proc/self/mountinfo"] = exportMountinfo
+	h.files["/run/nfslab/export/nfslab-nfsd"] = ""
+	h.runs = nil
+	s2, _ := NewNetns(NetnsConfig{}, h) // cleanup knows only the name
+	if err := s2.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(h.runs, "umount /run/nfslab/export/nfslab-nfsd") {
+		t.Errorf("Stop did not unmount the export tmpfs:\n%s", strings.Join(h.runs, "\n"))
+	}
+	for _, bad := range []NetnsConfig{{ExportSize: 1000}, {ExportSize: 64 << 20, ExportDir: "/srv/data"}} {
+		if _, err := NewNetns(bad, h); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%+v: %v, want ErrInvalid", bad, err)
+		}
+	}
+}
+
+func TestFillAndUnfill(t *testing.T) {
+	h, s := running(t)
+	ctx := context.Background()
+	if err := s.Fault(ctx, FaultFill, true); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "size-bounded") {
+		t.Fatalf("fill of a plain export: %v, want a refusal", err)
+	}
+	if len(h.runs) != 0 {
+		t.Fatalf("refused fill ran %q", h.runs)
+	}
+	h.files["/proc/self/mountinfo"] = exportMountinfo
+	h.out["stat -f -c %a:%S /run/nfslab/export/nfslab-nfsd"] = "12000:4096\n"
+	if err := s.Fault(ctx, FaultFill, true); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"stat -f -c %a:%S /run/nfslab/export/nfslab-nfsd", "fallocate -l 49152000 /run/nfslab/export/nfslab-nfsd/.nfslab-fill"}
+	if !reflect.DeepEqual(h.runs, want) {
+		t.Errorf("fill ran %q, want %q", h.runs, want)
+	}
+	h.removed = nil
+	if err := s.Fault(ctx, FaultFill, false); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(h.removed, []string{"/run/nfslab/export/nfslab-nfsd/.nfslab-fill"}) {
+		t.Errorf("unfill removed %q", h.removed)
+	}
+}
+
+func TestMountinfoHas(t *testing.T) {
+	if !mountinfoHas(exportMountinfo, "/run/nfslab/export/nfslab-nfsd/", "nfslab-export") {
+		t.Error("missed the export tmpfs")
+	}
+	if mountinfoHas("36 25 0:31 / /run/nfslab/export/nfslab-nfsd rw - tmpfs tmpfs rw\n", "/run/nfslab/export/nfslab-nfsd", "nfslab-export") {
+		t.Error("took somebody else's tmpfs for nfslab's")
 	}
 }

@@ -161,6 +161,9 @@ func (s *Scenario) validateStorage(c *checker) {
 			if sv.Export != "" && !strings.HasPrefix(sv.Export, "/") {
 				c.add("storage.server.export", "export %q must be an absolute path", sv.Export)
 			}
+			if sv.ExportSize != 0 && (sv.Kind != ServerNetns || sv.ExportSize < 1<<20) {
+				c.add("storage.server.export_size", "export_size %s needs server kind netns and at least 1MB", sv.ExportSize)
+			}
 			if sv.Image != "" && sv.Kind != ServerContainer {
 				c.add("storage.server.image", "image applies only to server kind container")
 			}
@@ -346,7 +349,7 @@ func (s *Scenario) producesDetector(name string, custom map[string]bool, targetK
 }
 
 var faultActions = []string{ActionDrop, ActionReject, ActionUnreachable}
-var serverActions = []string{ActionServerRestart, ActionServerUnexport, ActionServerExpire}
+var serverActions = []string{ActionServerRestart, ActionServerUnexport, ActionServerExpire, ActionServerFill}
 var containerActions = []string{ActionPause, ActionUnpause, ActionStop, ActionKill, ActionRestart}
 
 func (s *Scenario) brokers() int {
@@ -571,11 +574,13 @@ func (s *Scenario) validateAction(c *checker, p string, st *Step, steps map[stri
 	if st.DropCache && s.Storage.Kind == StorageLocal {
 		c.add(p+".drop_cache", "drop_cache needs storage kind nfs or faultfs")
 	}
-	if st.For != 0 && !slices.Contains([]string{ActionDrop, ActionReject, ActionUnreachable, ActionFaultfsSet, ActionPause, ActionWait, ActionServerRestart, ActionServerUnexport}, st.Action) {
-		c.add(p+".for", "for applies to drop, reject, unreachable, faultfs-set, pause, wait, server-restart and server-unexport, not %s", st.Action)
+	if st.For != 0 && !slices.Contains([]string{ActionDrop, ActionReject, ActionUnreachable, ActionFaultfsSet, ActionPause, ActionWait, ActionServerRestart, ActionServerUnexport, ActionServerFill}, st.Action) {
+		c.add(p+".for", "for applies to drop, reject, unreachable, faultfs-set, pause, wait, server-restart, server-unexport and server-fill, not %s", st.Action)
 	}
 	if slices.Contains(serverActions, st.Action) && (s.Storage.Kind != StorageNFS || s.Storage.Server == nil || s.Storage.Server.Kind != ServerNetns) {
 		c.add(p+".action", "%s needs nfslab's own server (storage kind nfs, server kind netns)", st.Action)
+	} else if st.Action == ActionServerFill && s.Storage.Server.ExportSize == 0 {
+		c.add(p+".action", "server-fill needs a size-bounded export: storage.server.export_size")
 	}
 	if st.Action == ActionWait && st.For == 0 {
 		c.add(p+".for", "wait needs for: DURATION")
