@@ -126,7 +126,41 @@ func newServerFaultCmds(g *globals, f *nfsServerFlags) []*cobra.Command {
 			fmt.Fprintf(g.stdout, "%s: expired client(s) %s\n", s.Config().Name, strings.Join(ids, ", "))
 			return nil
 		}}
-	return []*cobra.Command{restart, unexport, export, expire}
+	var fillFor time.Duration
+	fill := &cobra.Command{Use: "fill", Args: subNoArgs,
+		Short: "Fill the size-bounded export (start --export-size) so writes get ENOSPC; with --for, empty it again after that long",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if fillFor < 0 {
+				return usage(fmt.Errorf("--for %s must not be negative", fillFor))
+			}
+			s, err := netns(cmd)
+			if err != nil {
+				return err
+			}
+			if err := switchFor(cmd, s, nfsserver.FaultFill, fillFor); err != nil {
+				if errors.Is(err, nfsserver.ErrInvalid) {
+					return usage(err)
+				}
+				return err
+			}
+			if fillFor == 0 {
+				fmt.Fprintf(g.stdout, "empty it again with: nfslab nfs-server unfill --netns %s\n", s.Config().Name)
+			}
+			return nil
+		}}
+	fill.Flags().DurationVar(&fillFor, "for", 0, "empty the export again after this long (0: stay full)")
+	unfill := &cobra.Command{Use: "unfill", Args: subNoArgs,
+		Short: "Remove the ballast nfs-server fill wrote",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := netns(cmd)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
+			defer cancel()
+			return s.Fault(ctx, nfsserver.FaultFill, false)
+		}}
+	return []*cobra.Command{restart, unexport, export, expire, fill, unfill}
 }
 
 // netnsServerFault is the daemon's NFSServerFaultFunc: the netns server

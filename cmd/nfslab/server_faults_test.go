@@ -69,6 +69,11 @@ func TestServerFaultCommands(t *testing.T) {
 	if want := []string{"/proc/77/root/proc/fs/nfsd/clients/5/ctl=expire\n"}; !reflect.DeepEqual(h.writes, want) {
 		t.Errorf("writes %q, want %q", h.writes, want)
 	}
+	// fill refuses an export that is not size-bounded: exit 2, nothing run.
+	h.runs = nil
+	if _, stderr, code := runStorageCLI(t, ctx, "nfs-server", "fill"); code != 2 || !strings.Contains(stderr, "size-bounded") || len(h.runs) != 0 {
+		t.Errorf("fill of a plain export: exit %d %q, ran %q", code, stderr, h.runs)
+	}
 	// No server: an error naming how to start it, nothing run.
 	h.files = map[string]string{}
 	h.runs = nil
