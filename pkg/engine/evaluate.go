@@ -360,6 +360,9 @@ func firstFaultStep(sc *scenario.Scenario) string {
 		case scenario.ActionDrop, scenario.ActionReject, scenario.ActionUnreachable, scenario.ActionFaultfsSet, scenario.ActionPause, scenario.ActionStop, scenario.ActionKill:
 			return st.ID
 		}
+		if _, ok := serverFaults[st.Action]; ok {
+			return st.ID
+		}
 	}
 	return ""
 }

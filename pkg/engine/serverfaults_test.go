@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/nfslab/nfslab/pkg/journal"
+	"github.com/nfslab/nfslab/pkg/scenario"
 )
 
 // serverStorage is a fake storage whose NFS server is nfslab's own.
@@ -78,4 +79,17 @@ func TestServerFaultNeedsOwnServer(t *testing.T) {
 		t.Fatalf("err %v, want the unsupported server fault", res.Err)
 	}
 	h.assertRolledBack(res)
+}
+
+// A recovery's default baseline is the window before the first fault: a
+// server fault counts as one (in the VM the baseline fell before the start
+// of the run, with no samples, until it did).
+func TestServerFaultIsFirstFault(t *testing.T) {
+	sc, err := scenario.Decode([]byte(serverDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := firstFaultStep(sc); got != "down" {
+		t.Errorf("first fault step %q, want down", got)
+	}
 }
