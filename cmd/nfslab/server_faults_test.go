@@ -33,6 +33,9 @@ func (h *serverHost) Run(_ context.Context, name string, args ...string) ([]byte
 	return nil, nil
 }
 
+func (h *serverHost) MkdirAll(p string) error  { h.files[p] = ""; return nil }
+func (h *serverHost) RemoveAll(p string) error { delete(h.files, p); return nil }
+
 func (h *serverHost) WriteFile(p string, b []byte) error {
 	h.writes = append(h.writes, p+"="+string(b))
 	return nil
@@ -50,8 +53,10 @@ func TestServerFaultCommands(t *testing.T) {
 	}{
 		{[]string{"nfs-server", "restart", "--down", "10ms"}, []string{ns + "rpc.nfsd 0", ns + "cat /proc/fs/nfsd/threads",
 			ns + "rpc.nfsd -N 3 -V 4 --no-udp -G 10 -L 15 -H 10.213.0.2 -p 2049 8", ns + "cat /proc/fs/nfsd/threads"}, "stop off after"},
-		{[]string{"nfs-server", "unexport"}, []string{ns + "exportfs -u 10.213.0.1:/run/nfslab/export/nfslab-nfsd"}, "nfslab nfs-server export --netns nfslab-nfsd"},
-		{[]string{"nfs-server", "export"}, []string{ns + "exportfs -i -o rw,sync,no_subtree_check,no_root_squash,insecure,fsid=2049 10.213.0.1:/run/nfslab/export/nfslab-nfsd"}, "exported"},
+		{[]string{"nfs-server", "unexport"}, []string{ns + "exportfs -i -o ro,sync,no_subtree_check,insecure,fsid=2050 10.213.0.1:/run/nfslab/nfsd/nfslab-nfsd/placeholder",
+			ns + "exportfs -u 10.213.0.1:/run/nfslab/export/nfslab-nfsd"}, "nfslab nfs-server export --netns nfslab-nfsd"},
+		{[]string{"nfs-server", "export"}, []string{ns + "exportfs -i -o rw,sync,no_subtree_check,no_root_squash,insecure,fsid=2049 10.213.0.1:/run/nfslab/export/nfslab-nfsd",
+			ns + "exportfs -u 10.213.0.1:/run/nfslab/nfsd/nfslab-nfsd/placeholder"}, "exported"},
 		{[]string{"nfs-server", "expire-clients"}, []string{ns + "ls -1 /proc/fs/nfsd/clients", "ip netns pids nfslab-nfsd"}, "expired client(s) 5"},
 	} {
 		h.runs = nil

@@ -432,6 +432,7 @@ func (s *NetnsServer) Stop(ctx context.Context) error {
 		keep("stopping knfsd threads", err)
 		_, err = s.inServer(ctx, "exportfs", "-u", c.exportClient())
 		keep("removing export", err)
+		keep("removing the placeholder export", s.removePlaceholder(ctx))
 	}
 	if nsUp {
 		keep("ending processes in "+c.Name, s.killNamespaceProcs(ctx))

@@ -114,10 +114,24 @@ func (s *NetnsServer) StartThreads(ctx context.Context) error {
 	return nil
 }
 
-// Unexport removes the export; "not exported" is done. It also flushes
-// knfsd's export cache, so the client's next call on a handle it holds
-// gets ESTALE. Equivalent to: `NSENTER exportfs -u 10.213.0.1:EXPORT`.
+// Unexport removes the export; "not exported" is done. A placeholder
+// export (an empty directory in the state directory, read-only, fsid
+// FSID+1) stays for the same client, so that the server still knows the
+// client and answers its old file handles with NFS4ERR_STALE: the client
+// gets ESTALE. Without it knfsd knows the client no longer and answers
+// NFS4ERR_ACCESS (measured in the lab VM: the JVM's msync got "Permission
+// denied"). It also flushes knfsd's export cache. Equivalent to:
+//
+//	NSENTER exportfs -i -o ro,...,fsid=2050 10.213.0.1:STATE/placeholder
+//	NSENTER exportfs -u 10.213.0.1:EXPORT
 func (s *NetnsServer) Unexport(ctx context.Context) error {
+	ph := s.cfg.placeholder()
+	if err := s.host.MkdirAll(ph); err != nil {
+		return fmt.Errorf("creating the placeholder export %s: %w", ph, err)
+	}
+	if _, err := s.inServer(ctx, "exportfs", s.cfg.placeholderArgs()...); err != nil {
+		return fmt.Errorf("exporting the placeholder %s: %w", ph, err)
+	}
 	if _, err := s.inServer(ctx, "exportfs", "-u", s.cfg.exportClient()); err != nil && !notFound(err) {
 		return fmt.Errorf("unexporting %s: %w", s.cfg.exportClient(), err)
 	}
@@ -125,13 +139,36 @@ func (s *NetnsServer) Unexport(ctx context.Context) error {
 }
 
 // Export adds the export again, with Start's options (adding an export
-// that exists only refreshes it). Equivalent to:
-// `NSENTER exportfs -i -o OPTIONS 10.213.0.1:EXPORT`.
+// that exists only refreshes it), and removes the placeholder. Equivalent
+// to: `NSENTER exportfs -i -o OPTIONS 10.213.0.1:EXPORT; NSENTER exportfs -u
+// 10.213.0.1:STATE/placeholder`.
 func (s *NetnsServer) Export(ctx context.Context) error {
 	if _, err := s.inServer(ctx, "exportfs", s.cfg.exportArgs()...); err != nil {
 		return fmt.Errorf("exporting %s: %w", s.cfg.exportClient(), err)
 	}
+	return s.removePlaceholder(ctx)
+}
+
+// removePlaceholder unexports and removes Unexport's placeholder; none is done.
+func (s *NetnsServer) removePlaceholder(ctx context.Context) error {
+	ph := s.cfg.placeholder()
+	if !s.host.Exists(ph) {
+		return nil
+	}
+	if _, err := s.inServer(ctx, "exportfs", "-u", s.cfg.HostAddr().String()+":"+ph); err != nil && !notFound(err) {
+		return fmt.Errorf("unexporting the placeholder %s: %w", ph, err)
+	}
+	if err := s.host.RemoveAll(ph); err != nil {
+		return fmt.Errorf("removing the placeholder %s: %w", ph, err)
+	}
 	return nil
+}
+
+// placeholder is the directory Unexport exports instead of ExportDir.
+func (c NetnsConfig) placeholder() string { return path.Join(c.StateDir, "placeholder") }
+
+func (c NetnsConfig) placeholderArgs() []string {
+	return []string{"-i", "-o", "ro,sync,no_subtree_check,insecure,fsid=" + strconv.Itoa(c.FSID+1), c.HostAddr().String() + ":" + c.placeholder()}
 }
 
 // clientsDir is knfsd's per-client state directory (Linux >= 5.3).

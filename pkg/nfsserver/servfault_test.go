@@ -53,12 +53,26 @@ func TestServerFaultCommands(t *testing.T) {
 	_ = s.Fault(ctx, FaultUnexport, false)
 	want := []string{
 		ns + "rpc.nfsd 0",
+		ns + "exportfs -i -o ro,sync,no_subtree_check,insecure,fsid=2050 10.213.0.1:/run/nfslab/nfsd/nfslab-nfsd/placeholder",
 		ns + "exportfs -u 10.213.0.1:/run/nfslab/export/nfslab-nfsd",
 		ns + "exportfs -i -o rw,sync,no_subtree_check,no_root_squash,insecure,fsid=2049 10.213.0.1:/run/nfslab/export/nfslab-nfsd",
+		ns + "exportfs -u 10.213.0.1:/run/nfslab/nfsd/nfslab-nfsd/placeholder",
 	}
 	if !reflect.DeepEqual(h.runs, want) {
 		t.Errorf("commands:\n%s\nwant:\n%s", strings.Join(h.runs, "\n"), strings.Join(want, "\n"))
 	}
+	if h.Exists("/run/nfslab/nfsd/nfslab-nfsd/placeholder") {
+		t.Error("the placeholder export's directory is left after the export came back")
+	}
+	// Stop removes a placeholder left by a crash during an unexport.
+	_ = s.Unexport(ctx)
+	h.runs = nil
+	_ = s.Stop(ctx)
+	if !slices.Contains(h.runs, ns+"exportfs -u 10.213.0.1:/run/nfslab/nfsd/nfslab-nfsd/placeholder") || h.Exists("/run/nfslab/nfsd/nfslab-nfsd/placeholder") {
+		t.Errorf("Stop left the placeholder export: ran\n%s", strings.Join(h.runs, "\n"))
+	}
+	h.files["/run/netns/nfslab-nfsd"] = ""
+	h.files["/run/nfslab/nfsd/nfslab-nfsd/ns/mnt"] = ""
 	// The start after a stop uses Start's own rpc.nfsd arguments.
 	h.runs = nil
 	_ = s.StartThreads(ctx)
