@@ -259,8 +259,12 @@ func mountinfoHas(mountinfo, dir, source string) bool {
 
 // Fill fills the size-bounded export: a ballast file takes every free
 // byte, so the client's next write that needs a block gets ENOSPC.
-// Equivalent to: `stat -f -c %a:%S EXPORT; fallocate -l FREE EXPORT/.nfslab-fill`.
-// It refuses any other export: filling a real disk is not a lab fault.
+// Equivalent to, repeated until nothing is free:
+// `stat -f -c %a:%S EXPORT; fallocate -o SIZE -l FREE EXPORT/.nfslab-fill`.
+// The client keeps writing meanwhile (tmpfs fallocate of 200 MB took ~24 s
+// in the emulated lab VM), so a chunk can fail with ENOSPC (the kernel
+// undoes that chunk); the next one asks for half the free space. It
+// refuses any other export: filling a real disk is not a lab fault.
 func (s *NetnsServer) Fill(ctx context.Context) error {
 	dir := s.cfg.ExportDir
 	if !s.exportMounted() {
@@ -269,24 +273,53 @@ func (s *NetnsServer) Fill(ctx context.Context) error {
 	if err := s.Unfill(ctx); err != nil {
 		return err
 	}
+	file := path.Join(dir, ballast)
+	var size int64
+	half := false
+	for range 16 {
+		avail, bsize, err := s.free(ctx)
+		if err != nil {
+			return err
+		}
+		if avail == 0 {
+			return nil
+		}
+		n := avail
+		if half {
+			n = max(avail/2, 1)
+		}
+		_, err = s.host.Run(ctx, "fallocate", "-o", strconv.FormatInt(size, 10), "-l", strconv.FormatInt(n*bsize, 10), file)
+		switch {
+		case err == nil:
+			size += n * bsize
+			half = false
+		case strings.Contains(err.Error(), "No space left"):
+			half = true // a writer took some of it meanwhile
+		default:
+			return fmt.Errorf("filling %s: %w", dir, err)
+		}
+	}
+	if avail, bsize, err := s.free(ctx); err != nil || avail*bsize >= 1<<20 {
+		return fmt.Errorf("filling %s: %d blocks still free after 16 attempts (%v)", dir, avail, err)
+	}
+	return nil // less than 1 MiB left: the client's writes take it at once
+}
+
+// free returns the export's free blocks and block size.
+// Equivalent to: `stat -f -c %a:%S EXPORT`.
+func (s *NetnsServer) free(ctx context.Context) (avail, bsize int64, err error) {
+	dir := s.cfg.ExportDir
 	out, err := s.host.Run(ctx, "stat", "-f", "-c", "%a:%S", dir)
 	if err != nil {
-		return fmt.Errorf("reading the free space of %s: %w", dir, err)
+		return 0, 0, fmt.Errorf("reading the free space of %s: %w", dir, err)
 	}
 	a, b, ok := strings.Cut(strings.TrimSpace(string(out)), ":")
 	avail, err1 := strconv.ParseInt(a, 10, 64)
 	bsize, err2 := strconv.ParseInt(b, 10, 64)
-	if !ok || err1 != nil || err2 != nil {
-		return fmt.Errorf("reading the free space of %s: stat printed %q", dir, out)
+	if !ok || err1 != nil || err2 != nil || bsize <= 0 {
+		return 0, 0, fmt.Errorf("reading the free space of %s: stat printed %q", dir, out)
 	}
-	if avail == 0 {
-		return nil // full already
-	}
-	file := path.Join(dir, ballast)
-	if _, err := s.host.Run(ctx, "fallocate", "-l", strconv.FormatInt(avail*bsize, 10), file); err != nil {
-		return fmt.Errorf("filling %s: %w", dir, err)
-	}
-	return nil
+	return avail, bsize, nil
 }
 
 // Unfill removes the ballast; none is done.

@@ -183,13 +183,26 @@ func TestFillAndUnfill(t *testing.T) {
 		t.Fatalf("refused fill ran %q", h.runs)
 	}
 	h.files["/proc/self/mountinfo"] = exportMountinfo
-	h.out["stat -f -c %a:%S /run/nfslab/export/nfslab-nfsd"] = "12000:4096\n"
+	// A writer takes space while fallocate runs: the first chunk fails
+	// with ENOSPC, the next asks for half of what is free, then the rest.
+	h.script = map[string][]scripted{
+		"stat -f -c %a:%S /run/nfslab/export/nfslab-nfsd": {{out: "12000:4096\n"}, {out: "11000:4096\n"}, {out: "5500:4096\n"}, {out: "0:4096\n"}},
+		"fallocate -o 0 -l 49152000":                      {{err: notFoundErr("fallocate: fallocate failed: No space left on device")}},
+	}
 	if err := s.Fault(ctx, FaultFill, true); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"stat -f -c %a:%S /run/nfslab/export/nfslab-nfsd", "fallocate -l 49152000 /run/nfslab/export/nfslab-nfsd/.nfslab-fill"}
+	st := "stat -f -c %a:%S /run/nfslab/export/nfslab-nfsd"
+	want := []string{st, "fallocate -o 0 -l 49152000 /run/nfslab/export/nfslab-nfsd/.nfslab-fill",
+		st, "fallocate -o 0 -l 22528000 /run/nfslab/export/nfslab-nfsd/.nfslab-fill",
+		st, "fallocate -o 22528000 -l 22528000 /run/nfslab/export/nfslab-nfsd/.nfslab-fill", st}
 	if !reflect.DeepEqual(h.runs, want) {
-		t.Errorf("fill ran %q, want %q", h.runs, want)
+		t.Errorf("fill ran:\n%s\nwant:\n%s", strings.Join(h.runs, "\n"), strings.Join(want, "\n"))
+	}
+	// Another error is not retried.
+	h.script = map[string][]scripted{"stat -f": {{out: "10:4096\n"}}, "fallocate": {{err: notFoundErr("fallocate: Operation not supported")}}}
+	if err := s.Fault(ctx, FaultFill, true); err == nil || !strings.Contains(err.Error(), "Operation not supported") {
+		t.Errorf("fill with fallocate unsupported: %v", err)
 	}
 	h.removed = nil
 	if err := s.Fault(ctx, FaultFill, false); err != nil {
