@@ -65,6 +65,8 @@ func serverFaultApplied(r *run, st *scenario.Step, e *effect) {
 	switch {
 	case e != nil:
 		r.write(journal.Record{Type: journal.TypeFaultApplied, Fault: &journal.Fault{ID: e.id, Kind: e.kind, Description: e.desc}})
+		// As netfault logs its faults: the lab VM's crash trial waits for it.
+		r.log.Info("fault applied", "id", e.id, "kind", e.kind)
 		r.note("fault", "%s applied: %s (id %s)", st.ID, e.desc, e.id)
 	case st.Action == scenario.ActionServerExpire:
 		r.note("fault", "%s: knfsd expired its clients' state", st.ID)
