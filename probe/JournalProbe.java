@@ -274,6 +274,31 @@ public final class JournalProbe {
         segments++;
     }
 
+    // force() durations of the current report interval.
+    long[] forceNanos = new long[64];
+    int forceCount;
+
+    static long[] appendLatency(long[] a, int n, long v) {
+        if (n == a.length) {
+            a = java.util.Arrays.copyOf(a, 2 * n);
+        }
+        a[n] = v;
+        return a;
+    }
+
+    // forceLatency is " force_p50_ms=X force_p99_ms=Y" over the interval's
+    // force() calls (nearest rank), or "" when there were none.
+    static String forceLatency(long[] a, int n) {
+        if (n == 0) {
+            return "";
+        }
+        long[] s = java.util.Arrays.copyOf(a, n);
+        java.util.Arrays.sort(s);
+        long p50 = s[(int) Math.ceil(0.50 * n) - 1];
+        long p99 = s[(int) Math.ceil(0.99 * n) - 1];
+        return String.format(java.util.Locale.ROOT, " force_p50_ms=%.3f force_p99_ms=%.3f", p50 / 1e6, p99 / 1e6);
+    }
+
     void appendLoop() throws IOException {
         if (current == null) {
             openNextSegment();
@@ -312,8 +337,10 @@ public final class JournalProbe {
                     appended++;
                 }
                 // Commit: flush the batch to storage, as Raft does before
-                // acknowledging.
+                // acknowledging. Timed: slowness shows as force() latency.
+                long f0 = System.nanoTime();
                 current.force();
+                forceNanos = appendLatency(forceNanos, forceCount++, System.nanoTime() - f0);
                 forces++;
             } catch (java.io.UncheckedIOException e) {
                 // MappedByteBuffer.force() wraps the msync error. Stop
@@ -325,7 +352,8 @@ public final class JournalProbe {
             if (now - lastReport >= 1_000_000_000L) {
                 double secs = (now - lastReport) / 1e9;
                 say("append rate=" + Math.round((appended - lastCount) / secs) + "/s records=" + appended
-                        + " segments=" + segments + " forces=" + forces);
+                        + " segments=" + segments + " forces=" + forces + forceLatency(forceNanos, forceCount));
+                forceCount = 0;
                 lastReport = now;
                 lastCount = appended;
             }

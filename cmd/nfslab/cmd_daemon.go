@@ -74,6 +74,9 @@ It also proxies /v1/faultfs/NAME/... to faultfs control sockets.`,
 			if err != nil {
 				return faultErr(err)
 			}
+			if host && !faultsOnly {
+				srv.Handle(daemon.NFSServerFaultPattern, daemon.NFSServerFaults(srv, netnsServerFault))
+			}
 			ln, err := daemon.Listen(g.socket, daemon.ListenOptions{Group: group, Logger: g.logger})
 			if errors.Is(err, daemon.ErrForeignSocket) {
 				return usage(err) // a wrong --socket: exit 2, nothing started

@@ -16,6 +16,7 @@ import (
 	"github.com/nfslab/nfslab/pkg/doctor"
 	"github.com/nfslab/nfslab/pkg/mount"
 	"github.com/nfslab/nfslab/pkg/nfsserver"
+	"github.com/nfslab/nfslab/pkg/scenario"
 )
 
 // storageDeps are the side effects of the storage commands; tests put
@@ -281,6 +282,7 @@ type nfsServerFlags struct {
 	disableLocalIO bool
 	asJSON         bool
 	timeout        time.Duration
+	exportSize     string
 }
 
 func newNFSServerCmd(g *globals) *cobra.Command {
@@ -303,6 +305,7 @@ command either way.`,
 	pf.StringVar(&f.subnet, "subnet", nfsserver.DefaultSubnet.String(), "netns kind: the veth pair's IPv4 /30")
 	pf.StringVar(&f.exportDir, "export-dir", "", "netns kind: exported directory (default "+nfsserver.DefaultExport+"/NETNS)")
 	pf.IntVar(&f.threads, "threads", nfsserver.DefaultThreads, "netns kind: knfsd threads")
+	pf.StringVar(&f.exportSize, "export-size", "", "netns kind: bound the export to a tmpfs of this size (e.g. 256MB), so that `nfs-server fill` can fill it")
 	pf.StringVar(&f.addr, "addr", "", "external kind: server address")
 	pf.StringVar(&f.export, "export", "/", "external kind: exported path")
 	pf.IntVar(&f.port, "port", nfsserver.NFSPort, "external kind: NFS port")
@@ -379,6 +382,7 @@ command either way.`,
 			return nil
 		}}
 	cmd.AddCommand(start, stop, status)
+	cmd.AddCommand(newServerFaultCmds(g, f)...)
 	return cmd
 }
 
@@ -400,8 +404,14 @@ func (f *nfsServerFlags) server(ctx context.Context) (nfsserver.Server, error) {
 		if err != nil {
 			return nil, usage(fmt.Errorf("--subnet %q is not a CIDR prefix like 10.213.0.0/30", f.subnet))
 		}
+		var size scenario.Size
+		if f.exportSize != "" {
+			if size, err = scenario.ParseSize(f.exportSize); err != nil {
+				return nil, usage(fmt.Errorf("--export-size %q: %w", f.exportSize, err))
+			}
+		}
 		s, err := nfsserver.NewNetns(nfsserver.NetnsConfig{Name: f.netns, Subnet: subnet, ExportDir: f.exportDir,
-			Threads: f.threads, DisableLocalIO: f.disableLocalIO}, h)
+			Threads: f.threads, DisableLocalIO: f.disableLocalIO, ExportSize: int64(size)}, h)
 		if err != nil {
 			return nil, usage(err)
 		}

@@ -139,6 +139,13 @@ func TestStorageBadInputExit2(t *testing.T) {
 		{[]string{"nfs-server", "status", "--kind", "external", "--addr", "h"}, "applies to --kind netns"},
 		{[]string{"nfs-server", "stop", "extra"}, "extra"},
 		{[]string{"nfs-server", "start", "--bogus"}, "unknown flag"},
+		{[]string{"nfs-server", "restart", "--down", "-1s"}, "--down -1s"},
+		{[]string{"nfs-server", "unexport", "--for", "-2s"}, "--for -2s"},
+		{[]string{"nfs-server", "expire-clients", "--kind", "external", "--addr", "h"}, "needs --kind netns"},
+		{[]string{"nfs-server", "export", "x"}, `"x"`},
+		{[]string{"nfs-server", "start", "--export-size", "lots"}, `--export-size "lots"`},
+		{[]string{"nfs-server", "start", "--export-size", "1KB"}, "at least 1 MiB"},
+		{[]string{"nfs-server", "fill", "--for", "-1s"}, "--for -1s"},
 	} {
 		_, stderr, code := runStorageCLI(t, ctx, tc.args...)
 		if code != 2 || !strings.Contains(stderr, tc.want) {

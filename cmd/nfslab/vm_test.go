@@ -47,8 +47,8 @@ func vmBuildGuestTest(t *testing.T) string {
 // knfsd from a netns, mounts it soft, runs the JVM journal probe on it,
 // applies `nfslab drop` and expects the JVM's msync IOException; then the
 // engine runs scenarios/nfs-full-drop.yaml the same way a user would; and
-// pkg/nfsserver's TestKnfsdInNetnsReal (built with -tags nfsguest) runs
-// against the guest's knfsd in the same boot. Cold: about 6 minutes under
+// pkg/nfsserver's TestKnfsdInNetnsReal and TestServerFaultsReal (built
+// with -tags nfsguest) run against the guest's knfsd in the same boot. Cold: about 6 minutes under
 // TCG on 2 cores (image build included); cached: about 3.5.
 func TestVMFullDropNFS(t *testing.T) {
 	privtest.Short(t)
@@ -60,7 +60,7 @@ func TestVMFullDropNFS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "vm", "run", "--smoke", "--scenario", "nfs-full-drop", "--out", out,
-		"--test-binary", guestTest+"=^TestKnfsdInNetnsReal$",
+		"--test-binary", guestTest+"=^(TestKnfsdInNetnsReal|TestServerFaultsReal)$",
 		"--scenarios-dir", "../../scenarios", "--timeout", "20m")
 	// Under CI=true a skip of the guest test fails; set it here so a
 	// guest without NFS can never pass by skipping.
@@ -78,8 +78,13 @@ func TestVMFullDropNFS(t *testing.T) {
 	// The guest test really ran (not skipped) and passed.
 	if logs, _ := filepath.Glob(filepath.Join(out, "vm-*", "logs", "gotest-nfsserver.log")); len(logs) != 1 {
 		t.Errorf("want one gotest-nfsserver.log under %s/vm-*/logs, got %v", out, logs)
-	} else if l, _ := os.ReadFile(logs[0]); !strings.Contains(string(l), "--- PASS: TestKnfsdInNetnsReal") {
-		t.Errorf("TestKnfsdInNetnsReal did not pass in the guest:\n%s", vmTail(string(l), 30))
+	} else {
+		l, _ := os.ReadFile(logs[0])
+		for _, name := range []string{"TestKnfsdInNetnsReal", "TestServerFaultsReal"} {
+			if !strings.Contains(string(l), "--- PASS: "+name) {
+				t.Errorf("%s did not pass in the guest:\n%s", name, vmTail(string(l), 30))
+			}
+		}
 	}
 	// The engine's run directory came back with the evidence in its journal.
 	journals, _ := filepath.Glob(filepath.Join(out, "nfs-full-drop-*", "journal.jsonl"))

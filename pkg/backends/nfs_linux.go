@@ -50,7 +50,7 @@ func (s *NFSStorage) newServer() (nfsserver.Server, error) {
 	sv := s.Spec.Server
 	switch sv.Kind {
 	case scenario.ServerNetns:
-		cfg := nfsserver.NetnsConfig{}.WithDefaults()
+		cfg := nfsserver.NetnsConfig{ExportSize: int64(sv.ExportSize)}.WithDefaults()
 		return nfsserver.NewNetns(cfg, s.Host)
 	case scenario.ServerExternal:
 		port := 0
@@ -202,4 +202,23 @@ func (s *NFSStorage) Teardown(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+var _ engine.ServerFaulter = (*NFSStorage)(nil)
+
+// ServerFault switches a fault of the netns server on or off (the server-*
+// actions); other servers are not nfslab's to break.
+func (s *NFSStorage) ServerFault(ctx context.Context, fault string, on bool) error {
+	s.mu.Lock()
+	srv := s.server
+	s.mu.Unlock()
+	ns, ok := srv.(*nfsserver.NetnsServer)
+	if !ok {
+		return fmt.Errorf("server faults need the netns server, not %T: %w", srv, engine.ErrUnsupported)
+	}
+	f, err := nfsserver.ParseServerFault(fault)
+	if err != nil {
+		return err
+	}
+	return ns.Fault(ctx, f, on)
 }

@@ -36,17 +36,20 @@ type ProbeTarget struct {
 	exits   chan engine.Exit
 	samples chan journal.LoadSample
 
-	mu       sync.Mutex
-	dataDir  string
-	gen      int // incremented by every (re)start; exits of older ones are expected
-	cancel   context.CancelFunc
-	done     chan struct{}
-	pid      int
-	records  int64
-	replay   bool
-	log      *os.File
-	closed   bool
-	stopLoad chan struct{}
+	mu      sync.Mutex
+	dataDir string
+	gen     int // incremented by every (re)start; exits of older ones are expected
+	cancel  context.CancelFunc
+	done    chan struct{}
+	pid     int
+	records int64
+	// forceP50, forceP99: force() latency of the last append line not yet
+	// in a load sample.
+	forceP50, forceP99 time.Duration
+	replay             bool
+	log                *os.File
+	closed             bool
+	stopLoad           chan struct{}
 }
 
 var (
@@ -210,6 +213,9 @@ func (p *ProbeTarget) onLine(gen int, l probe.Line) {
 		}
 	case "append":
 		p.records = pr.Records
+		if pr.ForceP99 > 0 {
+			p.forceP50, p.forceP99 = pr.ForceP50, pr.ForceP99
+		}
 	}
 }
 
@@ -315,6 +321,8 @@ func (p *ProbeTarget) startLoad(ctx context.Context) (<-chan journal.LoadSample,
 			case now := <-t.C:
 				p.mu.Lock()
 				rec, gen := p.records, p.gen
+				f50, f99 := p.forceP50, p.forceP99
+				p.forceP50, p.forceP99 = 0, 0 // each report line counts once
 				p.mu.Unlock()
 				if gen != lastGen {
 					last, lastGen = 0, gen
@@ -325,7 +333,7 @@ func (p *ProbeTarget) startLoad(ctx context.Context) (<-chan journal.LoadSample,
 				}
 				iv := now.Sub(lastT)
 				last, lastT = rec, now
-				s := journal.LoadSample{T: p.Clock.Now(), Interval: time.Second, Source: "probe", AppendRate: float64(d) / iv.Seconds()}
+				s := journal.LoadSample{T: p.Clock.Now(), Interval: time.Second, Source: "probe", AppendRate: float64(d) / iv.Seconds(), ForceP50: f50, ForceP99: f99}
 				select {
 				case p.samples <- s:
 				default:

@@ -72,11 +72,15 @@ var actions = map[string]action{
 	scenario.ActionUnpause: {apply: control, removes: func(st *scenario.Step, e *effect) bool {
 		return e.action == scenario.ActionPause && e.id == st.Container
 	}},
-	scenario.ActionStop:          controlAction,
-	scenario.ActionKill:          controlAction,
-	scenario.ActionRestart:       controlAction,
-	scenario.ActionRestartTarget: {apply: restartTarget, applied: targetRestarted},
-	scenario.ActionWait:          {}, // For does the waiting
+	scenario.ActionStop:           controlAction,
+	scenario.ActionKill:           controlAction,
+	scenario.ActionRestart:        controlAction,
+	scenario.ActionRestartTarget:  {apply: restartTarget, applied: targetRestarted},
+	scenario.ActionWait:           {}, // For does the waiting
+	scenario.ActionServerRestart:  serverFaultAction,
+	scenario.ActionServerUnexport: serverFaultAction,
+	scenario.ActionServerExpire:   serverFaultAction,
+	scenario.ActionServerFill:     serverFaultAction,
 }
 
 // stepWork is one step's action as the loop hands it to a worker: the

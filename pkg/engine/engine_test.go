@@ -28,6 +28,7 @@ type harness struct {
 	done    chan *Result
 	cancel  context.CancelFunc
 	notes   []Note
+	backing Storage // when set, the run's Storage instead of storage
 }
 
 func start(t *testing.T, doc string, mod func(*harness, *Options)) *harness {
@@ -42,7 +43,11 @@ func start(t *testing.T, doc string, mod func(*harness, *Options)) *harness {
 	if mod != nil {
 		mod(h, &o)
 	}
-	b := Backends{Faults: h.faults, Storage: h.storage, Target: h.target, Load: h.load, Detector: fakeDetector{}}
+	var storage Storage = h.storage
+	if h.backing != nil {
+		storage = h.backing
+	}
+	b := Backends{Faults: h.faults, Storage: storage, Target: h.target, Load: h.load, Detector: fakeDetector{}}
 	h.runner = New(sc, b, o)
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel

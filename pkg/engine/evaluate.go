@@ -363,6 +363,9 @@ func firstFaultStep(sc *scenario.Scenario) string {
 		case scenario.ActionFaultfsSet, scenario.ActionPause, scenario.ActionStop, scenario.ActionKill:
 			return st.ID
 		}
+		if _, ok := serverFaults[st.Action]; ok {
+			return st.ID
+		}
 	}
 	return ""
 }

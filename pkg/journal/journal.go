@@ -146,6 +146,10 @@ type LoadSample struct {
 	ByPartition map[int32]int `json:"by_partition,omitempty"`
 	// AppendRate is the JVM journal probe's appends per second.
 	AppendRate float64 `json:"append_rate,omitempty"`
+	// ForceP50 and ForceP99 are the probe's force() (msync) latency over
+	// the probe's last report interval, when one ended in this sample.
+	ForceP50 time.Duration `json:"force_p50,omitempty"`
+	ForceP99 time.Duration `json:"force_p99,omitempty"`
 }
 
 // ErrorTotal is the sum of Errors.

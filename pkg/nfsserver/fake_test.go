@@ -28,6 +28,14 @@ type fakeHost struct {
 	writes   []string
 	removed  []string
 	writeErr error
+	// script: command prefix -> answers given in turn (the last repeats),
+	// before fail and out.
+	script map[string][]scripted
+}
+
+type scripted struct {
+	out string
+	err error
 }
 
 func newFakeHost() *fakeHost {
@@ -57,6 +65,15 @@ func (h *fakeHost) Run(_ context.Context, name string, args ...string) ([]byte, 
 	defer h.mu.Unlock()
 	cmd := strings.Join(append([]string{name}, args...), " ")
 	h.runs = append(h.runs, cmd)
+	for k, answers := range h.script {
+		if strings.HasPrefix(cmd, k) && len(answers) > 0 {
+			a := answers[0]
+			if len(answers) > 1 {
+				h.script[k] = answers[1:]
+			}
+			return []byte(a.out), a.err
+		}
+	}
 	for k, err := range h.fail {
 		if strings.HasPrefix(cmd, k) {
 			return nil, err

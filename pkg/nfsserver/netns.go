@@ -59,6 +59,10 @@ type NetnsConfig struct {
 	LeaseTime time.Duration `json:"lease_time"`
 	// DisableLocalIO turns NFS LOCALIO off instead of refusing to start.
 	DisableLocalIO bool `json:"disable_localio"`
+	// ExportSize, when set, bounds the export: a tmpfs of this many bytes
+	// (source "nfslab-export") is mounted on ExportDir, which must then be
+	// nfslab's own (below DefaultExport). FaultFill fills it.
+	ExportSize int64 `json:"export_size,omitempty"`
 }
 
 // WithDefaults fills unset fields. Names derived from a non-default Name
@@ -124,6 +128,9 @@ func (c NetnsConfig) Validate() error {
 		if !filepath.IsAbs(d.v) || filepath.Clean(d.v) == "/" {
 			return invalid("%s %q must be an absolute path other than /", d.what, d.v)
 		}
+	}
+	if c.ExportSize != 0 && (c.ExportSize < 1<<20 || !strings.HasPrefix(filepath.Clean(c.ExportDir), DefaultExport+"/")) {
+		return invalid("export size %d needs at least 1 MiB and an export dir below %s (got %q)", c.ExportSize, DefaultExport, c.ExportDir)
 	}
 	if c.Threads < 1 || c.Threads > 256 {
 		return invalid("threads %d must be 1..256", c.Threads)
@@ -296,6 +303,14 @@ func (s *NetnsServer) start(ctx context.Context) error {
 			return fmt.Errorf("creating %s: %w", d, err)
 		}
 	}
+	if c.ExportSize > 0 {
+		// In the caller's mount namespace, before the server's is made
+		// from it: both see the same tmpfs, so FaultFill can fill it
+		// from here.
+		if _, err := s.host.Run(ctx, "mount", "-t", "tmpfs", "-o", "size="+strconv.FormatInt(c.ExportSize, 10)+",mode=0755", exportFSSource, c.ExportDir); err != nil {
+			return fmt.Errorf("mounting a %d-byte tmpfs on %s: %w", c.ExportSize, c.ExportDir, err)
+		}
+	}
 	type step struct {
 		what string
 		name string
@@ -314,10 +329,8 @@ func (s *NetnsServer) start(ctx context.Context) error {
 		// -N 2 -N 3 it opens no MOUNT listeners, so no rpcbind is needed.
 		// It daemonizes; Stop finds it with `ip netns pids`.
 		{"starting rpc.mountd", "rpc.mountd", []string{"-N", "2", "-N", "3"}, true},
-		{"exporting " + c.ExportDir, "exportfs", []string{"-i", "-o", c.exportOptions(), c.HostAddr().String() + ":" + c.ExportDir}, true},
-		{"starting knfsd", "rpc.nfsd", []string{"-N", "3", "-V", "4", "--no-udp",
-			"-G", secs(c.GraceTime), "-L", secs(c.LeaseTime),
-			"-H", c.ServerAddr().String(), "-p", strconv.Itoa(NFSPort), strconv.Itoa(c.Threads)}, true},
+		{"exporting " + c.ExportDir, "exportfs", c.exportArgs(), true},
+		{"starting knfsd", "rpc.nfsd", c.nfsdArgs(), true},
 	}
 	for _, st := range steps {
 		if st.name == "unshare" {
@@ -350,6 +363,23 @@ func (s *NetnsServer) start(ctx context.Context) error {
 	dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	return dialCheck(dctx, s.host, ap)
+}
+
+// exportArgs are exportfs's arguments adding the export (Start and
+// Export): `exportfs -i -o OPTIONS HOSTADDR:EXPORTDIR`.
+func (c NetnsConfig) exportArgs() []string {
+	return []string{"-i", "-o", c.exportOptions(), c.exportClient()}
+}
+
+// exportClient is the export's "CLIENT:DIR" as exportfs names it.
+func (c NetnsConfig) exportClient() string { return c.HostAddr().String() + ":" + c.ExportDir }
+
+// nfsdArgs are rpc.nfsd's arguments starting knfsd (Start and
+// StartThreads): NFSv4 over TCP only, short grace and lease.
+func (c NetnsConfig) nfsdArgs() []string {
+	return []string{"-N", "3", "-V", "4", "--no-udp",
+		"-G", secs(c.GraceTime), "-L", secs(c.LeaseTime),
+		"-H", c.ServerAddr().String(), "-p", strconv.Itoa(NFSPort), strconv.Itoa(c.Threads)}
 }
 
 func secs(d time.Duration) string { return strconv.Itoa(int(d / time.Second)) }
@@ -400,8 +430,9 @@ func (s *NetnsServer) Stop(ctx context.Context) error {
 	if nsUp && s.host.Exists(c.mntnsFile()) {
 		_, err := s.inServer(ctx, "rpc.nfsd", "0")
 		keep("stopping knfsd threads", err)
-		_, err = s.inServer(ctx, "exportfs", "-u", c.HostAddr().String()+":"+c.ExportDir)
+		_, err = s.inServer(ctx, "exportfs", "-u", c.exportClient())
 		keep("removing export", err)
+		keep("removing the placeholder export", s.removePlaceholder(ctx))
 	}
 	if nsUp {
 		keep("ending processes in "+c.Name, s.killNamespaceProcs(ctx))
@@ -413,6 +444,10 @@ func (s *NetnsServer) Stop(ctx context.Context) error {
 	if s.host.Exists(c.mntnsDir()) {
 		_, err := s.host.Run(ctx, "umount", c.mntnsDir())
 		keep("unmounting "+c.mntnsDir(), err)
+	}
+	if s.exportMounted() {
+		_, err := s.host.Run(ctx, "umount", c.ExportDir)
+		keep("unmounting the size-bounded export "+c.ExportDir, err)
 	}
 	keep("removing veth "+c.HostVeth, s.ip(ctx, "link", "del", c.HostVeth))
 	if nsUp {

@@ -360,6 +360,9 @@ type Progress struct {
 	Segment  int // replay: index (1-based) of the segment just replayed
 	Elapsed  time.Duration
 	Err      string // force-failed: the exception text
+	// ForceP50 and ForceP99 are append's force() latency percentiles over
+	// the interval (0 when it made no force() call).
+	ForceP50, ForceP99 time.Duration
 }
 
 // ParseProgress parses a "probe: ..." line; ok is false for other lines.
@@ -397,6 +400,14 @@ func ParseProgress(line string) (p Progress, ok bool) {
 			p.Segments, _ = strconv.Atoi(v)
 		case "forces":
 			p.Forces, _ = strconv.ParseInt(v, 10, 64)
+		case "force_p50_ms", "force_p99_ms":
+			ms, _ := strconv.ParseFloat(v, 64)
+			d := time.Duration(ms * float64(time.Millisecond))
+			if k == "force_p50_ms" {
+				p.ForceP50 = d
+			} else {
+				p.ForceP99 = d
+			}
 		case "segment":
 			n, _, _ := strings.Cut(v, "/")
 			p.Segment, _ = strconv.Atoi(n)

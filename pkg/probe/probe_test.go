@@ -18,6 +18,7 @@ func TestParseProgress(t *testing.T) {
 		ok   bool
 	}{
 		{"probe: append rate=1234/s records=5000 segments=3 forces=50", Progress{Kind: "append", Rate: 1234, Records: 5000, Segments: 3, Forces: 50}, true},
+		{"probe: append rate=900/s records=9000 segments=3 forces=60 force_p50_ms=1.250 force_p99_ms=17004.500", Progress{Kind: "append", Rate: 900, Records: 9000, Segments: 3, Forces: 60, ForceP50: 1250 * time.Microsecond, ForceP99: 17004500 * time.Microsecond}, true},
 		{"probe: replay segment=3/10 id=3 records=1040", Progress{Kind: "replay", Segment: 3, Segments: 10, Records: 1040}, true},
 		{"probe: replay mapped segments=6", Progress{Kind: "replay-mapped", Segments: 6}, true},
 		{"probe: replay done segments=10 records=9000 elapsed=120ms", Progress{Kind: "replay-done", Segments: 10, Records: 9000, Elapsed: 120 * time.Millisecond}, true},

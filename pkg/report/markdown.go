@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -17,6 +18,10 @@ type Phase struct {
 	AppendRate         float64 // mean, probe only
 	Errors             map[string]int
 	MaxP99             time.Duration
+	// ForceP50 and ForceP99 are the probe's force() latency in the phase:
+	// the median of its per-interval p50s and the largest per-interval p99
+	// (a stalled force() shows in the p99 of the interval it ended in).
+	ForceP50, ForceP99 time.Duration
 	Samples            int
 }
 
@@ -44,6 +49,7 @@ func (e *Experiment) Phases() []Phase {
 		ph[i].Errors = map[string]int{}
 	}
 	appendSum := make([]float64, len(ph))
+	p50s := make([][]time.Duration, len(ph))
 	for _, s := range e.Samples {
 		i := 0
 		if !first.IsZero() {
@@ -71,6 +77,10 @@ func (e *Experiment) Phases() []Phase {
 		if s.LatencyP99 > p.MaxP99 {
 			p.MaxP99 = s.LatencyP99
 		}
+		if s.ForceP99 > 0 {
+			p50s[i] = append(p50s[i], s.ForceP50)
+			p.ForceP99 = max(p.ForceP99, s.ForceP99)
+		}
 		p.Samples++
 	}
 	var out []Phase
@@ -83,6 +93,10 @@ func (e *Experiment) Phases() []Phase {
 			p.Completed /= p.Seconds
 		}
 		p.AppendRate = appendSum[i] / float64(p.Samples)
+		if n := len(p50s[i]); n > 0 {
+			slices.Sort(p50s[i])
+			p.ForceP50 = p50s[i][n/2]
+		}
 		out = append(out, p)
 	}
 	return out
@@ -378,9 +392,9 @@ func writeLoad(p printer, e *Experiment) {
 		}
 	}
 	if probe {
-		p("Load (JVM journal probe):\n\n| phase | samples | appends/s | errors |\n|---|---|---|---|\n")
+		p("Load (JVM journal probe):\n\n| phase | samples | appends/s | force() p50 | force() p99 | errors |\n|---|---|---|---|---|---|\n")
 		for _, x := range ph {
-			p("| %s | %d | %.1f | %s |\n", x.Name, x.Samples, x.AppendRate, formatErrors(x.Errors))
+			p("| %s | %d | %.1f | %s | %s | %s |\n", x.Name, x.Samples, x.AppendRate, forceText(x.ForceP50), forceText(x.ForceP99), formatErrors(x.Errors))
 		}
 	} else {
 		p("Load:\n\n| phase | samples | created/s | completed/s | errors | max p99 |\n|---|---|---|---|---|---|\n")
@@ -432,4 +446,15 @@ func writeHits(p printer, e *Experiment) {
 		}
 		p("%s\n\n", fc)
 	}
+}
+
+// forceText is a force() latency for the load table ("-" when unknown).
+func forceText(d time.Duration) string {
+	if d <= 0 {
+		return "-"
+	}
+	if d < 10*time.Millisecond {
+		return d.Round(10 * time.Microsecond).String()
+	}
+	return d.Round(time.Millisecond).String()
 }

@@ -203,11 +203,19 @@ func TestEmptyAndProbe(t *testing.T) {
 		if s > 10 {
 			rate = 0
 		}
-		recs = append(recs, journal.Record{Time: at(float64(s)), Type: journal.TypeLoadSample, Load: &journal.LoadSample{T: at(float64(s)), Interval: time.Second, Source: "probe", AppendRate: rate}})
+		ls := &journal.LoadSample{T: at(float64(s)), Interval: time.Second, Source: "probe", AppendRate: rate}
+		switch {
+		case s <= 10:
+			ls.ForceP50, ls.ForceP99 = time.Duration(s)*time.Millisecond, 20*time.Millisecond
+		case s == 15: // the line after a stalled force()
+			ls.ForceP50, ls.ForceP99 = 3*time.Millisecond, 17*time.Second
+		}
+		recs = append(recs, journal.Record{Time: at(float64(s)), Type: journal.TypeLoadSample, Load: ls})
 	}
 	recs = append(recs, journal.Record{Time: at(10), Type: journal.TypeFaultApplied, Fault: &journal.Fault{ID: "ff1", Kind: "faultfs-eio"}})
 	md, h = render(t, recs)
-	if !strings.Contains(md, "Load (JVM journal probe):") || !strings.Contains(md, "| before faults | 10 | 900.0 | none |") {
+	if !strings.Contains(md, "Load (JVM journal probe):") || !strings.Contains(md, "| before faults | 10 | 900.0 | 6ms | 20ms | none |") ||
+		!strings.Contains(md, "| during faults | 10 | 0.0 | 3ms | 17s | none |") {
 		t.Errorf("probe load:\n%s", md)
 	}
 	if !strings.Contains(h, "JVM probe appends per second") || strings.Count(h, `<svg class="plot"`) != 2 {

@@ -403,3 +403,33 @@ func TestErrorCodesAreWhatTheLoadCounts(t *testing.T) {
 		t.Errorf("code Aborted: error = %v", err)
 	}
 }
+
+func TestServerActions(t *testing.T) {
+	const doc = `metadata: {name: t}
+duration: 2m
+storage: {kind: nfs, server: {kind: netns}}
+target: {kind: probe}
+timeline:
+  - {id: down, at: 10s, for: 20s, action: server-restart}
+  - {id: gone, at: 40s, for: 10s, action: server-unexport}
+  - {id: forget, at: 60s, action: server-expire-clients}
+expectations:
+  - {kind: recovery, by: appending, after: down, within: 1m}
+`
+	if _, err := Decode([]byte(doc)); err != nil {
+		t.Fatalf("server actions: %v", err)
+	}
+	for _, c := range []struct {
+		set  []string
+		want string
+	}{
+		{[]string{"storage.server.kind=external", "storage.server.address=10.0.0.9"}, "server-restart needs nfslab's own server"},
+		{[]string{"storage={kind: faultfs}"}, "server-unexport needs nfslab's own server"},
+		{[]string{"timeline=[{id: forget, at: 1s, for: 5s, action: server-expire-clients}]"}, "for applies to"},
+	} {
+		_, err := Decode([]byte(doc), c.set...)
+		if err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.set, err, c.want)
+		}
+	}
+}

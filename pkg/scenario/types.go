@@ -71,6 +71,9 @@ type NFSServer struct {
 	// Publish is the host address:port that a DNAT forwards to the server
 	// (podman -p 2049:2049); the mount then uses it, as in the seed.
 	Publish string `yaml:"publish,omitempty" json:"publish,omitempty"`
+	// ExportSize bounds a netns server's export (a tmpfs of this size) so
+	// that server-fill can fill it: writes then get ENOSPC.
+	ExportSize Size `yaml:"export_size,omitempty" json:"export_size,omitempty"`
 }
 
 // FaultfsDir configures the FUSE fault filesystem.
@@ -171,12 +174,18 @@ const (
 	ActionFaultfsClear  = "faultfs-clear"
 	ActionRestartTarget = "restart-target"
 	ActionWait          = "wait"
+	// Faults of nfslab's own NFS server (storage.server.kind netns).
+	ActionServerRestart  = "server-restart"        // knfsd stopped, started after for (at once without)
+	ActionServerUnexport = "server-unexport"       // export removed, added again after for
+	ActionServerExpire   = "server-expire-clients" // knfsd forgets the clients' state
+	ActionServerFill     = "server-fill"           // the size-bounded export filled (ENOSPC), emptied after for
 )
 
 // Actions lists every action, in documentation order.
 var Actions = []string{ActionDrop, ActionReject, ActionUnreachable, ActionDelay, ActionLimit, ActionHeal,
 	ActionPause, ActionUnpause, ActionStop, ActionKill, ActionRestart,
-	ActionFaultfsSet, ActionFaultfsClear, ActionRestartTarget, ActionWait}
+	ActionFaultfsSet, ActionFaultfsClear, ActionRestartTarget, ActionWait,
+	ActionServerRestart, ActionServerUnexport, ActionServerExpire, ActionServerFill}
 
 // Step is one thing the timeline does. It starts at an offset from the
 // start of the timeline (At) or when an event happens (On, then Delay), and

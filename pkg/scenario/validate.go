@@ -161,6 +161,9 @@ func (s *Scenario) validateStorage(c *checker) {
 			if sv.Export != "" && !strings.HasPrefix(sv.Export, "/") {
 				c.add("storage.server.export", "export %q must be an absolute path", sv.Export)
 			}
+			if sv.ExportSize != 0 && (sv.Kind != ServerNetns || sv.ExportSize < 1<<20) {
+				c.add("storage.server.export_size", "export_size %s needs server kind netns and at least 1MB", sv.ExportSize)
+			}
 			if sv.Image != "" && sv.Kind != ServerContainer {
 				c.add("storage.server.image", "image applies only to server kind container")
 			}
@@ -346,6 +349,7 @@ func (s *Scenario) producesDetector(name string, custom map[string]bool, targetK
 }
 
 var faultActions = []string{ActionDrop, ActionReject, ActionUnreachable, ActionDelay, ActionLimit}
+var serverActions = []string{ActionServerRestart, ActionServerUnexport, ActionServerExpire, ActionServerFill}
 
 // IsNetworkFault reports whether action applies a network fault (a
 // netfault.Kind of the same name).
@@ -575,8 +579,13 @@ func (s *Scenario) validateAction(c *checker, p string, st *Step, steps map[stri
 	if st.DropCache && s.Storage.Kind == StorageLocal {
 		c.add(p+".drop_cache", "drop_cache needs storage kind nfs or faultfs")
 	}
-	if st.For != 0 && !IsNetworkFault(st.Action) && !slices.Contains([]string{ActionFaultfsSet, ActionPause, ActionWait}, st.Action) {
-		c.add(p+".for", "for applies to drop, reject, unreachable, delay, limit, faultfs-set, pause and wait, not %s", st.Action)
+	if st.For != 0 && !IsNetworkFault(st.Action) && !slices.Contains([]string{ActionFaultfsSet, ActionPause, ActionWait, ActionServerRestart, ActionServerUnexport, ActionServerFill}, st.Action) {
+		c.add(p+".for", "for applies to drop, reject, unreachable, delay, limit, faultfs-set, pause, wait, server-restart, server-unexport and server-fill, not %s", st.Action)
+	}
+	if slices.Contains(serverActions, st.Action) && (s.Storage.Kind != StorageNFS || s.Storage.Server == nil || s.Storage.Server.Kind != ServerNetns) {
+		c.add(p+".action", "%s needs nfslab's own server (storage kind nfs, server kind netns)", st.Action)
+	} else if st.Action == ActionServerFill && s.Storage.Server.ExportSize == 0 {
+		c.add(p+".action", "server-fill needs a size-bounded export: storage.server.export_size")
 	}
 	if st.Action == ActionWait && st.For == 0 {
 		c.add(p+".for", "wait needs for: DURATION")

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nfslab/nfslab/pkg/nfsserver"
+)
+
+// newServerFaultCmds returns the nfs-server subcommands that make nfslab's
+// own server fail: restart, unexport, export, expire-clients. They act on
+// the netns server the shared flags name (--netns, --subnet,
+// --export-dir).
+func newServerFaultCmds(g *globals, f *nfsServerFlags) []*cobra.Command {
+	var down, unexportFor time.Duration
+	netns := func(cmd *cobra.Command) (*nfsserver.NetnsServer, error) {
+		if f.kind != nfsserver.KindNetns {
+			return nil, usage(fmt.Errorf("%s needs --kind netns: an external server is not nfslab's to break", cmd.CommandPath()))
+		}
+		srv, err := f.server(cmd.Context())
+		if err != nil {
+			return nil, err
+		}
+		return srv.(*nfsserver.NetnsServer), nil
+	}
+	// switchFor switches fault on, waits d (0: leaves it on) and switches
+	// it off again, also when the wait is interrupted: no fault is left
+	// behind by a Ctrl-C.
+	switchFor := func(cmd *cobra.Command, s *nfsserver.NetnsServer, fault nfsserver.ServerFault, d time.Duration) error {
+		ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout+d)
+		defer cancel()
+		t0 := time.Now()
+		if err := s.Fault(ctx, fault, true); err != nil {
+			return err
+		}
+		fmt.Fprintf(g.stdout, "%s: %s on (%s)\n", s.Config().Name, fault, time.Since(t0).Round(time.Millisecond))
+		if d == 0 {
+			return nil
+		}
+		var waitErr error
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			waitErr = ctx.Err()
+		}
+		// Off with its own bound: the command's context may be cancelled.
+		octx, ocancel := context.WithTimeout(context.WithoutCancel(cmd.Context()), f.timeout)
+		defer ocancel()
+		t1 := time.Now()
+		if err := s.Fault(octx, fault, false); err != nil {
+			return errors.Join(waitErr, fmt.Errorf("switching %s off: %w", fault, err))
+		}
+		fmt.Fprintf(g.stdout, "%s: %s off after %s (%s)\n", s.Config().Name, fault, t1.Sub(t0).Round(time.Millisecond), time.Since(t1).Round(time.Millisecond))
+		return waitErr
+	}
+	restart := &cobra.Command{Use: "restart", Args: subNoArgs,
+		Short: "Stop knfsd and start it again after --down: clients meet the grace period and reclaim",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if down < 0 {
+				return usage(fmt.Errorf("--down %s must not be negative", down))
+			}
+			s, err := netns(cmd)
+			if err != nil {
+				return err
+			}
+			// Stop and start in one step even when down is 0.
+			return switchFor(cmd, s, nfsserver.FaultStop, max(down, time.Nanosecond))
+		}}
+	restart.Flags().DurationVar(&down, "down", 0, "how long knfsd stays stopped")
+	unexport := &cobra.Command{Use: "unexport", Args: subNoArgs,
+		Short: "Remove the export (clients get ESTALE); with --for, export it again after that long",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if unexportFor < 0 {
+				return usage(fmt.Errorf("--for %s must not be negative", unexportFor))
+			}
+			s, err := netns(cmd)
+			if err != nil {
+				return err
+			}
+			if err := switchFor(cmd, s, nfsserver.FaultUnexport, unexportFor); err != nil {
+				return err
+			}
+			if unexportFor == 0 {
+				fmt.Fprintf(g.stdout, "export it again with: nfslab nfs-server export --netns %s\n", s.Config().Name)
+			}
+			return nil
+		}}
+	unexport.Flags().DurationVar(&unexportFor, "for", 0, "export again after this long (0: stay unexported)")
+	export := &cobra.Command{Use: "export", Args: subNoArgs,
+		Short: "Export the server's directory again (after unexport)",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := netns(cmd)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
+			defer cancel()
+			if err := s.Fault(ctx, nfsserver.FaultUnexport, false); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "%s: exported %s\n", s.Config().Name, s.Config().ExportDir)
+			return nil
+		}}
+	expire := &cobra.Command{Use: "expire-clients", Args: subNoArgs,
+		Short: "Make knfsd forget every client's state (/proc/fs/nfsd/clients/*/ctl): clients must reclaim",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := netns(cmd)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
+			defer cancel()
+			ids, err := s.ExpireClients(ctx)
+			if err != nil {
+				return err
+			}
+			if len(ids) == 0 {
+				fmt.Fprintf(g.stdout, "%s: no client has state\n", s.Config().Name)
+				return nil
+			}
+			fmt.Fprintf(g.stdout, "%s: expired client(s) %s\n", s.Config().Name, strings.Join(ids, ", "))
+			return nil
+		}}
+	var fillFor time.Duration
+	fill := &cobra.Command{Use: "fill", Args: subNoArgs,
+		Short: "Fill the size-bounded export (start --export-size) so writes get ENOSPC; with --for, empty it again after that long",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if fillFor < 0 {
+				return usage(fmt.Errorf("--for %s must not be negative", fillFor))
+			}
+			s, err := netns(cmd)
+			if err != nil {
+				return err
+			}
+			if err := switchFor(cmd, s, nfsserver.FaultFill, fillFor); err != nil {
+				if errors.Is(err, nfsserver.ErrInvalid) {
+					return usage(err)
+				}
+				return err
+			}
+			if fillFor == 0 {
+				fmt.Fprintf(g.stdout, "empty it again with: nfslab nfs-server unfill --netns %s\n", s.Config().Name)
+			}
+			return nil
+		}}
+	fill.Flags().DurationVar(&fillFor, "for", 0, "empty the export again after this long (0: stay full)")
+	unfill := &cobra.Command{Use: "unfill", Args: subNoArgs,
+		Short: "Remove the ballast nfs-server fill wrote",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := netns(cmd)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
+			defer cancel()
+			return s.Fault(ctx, nfsserver.FaultFill, false)
+		}}
+	return []*cobra.Command{restart, unexport, export, expire, fill, unfill}
+}
+
+// netnsServerFault is the daemon's NFSServerFaultFunc: the netns server
+// named netns, with nfslab's defaults otherwise (as `nfs-server start`).
+func netnsServerFault(ctx context.Context, netns string, f nfsserver.ServerFault, on bool) error {
+	s, err := nfsserver.NewNetns(nfsserver.NetnsConfig{Name: netns}, nfsserver.NewHost())
+	if err != nil {
+		return err
+	}
+	return s.Fault(ctx, f, on)
+}
