@@ -126,7 +126,13 @@ func TestPrivPublishLocalhostPitfall(t *testing.T) {
 	if e := dial(t, p.Client, local, 2*time.Second); e != 0 {
 		t.Fatalf("127.0.0.1:2049 does not reach the server through the publish: %v", e)
 	}
-	if peers := srv.list(); len(peers) != 1 || peers[0] != p.ClientV4 {
+	// connect returns when the handshake is done, before the server's
+	// accept loop has recorded the peer: give it a bounded moment.
+	peers := srv.list()
+	for deadline := time.Now().Add(2 * time.Second); len(peers) == 0 && time.Now().Before(deadline); peers = srv.list() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(peers) != 1 || peers[0] != p.ClientV4 {
 		t.Fatalf("server saw peers %v, want the client's veth address %v (MASQUERADE)", peers, p.ClientV4)
 	}
 
