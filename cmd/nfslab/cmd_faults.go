@@ -208,76 +208,60 @@ the kernel (nfslab doctor says whether it is there).`,
 	if kind == netfault.KindDelay {
 		f.DurationVar(&o.spec.Delay, "delay", 0, "added one-way delay, e.g. 200ms")
 		f.DurationVar(&o.spec.Jitter, "jitter", 0, "vary the delay by up to this much either way, e.g. 50ms")
-		f.Var(percentFlag{&o.spec.Correlation}, "correlation", "how much each delay depends on the previous one, e.g. 25%")
-		f.Var(percentFlag{&o.spec.Loss}, "loss", "lose this share of matching packets, e.g. 1%")
-		f.Var(percentFlag{&o.spec.Duplicate}, "duplicate", "send this share twice, e.g. 1%")
-		f.Var(percentFlag{&o.spec.Corrupt}, "corrupt", "flip a bit in this share, e.g. 0.1%")
-		f.Var(percentFlag{&o.spec.Reorder}, "reorder", "send this share at once, ahead of the delayed ones, e.g. 25%")
+		f.Var(percentFlag(&o.spec.Correlation), "correlation", "how much each delay depends on the previous one, e.g. 25%")
+		f.Var(percentFlag(&o.spec.Loss), "loss", "lose this share of matching packets, e.g. 1%")
+		f.Var(percentFlag(&o.spec.Duplicate), "duplicate", "send this share twice, e.g. 1%")
+		f.Var(percentFlag(&o.spec.Corrupt), "corrupt", "flip a bit in this share, e.g. 0.1%")
+		f.Var(percentFlag(&o.spec.Reorder), "reorder", "send this share at once, ahead of the delayed ones, e.g. 25%")
 	} else {
-		f.Var(rateFlag{&o.spec.Rate}, "rate", "the bound, in tc's units: 1mbit, 512kbit, 100kbps (required)")
-		f.Var(sizeFlag{&o.spec.Burst}, "burst", "bytes let through at once above the rate, e.g. 32kb (default: rate/HZ + MTU)")
+		f.Var(rateFlag(&o.spec.Rate), "rate", "the bound, in tc's units: 1mbit, 512kbit, 100kbps (required)")
+		f.Var(sizeFlag(&o.spec.Burst), "burst", "bytes let through at once above the rate, e.g. 32kb (default: rate/HZ + MTU)")
 	}
 	f.DurationVar(&o.verifyWindow, "verify-window", daemon.DefaultVerifyWindow, "how long to watch the class counters for a first packet")
 	f.BoolVar(&o.noVerify, "no-verify", false, "do not watch the counters after applying")
 	return cmd
 }
 
-// percentFlag reads "25%" or "25" into a percentage.
-type percentFlag struct{ p *float64 }
+// unitFlag reads a value with a unit ("25%", "1mbit", "32kb") through
+// netfault's parser, so flags and YAML read units the same way.
+type unitFlag[T comparable] struct {
+	v     *T
+	typ   string
+	parse func(string) (T, error)
+	show  func(T) string
+}
 
-func (f percentFlag) String() string {
-	if f.p == nil || *f.p == 0 {
+func (f unitFlag[T]) String() string {
+	var zero T
+	if f.v == nil || *f.v == zero {
 		return ""
 	}
-	return strconv.FormatFloat(*f.p, 'f', -1, 64) + "%"
+	return f.show(*f.v)
 }
-func (f percentFlag) Set(s string) error {
-	v, err := netfault.ParsePercent(s)
+
+func (f unitFlag[T]) Set(s string) error {
+	v, err := f.parse(s)
 	if err != nil {
 		return err
 	}
-	*f.p = v
+	*f.v = v
 	return nil
 }
-func (percentFlag) Type() string { return "percent" }
 
-// rateFlag reads a rate in tc's units.
-type rateFlag struct{ r *netfault.Rate }
+func (f unitFlag[T]) Type() string { return f.typ }
 
-func (f rateFlag) String() string {
-	if f.r == nil || *f.r == 0 {
-		return ""
-	}
-	return f.r.String()
+func percentFlag(p *float64) unitFlag[float64] {
+	return unitFlag[float64]{v: p, typ: "percent", parse: netfault.ParsePercent,
+		show: func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) + "%" }}
 }
-func (f rateFlag) Set(s string) error {
-	v, err := netfault.ParseRate(s)
-	if err != nil {
-		return err
-	}
-	*f.r = v
-	return nil
-}
-func (rateFlag) Type() string { return "rate" }
 
-// sizeFlag reads a byte count in tc's units.
-type sizeFlag struct{ z *netfault.Size }
+func rateFlag(r *netfault.Rate) unitFlag[netfault.Rate] {
+	return unitFlag[netfault.Rate]{v: r, typ: "rate", parse: netfault.ParseRate, show: netfault.Rate.String}
+}
 
-func (f sizeFlag) String() string {
-	if f.z == nil || *f.z == 0 {
-		return ""
-	}
-	return f.z.String()
+func sizeFlag(z *netfault.Size) unitFlag[netfault.Size] {
+	return unitFlag[netfault.Size]{v: z, typ: "size", parse: netfault.ParseSize, show: netfault.Size.String}
 }
-func (f sizeFlag) Set(s string) error {
-	v, err := netfault.ParseSize(s)
-	if err != nil {
-		return err
-	}
-	*f.z = v
-	return nil
-}
-func (sizeFlag) Type() string { return "size" }
 
 // checkFaultFlags rejects bad input before anything is touched.
 func checkFaultFlags(cmd *cobra.Command, o *faultOpts) error {

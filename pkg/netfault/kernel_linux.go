@@ -33,6 +33,16 @@ func readNetFile(ns, name string) ([]byte, error) {
 
 // newRouteHandle opens a netlink handle in ns ("" = the caller's).
 func newRouteHandle(ns string) (RouteHandle, error) {
+	h, err := openHandle(ns)
+	if err != nil {
+		return nil, err // not a typed nil in the interface
+	}
+	return h, nil
+}
+
+// openHandle opens a rtnetlink handle in ns ("" = the caller's), like
+// `ip -n NS …`: one socket bound to the namespace, no thread switching.
+func openHandle(ns string) (*netlink.Handle, error) {
 	if ns == "" {
 		return netlink.NewHandle(unix.NETLINK_ROUTE)
 	}
@@ -56,15 +66,11 @@ func routeGone(err error) bool {
 // newShapeHandle opens a netlink handle in ns for qdiscs, classes, filters
 // and links; *netlink.Handle is a ShapeHandle.
 func newShapeHandle(ns string) (ShapeHandle, error) {
-	if ns == "" {
-		return netlink.NewHandle(unix.NETLINK_ROUTE)
-	}
-	h, err := netns.GetFromName(ns)
+	h, err := openHandle(ns)
 	if err != nil {
-		return nil, fmt.Errorf("opening network namespace %s: %w", ns, err)
+		return nil, err // not a typed nil in the interface
 	}
-	defer h.Close()
-	return netlink.NewHandleAt(h, unix.NETLINK_ROUTE)
+	return h, nil
 }
 
 // linkGone reports whether a tc or link operation failed because its
