@@ -17,7 +17,9 @@ import (
 // the netns server the shared flags name (--netns, --subnet,
 // --export-dir).
 func newServerFaultCmds(g *globals, f *nfsServerFlags) []*cobra.Command {
-	var down, unexportFor time.Duration
+	var down time.Duration
+	// undoCmd names the command that switches a fault off again.
+	undoCmd := map[nfsserver.ServerFault]string{nfsserver.FaultUnexport: "export", nfsserver.FaultFill: "unfill"}
 	netns := func(cmd *cobra.Command) (*nfsserver.NetnsServer, error) {
 		if f.kind != nfsserver.KindNetns {
 			return nil, usage(fmt.Errorf("%s needs --kind netns: an external server is not nfslab's to break", cmd.CommandPath()))
@@ -72,40 +74,56 @@ func newServerFaultCmds(g *globals, f *nfsServerFlags) []*cobra.Command {
 			return switchFor(cmd, s, nfsserver.FaultStop, max(down, time.Nanosecond))
 		}}
 	restart.Flags().DurationVar(&down, "down", 0, "how long knfsd stays stopped")
-	unexport := &cobra.Command{Use: "unexport", Args: subNoArgs,
-		Short: "Remove the export (clients get ESTALE); with --for, export it again after that long",
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if unexportFor < 0 {
-				return usage(fmt.Errorf("--for %s must not be negative", unexportFor))
-			}
-			s, err := netns(cmd)
-			if err != nil {
-				return err
-			}
-			if err := switchFor(cmd, s, nfsserver.FaultUnexport, unexportFor); err != nil {
-				return err
-			}
-			if unexportFor == 0 {
-				fmt.Fprintf(g.stdout, "export it again with: nfslab nfs-server export --netns %s\n", s.Config().Name)
-			}
-			return nil
-		}}
-	unexport.Flags().DurationVar(&unexportFor, "for", 0, "export again after this long (0: stay unexported)")
-	export := &cobra.Command{Use: "export", Args: subNoArgs,
-		Short: "Export the server's directory again (after unexport)",
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := netns(cmd)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
-			defer cancel()
-			if err := s.Fault(ctx, nfsserver.FaultUnexport, false); err != nil {
-				return err
-			}
+	// onFor builds a command that switches fault on, for --for or until
+	// its opposite command (undo) switches it off.
+	onFor := func(use, short string, fault nfsserver.ServerFault, forHelp, undo string) *cobra.Command {
+		var d time.Duration
+		c := &cobra.Command{Use: use, Args: subNoArgs, Short: short,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				if d < 0 {
+					return usage(fmt.Errorf("--for %s must not be negative", d))
+				}
+				s, err := netns(cmd)
+				if err != nil {
+					return err
+				}
+				if err := switchFor(cmd, s, fault, d); err != nil {
+					if errors.Is(err, nfsserver.ErrInvalid) {
+						return usage(err)
+					}
+					return err
+				}
+				if d == 0 {
+					fmt.Fprintf(g.stdout, "%s with: nfslab nfs-server %s --netns %s\n", undo, undoCmd[fault], s.Config().Name)
+				}
+				return nil
+			}}
+		c.Flags().DurationVar(&d, "for", 0, forHelp)
+		return c
+	}
+	// off builds the command that switches fault off; done says what it did.
+	off := func(use, short string, fault nfsserver.ServerFault, done func(*nfsserver.NetnsServer)) *cobra.Command {
+		return &cobra.Command{Use: use, Args: subNoArgs, Short: short,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				s, err := netns(cmd)
+				if err != nil {
+					return err
+				}
+				ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
+				defer cancel()
+				if err := s.Fault(ctx, fault, false); err != nil {
+					return err
+				}
+				done(s)
+				return nil
+			}}
+	}
+	unexport := onFor("unexport", "Remove the export (clients get ESTALE); with --for, export it again after that long",
+		nfsserver.FaultUnexport, "export again after this long (0: stay unexported)", "export it again")
+	export := off("export", "Export the server's directory again (after unexport)", nfsserver.FaultUnexport,
+		func(s *nfsserver.NetnsServer) {
 			fmt.Fprintf(g.stdout, "%s: exported %s\n", s.Config().Name, s.Config().ExportDir)
-			return nil
-		}}
+		})
 	expire := &cobra.Command{Use: "expire-clients", Args: subNoArgs,
 		Short: "Make knfsd forget every client's state (/proc/fs/nfsd/clients/*/ctl): clients must reclaim",
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -126,40 +144,9 @@ func newServerFaultCmds(g *globals, f *nfsServerFlags) []*cobra.Command {
 			fmt.Fprintf(g.stdout, "%s: expired client(s) %s\n", s.Config().Name, strings.Join(ids, ", "))
 			return nil
 		}}
-	var fillFor time.Duration
-	fill := &cobra.Command{Use: "fill", Args: subNoArgs,
-		Short: "Fill the size-bounded export (start --export-size) so writes get ENOSPC; with --for, empty it again after that long",
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if fillFor < 0 {
-				return usage(fmt.Errorf("--for %s must not be negative", fillFor))
-			}
-			s, err := netns(cmd)
-			if err != nil {
-				return err
-			}
-			if err := switchFor(cmd, s, nfsserver.FaultFill, fillFor); err != nil {
-				if errors.Is(err, nfsserver.ErrInvalid) {
-					return usage(err)
-				}
-				return err
-			}
-			if fillFor == 0 {
-				fmt.Fprintf(g.stdout, "empty it again with: nfslab nfs-server unfill --netns %s\n", s.Config().Name)
-			}
-			return nil
-		}}
-	fill.Flags().DurationVar(&fillFor, "for", 0, "empty the export again after this long (0: stay full)")
-	unfill := &cobra.Command{Use: "unfill", Args: subNoArgs,
-		Short: "Remove the ballast nfs-server fill wrote",
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := netns(cmd)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
-			defer cancel()
-			return s.Fault(ctx, nfsserver.FaultFill, false)
-		}}
+	fill := onFor("fill", "Fill the size-bounded export (start --export-size) so writes get ENOSPC; with --for, empty it again after that long",
+		nfsserver.FaultFill, "empty the export again after this long (0: stay full)", "empty it again")
+	unfill := off("unfill", "Remove the ballast nfs-server fill wrote", nfsserver.FaultFill, func(*nfsserver.NetnsServer) {})
 	return []*cobra.Command{restart, unexport, export, expire, fill, unfill}
 }
 
