@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/nfslab/nfslab/pkg/cleanup"
 	"github.com/nfslab/nfslab/pkg/client"
@@ -119,20 +120,11 @@ func newRuleFaultCmd(g *globals, kind netfault.Kind) *cobra.Command {
 		Short:   short,
 		Example: example,
 		Args:    noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			o.spec.Kind = kind
-			o.spec.Dir = netfault.Direction(o.dir)
-			if err := checkFaultFlags(cmd, o); err != nil {
-				return err
-			}
-			return runFault(cmd, g, o)
-		},
+		RunE:    runSelectorFault(g, o, kind),
 	}
 	addCommonFlags(cmd, o)
 	f := cmd.Flags()
-	f.IntVar(&o.spec.Port, "port", netfault.DefaultPort, "server port (0: any port)")
-	f.StringVar(&o.spec.Proto, "proto", netfault.DefaultProto, "protocol: tcp or udp")
-	f.StringVar(&o.dir, "dir", string(netfault.DirOut), "direction: out (to dst:port), in (from dst:port) or both")
+	addSelectorFlags(f, o, "from dst:port")
 	if kind == netfault.KindDrop {
 		f.Float64Var(&o.spec.Prob, "prob", 0, "drop each matching packet with probability P (0 < P <= 1); default every packet")
 	}
@@ -191,20 +183,11 @@ never replaced: the command refuses, naming it. Delay needs sch_netem in
 the kernel (nfslab doctor says whether it is there).`,
 		Example: example,
 		Args:    noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			o.spec.Kind = kind
-			o.spec.Dir = netfault.Direction(o.dir)
-			if err := checkFaultFlags(cmd, o); err != nil {
-				return err
-			}
-			return runFault(cmd, g, o)
-		},
+		RunE:    runSelectorFault(g, o, kind),
 	}
 	addCommonFlags(cmd, o)
 	f := cmd.Flags()
-	f.IntVar(&o.spec.Port, "port", netfault.DefaultPort, "server port (0: any port)")
-	f.StringVar(&o.spec.Proto, "proto", netfault.DefaultProto, "protocol: tcp or udp")
-	f.StringVar(&o.dir, "dir", string(netfault.DirOut), "direction: out (to dst:port), in (from dst:port, through an ifb device) or both")
+	addSelectorFlags(f, o, "from dst:port, through an ifb device")
 	if kind == netfault.KindDelay {
 		f.DurationVar(&o.spec.Delay, "delay", 0, "added one-way delay, e.g. 200ms")
 		f.DurationVar(&o.spec.Jitter, "jitter", 0, "vary the delay by up to this much either way, e.g. 50ms")
@@ -261,6 +244,27 @@ func rateFlag(r *netfault.Rate) unitFlag[netfault.Rate] {
 
 func sizeFlag(z *netfault.Size) unitFlag[netfault.Size] {
 	return unitFlag[netfault.Size]{v: z, typ: "size", parse: netfault.ParseSize, show: netfault.Size.String}
+}
+
+// runSelectorFault runs a fault that selects traffic by port, protocol
+// and direction (drop, reject, delay, limit).
+func runSelectorFault(g *globals, o *faultOpts, kind netfault.Kind) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		o.spec.Kind = kind
+		o.spec.Dir = netfault.Direction(o.dir)
+		if err := checkFaultFlags(cmd, o); err != nil {
+			return err
+		}
+		return runFault(cmd, g, o)
+	}
+}
+
+// addSelectorFlags adds --port, --proto and --dir; in says what --dir in
+// selects.
+func addSelectorFlags(f *pflag.FlagSet, o *faultOpts, in string) {
+	f.IntVar(&o.spec.Port, "port", netfault.DefaultPort, "server port (0: any port)")
+	f.StringVar(&o.spec.Proto, "proto", netfault.DefaultProto, "protocol: tcp or udp")
+	f.StringVar(&o.dir, "dir", string(netfault.DirOut), "direction: out (to dst:port), in ("+in+") or both")
 }
 
 // checkFaultFlags rejects bad input before anything is touched.
