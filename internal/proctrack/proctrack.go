@@ -83,25 +83,43 @@ func (l Linux) StartTime(pid int) (uint64, error) {
 
 // state returns field 3 of a /proc/PID/stat line ("" if unparsable).
 func state(stat []byte) string {
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return ""
-	}
-	f := strings.Fields(string(stat[i+1:]))
+	f := statFields(stat)
 	if len(f) == 0 {
 		return ""
 	}
 	return f[0]
 }
 
-// ParseStartTime returns field 22 of a /proc/PID/stat line.
-func ParseStartTime(stat []byte) (uint64, error) {
+// statFields returns the fields of a /proc/PID/stat line after the command
+// name (field 2, which may hold spaces and parentheses): index 0 is field 3.
+func statFields(stat []byte) []string {
 	i := bytes.LastIndexByte(stat, ')')
 	if i < 0 {
+		return nil
+	}
+	return strings.Fields(string(stat[i+1:]))
+}
+
+// ParseParent returns field 4 of a /proc/PID/stat line, the parent's PID.
+func ParseParent(stat []byte) (int, error) {
+	f := statFields(stat)
+	if len(f) < 2 {
+		return 0, fmt.Errorf("parsing /proc stat %q: no parent field", stat)
+	}
+	v, err := strconv.Atoi(f[1])
+	if err != nil {
+		return 0, fmt.Errorf("parsing /proc stat parent %q: %w", f[1], err)
+	}
+	return v, nil
+}
+
+// ParseStartTime returns field 22 of a /proc/PID/stat line.
+func ParseStartTime(stat []byte) (uint64, error) {
+	if bytes.LastIndexByte(stat, ')') < 0 {
 		return 0, fmt.Errorf("parsing /proc stat %q: no command name", stat)
 	}
-	// After ") ": field 3 (state) is index 0, so field 22 is index 19.
-	f := strings.Fields(string(stat[i+1:]))
+	// Field 3 (state) is index 0, so field 22 is index 19.
+	f := statFields(stat)
 	if len(f) < 20 {
 		return 0, fmt.Errorf("parsing /proc stat %q: %d fields after the command name, want at least 20", stat, len(f))
 	}

@@ -62,6 +62,12 @@ func TestParseStartTime(t *testing.T) {
 	if _, err := ParseStartTime([]byte("1 (x) S 1")); err == nil {
 		t.Fatal("a short stat line parsed")
 	}
+	if ppid, err := ParseParent([]byte(line)); err != nil || ppid != 1 {
+		t.Fatalf("ParseParent = %d, %v; want 1", ppid, err)
+	}
+	if _, err := ParseParent([]byte("1 (x) S")); err == nil {
+		t.Fatal("a stat line without a parent parsed")
+	}
 	self, err := Of(Linux{}, os.Getpid())
 	if err != nil || self.Start == 0 {
 		t.Fatalf("own identity %v, %v", self, err)

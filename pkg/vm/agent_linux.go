@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nfslab/nfslab/internal/cmdrun"
+	"github.com/nfslab/nfslab/internal/proctrack"
 	"github.com/nfslab/nfslab/pkg/clock"
 	"github.com/nfslab/nfslab/pkg/duration"
 )
@@ -234,29 +235,27 @@ func TakeSnapshot(ctx context.Context) (Snapshot, error) {
 		return s, fmt.Errorf("reading mounts: %w", err)
 	}
 	s.Mounts = MountLines(string(m))
-	s.Processes = userProcesses()
+	s.Processes, s.Parents = userProcesses()
 	return s, nil
 }
 
 // userProcesses lists "PID COMM" of processes with a command line (kernel
-// threads have none), leaving out this agent and its ancestors.
-func userProcesses() []string {
+// threads have none), leaving out this agent and its ancestors, and maps
+// each listed PID to its parent's.
+func userProcesses() ([]string, map[string]string) {
 	skip := map[int]bool{}
 	for pid := os.Getpid(); pid > 1; {
 		skip[pid] = true
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-		if err != nil {
+		ppid, ok := parentOf(pid)
+		if !ok {
 			break
 		}
-		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-		if len(f) < 2 {
-			break
-		}
-		pid, _ = strconv.Atoi(f[1])
+		pid = ppid
 	}
 	skip[1] = true
 	entries, _ := os.ReadDir("/proc")
 	var out []string
+	parents := map[string]string{}
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil || skip[pid] {
@@ -268,6 +267,19 @@ func userProcesses() []string {
 		}
 		comm, _ := os.ReadFile("/proc/" + e.Name() + "/comm")
 		out = append(out, e.Name()+" "+strings.TrimSpace(string(comm)))
+		if ppid, ok := parentOf(pid); ok {
+			parents[e.Name()] = strconv.Itoa(ppid)
+		}
 	}
-	return out
+	return out, parents
+}
+
+// parentOf reads the parent's PID from /proc/PID/stat.
+func parentOf(pid int) (int, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	ppid, err := proctrack.ParseParent(b)
+	return ppid, err == nil
 }

@@ -18,6 +18,11 @@ type Snapshot struct {
 	Netns     []string
 	Links     []string
 	Processes []string // "PID COMM" of user-space processes
+	// Parents maps a listed PID to its parent's PID. A new process whose
+	// parent was already running before the step is that service's own
+	// worker (udevd's udev-worker after a veth appears), not nfslab's:
+	// what nfslab leaks is a child of the step or an orphan of PID 1.
+	Parents map[string]string
 }
 
 var counters = regexp.MustCompile(`^\[\d+:\d+\]\s*`)
@@ -89,8 +94,30 @@ func Leftovers(before, after Snapshot) []string {
 	add("mount", before.Mounts, after.Mounts)
 	add("netns", before.Netns, after.Netns)
 	add("link", before.Links, after.Links)
-	add("process", before.Processes, after.Processes)
+	add("process", before.Processes, newOwnProcesses(before, after))
 	return out
+}
+
+// newOwnProcesses leaves out of after's processes those whose parent is a
+// process of before other than PID 1 (which before never lists).
+func newOwnProcesses(before, after Snapshot) []string {
+	old := make(map[string]bool, len(before.Processes))
+	for _, p := range before.Processes {
+		old[pidOf(p)] = true
+	}
+	var out []string
+	for _, p := range after.Processes {
+		if pid := pidOf(p); !old[pid] && old[after.Parents[pid]] {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func pidOf(line string) string {
+	pid, _, _ := strings.Cut(line, " ")
+	return pid
 }
 
 func newLines(before, after []string) []string {

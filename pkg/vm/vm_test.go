@@ -334,6 +334,22 @@ COMMIT
 	}
 }
 
+// CI once failed a clean step on "process: 384 (udev-worker)": udevd,
+// running before the step, forks workers when nfslab's veth appears. Those
+// are not nfslab's; an orphan of PID 1 or a child of the step still is.
+func TestLeftoverProcessesAreOnlyNfslabs(t *testing.T) {
+	before := Snapshot{Processes: []string{"200 systemd-udevd", "300 sshd"}}
+	after := Snapshot{
+		Processes: []string{"200 systemd-udevd", "300 sshd", "384 udev-worker", "401 java", "402 rpc.mountd", "403 sh"},
+		Parents:   map[string]string{"200": "1", "300": "1", "384": "200", "401": "1", "402": "999", "403": "401"},
+	}
+	got := Leftovers(before, after)
+	want := []string{"process: 401 java", "process: 402 rpc.mountd", "process: 403 sh"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("leftovers\n got %q\nwant %q", got, want)
+	}
+}
+
 func TestPlanJobWithTestBinaries(t *testing.T) {
 	j := PlanJob(PlanOptions{Smoke: true, CI: true, Tests: []TestBinary{{Path: "/tmp/x/nfsserver.test", Run: "KnfsdInNetnsReal"}}})
 	if err := j.Validate(); err != nil {
