@@ -439,13 +439,8 @@ func (e *exporter) network(i int, st *scenario.Step) (*NetworkChaosSpec, string,
 	shaping := st.Action == actionDelay || st.Action == actionLimit
 	switch {
 	case shaping:
-		p, ok := shapeOf(*f)
-		if !ok {
-			e.skip(i, "action "+st.Action, "this build's faults carry no delay or rate to export")
-			return nil, "", nil
-		}
 		var parts [][2]string
-		what, parts = shapeSpec(spec, st.Action, p)
+		what, parts = shapeSpec(spec, st.Action, ns)
 		for _, pt := range parts {
 			e.partial(i, pt[0], pt[1])
 		}

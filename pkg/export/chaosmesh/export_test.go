@@ -635,58 +635,37 @@ func TestDocWorkedExample(t *testing.T) {
 	}
 }
 
-// TestShapeMapping: netfault's delay and limit kinds (their fields read by
-// YAML name, here from a stand-in for the fault type that has them) become
-// NetworkChaos delay, netem and bandwidth that Chaos Mesh's webhook takes.
+// TestShapeMapping: netfault's delay and limit kinds become NetworkChaos
+// delay, netem and bandwidth that Chaos Mesh's webhook takes.
 func TestShapeMapping(t *testing.T) {
-	type shapedFault struct {
-		netfault.Spec `yaml:",inline"`
-		Delay         time.Duration `yaml:"delay,omitempty"`
-		Jitter        time.Duration `yaml:"jitter,omitempty"`
-		Correlation   float64       `yaml:"correlation,omitempty"`
-		Loss          float64       `yaml:"loss,omitempty"`
-		Duplicate     float64       `yaml:"duplicate,omitempty"`
-		Corrupt       float64       `yaml:"corrupt,omitempty"`
-		Reorder       float64       `yaml:"reorder,omitempty"`
-		Rate          uint64        `yaml:"rate,omitempty"`
-		Burst         uint64        `yaml:"burst,omitempty"`
-		In            string        `yaml:"in,omitempty"`
-	}
-	if _, ok := shapeOf(scenario.Fault{}); ok {
-		t.Log("this build's faults carry delay or rate")
-	}
 	for _, c := range []struct {
 		action string
-		f      shapedFault
+		f      netfault.Spec
 		want   string
 		check  func(*v1alpha1.NetworkChaosSpec) bool
 	}{
-		{actionDelay, shapedFault{Delay: 200 * time.Millisecond, Jitter: 50 * time.Millisecond, Correlation: 25, Reorder: 10},
+		{actionDelay, netfault.Spec{Delay: 200 * time.Millisecond, Jitter: 50 * time.Millisecond, Correlation: 25, Reorder: 10},
 			"NetworkChaos delay 200ms ± 50ms", func(s *v1alpha1.NetworkChaosSpec) bool {
 				return s.Action == v1alpha1.DelayAction && s.Delay.Latency == "200ms" && s.Delay.Jitter == "50ms" &&
 					s.Delay.Correlation == "25" && s.Delay.Reorder.Reorder == "10" && s.Loss == nil
 			}},
-		{actionDelay, shapedFault{Delay: time.Second, Loss: 5, Duplicate: 1, Corrupt: 0.5},
+		{actionDelay, netfault.Spec{Delay: time.Second, Loss: 5, Duplicate: 1, Corrupt: 0.5},
 			"NetworkChaos netem, delay 1s, loss 5%, duplicate 1%, corrupt 0.5%", func(s *v1alpha1.NetworkChaosSpec) bool {
 				return s.Action == v1alpha1.NetemAction && s.Delay.Latency == "1s" && s.Loss.Loss == "5" &&
 					s.Duplicate.Duplicate == "1" && s.Corrupt.Corrupt == "0.5"
 			}},
-		{actionLimit, shapedFault{Rate: 1_000_000},
+		{actionLimit, netfault.Spec{Rate: 1_000_000},
 			"NetworkChaos bandwidth 1mbit", func(s *v1alpha1.NetworkChaosSpec) bool {
 				return s.Action == v1alpha1.BandwidthAction && s.Bandwidth.Rate == "1mbit" && s.Bandwidth.Buffer == 1514 && s.Bandwidth.Limit == defaultQueue
 			}},
-		{actionLimit, shapedFault{Rate: 123_456_789, Burst: 64 << 10},
+		{actionLimit, netfault.Spec{Rate: 123_456_789, Burst: 64 << 10},
 			"NetworkChaos bandwidth 123456789bit", func(s *v1alpha1.NetworkChaosSpec) bool {
 				return s.Bandwidth.Rate == "123456789bit" && s.Bandwidth.Buffer == 64<<10
 			}},
 	} {
-		p, ok := shapeOf(c.f)
-		if !ok {
-			t.Fatalf("shapeOf(%+v) found no shaping fields", c.f)
-		}
 		spec := &NetworkChaosSpec{PodSelector: PodSelector{Selector: PodSelectorSpec{Namespaces: []string{"zeebe"}, LabelSelectors: map[string]string{"app": "zeebe"}}, Mode: AllMode},
 			Direction: DirectionTo, ExternalTargets: []string{"10.0.0.5"}}
-		what, _ := shapeSpec(spec, c.action, p)
+		what, _ := shapeSpec(spec, c.action, c.f)
 		if what != c.want {
 			t.Errorf("%s %+v: what = %q, want %q", c.action, c.f, what, c.want)
 		}

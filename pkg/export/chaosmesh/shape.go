@@ -2,10 +2,9 @@ package chaosmesh
 
 import (
 	"fmt"
-	"reflect"
 	"strconv"
-	"strings"
-	"time"
+
+	"github.com/nfslab/nfslab/pkg/netfault"
 )
 
 // The scenario actions of netfault's shaping kinds: netem delay (with
@@ -15,64 +14,9 @@ const (
 	actionLimit = "limit"
 )
 
-// shape holds the parameters of a delay or limit fault, read from the
-// fault by their YAML names (shapeOf).
-type shape struct {
-	Delay, Jitter                                  time.Duration
-	Correlation, Loss, Duplicate, Corrupt, Reorder float64 // percent
-	Rate                                           uint64  // bits per second
-	Burst                                          uint64  // bytes
-}
-
-// shapeFields are the YAML names shapeOf reads.
+// shapeFields are the YAML names of netfault.Spec's shaping parameters,
+// which shapeSpec maps.
 var shapeFields = []string{"delay", "jitter", "correlation", "loss", "duplicate", "corrupt", "reorder", "rate", "burst"}
-
-// shapeOf reads a shaping fault's parameters from v (a scenario.Fault) by
-// their YAML names, so that the exporter maps netfault's delay and limit
-// kinds as soon as their fields exist; ok is false when v has neither
-// delay nor rate (a netfault without shaping).
-func shapeOf(v any) (s shape, ok bool) {
-	fields := map[string]reflect.Value{}
-	collectFields(reflect.ValueOf(v), fields)
-	dur := func(name string) time.Duration {
-		if f, ok := fields[name]; ok && f.CanInt() {
-			return time.Duration(f.Int())
-		}
-		return 0
-	}
-	num := func(name string) float64 {
-		if f, ok := fields[name]; ok && f.CanFloat() {
-			return f.Float()
-		}
-		return 0
-	}
-	unsigned := func(name string) uint64 {
-		if f, ok := fields[name]; ok && f.CanUint() {
-			return f.Uint()
-		}
-		return 0
-	}
-	_, hasDelay := fields["delay"]
-	_, hasRate := fields["rate"]
-	return shape{Delay: dur("delay"), Jitter: dur("jitter"), Correlation: num("correlation"), Loss: num("loss"),
-		Duplicate: num("duplicate"), Corrupt: num("corrupt"), Reorder: num("reorder"),
-		Rate: unsigned("rate"), Burst: unsigned("burst")}, hasDelay || hasRate
-}
-
-func collectFields(rv reflect.Value, out map[string]reflect.Value) {
-	rt := rv.Type()
-	for k := 0; k < rt.NumField(); k++ {
-		f := rt.Field(k)
-		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		switch {
-		case !f.IsExported() || name == "-":
-		case opts == "inline" || f.Anonymous && name == "":
-			collectFields(rv.Field(k), out)
-		default:
-			out[name] = rv.Field(k)
-		}
-	}
-}
 
 // defaultQueue is the tbf queue of a bandwidth limit in bytes: what a
 // default pfifo of 1000 full-size packets holds, as behind nfslab's htb
@@ -81,7 +25,7 @@ const defaultQueue = 1000 * 1514
 
 // shapeSpec fills spec (selector and target set) for a delay or limit
 // fault and returns what it is, and the parts Chaos Mesh cannot take.
-func shapeSpec(spec *NetworkChaosSpec, action string, p shape) (what string, partial [][2]string) {
+func shapeSpec(spec *NetworkChaosSpec, action string, p netfault.Spec) (what string, partial [][2]string) {
 	pct := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 	if action == actionLimit {
 		spec.Action = BandwidthAction
@@ -89,9 +33,9 @@ func shapeSpec(spec *NetworkChaosSpec, action string, p shape) (what string, par
 		if buffer == 0 {
 			// htb's own default: what the rate sends in a 100 Hz tick, at
 			// least one full-size packet.
-			buffer = max(p.Rate/8/100, 1514)
+			buffer = max(netfault.Size(p.Rate/8/100), 1514)
 		}
-		spec.Bandwidth = &BandwidthSpec{Rate: rateText(p.Rate), Limit: defaultQueue, Buffer: uint32(min(buffer, 1<<32-1))}
+		spec.Bandwidth = &BandwidthSpec{Rate: rateText(uint64(p.Rate)), Limit: defaultQueue, Buffer: uint32(min(uint64(buffer), 1<<32-1))}
 		partial = append(partial, [2]string{"nfslab's queue (1000 packets)", fmt.Sprintf("Chaos Mesh's tbf takes a queue length in bytes: written as limit %d, what 1000 full-size packets take", defaultQueue)})
 		return "NetworkChaos bandwidth " + spec.Bandwidth.Rate, partial
 	}
