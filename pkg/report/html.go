@@ -203,10 +203,18 @@ func htmlLoad(p hprinter, x *Experiment) {
 		return
 	}
 	e := html.EscapeString
-	p("<table class=\"load\"><tr><th>phase</th><th>samples</th><th>created/s</th><th>completed/s</th><th>appends/s</th><th>errors</th><th>max p99</th></tr>\n")
-	for _, f := range ph {
-		p("<tr><td>%s</td><td>%d</td><td>%.2f</td><td>%.2f</td><td>%.1f</td><td>%s</td><td>%s</td></tr>\n",
-			e(f.Name), f.Samples, f.Created, f.Completed, f.AppendRate, e(formatErrors(f.Errors)), f.MaxP99.Round(time.Millisecond))
+	if x.Probe() {
+		p("<table class=\"load\"><tr><th>phase</th><th>samples</th><th>appends/s</th><th>force() p50</th><th>force() p99</th><th>errors</th></tr>\n")
+		for _, f := range ph {
+			p("<tr><td>%s</td><td>%d</td><td>%.1f</td><td>%s</td><td>%s</td><td>%s</td></tr>\n",
+				e(f.Name), f.Samples, f.AppendRate, forceText(f.ForceP50), forceText(f.ForceP99), e(formatErrors(f.Errors)))
+		}
+	} else {
+		p("<table class=\"load\"><tr><th>phase</th><th>samples</th><th>created/s</th><th>completed/s</th><th>errors</th><th>max p99</th></tr>\n")
+		for _, f := range ph {
+			p("<tr><td>%s</td><td>%d</td><td>%.2f</td><td>%.2f</td><td>%s</td><td>%s</td></tr>\n",
+				e(f.Name), f.Samples, f.Created, f.Completed, e(formatErrors(f.Errors)), f.MaxP99.Round(time.Millisecond))
+		}
 	}
 	p("</table>\n")
 }

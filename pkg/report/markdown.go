@@ -385,13 +385,7 @@ func writeLoad(p printer, e *Experiment) {
 	if len(ph) == 0 {
 		return
 	}
-	probe := false
-	for _, s := range e.Samples {
-		if s.AppendRate > 0 {
-			probe = true
-		}
-	}
-	if probe {
+	if e.Probe() {
 		p("Load (JVM journal probe):\n\n| phase | samples | appends/s | force() p50 | force() p99 | errors |\n|---|---|---|---|---|---|\n")
 		for _, x := range ph {
 			p("| %s | %d | %.1f | %s | %s | %s |\n", x.Name, x.Samples, x.AppendRate, forceText(x.ForceP50), forceText(x.ForceP99), formatErrors(x.Errors))
@@ -446,6 +440,17 @@ func writeHits(p printer, e *Experiment) {
 		}
 		p("%s\n\n", fc)
 	}
+}
+
+// Probe reports whether the load came from the JVM journal probe (appends
+// and force() latency) rather than a Zeebe client (instances and jobs).
+func (e *Experiment) Probe() bool {
+	for _, s := range e.Samples {
+		if s.AppendRate > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // forceText is a force() latency for the load table ("-" when unknown).

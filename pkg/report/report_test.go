@@ -218,7 +218,48 @@ func TestEmptyAndProbe(t *testing.T) {
 		!strings.Contains(md, "| during faults | 10 | 0.0 | 3ms | 17s | none |") {
 		t.Errorf("probe load:\n%s", md)
 	}
-	if !strings.Contains(h, "JVM probe appends per second") || strings.Count(h, `<svg class="plot"`) != 2 {
-		t.Error("probe plots")
+	if !strings.Contains(h, "JVM probe appends per second") || !strings.Contains(h, "Latency: JVM probe force() (msync)") || strings.Count(h, `<svg class="plot"`) != 3 {
+		t.Error("probe plots: want throughput, errors and force() latency")
+	}
+	if !strings.Contains(h, "<th>force() p99</th>") || !strings.Contains(h, "<td>during faults</td><td>10</td><td>0.0</td><td>3ms</td><td>17s</td>") {
+		t.Errorf("HTML load table lacks force() latency:\n%s", h)
+	}
+	// Without force() figures (an older probe) there is no latency plot.
+	var noForce []journal.Record
+	for _, r := range recs {
+		if r.Load != nil {
+			l := *r.Load
+			l.ForceP50, l.ForceP99 = 0, 0
+			r.Load = &l
+		}
+		noForce = append(noForce, r)
+	}
+	if _, h := render(t, noForce); strings.Count(h, `<svg class="plot"`) != 2 {
+		t.Error("a probe run without force() figures has a latency plot")
+	}
+}
+
+// Every kind of fault the engine journals is shaded in each plot with its
+// kind and ID: the shaping faults and the server's own, not only drops.
+func TestFaultWindowsOfEveryKind(t *testing.T) {
+	recs := []journal.Record{{Time: at(0), Type: journal.TypeRunStart, Run: &journal.Run{Scenario: "mixed"}}}
+	for s := 1; s <= 30; s++ {
+		recs = append(recs, journal.Record{Time: at(float64(s)), Type: journal.TypeLoadSample,
+			Load: &journal.LoadSample{T: at(float64(s)), Interval: time.Second, Source: "probe", AppendRate: 500, ForceP50: time.Millisecond, ForceP99: 3 * time.Millisecond}})
+	}
+	for i, k := range []string{"delay", "limit", "server-restart", "unexport", "fill"} {
+		id := "x" + string(rune('1'+i))
+		recs = append(recs,
+			journal.Record{Time: at(float64(2 + 5*i)), Type: journal.TypeFaultApplied, Fault: &journal.Fault{ID: id, Kind: k}},
+			journal.Record{Time: at(float64(5 + 5*i)), Type: journal.TypeFaultHealed, Fault: &journal.Fault{ID: id, Kind: k}})
+	}
+	_, h := render(t, recs)
+	if n := strings.Count(h, `class="fault-window"`); n != 5*3 {
+		t.Errorf("%d fault-window rects, want 5 faults x 3 plots", n)
+	}
+	for _, want := range []string{"<title>delay x1</title>", "<title>limit x2</title>", "<title>server-restart x3</title>", "<title>unexport x4</title>", "<title>fill x5</title>"} {
+		if !strings.Contains(h, want) {
+			t.Errorf("HTML lacks the shaded window %q", want)
+		}
 	}
 }

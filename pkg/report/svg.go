@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/nfslab/nfslab/pkg/journal"
 )
 
 // Colours used in the plots. FaultFill is solid (no opacity) so a test can
@@ -248,12 +250,7 @@ func (e *Experiment) plots(idx int) []*plot {
 	base := func(id, title, unit string) *plot {
 		return &plot{id: fmt.Sprintf("exp%d-%s", idx+1, id), title: title, unit: unit, t0: t0, t1: t1, windows: wins, markers: marks}
 	}
-	probe := false
-	for _, s := range e.Samples {
-		if s.AppendRate > 0 {
-			probe = true
-		}
-	}
+	probe := e.Probe()
 	perSec := func(n int, iv time.Duration) float64 {
 		if iv <= 0 {
 			iv = time.Second
@@ -304,20 +301,30 @@ func (e *Experiment) plots(idx int) []*plot {
 		errp.series = []series{{"errors/s", palette[3], pts}}
 	}
 	lat := base("latency", "Create-instance latency", "ms")
+	// The probe's latency is force()'s (msync); a Zeebe client's is the
+	// create-instance call's. An interval without either is a gap.
+	p50of, p99of := func(s journal.LoadSample) time.Duration { return s.LatencyP50 }, func(s journal.LoadSample) time.Duration { return s.LatencyP99 }
+	if probe {
+		lat.title = "Latency: JVM probe force() (msync)"
+		p50of, p99of = func(s journal.LoadSample) time.Duration { return s.ForceP50 }, func(s journal.LoadSample) time.Duration { return s.ForceP99 }
+	}
 	var p50, p95, p99 []Point
 	gap := math.NaN()
 	for _, s := range e.Samples {
-		if s.LatencyP50 == 0 && s.LatencyP99 == 0 {
-			// Nothing was created in this interval: no latency, a gap.
+		if p50of(s) == 0 && p99of(s) == 0 {
 			p50, p95, p99 = append(p50, Point{s.T, gap}), append(p95, Point{s.T, gap}), append(p99, Point{s.T, gap})
 			continue
 		}
 		ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-		p50 = append(p50, Point{s.T, ms(s.LatencyP50)})
+		p50 = append(p50, Point{s.T, ms(p50of(s))})
 		p95 = append(p95, Point{s.T, ms(s.LatencyP95)})
-		p99 = append(p99, Point{s.T, ms(s.LatencyP99)})
+		p99 = append(p99, Point{s.T, ms(p99of(s))})
 	}
 	lat.series = []series{{"p50", palette[0], p50}, {"p95", palette[2], p95}, {"p99", palette[3], p99}}
+	if probe {
+		// The probe reports no p95.
+		lat.series = []series{{"p50", palette[0], p50}, {"p99", palette[3], p99}}
+	}
 	hasLatency := false
 	for _, pt := range p50 {
 		if !math.IsNaN(pt.V) {
