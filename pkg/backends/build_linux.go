@@ -118,6 +118,11 @@ func Build(ctx context.Context, sc *scenario.Scenario, cfg Config) (engine.Backe
 		if err != nil {
 			return b, err
 		}
+		export, err := filepath.Abs(filepath.Join(cfg.RunDir, "export"))
+		if err != nil {
+			return b, fmt.Errorf("locating the container server's export: %w", err)
+		}
+		s.Container = ContainerServerEnv{Runtime: cfg.Zeebe.WithDefaults().Runtime, RunID: filepath.Base(cfg.RunDir), ExportDir: export}
 		b.Storage = s
 	default:
 		return b, fmt.Errorf("storage kind %q: %w", sc.Storage.Kind, engine.ErrUnsupported)

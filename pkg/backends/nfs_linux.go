@@ -28,6 +28,9 @@ type NFSStorage struct {
 	Mounter  mount.Mounter
 	Host     nfsserver.Host
 	Clock    clock.Clock // times mount retries; nil is the wall clock
+	// Container is what server kind container needs: the runtime (podman),
+	// the run's label and the host directory it exports.
+	Container ContainerServerEnv
 
 	mu      sync.Mutex
 	server  nfsserver.Server
@@ -46,12 +49,14 @@ func NewNFSStorage(spec scenario.Storage, mountName string) (*NFSStorage, error)
 	return &NFSStorage{Spec: spec, MountDir: target, Mounter: mount.NewLinux(mount.LinuxOptions{}), Host: nfsserver.NewHost()}, nil
 }
 
-func (s *NFSStorage) newServer() (nfsserver.Server, error) {
+func (s *NFSStorage) newServer(ctx context.Context) (nfsserver.Server, error) {
 	sv := s.Spec.Server
 	switch sv.Kind {
 	case scenario.ServerNetns:
 		cfg := nfsserver.NetnsConfig{ExportSize: int64(sv.ExportSize)}.WithDefaults()
 		return nfsserver.NewNetns(cfg, s.Host)
+	case scenario.ServerContainer:
+		return s.newContainerServer(ctx)
 	case scenario.ServerExternal:
 		port := 0
 		if o, err := mount.ParseNFSOptions(s.Spec.Options); err == nil {
@@ -59,13 +64,11 @@ func (s *NFSStorage) newServer() (nfsserver.Server, error) {
 		}
 		return nfsserver.NewExternal(nfsserver.ExternalConfig{Addr: sv.Address, Port: port, Export: cmp.Or(sv.Export, "/")}, s.Host)
 	}
-	// TODO(scenario): server kind container (pkg/container's NFS server
-	// spec) once an NFS server image can be imported here.
-	return nil, fmt.Errorf("NFS server kind %q is not wired into the engine yet (use --set storage.server.kind=netns): %w", sv.Kind, engine.ErrUnsupported)
+	return nil, fmt.Errorf("NFS server kind %q: %w", sv.Kind, engine.ErrUnsupported)
 }
 
 func (s *NFSStorage) Setup(ctx context.Context) (engine.StorageInfo, error) {
-	srv, err := s.newServer()
+	srv, err := s.newServer(ctx)
 	if err != nil {
 		return engine.StorageInfo{}, err
 	}

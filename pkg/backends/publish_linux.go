@@ -39,7 +39,8 @@ type publishState struct {
 // The mount then goes to the published address: the scenario's options
 // must name the published port (or none).
 func PublishSpec(st scenario.Storage, ep nfsserver.Endpoint, netns, id string) (spec publish.Spec, ok bool, err error) {
-	if st.Server == nil || st.Server.Publish == "" {
+	if st.Server == nil || st.Server.Publish == "" || st.Server.Kind == scenario.ServerContainer {
+		// A container server is published by podman itself.
 		return spec, false, nil
 	}
 	from, err := netip.ParseAddrPort(st.Server.Publish)

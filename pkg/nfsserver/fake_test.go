@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"net/netip"
+	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,6 +23,7 @@ type fakeHost struct {
 	fail     map[string]error  // command prefix -> error
 	out      map[string]string // command prefix -> stdout
 	missing  map[string]bool   // tools LookPath does not find
+	bin      string            // where LookPath finds tools ("" is /usr/sbin)
 	signals  []string
 	dialErr  error
 	dials    []string
@@ -115,6 +118,9 @@ func (h *fakeHost) LookPath(name string) (string, error) {
 	if h.missing[name] {
 		return "", exec.ErrNotFound
 	}
+	if h.bin != "" {
+		return h.bin + "/" + name, nil
+	}
 	return "/usr/sbin/" + name, nil
 }
 
@@ -143,6 +149,13 @@ func (h *fakeHost) MkdirAll(p string) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.files[p] = ""
+	return nil
+}
+
+func (h *fakeHost) Chmod(p string, mode os.FileMode) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.runs = append(h.runs, fmt.Sprintf("(chmod %o %s)", mode, p))
 	return nil
 }
 
@@ -190,3 +203,9 @@ func (h *fakeHost) DialTCP(_ context.Context, ap netip.AddrPort) error {
 func (h *fakeHost) LocalAddrs() ([]netip.Addr, error) { return h.local, nil }
 
 var errRefused = errors.New("connect: connection refused")
+
+func (h *fakeHost) dialsSnapshot() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.dials)
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"syscall"
 )
@@ -17,7 +18,7 @@ type Server interface {
 	// Stop removes everything Start created; stopping a stopped server is
 	// not an error.
 	Stop(ctx context.Context) error
-	// Kind is "netns" or "external".
+	// Kind is "netns", "external" or "container".
 	Kind() string
 }
 
@@ -81,6 +82,7 @@ type Host interface {
 	ReadFile(path string) ([]byte, error)
 	WriteFile(path string, data []byte) error
 	MkdirAll(path string) error
+	Chmod(path string, mode os.FileMode) error
 	// CreateFile creates an empty file if it does not exist.
 	CreateFile(path string) error
 	RemoveAll(path string) error
