@@ -32,7 +32,7 @@ func (realHost) WriteFile(p string, b []byte) error {
 	_, werr := f.Write(b)
 	return errors.Join(werr, f.Close())
 }
-func (realHost) MkdirAll(p string) error { return os.MkdirAll(p, 0o755) }
+func (realHost) MkdirAll(p string) error                { return os.MkdirAll(p, 0o755) }
 func (realHost) Chmod(p string, mode os.FileMode) error { return os.Chmod(p, mode) }
 func (realHost) CreateFile(p string) error {
 	f, err := os.OpenFile(p, os.O_CREATE|os.O_RDONLY, 0o444)
