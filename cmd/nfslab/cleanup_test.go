@@ -130,11 +130,11 @@ func TestHealAllReportsAFailedStepAndExits1(t *testing.T) {
 // the real machine.
 func TestCleanupOptionsNeverHostUnderFakes(t *testing.T) {
 	g := &globals{}
-	o := cleanupOptions(newFakeLab().ctx(), g)
+	o := cleanupOptions(newFakeLab().ctx(), g, nil)
 	if o.MountRoot != "" || o.FaultfsRoot != "" || o.NFSDRoot != "" || o.NetnsDir != "" || o.Podman != nil {
 		t.Fatalf("fake client got host cleanup %+v", o)
 	}
-	o = cleanupOptions(context.Background(), g)
+	o = cleanupOptions(context.Background(), g, nil)
 	if o.MountRoot != mount.DefaultRoot || o.FaultfsRoot != cleanup.DefaultFaultfsRoot || o.Faults != nil {
 		t.Fatalf("host cleanup %+v", o)
 	}

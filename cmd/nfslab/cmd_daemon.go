@@ -62,7 +62,7 @@ It also proxies /v1/faultfs/NAME/... to faultfs control sockets.`,
 			// Containers, mounts and servers are host objects: a daemon
 			// that leaves the host namespace alone leaves them alone too.
 			if host && !faultsOnly {
-				co := cleanupOptions(cmd.Context(), g)
+				co := cleanupOptions(cmd.Context(), g, nil)
 				co.KeepLiveFaultfs = true // served by a running nfslab faultfs mount: no leftover
 				co.KeepLiveOwners = true  // a running nfslab run's mount and JVM: no leftover
 				if co.FaultfsRoot != "" {

@@ -464,7 +464,14 @@ namespace), heals network faults only. NFSLAB_ROOT moves /run/nfslab.`,
 				}
 				// Faults went through the client (the daemon, if it runs,
 				// forgets them); the rest is removed in-process.
-				rep, err := cleanup.Sweep(ctx, cleanupOptions(ctx, g))
+				// heal removes nfslab's containers even when no podman
+				// service runs: `nfslab run` may have started its own,
+				// which died with it while conmon kept the containers.
+				pod := &podman.Session{}
+				rep, err := cleanup.Sweep(ctx, cleanupOptions(ctx, g, pod))
+				if cerr := pod.Close(); cerr != nil {
+					g.logger.Warn("stopping the podman service heal started", "err", cerr)
+				}
 				printCleanup(g.stdout, rep)
 				if err != nil {
 					return fmt.Errorf("removing nfslab's other objects: %w", err)
@@ -507,7 +514,10 @@ func withCleanupOptions(ctx context.Context, o cleanup.Options) context.Context 
 // faults: the whole host, unless a test put options in the context. A test
 // that replaced the fault client or injector but named no cleanup gets
 // none: it must not sweep the real machine.
-func cleanupOptions(ctx context.Context, g *globals) cleanup.Options {
+//
+// pod, when given, is the podman service heal talks to (one of its own if
+// none runs); else containers are found only through a running service.
+func cleanupOptions(ctx context.Context, g *globals, pod *podman.Session) cleanup.Options {
 	if o, ok := ctx.Value(cleanupOptsKey{}).(cleanup.Options); ok {
 		return o
 	}
@@ -519,6 +529,10 @@ func cleanupOptions(ctx context.Context, g *globals) cleanup.Options {
 	o := cleanup.HostOptions(nil, podman.At(""))
 	if g.root != "" {
 		o = cleanup.RootOptions(nil, g.root)
+	}
+	if pod != nil && o.Podman != nil {
+		pod.Records = o.Records
+		o.Podman = pod.Runtime
 	}
 	o.Logger = g.logger
 	return o

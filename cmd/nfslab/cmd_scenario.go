@@ -18,12 +18,14 @@ import (
 	"github.com/nfslab/nfslab/pkg/backends"
 	"github.com/nfslab/nfslab/pkg/cleanup"
 	"github.com/nfslab/nfslab/pkg/collect"
+	"github.com/nfslab/nfslab/pkg/container/podman"
 	"github.com/nfslab/nfslab/pkg/engine"
 	"github.com/nfslab/nfslab/pkg/live"
 	"github.com/nfslab/nfslab/pkg/netfault"
 	"github.com/nfslab/nfslab/pkg/nfsserver"
 	"github.com/nfslab/nfslab/pkg/report"
 	"github.com/nfslab/nfslab/pkg/scenario"
+	"github.com/nfslab/nfslab/pkg/zeebe/cluster"
 	"github.com/spf13/cobra"
 )
 
@@ -133,11 +135,22 @@ func runScenario(cmd *cobra.Command, g *globals, f *runFlags, path string) error
 
 	build, _ := ctx.Value(backendsKey{}).(backendsFactory)
 	if build == nil {
+		roots := cleanup.RootsAt(cmp.Or(g.root, cleanup.DefaultRoot))
+		records := proctrack.NewStore(roots.Records)
+		// The podman service the run's containers (an NFS server, Zeebe
+		// brokers) talk to: the machine's, or nfslab's own for the command
+		// when none runs (the lab VM has no systemd to start one).
+		pod := &podman.Session{Records: records}
+		defer func() {
+			if err := pod.Close(); err != nil {
+				g.logger.Warn("stopping nfslab's podman service", "err", err)
+			}
+		}()
 		build = func(ctx context.Context, sc *scenario.Scenario, runDir string) (engine.Backends, error) {
-			roots := cleanup.RootsAt(cmp.Or(g.root, cleanup.DefaultRoot))
 			return backends.Build(ctx, sc, backends.Config{
 				RunDir: runDir, ProbeCache: f.probeCache, Logger: g.logger,
-				FaultfsRoot: roots.Faultfs, Records: proctrack.NewStore(roots.Records),
+				Zeebe:       cluster.Options{Runtime: pod.Runtime},
+				FaultfsRoot: roots.Faultfs, Records: records,
 				Faults: func(ctx context.Context) (netfault.Faults, error) {
 					c, err := openClient(ctx, g)
 					if err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -29,35 +28,22 @@ type podmanOpts struct {
 type connectFunc func(ctx context.Context, o podmanOpts, g *globals) (container.Runtime, func(), error)
 
 func connectPodman(ctx context.Context, o podmanOpts, g *globals) (container.Runtime, func(), error) {
-	if !o.startService {
-		rt, err := podman.Connect(ctx, o.uri)
-		if err != nil {
-			return nil, nil, err
+	s := &podman.Session{URI: o.uri, Own: podman.OwnNever}
+	if o.startService {
+		s.Own = podman.OwnAlways
+	}
+	rt, err := s.Runtime(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if svc := s.Started(); svc != nil {
+		g.logger.Info("started podman service for this command", "pid", svc.PID(), "uri", svc.URI)
+	}
+	return rt, func() {
+		if err := s.Close(); err != nil {
+			g.logger.Warn("stopping podman service", "err", err)
 		}
-		return rt, func() {}, nil
-	}
-	dir, err := os.MkdirTemp("", "nfslab-podman-")
-	if err != nil {
-		return nil, nil, err
-	}
-	svc, err := podman.StartService(ctx, podman.ServiceOptions{Socket: filepath.Join(dir, "podman.sock")})
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, nil, err
-	}
-	g.logger.Info("started podman service for this command", "pid", svc.PID(), "uri", svc.URI)
-	stop := func() {
-		if err := svc.Stop(); err != nil {
-			g.logger.Warn("stopping podman service", "pid", svc.PID(), "err", err)
-		}
-		os.RemoveAll(dir)
-	}
-	rt, err := podman.Connect(ctx, svc.URI)
-	if err != nil {
-		stop()
-		return nil, nil, err
-	}
-	return rt, stop, nil
+	}, nil
 }
 
 func addPodmanFlags(c *cobra.Command, o *podmanOpts) {

@@ -8,10 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
 	"github.com/nfslab/nfslab/internal/cmdrun"
+	"github.com/nfslab/nfslab/internal/proctrack"
 	"github.com/nfslab/nfslab/pkg/clock"
 )
 
@@ -32,8 +34,18 @@ type ServiceOptions struct {
 	StorageDriver string
 	// CgroupManager: "" means cgroupfs, which needs no systemd.
 	CgroupManager string
+	// Wrap is put before the command, e.g. nsenter --net=/run/netns/NS so
+	// that a test's service (its bridge, DNAT and conntrack) lives in a
+	// namespace of the test's own.
+	Wrap []string
+	// Env is added to the service's environment, e.g.
+	// CONTAINERS_CONF_OVERRIDE=FILE to choose netavark's firewall driver.
+	Env []string
 	// Log receives the service's stdout and stderr; nil discards them.
 	Log io.Writer
+	// Records, when set, records the service process for heal; it dies
+	// with nfslab either way (proctrack.Start).
+	Records *proctrack.Store
 	// ReadyTimeout bounds the wait for the socket to answer; 0 means 20 s.
 	ReadyTimeout time.Duration
 	Clock        clock.Clock
@@ -73,7 +85,11 @@ func (o ServiceOptions) Args() []string {
 	if o.StorageDriver != "" {
 		args = append(args, "--storage-driver", o.StorageDriver)
 	}
-	return append(args, "system", "service", "--time=0", "unix://"+o.Socket)
+	args = append(args, "system", "service", "--time=0", "unix://"+o.Socket)
+	if len(o.Env) > 0 {
+		args = append(append([]string{"env"}, o.Env...), args...)
+	}
+	return append(slices.Clone(o.Wrap), args...)
 }
 
 // StartService starts `podman system service` as a child process and waits
@@ -88,6 +104,16 @@ func StartService(ctx context.Context, o ServiceOptions) (*Service, error) {
 	if o.ReadyTimeout == 0 {
 		o.ReadyTimeout = 20 * time.Second
 	}
+	if o.Runtime == "" {
+		// runc where it is installed (podman 4.3's crun on Debian lacks
+		// what the v5 bindings ask for); else crun (podman 5 on trixie
+		// pulls in only crun).
+		if _, err := exec.LookPath("runc"); err != nil {
+			if _, err := exec.LookPath("crun"); err == nil {
+				o.Runtime = "crun"
+			}
+		}
+	}
 	if err := os.MkdirAll(filepath.Dir(o.Socket), 0o700); err != nil {
 		return nil, fmt.Errorf("creating directory for podman socket: %w", err)
 	}
@@ -97,14 +123,26 @@ func StartService(ctx context.Context, o ServiceOptions) (*Service, error) {
 	if o.Log != nil {
 		cmd.Stdout, cmd.Stderr = o.Log, o.Log
 	}
-	// Own process group, so a Ctrl-C meant for nfslab reaches the service
-	// only through Stop, after nfslab cleaned up its containers.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	// proctrack.Start: its own process group, so a Ctrl-C meant for nfslab
+	// reaches the service only through Stop, after nfslab cleaned up its
+	// containers; SIGKILL when nfslab dies. The parent-death signal
+	// follows the forking thread, so a goroutine of the service's own
+	// starts it, holds that thread until the service exits, then releases.
+	s := &Service{URI: "unix://" + o.Socket, cmd: cmd, done: make(chan error, 1)}
+	started := make(chan error, 1)
+	go func() {
+		release, err := proctrack.Start(o.Records, cmd, "podman-service")
+		started <- err
+		if err != nil {
+			return
+		}
+		werr := cmd.Wait()
+		release()
+		s.done <- werr
+	}()
+	if err := <-started; err != nil {
 		return nil, fmt.Errorf("starting podman service (%v): %w", args, err)
 	}
-	s := &Service{URI: "unix://" + o.Socket, cmd: cmd, done: make(chan error, 1)}
-	go func() { s.done <- cmd.Wait() }()
 	deadline := o.Clock.Now().Add(o.ReadyTimeout)
 	for {
 		if _, err := os.Stat(o.Socket); err == nil {

@@ -5,10 +5,17 @@ package podman
 import (
 	"context"
 	"errors"
+	"io"
+
+	"github.com/nfslab/nfslab/internal/proctrack"
 )
 
 // ServiceOptions configure a podman service started by nfslab (Linux only).
-type ServiceOptions struct{ Socket string }
+type ServiceOptions struct {
+	Socket  string
+	Log     io.Writer
+	Records *proctrack.Store
+}
 
 // Service is a podman service process nfslab started.
 type Service struct{ URI string }
