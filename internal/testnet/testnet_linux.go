@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -272,4 +273,27 @@ func SendUDP(ns string, addr netip.AddrPort, n, size int, pace time.Duration) (i
 		}
 	}
 	return sent, nil
+}
+
+// RemoveTree unmounts whatever is mounted below dir, deepest first (podman's
+// overlay driver bind-mounts its root onto itself), and removes dir.
+func RemoveTree(t testing.TB, dir string) {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err == nil {
+		var mnts []string
+		for l := range strings.Lines(string(b)) {
+			if f := strings.Fields(l); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+				mnts = append(mnts, f[4])
+			}
+		}
+		for i := len(mnts) - 1; i >= 0; i-- {
+			if err := unix.Unmount(mnts[i], unix.MNT_DETACH); err != nil {
+				t.Errorf("unmounting %s: %v", mnts[i], err)
+			}
+		}
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Errorf("removing %s: %v", dir, err)
+	}
 }

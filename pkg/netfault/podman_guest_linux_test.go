@@ -69,28 +69,6 @@ func TestPodmanPublishDiagnosedReal(t *testing.T) {
 	}
 }
 
-// removeTree unmounts whatever podman left mounted below dir (the
-// overlay driver bind-mounts its root onto itself) and removes dir.
-func removeTree(t *testing.T, dir string) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err == nil {
-		var mnts []string
-		for l := range strings.Lines(string(b)) {
-			if f := strings.Fields(l); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
-				mnts = append(mnts, f[4])
-			}
-		}
-		for i := len(mnts) - 1; i >= 0; i-- {
-			if err := unix.Unmount(mnts[i], unix.MNT_DETACH); err != nil {
-				t.Errorf("unmounting %s: %v", mnts[i], err)
-			}
-		}
-	}
-	if err := os.RemoveAll(dir); err != nil {
-		t.Errorf("removing %s: %v", dir, err)
-	}
-}
-
 func testPodmanPublish(t *testing.T, driver string) {
 	ctx := context.Background()
 	ns := testnet.RandomName("nfslt-pod")
@@ -99,7 +77,7 @@ func testPodmanPublish(t *testing.T, driver string) {
 	// paths are longer.
 	dir, err := os.MkdirTemp("", "nfslt-pod")
 	must(t, err)
-	t.Cleanup(func() { removeTree(t, dir) })
+	t.Cleanup(func() { testnet.RemoveTree(t, dir) })
 	// The container's root file system: this static test binary.
 	rootfs := filepath.Join(dir, "rootfs")
 	for _, d := range []string{"etc", "dev", "proc", "sys", "tmp", "run"} {
