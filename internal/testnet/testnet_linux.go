@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -297,3 +298,38 @@ func RemoveTree(t testing.TB, dir string) {
 		t.Errorf("removing %s: %v", dir, err)
 	}
 }
+
+// PodmanLab is a rootful podman set-up of a test's own: a namespace for its
+// bridge, DNAT and conntrack entries, and a short directory (podman refuses
+// a runroot longer than 50 characters, as t.TempDir's are) for its storage
+// and a containers.conf choosing netavark's firewall driver.
+type PodmanLab struct {
+	NS, Dir string
+	// Env selects the driver: CONTAINERS_CONF_OVERRIDE and NETAVARK_FW.
+	Env []string
+}
+
+// NewPodmanLab makes the namespace and directory and removes both in
+// t.Cleanup (the directory after whatever podman left mounted in it).
+func NewPodmanLab(t testing.TB, prefix, driver string) PodmanLab {
+	t.Helper()
+	l := PodmanLab{NS: RandomName(prefix)}
+	NewNetns(t, l.NS)
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Dir = dir
+	t.Cleanup(func() { RemoveTree(t, dir) })
+	conf := filepath.Join(dir, "containers.conf")
+	if err := os.WriteFile(conf, fmt.Appendf(nil, "[network]\nfirewall_driver = %q\nnetwork_config_dir = %q\n", driver, filepath.Join(dir, "networks")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l.Env = []string{"CONTAINERS_CONF_OVERRIDE=" + conf, "NETAVARK_FW=" + driver}
+	return l
+}
+
+// Nsenter is the prefix that runs a command in the lab's namespace:
+// nsenter, not `ip netns exec`, which remounts /sys and so hides the
+// cgroup file system from podman's runtime.
+func (l PodmanLab) Nsenter() []string { return []string{"nsenter", "--net=/run/netns/" + l.NS} }

@@ -11,11 +11,11 @@ package netfault_test
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -71,13 +71,8 @@ func TestPodmanPublishDiagnosedReal(t *testing.T) {
 
 func testPodmanPublish(t *testing.T, driver string) {
 	ctx := context.Background()
-	ns := testnet.RandomName("nfslt-pod")
-	testnet.NewNetns(t, ns)
-	// podman refuses a runroot longer than 50 characters: t.TempDir's
-	// paths are longer.
-	dir, err := os.MkdirTemp("", "nfslt-pod")
-	must(t, err)
-	t.Cleanup(func() { testnet.RemoveTree(t, dir) })
+	lab := testnet.NewPodmanLab(t, "nfslt-pod", driver)
+	ns, dir := lab.NS, lab.Dir
 	// The container's root file system: this static test binary.
 	rootfs := filepath.Join(dir, "rootfs")
 	for _, d := range []string{"etc", "dev", "proc", "sys", "tmp", "run"} {
@@ -88,14 +83,10 @@ func testPodmanPublish(t *testing.T, driver string) {
 	b, err := os.ReadFile(self)
 	must(t, err)
 	must(t, os.WriteFile(filepath.Join(rootfs, "server"), b, 0o755))
-	conf := filepath.Join(dir, "containers.conf")
-	must(t, os.WriteFile(conf, []byte(fmt.Sprintf("[network]\nfirewall_driver = %q\nnetwork_config_dir = %q\n", driver, filepath.Join(dir, "networks"))), 0o644))
 	podman := func(args ...string) (string, error) {
-		// nsenter, not `ip netns exec`: that remounts /sys, which hides
-		// the cgroup file system from podman's runtime.
-		full := append([]string{"--net=/run/netns/" + ns, "env", "CONTAINERS_CONF_OVERRIDE=" + conf, "NETAVARK_FW=" + driver,
-			"podman", "--storage-driver", "vfs", "--root", filepath.Join(dir, "root"), "--runroot", filepath.Join(dir, "runroot"), "--tmpdir", filepath.Join(dir, "tmp")}, args...)
-		out, err := cmdrun.Output(ctx, "nsenter", full...)
+		argv := slices.Concat(lab.Nsenter(), []string{"env"}, lab.Env,
+			[]string{"podman", "--storage-driver", "vfs", "--root", filepath.Join(dir, "root"), "--runroot", filepath.Join(dir, "runroot"), "--tmpdir", filepath.Join(dir, "tmp")}, args)
+		out, err := cmdrun.Output(ctx, argv[0], argv[1:]...)
 		return strings.TrimSpace(string(out)), err
 	}
 	// podman's default nofile (1048576) may exceed this machine's hard

@@ -71,18 +71,8 @@ func TestContainerServerReal(t *testing.T) {
 
 func testContainerServer(t *testing.T, driver string) {
 	ctx := context.Background()
-	ns := testnet.RandomName("nfslt-cs")
-	testnet.NewNetns(t, ns)
-	// podman refuses a runroot longer than 50 characters.
-	dir, err := os.MkdirTemp("", "nfslt-cs")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { testnet.RemoveTree(t, dir) })
-	conf := filepath.Join(dir, "containers.conf")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf("[network]\nfirewall_driver = %q\nnetwork_config_dir = %q\n", driver, filepath.Join(dir, "networks"))), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	lab := testnet.NewPodmanLab(t, "nfslt-cs", driver)
+	ns, dir := lab.NS, lab.Dir
 	log, err := os.Create(filepath.Join(dir, "service.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -90,10 +80,7 @@ func testContainerServer(t *testing.T, driver string) {
 	svc, err := podman.StartService(ctx, podman.ServiceOptions{
 		Socket: filepath.Join(dir, "podman.sock"), Root: filepath.Join(dir, "root"), RunRoot: filepath.Join(dir, "runroot"), TmpDir: filepath.Join(dir, "tmp"),
 		StorageDriver: "vfs", Log: log, ReadyTimeout: time.Minute,
-		// nsenter, not `ip netns exec`: that remounts /sys, which hides
-		// the cgroup file system from podman's runtime.
-		Wrap: []string{"nsenter", "--net=/run/netns/" + ns},
-		Env:  []string{"CONTAINERS_CONF_OVERRIDE=" + conf, "NETAVARK_FW=" + driver},
+		Wrap: lab.Nsenter(), Env: lab.Env,
 	})
 	if err != nil {
 		t.Fatalf("podman service with firewall driver %s: %v", driver, err)
