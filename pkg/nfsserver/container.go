@@ -154,3 +154,29 @@ func (s *ContainerServer) Stop(ctx context.Context) error {
 
 // ContainerID is the running server's container ID ("" before Start).
 func (s *ContainerServer) ContainerID() string { return s.id }
+
+// Fault switches a server fault of the container server. FaultStop stops
+// the container (knfsd ends with its namespace, and podman removes the
+// DNAT, so the client meets a refused port, not a silent one) and off
+// starts it again: a new knfsd instance in its grace period, which the
+// client must reclaim from. The other faults need a shell in the server
+// and are the netns server's.
+func (s *ContainerServer) Fault(ctx context.Context, f ServerFault, on bool) error {
+	if s.id == "" {
+		return fmt.Errorf("%w: the server container is not running", ErrNotRunning)
+	}
+	if f != FaultStop {
+		return invalid("server fault %q needs server kind netns; the container server has only %q", f, FaultStop)
+	}
+	if on {
+		err := s.rt.Stop(ctx, s.id, 10*time.Second)
+		if err != nil && !errors.Is(err, container.ErrNotModified) {
+			return fmt.Errorf("stopping the NFS server container %s: %w", s.cfg.Spec.Name, err)
+		}
+		return nil
+	}
+	if err := s.rt.Start(ctx, s.id); err != nil && !errors.Is(err, container.ErrNotModified) {
+		return fmt.Errorf("starting the NFS server container %s again: %w", s.cfg.Spec.Name, err)
+	}
+	return s.waitReady(ctx, netip.AddrPortFrom(netip.MustParseAddr(s.cfg.Spec.HostIP), uint16(s.cfg.Spec.HostPort)))
+}

@@ -184,3 +184,34 @@ func TestContainerServerExitsBeforeReady(t *testing.T) {
 		}
 	}
 }
+
+// The container server's restart: stop the container, start it again and
+// wait for the port; the faults that need a shell in the server are
+// refused with the kind that has them.
+func TestContainerServerStopFault(t *testing.T) {
+	ctx := context.Background()
+	h := containerHost(t)
+	rt := container.NewFake(time.Now)
+	s, _ := NewContainer(ContainerConfig{Spec: container.NFSServerSpec{ExportDir: "/srv/x"}}, rt, h)
+	if err := s.Fault(ctx, FaultStop, true); !errors.Is(err, ErrNotRunning) {
+		t.Fatalf("fault before start: %v", err)
+	}
+	if _, err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, on := range []bool{true, true, false, false} {
+		if err := s.Fault(ctx, FaultStop, on); err != nil {
+			t.Fatalf("stop fault %v: %v", on, err)
+		}
+		info, _ := rt.Inspect(ctx, s.ContainerID())
+		if info.Running() == on {
+			t.Fatalf("after stop fault %v the container is %s", on, info.State)
+		}
+	}
+	if n := len(h.dialsSnapshot()); n != 3 {
+		t.Errorf("%d readiness dials, want one per start (1 + 2)", n)
+	}
+	if err := s.Fault(ctx, FaultUnexport, true); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "netns") {
+		t.Errorf("unexport on the container server: %v", err)
+	}
+}
