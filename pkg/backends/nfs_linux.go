@@ -50,7 +50,7 @@ func (s *NFSStorage) newServer() (nfsserver.Server, error) {
 	sv := s.Spec.Server
 	switch sv.Kind {
 	case scenario.ServerNetns:
-		cfg := nfsserver.NetnsConfig{ExportSize: int64(sv.ExportSize)}.WithDefaults()
+		cfg := nfsserver.NetnsConfig{ExportSize: int64(sv.ExportSize), ExportFS: sv.ExportFS}.WithDefaults()
 		return nfsserver.NewNetns(cfg, s.Host)
 	case scenario.ServerExternal:
 		port := 0
@@ -208,7 +208,7 @@ var _ engine.ServerFaulter = (*NFSStorage)(nil)
 
 // ServerFault switches a fault of the netns server on or off (the server-*
 // actions); other servers are not nfslab's to break.
-func (s *NFSStorage) ServerFault(ctx context.Context, fault string, on bool) error {
+func (s *NFSStorage) ServerFault(ctx context.Context, fault string, on bool, target nfsserver.FaultTarget) error {
 	s.mu.Lock()
 	srv := s.server
 	s.mu.Unlock()
@@ -220,5 +220,5 @@ func (s *NFSStorage) ServerFault(ctx context.Context, fault string, on bool) err
 	if err != nil {
 		return err
 	}
-	return ns.Fault(ctx, f, on)
+	return ns.Fault(ctx, f, on, target)
 }

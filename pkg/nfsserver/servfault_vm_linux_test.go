@@ -114,10 +114,10 @@ func TestServerFaultsReal(t *testing.T) {
 	}
 	// 1. Restart at once: the client's state is gone, knfsd is in grace.
 	t0 := time.Now()
-	if err := s.Fault(ctx, FaultStop, true); err != nil {
+	if err := s.Fault(ctx, FaultStop, true, FaultTarget{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Fault(ctx, FaultStop, false); err != nil {
+	if err := s.Fault(ctx, FaultStop, false, FaultTarget{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("restart (rpc.nfsd 0, rpc.nfsd ...) took %s", time.Since(t0))
@@ -131,7 +131,7 @@ func TestServerFaultsReal(t *testing.T) {
 	}
 	// 2. knfsd down for 20 s: the soft mount gives up (timeo=10,
 	// retrans=2: about 6 s) with an error instead of waiting.
-	if err := s.Fault(ctx, FaultStop, true); err != nil {
+	if err := s.Fault(ctx, FaultStop, true, FaultTarget{}); err != nil {
 		t.Fatal(err)
 	}
 	d, err = commit(60 * time.Second)
@@ -140,7 +140,7 @@ func TestServerFaultsReal(t *testing.T) {
 		t.Errorf("commit while knfsd is down succeeded, want the soft mount's error")
 	}
 	time.Sleep(max(0, 20*time.Second-d))
-	if err := s.Fault(ctx, FaultStop, false); err != nil {
+	if err := s.Fault(ctx, FaultStop, false, FaultTarget{}); err != nil {
 		t.Fatal(err)
 	}
 	var recovered time.Duration
@@ -170,7 +170,7 @@ func TestServerFaultsReal(t *testing.T) {
 		t.Errorf("commit after the client's state expired: %v, want the client to reclaim", err)
 	}
 	// 4. Unexport: the handles go stale.
-	if err := s.Fault(ctx, FaultUnexport, true); err != nil {
+	if err := s.Fault(ctx, FaultUnexport, true, FaultTarget{}); err != nil {
 		t.Fatal(err)
 	}
 	d, err = commit(60 * time.Second)
@@ -180,7 +180,7 @@ func TestServerFaultsReal(t *testing.T) {
 	if !errors.Is(err, unix.ESTALE) && !errors.Is(serr, unix.ESTALE) {
 		t.Errorf("after unexport: commit %v, stat %v; want ESTALE", err, serr)
 	}
-	if err := s.Fault(ctx, FaultUnexport, false); err != nil {
+	if err := s.Fault(ctx, FaultUnexport, false, FaultTarget{}); err != nil {
 		t.Fatal(err)
 	}
 	d, err = commit(60 * time.Second)
