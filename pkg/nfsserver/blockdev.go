@@ -104,7 +104,7 @@ func linearTable(dev string, sectors int64) string {
 
 // stopBlockExport removes the dm device and detaches the image's loop
 // devices; "not there" is done. The export must be unmounted first.
-// Equivalent to: `dmsetup remove --retry nfslab-NAME-export; losetup -d
+// Equivalent to: `dmsetup remove --noudevsync --retry nfslab-NAME-export; losetup -d
 // $(losetup -j STATE/export.img)`.
 func (s *NetnsServer) stopBlockExport(ctx context.Context) error {
 	c := s.cfg
@@ -127,9 +127,12 @@ func (s *NetnsServer) stopBlockExport(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// removeDM removes a device-mapper device; a missing one is done.
+// removeDM removes a device-mapper device; a missing one is done. Bounded,
+// and without waiting for udev (see loadTable).
 func removeDM(ctx context.Context, h Host, name string) error {
-	if _, err := h.Run(ctx, "dmsetup", "remove", "--retry", name); err != nil && !notFound(err) && !dmMissing(err) {
+	ctx, cancel := context.WithTimeout(ctx, dmsetupTimeout)
+	defer cancel()
+	if _, err := h.Run(ctx, "dmsetup", "remove", "--noudevsync", "--retry", name); err != nil && !notFound(err) && !dmMissing(err) {
 		return fmt.Errorf("removing device-mapper device %s: %w", name, err)
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // FaultTarget is the part of the export FaultEIO fails: a file (Path), a range
@@ -114,9 +115,9 @@ func parseBlocks(s string) (sectorRange, error) {
 // restart-target with drop_cache). Equivalent to:
 //
 //	fallocate -n -o 0 -l SIZE FILE; sync FILE; filefrag -e -b512 FILE
-//	dmsetup suspend --nolockfs nfslab-NAME-export
-//	dmsetup load nfslab-NAME-export STATE/export.table   # linear and error lines
-//	dmsetup resume nfslab-NAME-export
+//	dmsetup suspend --noudevsync --nolockfs nfslab-NAME-export
+//	dmsetup load --noudevsync nfslab-NAME-export STATE/export.table   # linear and error lines
+//	dmsetup resume --noudevsync nfslab-NAME-export
 //	dd if=FILE iflag=nocache count=0 status=none
 func (s *NetnsServer) EIO(ctx context.Context, t FaultTarget) error {
 	if err := t.Validate(FaultEIO); err != nil {
@@ -205,6 +206,9 @@ func (s *NetnsServer) blockExport(ctx context.Context) (loop string, sectors int
 	return loops[0], n, nil
 }
 
+// dmsetupTimeout bounds each dmsetup call of a table swap.
+const dmsetupTimeout = 30 * time.Second
+
 // loadTable swaps the dm device's table. The device is resumed even when
 // the load fails: it is never left suspended (I/O would hang).
 func (s *NetnsServer) loadTable(ctx context.Context, table string) error {
@@ -217,11 +221,21 @@ func (s *NetnsServer) loadTable(ctx context.Context, table string) error {
 	}
 	// --nolockfs: no filesystem freeze (it would sync dirty pages first and
 	// wait for nfsd's writers); the swap waits for in-flight I/O only.
-	if _, err := s.host.Run(ctx, "dmsetup", "suspend", "--nolockfs", name); err != nil {
+	// --noudevsync: dmsetup would otherwise wait for udev to confirm the
+	// resume's event, forever where /run/udev/control exists but no udevd
+	// runs the dm rules (the lab VM: the apply never returned). Each call
+	// is bounded all the same.
+	bounded := func(ctx context.Context, args ...string) error {
+		cctx, cancel := context.WithTimeout(ctx, dmsetupTimeout)
+		defer cancel()
+		_, err := s.host.Run(cctx, "dmsetup", args...)
+		return err
+	}
+	if err := bounded(ctx, "suspend", "--noudevsync", "--nolockfs", name); err != nil {
 		return fmt.Errorf("suspending %s: %w", name, err)
 	}
-	_, lerr := s.host.Run(ctx, "dmsetup", "load", name, file)
-	if _, err := s.host.Run(context.WithoutCancel(ctx), "dmsetup", "resume", name); err != nil {
+	lerr := bounded(ctx, "load", "--noudevsync", name, file)
+	if err := bounded(context.WithoutCancel(ctx), "resume", "--noudevsync", name); err != nil {
 		return fmt.Errorf("resuming %s (load: %v): %w", name, lerr, err)
 	}
 	if lerr != nil {

@@ -128,9 +128,9 @@ func TestEIOOnAFileAndOff(t *testing.T) {
 		"sync " + jfile,
 		"filefrag -e -b512 " + jfile,
 		"(create " + table + ")",
-		"dmsetup suspend --nolockfs " + dmname,
-		"dmsetup load " + dmname + " " + table,
-		"dmsetup resume " + dmname,
+		"dmsetup suspend --noudevsync --nolockfs " + dmname,
+		"dmsetup load --noudevsync " + dmname + " " + table,
+		"dmsetup resume --noudevsync " + dmname,
 		"dd if=" + jfile + " iflag=nocache count=0 status=none",
 	}
 	if !reflect.DeepEqual(h.runs, want) {
@@ -146,7 +146,7 @@ func TestEIOOnAFileAndOff(t *testing.T) {
 	if got := h.files[table]; got != "0 400000 linear /dev/loop3 0\n" {
 		t.Errorf("off table %q", got)
 	}
-	if !slices.Contains(h.runs, "dmsetup resume "+dmname) {
+	if !slices.Contains(h.runs, "dmsetup resume --noudevsync "+dmname) {
 		t.Errorf("off ran %q", h.runs)
 	}
 }
@@ -176,7 +176,7 @@ func TestEIOResumesAfterAFailedLoad(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "Invalid argument") {
 		t.Fatalf("err %v", err)
 	}
-	if h.runs[len(h.runs)-1] != "dmsetup resume "+dmname {
+	if h.runs[len(h.runs)-1] != "dmsetup resume --noudevsync "+dmname {
 		t.Errorf("the device was left suspended: %q", h.runs)
 	}
 }
@@ -239,7 +239,7 @@ func TestExt4ExportStartStop(t *testing.T) {
 	if err := s2.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	order := []string{"umount /run/nfslab/export/nfslab-nfsd", "dmsetup remove --retry " + dmname, "losetup -d /dev/loop3"}
+	order := []string{"umount /run/nfslab/export/nfslab-nfsd", "dmsetup remove --noudevsync --retry " + dmname, "losetup -d /dev/loop3"}
 	last := -1
 	for _, o := range order {
 		j := slices.Index(h.runs, o)
@@ -266,7 +266,7 @@ func TestRemoveBlockDevices(t *testing.T) {
 	h.files["/sys/module/dm_mod"] = ""
 	h.out["dmsetup ls"] = "nfslab-nfsd-export\t(254:0)\nvg0-root\t(254:1)\nnfslab-x-export\t(254:2)\n"
 	h.out["losetup --list --noheadings --output NAME,BACK-FILE"] = "/dev/loop0 /var/lib/snapd/snaps/core.snap\n/dev/loop3 /run/nfslab/nfsd/nfslab-nfsd/export.img (deleted)\n"
-	h.fail["dmsetup remove --retry nfslab-x-export"] = errors.New("exit status 1: device-mapper: remove ioctl on nfslab-x-export failed: Device or resource busy")
+	h.fail["dmsetup remove --noudevsync --retry nfslab-x-export"] = errors.New("exit status 1: device-mapper: remove ioctl on nfslab-x-export failed: Device or resource busy")
 	removed, err := RemoveBlockDevices(context.Background(), h, "/run/nfslab/nfsd")
 	if want := []string{"dm nfslab-nfsd-export", "loop /dev/loop3 (/run/nfslab/nfsd/nfslab-nfsd/export.img)"}; !reflect.DeepEqual(removed, want) {
 		t.Errorf("removed %q, want %q", removed, want)
