@@ -222,9 +222,8 @@ func (s *NetnsServer) loadTable(ctx context.Context, table string) error {
 	// --nolockfs: no filesystem freeze (it would sync dirty pages first and
 	// wait for nfsd's writers); the swap waits for in-flight I/O only.
 	// --noudevsync: dmsetup would otherwise wait for udev to confirm the
-	// resume's event, forever where /run/udev/control exists but no udevd
-	// runs the dm rules (the lab VM: the apply never returned). Each call
-	// is bounded all the same.
+	// resume's event, which never came in the lab VM (no systemd there:
+	// the apply never returned). Each call is bounded all the same.
 	bounded := func(ctx context.Context, args ...string) error {
 		cctx, cancel := context.WithTimeout(ctx, dmsetupTimeout)
 		defer cancel()
