@@ -547,6 +547,7 @@ var cleanupNouns = map[string]string{
 	cleanup.StepMounts:     "mount(s)",
 	cleanup.StepPublish:    "port publish(es)",
 	cleanup.StepNFSServer:  "netns NFS server(s)",
+	cleanup.StepDevices:    "block device(s)",
 }
 
 // printCleanup prints one line per step that removed or kept something,

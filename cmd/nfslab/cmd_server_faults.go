@@ -13,13 +13,14 @@ import (
 )
 
 // newServerFaultCmds returns the nfs-server subcommands that make nfslab's
-// own server fail: restart, unexport, export, expire-clients. They act on
+// own server fail: restart, unexport, export, expire-clients, fill,
+// unfill, eio, eio-off. They act on
 // the netns server the shared flags name (--netns, --subnet,
 // --export-dir).
 func newServerFaultCmds(g *globals, f *nfsServerFlags) []*cobra.Command {
 	var down time.Duration
 	// undoCmd names the command that switches a fault off again.
-	undoCmd := map[nfsserver.ServerFault]string{nfsserver.FaultUnexport: "export", nfsserver.FaultFill: "unfill"}
+	undoCmd := map[nfsserver.ServerFault]string{nfsserver.FaultUnexport: "export", nfsserver.FaultFill: "unfill", nfsserver.FaultEIO: "eio-off"}
 	netns := func(cmd *cobra.Command) (*nfsserver.NetnsServer, error) {
 		if f.kind != nfsserver.KindNetns {
 			return nil, usage(fmt.Errorf("%s needs --kind netns: an external server is not nfslab's to break", cmd.CommandPath()))
@@ -33,11 +34,11 @@ func newServerFaultCmds(g *globals, f *nfsServerFlags) []*cobra.Command {
 	// switchFor switches fault on, waits d (0: leaves it on) and switches
 	// it off again, also when the wait is interrupted: no fault is left
 	// behind by a Ctrl-C.
-	switchFor := func(cmd *cobra.Command, s *nfsserver.NetnsServer, fault nfsserver.ServerFault, d time.Duration) error {
+	switchFor := func(cmd *cobra.Command, s *nfsserver.NetnsServer, fault nfsserver.ServerFault, t nfsserver.FaultTarget, d time.Duration) error {
 		ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout+d)
 		defer cancel()
 		t0 := time.Now()
-		if err := s.Fault(ctx, fault, true); err != nil {
+		if err := s.Fault(ctx, fault, true, t); err != nil {
 			return err
 		}
 		fmt.Fprintf(g.stdout, "%s: %s on (%s)\n", s.Config().Name, fault, time.Since(t0).Round(time.Millisecond))
@@ -54,7 +55,7 @@ func newServerFaultCmds(g *globals, f *nfsServerFlags) []*cobra.Command {
 		octx, ocancel := context.WithTimeout(context.WithoutCancel(cmd.Context()), f.timeout)
 		defer ocancel()
 		t1 := time.Now()
-		if err := s.Fault(octx, fault, false); err != nil {
+		if err := s.Fault(octx, fault, false, nfsserver.FaultTarget{}); err != nil {
 			return errors.Join(waitErr, fmt.Errorf("switching %s off: %w", fault, err))
 		}
 		fmt.Fprintf(g.stdout, "%s: %s off after %s (%s)\n", s.Config().Name, fault, t1.Sub(t0).Round(time.Millisecond), time.Since(t1).Round(time.Millisecond))
@@ -71,23 +72,27 @@ func newServerFaultCmds(g *globals, f *nfsServerFlags) []*cobra.Command {
 				return err
 			}
 			// Stop and start in one step even when down is 0.
-			return switchFor(cmd, s, nfsserver.FaultStop, max(down, time.Nanosecond))
+			return switchFor(cmd, s, nfsserver.FaultStop, nfsserver.FaultTarget{}, max(down, time.Nanosecond))
 		}}
 	restart.Flags().DurationVar(&down, "down", 0, "how long knfsd stays stopped")
 	// onFor builds a command that switches fault on, for --for or until
-	// its opposite command (undo) switches it off.
-	onFor := func(use, short string, fault nfsserver.ServerFault, forHelp, undo string) *cobra.Command {
+	// its opposite command (undo) switches it off; t is the fault's target
+	// (the eio flags fill it), checked before anything is done.
+	onFor := func(use, short string, fault nfsserver.ServerFault, forHelp, undo string, t *nfsserver.FaultTarget) *cobra.Command {
 		var d time.Duration
 		c := &cobra.Command{Use: use, Args: subNoArgs, Short: short,
 			RunE: func(cmd *cobra.Command, _ []string) error {
 				if d < 0 {
 					return usage(fmt.Errorf("--for %s must not be negative", d))
 				}
+				if err := t.Validate(fault); err != nil {
+					return usage(err)
+				}
 				s, err := netns(cmd)
 				if err != nil {
 					return err
 				}
-				if err := switchFor(cmd, s, fault, d); err != nil {
+				if err := switchFor(cmd, s, fault, *t, d); err != nil {
 					if errors.Is(err, nfsserver.ErrInvalid) {
 						return usage(err)
 					}
@@ -111,7 +116,7 @@ func newServerFaultCmds(g *globals, f *nfsServerFlags) []*cobra.Command {
 				}
 				ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
 				defer cancel()
-				if err := s.Fault(ctx, fault, false); err != nil {
+				if err := s.Fault(ctx, fault, false, nfsserver.FaultTarget{}); err != nil {
 					return err
 				}
 				done(s)
@@ -119,7 +124,7 @@ func newServerFaultCmds(g *globals, f *nfsServerFlags) []*cobra.Command {
 			}}
 	}
 	unexport := onFor("unexport", "Remove the export (clients get ESTALE); with --for, export it again after that long",
-		nfsserver.FaultUnexport, "export again after this long (0: stay unexported)", "export it again")
+		nfsserver.FaultUnexport, "export again after this long (0: stay unexported)", "export it again", &nfsserver.FaultTarget{})
 	export := off("export", "Export the server's directory again (after unexport)", nfsserver.FaultUnexport,
 		func(s *nfsserver.NetnsServer) {
 			fmt.Fprintf(g.stdout, "%s: exported %s\n", s.Config().Name, s.Config().ExportDir)
@@ -145,17 +150,24 @@ func newServerFaultCmds(g *globals, f *nfsServerFlags) []*cobra.Command {
 			return nil
 		}}
 	fill := onFor("fill", "Fill the size-bounded export (start --export-size) so writes get ENOSPC; with --for, empty it again after that long",
-		nfsserver.FaultFill, "empty the export again after this long (0: stay full)", "empty it again")
+		nfsserver.FaultFill, "empty the export again after this long (0: stay full)", "empty it again", &nfsserver.FaultTarget{})
 	unfill := off("unfill", "Remove the ballast nfs-server fill wrote", nfsserver.FaultFill, func(*nfsserver.NetnsServer) {})
-	return []*cobra.Command{restart, unexport, export, expire, fill, unfill}
+	var target nfsserver.FaultTarget
+	eio := onFor("eio", "Make the server's disk fail with EIO on a file (--path) or sectors (--blocks) of the ext4 export (start --export-fs ext4); with --for, mend it after that long",
+		nfsserver.FaultEIO, "mend the disk after this long (0: stay failing)", "mend it", &target)
+	eio.Flags().StringVar(&target.Path, "path", "", "file in the export (relative to it) whose sectors fail")
+	eio.Flags().StringVar(&target.Blocks, "blocks", "", "512-byte sectors FIRST-LAST or FIRST- that fail: of --path's file, else of the export device")
+	eioOff := off("eio-off", "Map the whole export device to its disk again (after eio)", nfsserver.FaultEIO,
+		func(s *nfsserver.NetnsServer) { fmt.Fprintf(g.stdout, "%s: eio off\n", s.Config().Name) })
+	return []*cobra.Command{restart, unexport, export, expire, fill, unfill, eio, eioOff}
 }
 
 // netnsServerFault is the daemon's NFSServerFaultFunc: the netns server
 // named netns, with nfslab's defaults otherwise (as `nfs-server start`).
-func netnsServerFault(ctx context.Context, netns string, f nfsserver.ServerFault, on bool) error {
+func netnsServerFault(ctx context.Context, netns string, f nfsserver.ServerFault, on bool, t nfsserver.FaultTarget) error {
 	s, err := nfsserver.NewNetns(nfsserver.NetnsConfig{Name: netns}, nfsserver.NewHost())
 	if err != nil {
 		return err
 	}
-	return s.Fault(ctx, f, on)
+	return s.Fault(ctx, f, on, t)
 }

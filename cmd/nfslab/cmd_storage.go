@@ -283,6 +283,7 @@ type nfsServerFlags struct {
 	asJSON         bool
 	timeout        time.Duration
 	exportSize     string
+	exportFS       string
 }
 
 func newNFSServerCmd(g *globals) *cobra.Command {
@@ -294,7 +295,8 @@ func newNFSServerCmd(g *globals) *cobra.Command {
 namespace (default nfslab-nfsd), reached from the host over a veth pair in
 --subnet (host end .1, server .2), exporting --export-dir. It needs a kernel
 with nfsd and nfs-kernel-server (run it in the lab VM). Stop removes
-threads, export, processes, mounts, veth and namespace.
+threads, export, processes, mounts, the export's dm and loop devices, veth
+and namespace.
 
 The external kind checks that ADDR:PORT answers; start prints the mount
 command either way.`,
@@ -305,7 +307,8 @@ command either way.`,
 	pf.StringVar(&f.subnet, "subnet", nfsserver.DefaultSubnet.String(), "netns kind: the veth pair's IPv4 /30")
 	pf.StringVar(&f.exportDir, "export-dir", "", "netns kind: exported directory (default "+nfsserver.DefaultExport+"/NETNS)")
 	pf.IntVar(&f.threads, "threads", nfsserver.DefaultThreads, "netns kind: knfsd threads")
-	pf.StringVar(&f.exportSize, "export-size", "", "netns kind: bound the export to a tmpfs of this size (e.g. 256MB), so that `nfs-server fill` can fill it")
+	pf.StringVar(&f.exportSize, "export-size", "", "netns kind: bound the export to a filesystem of this size (e.g. 256MB), so that `nfs-server fill` can fill it")
+	pf.StringVar(&f.exportFS, "export-fs", "", "netns kind, with --export-size: tmpfs (default) or ext4 (on a loop device through the dm device nfslab-NETNS-export, so that `nfs-server eio` can fail its sectors)")
 	pf.StringVar(&f.addr, "addr", "", "external kind: server address")
 	pf.StringVar(&f.export, "export", "/", "external kind: exported path")
 	pf.IntVar(&f.port, "port", nfsserver.NFSPort, "external kind: NFS port")
@@ -411,7 +414,7 @@ func (f *nfsServerFlags) server(ctx context.Context) (nfsserver.Server, error) {
 			}
 		}
 		s, err := nfsserver.NewNetns(nfsserver.NetnsConfig{Name: f.netns, Subnet: subnet, ExportDir: f.exportDir,
-			Threads: f.threads, DisableLocalIO: f.disableLocalIO, ExportSize: int64(size)}, h)
+			Threads: f.threads, DisableLocalIO: f.disableLocalIO, ExportSize: int64(size), ExportFS: f.exportFS}, h)
 		if err != nil {
 			return nil, usage(err)
 		}

@@ -146,6 +146,14 @@ func TestStorageBadInputExit2(t *testing.T) {
 		{[]string{"nfs-server", "start", "--export-size", "lots"}, `--export-size "lots"`},
 		{[]string{"nfs-server", "start", "--export-size", "1KB"}, "at least 1 MiB"},
 		{[]string{"nfs-server", "fill", "--for", "-1s"}, "--for -1s"},
+		{[]string{"nfs-server", "start", "--export-size", "64MB", "--export-fs", "xfs"}, `export filesystem "xfs"`},
+		{[]string{"nfs-server", "start", "--export-size", "8MB", "--export-fs", "ext4"}, "at least 16 MiB"},
+		{[]string{"nfs-server", "eio"}, "eio needs a path"},
+		{[]string{"nfs-server", "eio", "--path", "../etc/passwd"}, `path "../etc/passwd"`},
+		{[]string{"nfs-server", "eio", "--blocks", "9-3"}, `blocks "9-3"`},
+		{[]string{"nfs-server", "eio", "--blocks", "lots"}, `blocks "lots"`},
+		{[]string{"nfs-server", "eio", "--path", "x", "--for", "-1s"}, "--for -1s"},
+		{[]string{"nfs-server", "eio-off", "x"}, `"x"`},
 	} {
 		_, stderr, code := runStorageCLI(t, ctx, tc.args...)
 		if code != 2 || !strings.Contains(stderr, tc.want) {

@@ -47,8 +47,9 @@ func vmBuildGuestTest(t *testing.T) string {
 // knfsd from a netns, mounts it soft, runs the JVM journal probe on it,
 // applies `nfslab drop` and expects the JVM's msync IOException; then the
 // engine runs scenarios/nfs-full-drop.yaml the same way a user would; and
-// pkg/nfsserver's TestKnfsdInNetnsReal and TestServerFaultsReal (built
-// with -tags nfsguest) run against the guest's knfsd in the same boot. Cold: about 6 minutes under
+// pkg/nfsserver's TestKnfsdInNetnsReal, TestServerFaultsReal,
+// TestServerEIOReal and TestEIOCommandsReal (built with -tags nfsguest;
+// the last runs the share's nfslab binary) run against the guest's knfsd in the same boot. Cold: about 6 minutes under
 // TCG on 2 cores (image build included); cached: about 3.5.
 func TestVMFullDropNFS(t *testing.T) {
 	privtest.Short(t)
@@ -60,7 +61,7 @@ func TestVMFullDropNFS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "vm", "run", "--smoke", "--scenario", "nfs-full-drop", "--out", out,
-		"--test-binary", guestTest+"=^(TestKnfsdInNetnsReal|TestServerFaultsReal)$",
+		"--test-binary", guestTest+"=^(TestKnfsdInNetnsReal|TestServerFaultsReal|TestServerEIOReal|TestEIOCommandsReal)$",
 		"--scenarios-dir", "../../scenarios", "--timeout", "20m")
 	// Under CI=true a skip of the guest test fails; set it here so a
 	// guest without NFS can never pass by skipping.
@@ -80,7 +81,7 @@ func TestVMFullDropNFS(t *testing.T) {
 		t.Errorf("want one gotest-nfsserver.log under %s/vm-*/logs, got %v", out, logs)
 	} else {
 		l, _ := os.ReadFile(logs[0])
-		for _, name := range []string{"TestKnfsdInNetnsReal", "TestServerFaultsReal"} {
+		for _, name := range []string{"TestKnfsdInNetnsReal", "TestServerFaultsReal", "TestServerEIOReal", "TestEIOCommandsReal"} {
 			if !strings.Contains(string(l), "--- PASS: "+name) {
 				t.Errorf("%s did not pass in the guest:\n%s", name, vmTail(string(l), 30))
 			}

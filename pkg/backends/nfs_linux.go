@@ -53,7 +53,7 @@ func (s *NFSStorage) newServer(ctx context.Context) (nfsserver.Server, error) {
 	sv := s.Spec.Server
 	switch sv.Kind {
 	case scenario.ServerNetns:
-		cfg := nfsserver.NetnsConfig{ExportSize: int64(sv.ExportSize)}.WithDefaults()
+		cfg := nfsserver.NetnsConfig{ExportSize: int64(sv.ExportSize), ExportFS: sv.ExportFS}.WithDefaults()
 		return nfsserver.NewNetns(cfg, s.Host)
 	case scenario.ServerContainer:
 		return s.newContainerServer(ctx)
@@ -211,7 +211,7 @@ var _ engine.ServerFaulter = (*NFSStorage)(nil)
 
 // ServerFault switches a fault of the netns server on or off (the server-*
 // actions); other servers are not nfslab's to break.
-func (s *NFSStorage) ServerFault(ctx context.Context, fault string, on bool) error {
+func (s *NFSStorage) ServerFault(ctx context.Context, fault string, on bool, target nfsserver.FaultTarget) error {
 	s.mu.Lock()
 	srv := s.server
 	s.mu.Unlock()
@@ -223,5 +223,5 @@ func (s *NFSStorage) ServerFault(ctx context.Context, fault string, on bool) err
 	if err != nil {
 		return err
 	}
-	return ns.Fault(ctx, f, on)
+	return ns.Fault(ctx, f, on, target)
 }

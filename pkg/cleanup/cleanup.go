@@ -43,10 +43,11 @@ const (
 	StepMounts     = "mounts"
 	StepPublish    = "publish"
 	StepNFSServer  = "nfs-server"
+	StepDevices    = "block-devices"
 )
 
 // Steps lists the step names in the order Sweep runs them.
-var Steps = []string{StepFaults, StepContainers, StepNetnsNames, StepProcesses, StepFaultfs, StepMounts, StepPublish, StepNFSServer}
+var Steps = []string{StepFaults, StepContainers, StepNetnsNames, StepProcesses, StepFaultfs, StepMounts, StepPublish, StepNFSServer, StepDevices}
 
 // FaultHealer removes every nfslab network fault in a namespace;
 // netfault.Injector satisfies it.
@@ -80,6 +81,17 @@ func StopNetnsServer(ctx context.Context, name, stateDir string) error {
 		return err
 	}
 	return s.Stop(ctx)
+}
+
+// DeviceRemover removes nfslab's device-mapper devices (name prefix
+// nfslab-) and then the loop devices whose backing file lies below
+// backingRoot, and returns what it removed; none is not an error.
+type DeviceRemover func(ctx context.Context, backingRoot string) ([]string, error)
+
+// RemoveBlockDevices is the real DeviceRemover (nfsserver's, through
+// dmsetup and losetup).
+func RemoveBlockDevices(ctx context.Context, backingRoot string) ([]string, error) {
+	return nfsserver.RemoveBlockDevices(ctx, nfsserver.NewHost(), backingRoot)
 }
 
 // Options say what Sweep looks at. A step whose root (or implementation,
@@ -132,6 +144,12 @@ type Options struct {
 	// the step.
 	NFSDRoot string
 	Servers  ServerStopper // nil: StopNetnsServer
+	// Devices removes the ext4 exports' dm and loop devices that no
+	// server's Stop removed (the state directory was gone); it runs after
+	// the servers, with NFSDRoot as the backing root. Device-mapper names
+	// are the host's, not a root's: nil skips the step (HostOptions sets
+	// RemoveBlockDevices).
+	Devices DeviceRemover
 	// ContainerStopTimeout is the grace before SIGKILL; 0: container's default.
 	ContainerStopTimeout time.Duration
 	// DialTimeout bounds the liveness check of a control socket; 0: 1s.
@@ -146,6 +164,7 @@ func HostOptions(faults FaultHealer, podman Podman, namespaces ...string) Option
 	o := RootOptions(faults, DefaultRoot, namespaces...)
 	o.Podman = podman
 	o.NetnsDir = DefaultNetnsDir
+	o.Devices = RemoveBlockDevices
 	return o
 }
 
@@ -259,6 +278,7 @@ func Sweep(ctx context.Context, o Options) (Report, error) {
 		{StepMounts, sweepMounts},
 		{StepPublish, sweepPublish},
 		{StepNFSServer, sweepServers},
+		{StepDevices, sweepDevices},
 	}
 	var rep Report
 	var errs []error
@@ -526,4 +546,15 @@ func sweepServers(ctx context.Context, o Options, sr *StepReport) {
 		sr.Removed = append(sr.Removed, e.Name())
 	}
 	sr.Err = errors.Join(errs...)
+}
+
+// sweepDevices removes the dm devices with nfslab's prefix, then the loop
+// devices backed below the servers' state root (after the servers: their
+// exports must be unmounted first).
+func sweepDevices(ctx context.Context, o Options, sr *StepReport) {
+	if o.Devices == nil || o.NFSDRoot == "" {
+		sr.Skipped = "no device remover or NFS server state directory given"
+		return
+	}
+	sr.Removed, sr.Err = o.Devices(ctx, o.NFSDRoot)
 }

@@ -89,6 +89,7 @@ type world struct {
 	netnsDir, ffsRoot, mntRoot, nd string
 	foreignMount, foreignCtr       string
 	opts                           Options
+	devicesLeft                    bool
 }
 
 // newWorld builds one of each nfslab object and a foreign twin of each
@@ -158,7 +159,16 @@ func newWorld(t *testing.T) *world {
 			w.j.add("stop-server %s %s", name, dir)
 			return os.RemoveAll(dir)
 		},
+		Devices: func(_ context.Context, root string) ([]string, error) {
+			w.j.add("remove-devices %s", root)
+			if w.devicesLeft {
+				w.devicesLeft = false
+				return []string{"dm nfslab-x-export", "loop /dev/loop3 (" + root + "/x/export.img)"}, nil
+			}
+			return nil, nil
+		},
 	}
+	w.devicesLeft = true
 	return w
 }
 
@@ -199,6 +209,7 @@ func TestSweepOrderAndOwnership(t *testing.T) {
 		"unmount " + w.mntRoot + "/zeebe/sub", "unmount " + w.mntRoot + "/zeebe", // deepest first
 		`unpublish-all ["" "lab"]`, // after the mounts through the DNAT, before the server
 		"stop-server nfslab-nfsd " + filepath.Join(w.nd, "nfslab-nfsd"),
+		"remove-devices " + w.nd, // after the servers unmounted their exports
 	}
 	if got := w.j.list(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("side effects:\n got %q\nwant %q", got, want)
@@ -225,7 +236,10 @@ func TestSweepOrderAndOwnership(t *testing.T) {
 	if got := rep.Step(StepPublish).Removed; !reflect.DeepEqual(got, []string{"publish-r1"}) {
 		t.Errorf("publishes removed %q", got)
 	}
-	if rep.Removed() != 3+2+1+2+2+1+1 {
+	if got := rep.Step(StepDevices).Removed; len(got) != 2 {
+		t.Errorf("block devices removed %q", got)
+	}
+	if rep.Removed() != 3+2+1+2+2+1+1+2 {
 		t.Errorf("Removed() = %d", rep.Removed())
 	}
 	// Foreign objects are untouched.
@@ -309,6 +323,7 @@ func TestSweepSkipsStepsWithoutRoot(t *testing.T) {
 	rep, err := Sweep(context.Background(), Options{
 		Detach:  func(string) ([]string, error) { j.add("detach"); return nil, nil },
 		Servers: func(context.Context, string, string) error { j.add("stop"); return nil },
+		Devices: func(context.Context, string) ([]string, error) { j.add("devices"); return nil, nil },
 		Mounter: recMounter{mount.NewFake(), j},
 	})
 	if err != nil || len(j.list()) != 0 {

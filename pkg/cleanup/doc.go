@@ -14,6 +14,9 @@
 //	            and stale control sockets
 //	mounts      NFS (and other) mounts under /run/nfslab/mnt
 //	nfs-server  the netns knfsd servers whose state is under /run/nfslab/nfsd
+//	            (with an ext4 export: its mount, dm device, loop device)
+//	block-devices dm devices named nfslab-*, then loop devices backed by a
+//	            file under /run/nfslab/nfsd (the servers' leftovers)
 //
 // Each step finds only nfslab's objects (its labels, its name prefix, its
 // directories), treats "not found" as done, and does not stop the steps

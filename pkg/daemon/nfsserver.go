@@ -18,13 +18,15 @@ import (
 const NFSServerFaultPattern = "POST /v1/nfs-server/faults"
 
 // NFSServerFaultRequest switches a fault of nfslab's netns NFS server
-// (nfsserver.ServerFault: stop, unexport, expire-clients). With For, the
-// daemon switches it off again after that long.
+// (nfsserver.ServerFault: stop, unexport, expire-clients, fill, eio).
+// With For, the daemon switches it off again after that long. Path and
+// Blocks are eio's target (nfsserver.FaultTarget), when switching it on.
 type NFSServerFaultRequest struct {
 	Netns string            `json:"netns,omitempty"` // default nfslab-nfsd
 	Fault string            `json:"fault"`
 	On    bool              `json:"on"`
 	For   duration.Duration `json:"for,omitempty"`
+	nfsserver.FaultTarget
 }
 
 // NFSServerFaultResponse says what was done and until when.
@@ -36,8 +38,8 @@ type NFSServerFaultResponse struct {
 }
 
 // NFSServerFaultFunc switches fault on or off on the netns server named
-// netns (cmd/nfslab wires nfsserver.NetnsServer.Fault).
-type NFSServerFaultFunc func(ctx context.Context, netns string, fault nfsserver.ServerFault, on bool) error
+// netns (cmd/nfslab wires nfsserver.NetnsServer.Fault); target is eio's.
+type NFSServerFaultFunc func(ctx context.Context, netns string, fault nfsserver.ServerFault, on bool, target nfsserver.FaultTarget) error
 
 // Events of the server faults.
 const (
@@ -73,6 +75,9 @@ func (h *serverFaults) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		req.Netns = nfsserver.DefaultNetns
 	}
 	f, err := nfsserver.ParseServerFault(req.Fault)
+	if err == nil && (req.On || !req.FaultTarget.IsZero()) {
+		err = req.FaultTarget.Validate(f) // off needs no target: eio off mends the whole device
+	}
 	switch {
 	case err != nil:
 		writeJSONError(w, http.StatusBadRequest, "invalid", err.Error())
@@ -81,7 +86,7 @@ func (h *serverFaults) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusBadRequest, "invalid", fmt.Sprintf("network namespace name %q is not valid", req.Netns))
 		return
 	case req.For < 0 || (req.For > 0 && (!req.On || f == nfsserver.FaultExpireClients)):
-		writeJSONError(w, http.StatusBadRequest, "invalid", fmt.Sprintf("for %s applies to switching stop or unexport on", req.For))
+		writeJSONError(w, http.StatusBadRequest, "invalid", fmt.Sprintf("for %s applies to switching stop, unexport, fill or eio on", req.For))
 		return
 	}
 	key := req.Netns + "/" + req.Fault
@@ -91,7 +96,7 @@ func (h *serverFaults) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		delete(h.timers, key)
 	}
 	h.mu.Unlock()
-	if err := h.fn(r.Context(), req.Netns, f, req.On); err != nil {
+	if err := h.fn(r.Context(), req.Netns, f, req.On, req.FaultTarget); err != nil {
 		switch {
 		case errors.Is(err, nfsserver.ErrInvalid):
 			writeJSONError(w, http.StatusBadRequest, "invalid", err.Error())
@@ -121,7 +126,7 @@ func (h *serverFaults) expire(key, netns string, f nfsserver.ServerFault) {
 	h.mu.Unlock()
 	ctx, cancel := context.WithTimeout(h.s.ctx, time.Minute)
 	defer cancel()
-	if err := h.fn(ctx, netns, f, false); err != nil {
+	if err := h.fn(ctx, netns, f, false, nfsserver.FaultTarget{}); err != nil {
 		h.publish(netns, string(f), false, err.Error())
 		return
 	}

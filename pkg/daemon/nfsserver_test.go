@@ -24,10 +24,14 @@ func TestNFSServerFaultEndpoint(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var calls []string
-	srv.Handle(daemon.NFSServerFaultPattern, daemon.NFSServerFaults(srv, func(_ context.Context, netns string, f nfsserver.ServerFault, on bool) error {
+	srv.Handle(daemon.NFSServerFaultPattern, daemon.NFSServerFaults(srv, func(_ context.Context, netns string, f nfsserver.ServerFault, on bool, tg nfsserver.FaultTarget) error {
 		mu.Lock()
 		defer mu.Unlock()
-		calls = append(calls, fmt.Sprintf("%s %s %s %v", clk.Now().Sub(t0), netns, f, on))
+		c := fmt.Sprintf("%s %s %s %v", clk.Now().Sub(t0), netns, f, on)
+		if !tg.IsZero() {
+			c += " " + tg.Path + ":" + tg.Blocks
+		}
+		calls = append(calls, c)
 		if netns == "gone" {
 			return fmt.Errorf("%w: no namespace gone", nfsserver.ErrNotRunning)
 		}
@@ -48,6 +52,10 @@ func TestNFSServerFaultEndpoint(t *testing.T) {
 		{`{"fault":"expire-clients","on":true,"for":"5s"}`, 400, "for 5s"},
 		{`{"fault":"stop","on":false,"for":"5s"}`, 400, "for 5s"},
 		{`{"fault":"stop","on":true,"bogus":1}`, 400, "bogus"},
+		{`{"fault":"eio","on":true}`, 400, "eio needs a path"},
+		{`{"fault":"eio","on":true,"path":"../etc/passwd"}`, 400, `path \"../etc/passwd\"`},
+		{`{"fault":"eio","on":true,"blocks":"9-3"}`, 400, `blocks \"9-3\"`},
+		{`{"fault":"fill","on":true,"path":"x"}`, 400, "eio fault only"},
 		{`{"fault":"stop","on":true,"netns":"gone"}`, 404, "no namespace gone"},
 	} {
 		if code, body := post(c.body); code != c.code || !strings.Contains(body, c.want) {
@@ -80,5 +88,25 @@ func TestNFSServerFaultEndpoint(t *testing.T) {
 	want := []string{"0s nfslab-nfsd unexport true", "20s nfslab-nfsd unexport false"}
 	if strings.Join(calls, "|") != strings.Join(want, "|") {
 		t.Errorf("calls %q, want %q (switched off when for ends)", calls, want)
+	}
+	// eio takes its target on and switches off without one.
+	calls = nil
+	mu.Unlock()
+	if code, body := post(`{"fault":"eio","on":true,"path":"journal-1.log","blocks":"8-","for":"10s"}`); code != 200 {
+		t.Fatalf("eio for 10s: %d %s", code, body)
+	}
+	clk.Advance(11 * time.Second)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		n := len(calls)
+		mu.Unlock()
+		if n == 2 {
+			break
+		}
+	}
+	mu.Lock()
+	want = []string{"21s nfslab-nfsd eio true journal-1.log:8-", "31s nfslab-nfsd eio false"}
+	if strings.Join(calls, "|") != strings.Join(want, "|") {
+		t.Errorf("calls %q, want %q", calls, want)
 	}
 }

@@ -81,6 +81,7 @@ var actions = map[string]action{
 	scenario.ActionServerUnexport: serverFaultAction,
 	scenario.ActionServerExpire:   serverFaultAction,
 	scenario.ActionServerFill:     serverFaultAction,
+	scenario.ActionServerEIO:      serverFaultAction,
 }
 
 // stepWork is one step's action as the loop hands it to a worker: the

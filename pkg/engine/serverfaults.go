@@ -5,15 +5,17 @@ import (
 	"fmt"
 
 	"github.com/nfslab/nfslab/pkg/journal"
+	"github.com/nfslab/nfslab/pkg/nfsserver"
 	"github.com/nfslab/nfslab/pkg/scenario"
 )
 
 // ServerFaulter is implemented by a Storage whose NFS server is nfslab's
 // own (the netns knfsd). The server-* actions switch its faults on and
 // off; fault is an nfsserver.ServerFault name (stop, unexport,
-// expire-clients).
+// expire-clients, fill, eio) and target the step's eio: (zero for the
+// others and for switching a fault off).
 type ServerFaulter interface {
-	ServerFault(ctx context.Context, fault string, on bool) error
+	ServerFault(ctx context.Context, fault string, on bool, target nfsserver.FaultTarget) error
 }
 
 // serverFaults maps each server action to the server fault it switches.
@@ -22,6 +24,7 @@ var serverFaults = map[string]string{
 	scenario.ActionServerUnexport: "unexport",
 	scenario.ActionServerExpire:   "expire-clients",
 	scenario.ActionServerFill:     "fill",
+	scenario.ActionServerEIO:      "eio",
 }
 
 var serverFaultAction = action{apply: applyServerFault, applied: serverFaultApplied, undo: undoServerFault, undone: serverFaultUndone, undoing: "restoring the server after", gone: "server fault"}
@@ -44,19 +47,27 @@ func applyServerFault(ctx context.Context, r *run, st *scenario.Step) (*effect, 
 		return nil, err
 	}
 	fault := serverFaults[st.Action]
-	if err := sf.ServerFault(ctx, fault, true); err != nil {
+	var target nfsserver.FaultTarget
+	if st.EIO != nil {
+		target = *st.EIO
+	}
+	if err := sf.ServerFault(ctx, fault, true, target); err != nil {
 		return nil, fmt.Errorf("%s: %w", st.Action, err)
 	}
 	switch {
 	case st.Action == scenario.ActionServerExpire:
 		return nil, nil // nothing to undo
 	case st.Action == scenario.ActionServerRestart && st.For == 0:
-		if err := sf.ServerFault(ctx, fault, false); err != nil {
+		if err := sf.ServerFault(ctx, fault, false, nfsserver.FaultTarget{}); err != nil {
 			return nil, fmt.Errorf("%s: starting knfsd again: %w", st.Action, err)
 		}
 		return nil, nil
 	}
-	return &effect{action: st.Action, step: st.ID, id: r.o.RunID + "-" + st.ID, kind: st.Action, desc: "NFS server " + fault}, nil
+	desc := "NFS server " + fault
+	if st.EIO != nil {
+		desc += " on " + describeTarget(*st.EIO)
+	}
+	return &effect{action: st.Action, step: st.ID, id: r.o.RunID + "-" + st.ID, kind: st.Action, desc: desc}, nil
 }
 
 // serverFaultApplied journals a lasting fault (so the report shades its
@@ -80,7 +91,7 @@ func undoServerFault(ctx context.Context, r *run, e effect) undoOutcome {
 	if err != nil {
 		return undoOutcome{err: err}
 	}
-	if err := sf.ServerFault(ctx, serverFaults[e.action], false); err != nil {
+	if err := sf.ServerFault(ctx, serverFaults[e.action], false, nfsserver.FaultTarget{}); err != nil {
 		return undoOutcome{err: fmt.Errorf("ending %s: %w", e.action, err)}
 	}
 	return undoOutcome{}
@@ -88,6 +99,17 @@ func undoServerFault(ctx context.Context, r *run, e effect) undoOutcome {
 
 func serverFaultUndone(r *run, e *effect, _ undoOutcome) {
 	r.write(journal.Record{Type: journal.TypeFaultHealed, Fault: &journal.Fault{ID: e.id, Kind: e.kind, Description: "step " + e.step}})
-	what := map[string]string{scenario.ActionServerRestart: "knfsd started again (grace period follows)", scenario.ActionServerUnexport: "export added again", scenario.ActionServerFill: "ballast removed, the export has room again"}[e.action]
+	what := map[string]string{scenario.ActionServerRestart: "knfsd started again (grace period follows)", scenario.ActionServerUnexport: "export added again", scenario.ActionServerFill: "ballast removed, the export has room again", scenario.ActionServerEIO: "the export device maps linear to its disk again"}[e.action]
 	r.note("fault", "%s: %s", e.step, what)
+}
+
+// describeTarget says which sectors an eio step fails.
+func describeTarget(t nfsserver.FaultTarget) string {
+	switch {
+	case t.Path != "" && t.Blocks != "":
+		return t.Path + " sectors " + t.Blocks
+	case t.Path != "":
+		return t.Path
+	}
+	return "device sectors " + t.Blocks
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/nfslab/nfslab/pkg/journal"
+	"github.com/nfslab/nfslab/pkg/nfsserver"
 	"github.com/nfslab/nfslab/pkg/scenario"
 )
 
@@ -20,10 +21,14 @@ type serverStorage struct {
 	calls []string
 }
 
-func (s *serverStorage) ServerFault(_ context.Context, fault string, on bool) error {
+func (s *serverStorage) ServerFault(_ context.Context, fault string, on bool, target nfsserver.FaultTarget) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.calls = append(s.calls, fmt.Sprintf("%s %s %v", s.h.clk.Now().Sub(t0), fault, on))
+	c := fmt.Sprintf("%s %s %v", s.h.clk.Now().Sub(t0), fault, on)
+	if !target.IsZero() {
+		c += fmt.Sprintf(" %s:%s", target.Path, target.Blocks)
+	}
+	s.calls = append(s.calls, c)
 	return nil
 }
 
@@ -68,6 +73,46 @@ func TestServerFaultsApplyAndUndo(t *testing.T) {
 	}
 	if w := []string{"server-restart", "server-unexport"}; !reflect.DeepEqual(applied, w) || !reflect.DeepEqual(healed, w) {
 		t.Errorf("journal applied %v healed %v, want %v both (the windows the report shades)", applied, healed, w)
+	}
+	h.assertRolledBack(res)
+}
+
+const eioDoc = `metadata: {name: eio}
+duration: 2m
+storage: {kind: nfs, server: {kind: netns, export_size: 64MB, export_fs: ext4}}
+target: {kind: probe}
+timeline:
+  - {id: bad-write, at: 10s, for: 20s, action: server-eio, eio: {path: journal-1.log, blocks: 8-}}
+  - {id: bad-disk, at: 40s, action: server-eio, eio: {blocks: 0-1023}}
+expectations:
+  - {kind: recovery, by: appending, after: bad-write, within: 1m}
+`
+
+// server-eio passes its target on and switches off without one: after
+// its for, and at the rollback for a step without for.
+func TestServerEIOApplyAndUndo(t *testing.T) {
+	var ss *serverStorage
+	h := start(t, eioDoc, func(h *harness, _ *Options) {
+		ss = &serverStorage{fakeStorage: h.storage, h: h}
+		h.backing = ss
+	})
+	res := h.wait()
+	if res.Err != nil {
+		t.Fatalf("run: %v", res.Err)
+	}
+	ss.mu.Lock()
+	got := append([]string(nil), ss.calls...)
+	ss.mu.Unlock()
+	want := []string{"10s eio true journal-1.log:8-", "30s eio false", "40s eio true :0-1023"}
+	if len(got) != len(want)+1 || !reflect.DeepEqual(got[:len(want)], want) || !strings.HasSuffix(got[len(want)], " eio false") {
+		t.Errorf("server fault calls:\n%s\nwant:\n%s\n+ eio false at the rollback", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	var applied []string
+	for _, r := range h.j.of(journal.TypeFaultApplied) {
+		applied = append(applied, r.Fault.Description)
+	}
+	if w := []string{"NFS server eio on journal-1.log sectors 8-", "NFS server eio on device sectors 0-1023"}; !reflect.DeepEqual(applied, w) {
+		t.Errorf("journal applied %q, want %q", applied, w)
 	}
 	h.assertRolledBack(res)
 }

@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -63,6 +64,10 @@ type NetnsConfig struct {
 	// (source "nfslab-export") is mounted on ExportDir, which must then be
 	// nfslab's own (below DefaultExport). FaultFill fills it.
 	ExportSize int64 `json:"export_size,omitempty"`
+	// ExportFS is the size-bounded export's filesystem: ExportTmpfs ("",
+	// the default) or ExportExt4 (on a loop device through the dm device
+	// nfslab-NAME-export, for FaultEIO).
+	ExportFS string `json:"export_fs,omitempty"`
 }
 
 // WithDefaults fills unset fields. Names derived from a non-default Name
@@ -131,6 +136,12 @@ func (c NetnsConfig) Validate() error {
 	}
 	if c.ExportSize != 0 && (c.ExportSize < 1<<20 || !strings.HasPrefix(filepath.Clean(c.ExportDir), DefaultExport+"/")) {
 		return invalid("export size %d needs at least 1 MiB and an export dir below %s (got %q)", c.ExportSize, DefaultExport, c.ExportDir)
+	}
+	if c.ExportFS != "" && !slices.Contains(ExportFSes, c.ExportFS) {
+		return invalid("export filesystem %q (want one of %s)", c.ExportFS, strings.Join(ExportFSes, ", "))
+	}
+	if c.ExportFS == ExportExt4 && c.ExportSize < 16<<20 {
+		return invalid("export filesystem ext4 needs an export size of at least 16 MiB (got %d)", c.ExportSize)
 	}
 	if c.Threads < 1 || c.Threads > 256 {
 		return invalid("threads %d must be 1..256", c.Threads)
@@ -303,7 +314,12 @@ func (s *NetnsServer) start(ctx context.Context) error {
 			return fmt.Errorf("creating %s: %w", d, err)
 		}
 	}
-	if c.ExportSize > 0 {
+	switch {
+	case c.ExportSize > 0 && c.ExportFS == ExportExt4:
+		if err := s.startBlockExport(ctx); err != nil {
+			return err
+		}
+	case c.ExportSize > 0:
 		// In the caller's mount namespace, before the server's is made
 		// from it: both see the same tmpfs, so FaultFill can fill it
 		// from here.
@@ -415,6 +431,7 @@ func notFound(err error) bool {
 // Stop removes everything Start created, in reverse order, treating "not
 // found" as done: knfsd threads (`rpc.nfsd 0`), the export, the processes
 // in the namespace (rpc.mountd), the nfsd and mount-namespace mounts, the
+// size-bounded export's mount, its dm and loop devices (ext4), the
 // veth, the namespace, the state directory and, when it is nfslab's own,
 // the export directory. The client must have unmounted first: a mount of
 // a stopped server hangs until its soft timeout.
@@ -449,6 +466,7 @@ func (s *NetnsServer) Stop(ctx context.Context) error {
 		_, err := s.host.Run(ctx, "umount", c.ExportDir)
 		keep("unmounting the size-bounded export "+c.ExportDir, err)
 	}
+	keep("removing the export's block devices", s.stopBlockExport(ctx))
 	keep("removing veth "+c.HostVeth, s.ip(ctx, "link", "del", c.HostVeth))
 	if nsUp {
 		_, err := s.host.Run(ctx, "ip", "netns", "del", c.Name)

@@ -33,10 +33,14 @@ const (
 	// FaultFill fills the size-bounded export (ExportSize) with a ballast
 	// file, so writes get ENOSPC; off removes the ballast.
 	FaultFill ServerFault = "fill"
+	// FaultEIO makes the server's disk fail: the Target's sectors of the
+	// ext4 export (ExportFS) are mapped to the device-mapper `error`
+	// target (EIO); off maps the whole device linear again.
+	FaultEIO ServerFault = "eio"
 )
 
 // ServerFaults lists the faults in documentation order.
-var ServerFaults = []ServerFault{FaultStop, FaultUnexport, FaultExpireClients, FaultFill}
+var ServerFaults = []ServerFault{FaultStop, FaultUnexport, FaultExpireClients, FaultFill, FaultEIO}
 
 // ParseServerFault names the bad value.
 func ParseServerFault(s string) (ServerFault, error) {
@@ -54,8 +58,15 @@ func ParseServerFault(s string) (ServerFault, error) {
 // ErrNotRunning: the server fault needs the netns server and it is not there.
 var ErrNotRunning = errors.New("NFS server is not running")
 
-// Fault switches server fault f on or off.
-func (s *NetnsServer) Fault(ctx context.Context, f ServerFault, on bool) error {
+// Fault switches server fault f on or off. t is FaultEIO's target (zero
+// for the others and for switching eio off); it is validated before
+// anything is done.
+func (s *NetnsServer) Fault(ctx context.Context, f ServerFault, on bool, t FaultTarget) error {
+	if !on && f == FaultEIO {
+		t = FaultTarget{} // off restores the whole device
+	} else if err := t.Validate(f); err != nil {
+		return err
+	}
 	if !s.host.Exists(s.cfg.netnsFile()) || !s.host.Exists(s.cfg.mntnsFile()) {
 		return fmt.Errorf("%w: no namespace %s (start it with `nfslab nfs-server start`)", ErrNotRunning, s.cfg.Name)
 	}
@@ -75,6 +86,11 @@ func (s *NetnsServer) Fault(ctx context.Context, f ServerFault, on bool) error {
 			return s.Fill(ctx)
 		}
 		return s.Unfill(ctx)
+	case FaultEIO:
+		if on {
+			return s.EIO(ctx, t)
+		}
+		return s.EIOOff(ctx)
 	case FaultExpireClients:
 		if on {
 			_, err := s.ExpireClients(ctx)
@@ -230,14 +246,15 @@ const exportFSSource = "nfslab-export"
 // ballast is the file Fill writes into the export.
 const ballast = ".nfslab-fill"
 
-// exportMounted reports whether ExportDir is nfslab's size-bounded tmpfs,
-// from /proc/self/mountinfo (found after a crash too, without the config).
+// exportMounted reports whether ExportDir is nfslab's size-bounded export
+// (the tmpfs, or ext4 on nfslab's dm device), from /proc/self/mountinfo
+// (found after a crash too, without the config).
 func (s *NetnsServer) exportMounted() bool {
 	b, err := s.host.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return false
 	}
-	return mountinfoHas(string(b), s.cfg.ExportDir, exportFSSource)
+	return mountinfoHas(string(b), s.cfg.ExportDir, exportFSSource) || mountinfoHas(string(b), s.cfg.ExportDir, s.cfg.dmDev())
 }
 
 // mountinfoHas reports whether mountinfo lists a mount on dir from source.

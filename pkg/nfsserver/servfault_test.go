@@ -25,17 +25,17 @@ func running(t *testing.T) (*fakeHost, *NetnsServer) {
 func TestServerFaultStopAndStart(t *testing.T) {
 	h, s := running(t)
 	ctx := context.Background()
-	if err := s.Fault(ctx, FaultStop, true); err != nil {
+	if err := s.Fault(ctx, FaultStop, true, FaultTarget{}); err != nil {
 		t.Fatal(err)
 	}
 	h.out[ns+"cat /proc/fs/nfsd/threads"] = "0\n"
 	// A fake that answers 8 once rpc.nfsd started the threads.
-	if err := s.Fault(ctx, FaultStop, false); err == nil || !strings.Contains(err.Error(), "threads is 0") {
+	if err := s.Fault(ctx, FaultStop, false, FaultTarget{}); err == nil || !strings.Contains(err.Error(), "threads is 0") {
 		t.Fatalf("start with no threads after rpc.nfsd: %v, want the threads error", err)
 	}
 	h.out[ns+"cat /proc/fs/nfsd/threads"] = "8\n"
 	h.runs = nil
-	if err := s.Fault(ctx, FaultStop, false); err != nil {
+	if err := s.Fault(ctx, FaultStop, false, FaultTarget{}); err != nil {
 		t.Fatal(err)
 	}
 	// Running already: starting again changes nothing.
@@ -48,9 +48,9 @@ func TestServerFaultCommands(t *testing.T) {
 	h, s := running(t)
 	ctx := context.Background()
 	h.out[ns+"cat /proc/fs/nfsd/threads"] = "0\n"
-	_ = s.Fault(ctx, FaultStop, true)
-	_ = s.Fault(ctx, FaultUnexport, true)
-	_ = s.Fault(ctx, FaultUnexport, false)
+	_ = s.Fault(ctx, FaultStop, true, FaultTarget{})
+	_ = s.Fault(ctx, FaultUnexport, true, FaultTarget{})
+	_ = s.Fault(ctx, FaultUnexport, false, FaultTarget{})
 	want := []string{
 		ns + "rpc.nfsd 0",
 		ns + "exportfs -i -o ro,sync,no_subtree_check,insecure,fsid=2050 10.213.0.1:/run/nfslab/nfsd/nfslab-nfsd/placeholder",
@@ -84,11 +84,11 @@ func TestServerFaultCommands(t *testing.T) {
 func TestServerFaultUnexportTwiceIsDone(t *testing.T) {
 	h, s := running(t)
 	h.fail[ns+"exportfs -u"] = notFoundErr("exportfs: Could not find '10.213.0.1:/x' to unexport.")
-	if err := s.Fault(context.Background(), FaultUnexport, true); err != nil {
+	if err := s.Fault(context.Background(), FaultUnexport, true, FaultTarget{}); err != nil {
 		t.Fatalf("unexport of a missing export: %v", err)
 	}
 	h.fail[ns+"exportfs -u"] = notFoundErr("exportfs: permission denied")
-	if err := s.Fault(context.Background(), FaultUnexport, true); err == nil || !strings.Contains(err.Error(), "permission denied") {
+	if err := s.Fault(context.Background(), FaultUnexport, true, FaultTarget{}); err == nil || !strings.Contains(err.Error(), "permission denied") {
 		t.Fatalf("unexport error %v, want it with the command's output", err)
 	}
 }
@@ -97,7 +97,11 @@ func TestServerFaultNeedsRunningServer(t *testing.T) {
 	h := newFakeHost()
 	s, _ := NewNetns(NetnsConfig{}, h)
 	for _, f := range ServerFaults {
-		if err := s.Fault(context.Background(), f, true); !errors.Is(err, ErrNotRunning) {
+		var tg FaultTarget
+		if f == FaultEIO {
+			tg.Path = "journal-1.log"
+		}
+		if err := s.Fault(context.Background(), f, true, tg); !errors.Is(err, ErrNotRunning) {
 			t.Errorf("%s on a stopped server: %v, want ErrNotRunning", f, err)
 		}
 	}
@@ -176,7 +180,7 @@ func TestSizeBoundedExportStartStop(t *testing.T) {
 func TestFillAndUnfill(t *testing.T) {
 	h, s := running(t)
 	ctx := context.Background()
-	if err := s.Fault(ctx, FaultFill, true); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "size-bounded") {
+	if err := s.Fault(ctx, FaultFill, true, FaultTarget{}); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "size-bounded") {
 		t.Fatalf("fill of a plain export: %v, want a refusal", err)
 	}
 	if len(h.runs) != 0 {
@@ -189,7 +193,7 @@ func TestFillAndUnfill(t *testing.T) {
 		"stat -f -c %a:%S /run/nfslab/export/nfslab-nfsd": {{out: "12000:4096\n"}, {out: "11000:4096\n"}, {out: "5500:4096\n"}, {out: "0:4096\n"}},
 		"fallocate -o 0 -l 49152000":                      {{err: notFoundErr("fallocate: fallocate failed: No space left on device")}},
 	}
-	if err := s.Fault(ctx, FaultFill, true); err != nil {
+	if err := s.Fault(ctx, FaultFill, true, FaultTarget{}); err != nil {
 		t.Fatal(err)
 	}
 	st := "stat -f -c %a:%S /run/nfslab/export/nfslab-nfsd"
@@ -201,11 +205,11 @@ func TestFillAndUnfill(t *testing.T) {
 	}
 	// Another error is not retried.
 	h.script = map[string][]scripted{"stat -f": {{out: "10:4096\n"}}, "fallocate": {{err: notFoundErr("fallocate: Operation not supported")}}}
-	if err := s.Fault(ctx, FaultFill, true); err == nil || !strings.Contains(err.Error(), "Operation not supported") {
+	if err := s.Fault(ctx, FaultFill, true, FaultTarget{}); err == nil || !strings.Contains(err.Error(), "Operation not supported") {
 		t.Errorf("fill with fallocate unsupported: %v", err)
 	}
 	h.removed = nil
-	if err := s.Fault(ctx, FaultFill, false); err != nil {
+	if err := s.Fault(ctx, FaultFill, false, FaultTarget{}); err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(h.removed, []string{"/run/nfslab/export/nfslab-nfsd/.nfslab-fill"}) {

@@ -19,27 +19,25 @@ import (
 	"github.com/nfslab/nfslab/pkg/mount"
 )
 
-// TestServerFaultsReal switches each server fault on the real knfsd in the
-// lab VM, with a real soft NFSv4.2 mount (timeo=10, retrans=2) from a test
-// namespace, and measures what the client sees on a file it holds open:
-// the stall after a restart (grace period 10 s, lease 15 s), the error of
-// a soft mount while knfsd is down, the reclaim after its state was
-// expired, and ESTALE after an unexport.
-func TestServerFaultsReal(t *testing.T) {
-	if !kernelHasNFS() {
-		privtest.Skip(t, "this kernel has no NFS client/server; the test runs in the lab VM (Debian 12, nfs-kernel-server)")
-	}
+// startAndMount starts a netns server with cfg's export settings in test
+// namespaces and mounts it soft (timeo=10, retrans=2) from a test
+// namespace; cleanup unmounts and stops it. It returns the server and the
+// mount point.
+func startAndMount(t *testing.T, cfg NetnsConfig) (*NetnsServer, string) {
+	t.Helper()
 	privtest.Root(t)
 	privtest.Tools(t, "ip", "rpc.nfsd", "rpc.mountd", "exportfs", "nsenter", "unshare")
 	ctx := context.Background()
 	hostNS := testnet.RandomName("nfslt-cli")
 	testnet.NewNetns(t, hostNS)
 	dir := t.TempDir()
-	s, err := NewNetns(NetnsConfig{
-		Name: testnet.RandomName("nfslt-srv"), HostNetns: hostNS,
-		StateDir: filepath.Join(dir, "state"), ExportDir: filepath.Join(dir, "export"),
-		Threads: 2, DisableLocalIO: true,
-	}, NewHost())
+	cfg.Name, cfg.HostNetns = testnet.RandomName("nfslt-srv"), hostNS
+	cfg.StateDir = filepath.Join(dir, "state")
+	if cfg.ExportDir == "" {
+		cfg.ExportDir = filepath.Join(dir, "export")
+	}
+	cfg.Threads, cfg.DisableLocalIO = 2, true
+	s, err := NewNetns(cfg, NewHost())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +64,9 @@ func TestServerFaultsReal(t *testing.T) {
 	o.ClientAddr = s.Config().HostAddr()
 	t.Cleanup(func() {
 		if ok, _ := m.IsMounted(target); ok {
-			_, _ = m.Unmount(context.Background(), target, mount.UnmountOptions{Timeout: 20 * time.Second})
+			if _, err := m.Unmount(context.Background(), target, mount.UnmountOptions{Timeout: 20 * time.Second}); err != nil {
+				t.Errorf("Unmount: %v", err)
+			}
 		}
 	})
 	// mount(2) on the thread testnet.Do moved (see TestKnfsdInNetnsReal).
@@ -89,6 +89,22 @@ func TestServerFaultsReal(t *testing.T) {
 	if err != nil {
 		t.Fatalf("mounting %s: %v", ep.Source(), err)
 	}
+	return s, target
+}
+
+// TestServerFaultsReal switches each server fault on the real knfsd in the
+// lab VM, with a real soft NFSv4.2 mount (timeo=10, retrans=2) from a test
+// namespace, and measures what the client sees on a file it holds open:
+// the stall after a restart (grace period 10 s, lease 15 s), the error of
+// a soft mount while knfsd is down, the reclaim after its state was
+// expired, and ESTALE after an unexport.
+func TestServerFaultsReal(t *testing.T) {
+	if !kernelHasNFS() {
+		privtest.Skip(t, "this kernel has no NFS client/server; the test runs in the lab VM (Debian 12, nfs-kernel-server)")
+	}
+	ctx := context.Background()
+	s, target := startAndMount(t, NetnsConfig{})
+	m := mount.NewLinux(mount.LinuxOptions{})
 	f, err := os.OpenFile(filepath.Join(target, "journal"), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		t.Fatal(err)
@@ -114,10 +130,10 @@ func TestServerFaultsReal(t *testing.T) {
 	}
 	// 1. Restart at once: the client's state is gone, knfsd is in grace.
 	t0 := time.Now()
-	if err := s.Fault(ctx, FaultStop, true); err != nil {
+	if err := s.Fault(ctx, FaultStop, true, FaultTarget{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Fault(ctx, FaultStop, false); err != nil {
+	if err := s.Fault(ctx, FaultStop, false, FaultTarget{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("restart (rpc.nfsd 0, rpc.nfsd ...) took %s", time.Since(t0))
@@ -131,7 +147,7 @@ func TestServerFaultsReal(t *testing.T) {
 	}
 	// 2. knfsd down for 20 s: the soft mount gives up (timeo=10,
 	// retrans=2: about 6 s) with an error instead of waiting.
-	if err := s.Fault(ctx, FaultStop, true); err != nil {
+	if err := s.Fault(ctx, FaultStop, true, FaultTarget{}); err != nil {
 		t.Fatal(err)
 	}
 	d, err = commit(60 * time.Second)
@@ -140,7 +156,7 @@ func TestServerFaultsReal(t *testing.T) {
 		t.Errorf("commit while knfsd is down succeeded, want the soft mount's error")
 	}
 	time.Sleep(max(0, 20*time.Second-d))
-	if err := s.Fault(ctx, FaultStop, false); err != nil {
+	if err := s.Fault(ctx, FaultStop, false, FaultTarget{}); err != nil {
 		t.Fatal(err)
 	}
 	var recovered time.Duration
@@ -170,7 +186,7 @@ func TestServerFaultsReal(t *testing.T) {
 		t.Errorf("commit after the client's state expired: %v, want the client to reclaim", err)
 	}
 	// 4. Unexport: the handles go stale.
-	if err := s.Fault(ctx, FaultUnexport, true); err != nil {
+	if err := s.Fault(ctx, FaultUnexport, true, FaultTarget{}); err != nil {
 		t.Fatal(err)
 	}
 	d, err = commit(60 * time.Second)
@@ -180,7 +196,7 @@ func TestServerFaultsReal(t *testing.T) {
 	if !errors.Is(err, unix.ESTALE) && !errors.Is(serr, unix.ESTALE) {
 		t.Errorf("after unexport: commit %v, stat %v; want ESTALE", err, serr)
 	}
-	if err := s.Fault(ctx, FaultUnexport, false); err != nil {
+	if err := s.Fault(ctx, FaultUnexport, false, FaultTarget{}); err != nil {
 		t.Fatal(err)
 	}
 	d, err = commit(60 * time.Second)

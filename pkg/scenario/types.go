@@ -3,6 +3,7 @@ package scenario
 import (
 	"github.com/nfslab/nfslab/pkg/duration"
 	"github.com/nfslab/nfslab/pkg/netfault"
+	"github.com/nfslab/nfslab/pkg/nfsserver"
 )
 
 // Scenario is one experiment: set up storage, start a target on it, put
@@ -71,9 +72,12 @@ type NFSServer struct {
 	// Publish is the host address:port that a DNAT forwards to the server
 	// (podman -p 2049:2049); the mount then uses it, as in the seed.
 	Publish string `yaml:"publish,omitempty" json:"publish,omitempty"`
-	// ExportSize bounds a netns server's export (a tmpfs of this size) so
-	// that server-fill can fill it: writes then get ENOSPC.
+	// ExportSize bounds a netns server's export (a filesystem of this
+	// size) so that server-fill can fill it: writes then get ENOSPC.
 	ExportSize Size `yaml:"export_size,omitempty" json:"export_size,omitempty"`
+	// ExportFS is that filesystem: tmpfs (default) or ext4, on a loop
+	// device through nfslab's dm device, which server-eio needs.
+	ExportFS string `yaml:"export_fs,omitempty" json:"export_fs,omitempty"`
 }
 
 // FaultfsDir configures the FUSE fault filesystem.
@@ -179,13 +183,14 @@ const (
 	ActionServerUnexport = "server-unexport"       // export removed, added again after for
 	ActionServerExpire   = "server-expire-clients" // knfsd forgets the clients' state
 	ActionServerFill     = "server-fill"           // the size-bounded export filled (ENOSPC), emptied after for
+	ActionServerEIO      = "server-eio"            // the ext4 export's sectors (eio:) fail with EIO, mended after for
 )
 
 // Actions lists every action, in documentation order.
 var Actions = []string{ActionDrop, ActionReject, ActionUnreachable, ActionDelay, ActionLimit, ActionHeal,
 	ActionPause, ActionUnpause, ActionStop, ActionKill, ActionRestart,
 	ActionFaultfsSet, ActionFaultfsClear, ActionRestartTarget, ActionWait,
-	ActionServerRestart, ActionServerUnexport, ActionServerExpire, ActionServerFill}
+	ActionServerRestart, ActionServerUnexport, ActionServerExpire, ActionServerFill, ActionServerEIO}
 
 // Step is one thing the timeline does. It starts at an offset from the
 // start of the timeline (At) or when an event happens (On, then Delay), and
@@ -208,6 +213,10 @@ type Step struct {
 	Container string `yaml:"container,omitempty" json:"container,omitempty"`
 	// Faultfs is the rule faultfs-set installs.
 	Faultfs *FaultfsRule `yaml:"faultfs,omitempty" json:"faultfs,omitempty"`
+	// EIO is the part of the export server-eio fails: path (a file,
+	// relative to the export) and/or blocks (512-byte sectors FIRST-LAST
+	// or FIRST-: of that file, else of the export device).
+	EIO *nfsserver.FaultTarget `yaml:"eio,omitempty" json:"eio,omitempty"`
 	// DropCache drops the page cache of the data files before
 	// restart-target, so a replay reads cold pages from storage.
 	DropCache bool   `yaml:"drop_cache,omitempty" json:"drop_cache,omitempty"`

@@ -18,6 +18,7 @@ import (
 	"github.com/nfslab/nfslab/pkg/faultfs"
 	"github.com/nfslab/nfslab/pkg/mount"
 	"github.com/nfslab/nfslab/pkg/netfault"
+	"github.com/nfslab/nfslab/pkg/nfsserver"
 	"github.com/nfslab/nfslab/pkg/zeebe"
 )
 
@@ -163,6 +164,12 @@ func (s *Scenario) validateStorage(c *checker) {
 			}
 			if sv.ExportSize != 0 && (sv.Kind != ServerNetns || sv.ExportSize < 1<<20) {
 				c.add("storage.server.export_size", "export_size %s needs server kind netns and at least 1MB", sv.ExportSize)
+			}
+			switch {
+			case sv.ExportFS != "" && !slices.Contains(nfsserver.ExportFSes, sv.ExportFS):
+				c.add("storage.server.export_fs", "export_fs %q is not one of %s", sv.ExportFS, strings.Join(nfsserver.ExportFSes, ", "))
+			case sv.ExportFS == nfsserver.ExportExt4 && sv.ExportSize < 16<<20:
+				c.add("storage.server.export_fs", "export_fs ext4 needs export_size of at least 16MB")
 			}
 			if sv.Image != "" && sv.Kind != ServerContainer {
 				c.add("storage.server.image", "image applies only to server kind container")
@@ -349,7 +356,7 @@ func (s *Scenario) producesDetector(name string, custom map[string]bool, targetK
 }
 
 var faultActions = []string{ActionDrop, ActionReject, ActionUnreachable, ActionDelay, ActionLimit}
-var serverActions = []string{ActionServerRestart, ActionServerUnexport, ActionServerExpire, ActionServerFill}
+var serverActions = []string{ActionServerRestart, ActionServerUnexport, ActionServerExpire, ActionServerFill, ActionServerEIO}
 
 // IsNetworkFault reports whether action applies a network fault (a
 // netfault.Kind of the same name).
@@ -579,13 +586,25 @@ func (s *Scenario) validateAction(c *checker, p string, st *Step, steps map[stri
 	if st.DropCache && s.Storage.Kind == StorageLocal {
 		c.add(p+".drop_cache", "drop_cache needs storage kind nfs or faultfs")
 	}
-	if st.For != 0 && !IsNetworkFault(st.Action) && !slices.Contains([]string{ActionFaultfsSet, ActionPause, ActionWait, ActionServerRestart, ActionServerUnexport, ActionServerFill}, st.Action) {
-		c.add(p+".for", "for applies to drop, reject, unreachable, delay, limit, faultfs-set, pause, wait, server-restart, server-unexport and server-fill, not %s", st.Action)
+	if st.For != 0 && !IsNetworkFault(st.Action) && !slices.Contains([]string{ActionFaultfsSet, ActionPause, ActionWait, ActionServerRestart, ActionServerUnexport, ActionServerFill, ActionServerEIO}, st.Action) {
+		c.add(p+".for", "for applies to drop, reject, unreachable, delay, limit, faultfs-set, pause, wait, server-restart, server-unexport, server-fill and server-eio, not %s", st.Action)
 	}
 	if slices.Contains(serverActions, st.Action) && (s.Storage.Kind != StorageNFS || s.Storage.Server == nil || s.Storage.Server.Kind != ServerNetns) {
 		c.add(p+".action", "%s needs nfslab's own server (storage kind nfs, server kind netns)", st.Action)
 	} else if st.Action == ActionServerFill && s.Storage.Server.ExportSize == 0 {
 		c.add(p+".action", "server-fill needs a size-bounded export: storage.server.export_size")
+	} else if st.Action == ActionServerEIO && s.Storage.Server.ExportFS != nfsserver.ExportExt4 {
+		c.add(p+".action", "server-eio needs the export on a block device: storage.server.export_size and export_fs: ext4")
+	}
+	switch {
+	case st.Action == ActionServerEIO && st.EIO == nil:
+		c.add(p+".eio", "server-eio needs eio: {path: FILE} and/or {blocks: FIRST-LAST}")
+	case st.EIO != nil && st.Action != ActionServerEIO:
+		c.add(p+".eio", "eio applies only to server-eio")
+	case st.EIO != nil:
+		if err := st.EIO.Validate(nfsserver.FaultEIO); err != nil {
+			c.add(p+".eio", "%v", err)
+		}
 	}
 	if st.Action == ActionWait && st.For == 0 {
 		c.add(p+".for", "wait needs for: DURATION")

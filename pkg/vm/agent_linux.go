@@ -236,6 +236,7 @@ func TakeSnapshot(ctx context.Context) (Snapshot, error) {
 	}
 	s.Mounts = MountLines(string(m))
 	s.Processes, s.Parents = userProcesses()
+	s.Devices = DeviceLines(out("dmsetup", "ls"), out("losetup", "--list", "--noheadings", "--output", "NAME,BACK-FILE"))
 	return s, nil
 }
 

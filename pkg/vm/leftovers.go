@@ -18,6 +18,9 @@ type Snapshot struct {
 	Netns     []string
 	Links     []string
 	Processes []string // "PID COMM" of user-space processes
+	// Devices are device-mapper devices ("dm NAME", dmsetup ls) and loop
+	// devices ("loop NAME BACKING-FILE", losetup --list): an eio export's.
+	Devices []string
 	// Parents maps a listed PID to its parent's PID. A new process whose
 	// parent was already running before the step is that service's own
 	// worker (udevd's udev-worker after a veth appears), not nfslab's:
@@ -95,6 +98,27 @@ func Leftovers(before, after Snapshot) []string {
 	add("netns", before.Netns, after.Netns)
 	add("link", before.Links, after.Links)
 	add("process", before.Processes, newOwnProcesses(before, after))
+	add("device", before.Devices, after.Devices)
+	return out
+}
+
+// DeviceLines turns `dmsetup ls` and `losetup --list --noheadings --output
+// NAME,BACK-FILE` into "dm NAME" and "loop NAME FILE" lines ("No devices
+// found" and errors give none).
+func DeviceLines(dmls, losetup string) []string {
+	var out []string
+	for _, l := range strings.Split(dmls, "\n") {
+		f := strings.Fields(l)
+		if len(f) == 2 && strings.HasPrefix(f[1], "(") {
+			out = append(out, "dm "+f[0])
+		}
+	}
+	for _, l := range strings.Split(losetup, "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 2 && strings.HasPrefix(f[0], "/dev/loop") {
+			out = append(out, "loop "+f[0]+" "+f[1])
+		}
+	}
 	return out
 }
 
@@ -139,6 +163,6 @@ func newLines(before, after []string) []string {
 
 // String is a short summary for logs.
 func (s Snapshot) String() string {
-	return fmt.Sprintf("%d nfslab rules, %d routes, %d mounts, %d netns, %d links, %d processes",
-		len(s.Rules), len(s.Routes), len(s.Mounts), len(s.Netns), len(s.Links), len(s.Processes))
+	return fmt.Sprintf("%d nfslab rules, %d routes, %d mounts, %d netns, %d links, %d processes, %d block devices",
+		len(s.Rules), len(s.Routes), len(s.Mounts), len(s.Netns), len(s.Links), len(s.Processes), len(s.Devices))
 }

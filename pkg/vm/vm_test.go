@@ -317,6 +317,8 @@ COMMIT
 	after.Mounts = MountLines("proc /proc proc rw 0 0\nnfslab /mnt/nfslab 9p rw 0 0\n10.214.0.2:/ /mnt/x nfs4 rw,soft 0 0\n")
 	after.Links = LinkNames("1: lo: <LOOPBACK,UP> mtu 65536\n5: nfslab-vs0@if4: <BROADCAST> mtu 1500\n")
 	after.Netns = []string{"nfslab-vmsmoke (id: 0)"}
+	before.Devices = DeviceLines("No devices found\n", "")
+	after.Devices = DeviceLines("nfslab-nfsd-export\t(254:0)\n", "/dev/loop0 /run/nfslab/nfsd/nfslab-nfsd/export.img\n")
 	got := Leftovers(before, after)
 	want := []string{
 		"iptables: -A NFSLAB-OUTPUT -d 10.214.0.2/32 -p tcp -m tcp --dport 2049 -m comment --comment nfslab:ab12 -j DROP",
@@ -325,6 +327,8 @@ COMMIT
 		"mount: 10.214.0.2:/ /mnt/x nfs4",
 		"netns: nfslab-vmsmoke (id: 0)",
 		"link: nfslab-vs0",
+		"device: dm nfslab-nfsd-export",
+		"device: loop /dev/loop0 /run/nfslab/nfsd/nfslab-nfsd/export.img",
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("leftovers\n got %q\nwant %q", got, want)
