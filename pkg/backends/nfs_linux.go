@@ -209,15 +209,16 @@ func (s *NFSStorage) Teardown(ctx context.Context) error {
 
 var _ engine.ServerFaulter = (*NFSStorage)(nil)
 
-// ServerFault switches a fault of the netns server on or off (the server-*
-// actions); other servers are not nfslab's to break.
+// ServerFault switches a fault of nfslab's own server (netns or container)
+// on or off (the server-* actions); an external server is not nfslab's to
+// break.
 func (s *NFSStorage) ServerFault(ctx context.Context, fault string, on bool, target nfsserver.FaultTarget) error {
 	s.mu.Lock()
 	srv := s.server
 	s.mu.Unlock()
-	ns, ok := srv.(*nfsserver.NetnsServer)
+	ns, ok := srv.(nfsserver.Faulter)
 	if !ok {
-		return fmt.Errorf("server faults need the netns server, not %T: %w", srv, engine.ErrUnsupported)
+		return fmt.Errorf("server faults need nfslab's own server (kind netns or container), not %T: %w", srv, engine.ErrUnsupported)
 	}
 	f, err := nfsserver.ParseServerFault(fault)
 	if err != nil {

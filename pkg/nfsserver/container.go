@@ -161,7 +161,7 @@ func (s *ContainerServer) ContainerID() string { return s.id }
 // starts it again: a new knfsd instance in its grace period, which the
 // client must reclaim from. The other faults need a shell in the server
 // and are the netns server's.
-func (s *ContainerServer) Fault(ctx context.Context, f ServerFault, on bool) error {
+func (s *ContainerServer) Fault(ctx context.Context, f ServerFault, on bool, _ FaultTarget) error {
 	if s.id == "" {
 		return fmt.Errorf("%w: the server container is not running", ErrNotRunning)
 	}

@@ -193,14 +193,14 @@ func TestContainerServerStopFault(t *testing.T) {
 	h := containerHost(t)
 	rt := container.NewFake(time.Now)
 	s, _ := NewContainer(ContainerConfig{Spec: container.NFSServerSpec{ExportDir: "/srv/x"}}, rt, h)
-	if err := s.Fault(ctx, FaultStop, true); !errors.Is(err, ErrNotRunning) {
+	if err := s.Fault(ctx, FaultStop, true, FaultTarget{}); !errors.Is(err, ErrNotRunning) {
 		t.Fatalf("fault before start: %v", err)
 	}
 	if _, err := s.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	for _, on := range []bool{true, true, false, false} {
-		if err := s.Fault(ctx, FaultStop, on); err != nil {
+		if err := s.Fault(ctx, FaultStop, on, FaultTarget{}); err != nil {
 			t.Fatalf("stop fault %v: %v", on, err)
 		}
 		info, _ := rt.Inspect(ctx, s.ContainerID())
@@ -211,7 +211,7 @@ func TestContainerServerStopFault(t *testing.T) {
 	if n := len(h.dialsSnapshot()); n != 3 {
 		t.Errorf("%d readiness dials, want one per start (1 + 2)", n)
 	}
-	if err := s.Fault(ctx, FaultUnexport, true); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "netns") {
+	if err := s.Fault(ctx, FaultUnexport, true, FaultTarget{}); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "netns") {
 		t.Errorf("unexport on the container server: %v", err)
 	}
 }

@@ -22,6 +22,17 @@ type Server interface {
 	Kind() string
 }
 
+// Faulter is a server nfslab can break (ServerFault): the netns server
+// has every fault, the container server the stop fault.
+type Faulter interface {
+	Fault(ctx context.Context, f ServerFault, on bool, t FaultTarget) error
+}
+
+var (
+	_ Faulter = (*NetnsServer)(nil)
+	_ Faulter = (*ContainerServer)(nil)
+)
+
 // Server kinds.
 const (
 	KindNetns    = "netns"

@@ -419,12 +419,16 @@ expectations:
 	if _, err := Decode([]byte(doc)); err != nil {
 		t.Fatalf("server actions: %v", err)
 	}
+	if _, err := Decode([]byte(doc), "storage.server.kind=container", "timeline=[{id: down, at: 10s, for: 20s, action: server-restart}]"); err != nil {
+		t.Errorf("server-restart of the container server: %v", err)
+	}
 	for _, c := range []struct {
 		set  []string
 		want string
 	}{
 		{[]string{"storage.server.kind=external", "storage.server.address=10.0.0.9"}, "server-restart needs nfslab's own server"},
 		{[]string{"storage={kind: faultfs}"}, "server-unexport needs nfslab's own server"},
+		{[]string{"storage.server.kind=container"}, "server-unexport needs server kind netns: the container server has only server-restart"},
 		{[]string{"timeline=[{id: forget, at: 1s, for: 5s, action: server-expire-clients}]"}, "for applies to"},
 	} {
 		_, err := Decode([]byte(doc), c.set...)

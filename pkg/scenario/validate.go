@@ -589,8 +589,11 @@ func (s *Scenario) validateAction(c *checker, p string, st *Step, steps map[stri
 	if st.For != 0 && !IsNetworkFault(st.Action) && !slices.Contains([]string{ActionFaultfsSet, ActionPause, ActionWait, ActionServerRestart, ActionServerUnexport, ActionServerFill, ActionServerEIO}, st.Action) {
 		c.add(p+".for", "for applies to drop, reject, unreachable, delay, limit, faultfs-set, pause, wait, server-restart, server-unexport, server-fill and server-eio, not %s", st.Action)
 	}
-	if slices.Contains(serverActions, st.Action) && (s.Storage.Kind != StorageNFS || s.Storage.Server == nil || s.Storage.Server.Kind != ServerNetns) {
-		c.add(p+".action", "%s needs nfslab's own server (storage kind nfs, server kind netns)", st.Action)
+	ownServer := s.Storage.Kind == StorageNFS && s.Storage.Server != nil && (s.Storage.Server.Kind == ServerNetns || s.Storage.Server.Kind == ServerContainer)
+	if slices.Contains(serverActions, st.Action) && !ownServer {
+		c.add(p+".action", "%s needs nfslab's own server (storage kind nfs, server kind netns or container)", st.Action)
+	} else if st.Action != ActionServerRestart && slices.Contains(serverActions, st.Action) && s.Storage.Server.Kind == ServerContainer {
+		c.add(p+".action", "%s needs server kind netns: the container server has only server-restart", st.Action)
 	} else if st.Action == ActionServerFill && s.Storage.Server.ExportSize == 0 {
 		c.add(p+".action", "server-fill needs a size-bounded export: storage.server.export_size")
 	} else if st.Action == ActionServerEIO && s.Storage.Server.ExportFS != nfsserver.ExportExt4 {
