@@ -69,15 +69,19 @@ func (f *vmFlags) kernelBuilder(g *globals, spec vm.KernelSpec) (vm.KernelBuilde
 		Clock: clock.Real{}, Log: g.logger, Tools: vm.CheckTools}, nil
 }
 
+// checkKernel validates --kernel (before anything is built).
+func (f *vmFlags) checkKernel() error {
+	if f.kernel != vm.KernelDebian && f.kernel != vm.KernelLocalIO {
+		return usage(fmt.Errorf("--kernel %q is not one of %s, %s", f.kernel, vm.KernelDebian, vm.KernelLocalIO))
+	}
+	return nil
+}
+
 // bootKernel returns the kernel --kernel names: nil for the image's own,
 // else nfslab's build (cached, built when missing).
 func (f *vmFlags) bootKernel(ctx context.Context, g *globals) (*vm.Kernel, error) {
-	switch f.kernel {
-	case vm.KernelDebian, "":
-		return nil, nil
-	case vm.KernelLocalIO:
-	default:
-		return nil, usage(fmt.Errorf("--kernel %q is not one of %s, %s", f.kernel, vm.KernelDebian, vm.KernelLocalIO))
+	if err := f.checkKernel(); err != nil || f.kernel == vm.KernelDebian {
+		return nil, err
 	}
 	spec := vm.LocalIOKernel(vmassets.KernelLocalIOConfig())
 	b, err := f.kernelBuilder(g, spec)
@@ -185,6 +189,7 @@ func newVMRunCmd(g *globals) *cobra.Command {
 		timeout      time.Duration
 		smoke        bool
 		smokeOnly    bool
+		testsOnly    bool
 		keep         bool
 		testBins     []string
 		crashes      []string
@@ -240,7 +245,12 @@ has the scenario engine, nfs-full-drop runs as the built-in smoke test.`,
 				trials = append(trials, c)
 			}
 			opts := vm.PlanOptions{Scenarios: scenarios, Smoke: smoke, Tests: tests, CI: os.Getenv("CI") == "true", Crashes: trials}
-			if smokeOnly {
+			if testsOnly {
+				if len(scenarioFlag) > 0 || smokeOnly || len(trials) > 0 || len(tests) == 0 {
+					return usage(fmt.Errorf("--tests-only runs only --test-binary steps (at least one), without --scenario, --smoke-only or --crash"))
+				}
+				opts.Scenarios, opts.Smoke = nil, false
+			} else if smokeOnly {
 				if len(scenarioFlag) > 0 {
 					return usage(fmt.Errorf("--smoke-only runs no scenarios, but --scenario %s was given", strings.Join(scenarioFlag, ",")))
 				}
@@ -253,8 +263,8 @@ has the scenario engine, nfs-full-drop runs as the built-in smoke test.`,
 				return usage(err)
 			}
 			ctx := cmd.Context()
-			if f.kernel != vm.KernelDebian && f.kernel != vm.KernelLocalIO {
-				return usage(fmt.Errorf("--kernel %q is not one of %s, %s", f.kernel, vm.KernelDebian, vm.KernelLocalIO))
+			if err := f.checkKernel(); err != nil {
+				return err
 			}
 			im, err := f.image(ctx, g)
 			if err != nil {
@@ -282,6 +292,7 @@ has the scenario engine, nfs-full-drop runs as the built-in smoke test.`,
 	cmd.Flags().DurationVar(&timeout, "timeout", 45*time.Minute, "bound on the whole boot")
 	cmd.Flags().BoolVar(&smoke, "smoke", false, "also run the built-in full-drop smoke test")
 	cmd.Flags().BoolVar(&smokeOnly, "smoke-only", false, "run only the built-in full-drop smoke test")
+	cmd.Flags().BoolVar(&testsOnly, "tests-only", false, "run only the --test-binary steps (e.g. the LOCALIO guest tests with --kernel localio)")
 	cmd.Flags().StringArrayVar(&testBins, "test-binary", nil, "Go test binary to run in the guest after the scenarios, PATH or PATH=REGEX (build with CGO_ENABLED=0 go test -c; repeatable)")
 	cmd.Flags().BoolVar(&keep, "keep-workdir", false, "keep the VM work directory (share, console log)")
 	cmd.Flags().StringArrayVar(&crashes, "crash", nil, "crash trial SCENARIO@DURATION: SIGKILL 'nfslab run SCENARIO' that long after its first fault, run 'nfslab heal --all', and fail on anything left behind (repeatable)")
@@ -297,6 +308,9 @@ func newVMShellCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := f.boot().Validate(); err != nil {
 				return usage(err)
+			}
+			if err := f.checkKernel(); err != nil {
+				return err
 			}
 			im, err := f.image(cmd.Context(), g)
 			if err != nil {
