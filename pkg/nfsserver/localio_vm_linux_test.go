@@ -291,8 +291,9 @@ func TestLocalIOBypassesDropReal(t *testing.T) {
 }
 
 // TestLocalIODisabledDropBitesReal: the same set-up with --disable-localio
-// (LOCALIO turned off before the mount): WRITE RPCs count, the drop
-// counts packets and the journal's fsync fails on the soft mount.
+// (LOCALIO turned off before the mount): WRITE RPCs count, the drop of the
+// server's port counts packets and the journal's fsync fails on the soft
+// mount.
 func TestLocalIODisabledDropBitesReal(t *testing.T) {
 	localIOKernel(t)
 	if err := os.WriteFile(LocalIOParam, []byte("Y"), 0o644); err != nil {
@@ -324,13 +325,16 @@ func TestLocalIODisabledDropBitesReal(t *testing.T) {
 	if bypassed || after.Ops["WRITE"] == before.Ops["WRITE"] {
 		t.Errorf("with LOCALIO off the writes must be WRITE RPCs: %s", why)
 	}
-	f := l.drop(t, m, true)
-	start := time.Now()
+	f := l.drop(t, m, false)
+	start, synced0 := time.Now(), w.synced.Load()
 	for w.Err() == nil && time.Since(start) < 3*time.Minute {
 		time.Sleep(time.Second)
+		if s := time.Since(start); s.Round(time.Second)%(15*time.Second) == 0 {
+			t.Logf("  %s into the drop: %d packets, %d bytes fsynced since it began", s.Round(time.Second), packets(t, m, l.client, f.ID), w.synced.Load()-synced0)
+		}
 	}
 	pk := packets(t, m, l.client, f.ID)
-	t.Logf("drop (match-original): %d packets counted; the journal's fsync: %v after %s", pk, w.Err(), time.Since(start).Round(time.Second))
+	t.Logf("drop: %d packets counted; %d bytes fsynced during it; the journal's fsync: %v after %s", pk, w.synced.Load()-synced0, w.Err(), time.Since(start).Round(time.Second))
 	if err := m.Heal(context.Background(), l.client, f.ID); err != nil {
 		t.Fatal(err)
 	}
