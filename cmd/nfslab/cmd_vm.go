@@ -216,7 +216,7 @@ has the scenario engine, nfs-full-drop runs as the built-in smoke test.`,
 				if err != nil {
 					return usage(err)
 				}
-				scenarios = names
+				scenarios = vm.ScenariosForKernel(names, f.kernel)
 			}
 			if err := vm.CheckScenarios(scenDir, scenarios); err != nil {
 				return usage(err)
@@ -286,7 +286,7 @@ has the scenario engine, nfs-full-drop runs as the built-in smoke test.`,
 	f.addImage(cmd)
 	f.addBoot(cmd)
 	f.addKernel(cmd)
-	cmd.Flags().StringSliceVar(&scenarios, "scenario", nil, "scenario name (repeatable; default: every nfs-*.yaml in --scenarios-dir)")
+	cmd.Flags().StringSliceVar(&scenarios, "scenario", nil, "scenario name (repeatable; default: every nfs-*.yaml in --scenarios-dir, the nfs-localio* ones only with --kernel localio)")
 	cmd.Flags().StringVar(&scenDir, "scenarios-dir", "scenarios", "directory of scenario files")
 	cmd.Flags().StringVar(&out, "out", "runs", "where the run directories are put")
 	cmd.Flags().DurationVar(&timeout, "timeout", 45*time.Minute, "bound on the whole boot")

@@ -50,7 +50,8 @@ func (s *NFSStorage) newServer() (nfsserver.Server, error) {
 	sv := s.Spec.Server
 	switch sv.Kind {
 	case scenario.ServerNetns:
-		cfg := nfsserver.NetnsConfig{ExportSize: int64(sv.ExportSize)}.WithDefaults()
+		cfg := nfsserver.NetnsConfig{ExportSize: int64(sv.ExportSize),
+			AllowLocalIO: sv.LocalIO == scenario.LocalIOAllow, DisableLocalIO: sv.LocalIO == scenario.LocalIODisable}.WithDefaults()
 		return nfsserver.NewNetns(cfg, s.Host)
 	case scenario.ServerExternal:
 		port := 0
