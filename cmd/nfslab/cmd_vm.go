@@ -24,6 +24,7 @@ type vmFlags struct {
 	memoryMB int
 	cpus     int
 	accel    string
+	kernel   string
 }
 
 func (f *vmFlags) addImage(cmd *cobra.Command) {
@@ -38,6 +39,60 @@ func (f *vmFlags) addBoot(cmd *cobra.Command) {
 	cmd.Flags().IntVar(&f.memoryMB, "memory", d.MemoryMB, "guest memory in MiB")
 	cmd.Flags().IntVar(&f.cpus, "cpus", d.CPUs, "guest vCPUs")
 	cmd.Flags().StringVar(&f.accel, "accel", d.Accel, "accelerator: auto (KVM when it boots, else TCG), kvm, tcg")
+}
+
+func (f *vmFlags) addKernel(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.kernel, "kernel", vm.KernelDebian, "guest kernel: debian (the image's own) or localio (built from Debian's linux-source with CONFIG_NFS_LOCALIO=y by `nfslab vm kernel`, cached)")
+}
+
+// kernelBuilder is the LOCALIO kernel's builder: the source comes from
+// the same Debian mirror as the image, read from the apt configuration
+// for the kernel's suite unless --mirror names one.
+func (f *vmFlags) kernelBuilder(g *globals, spec vm.KernelSpec) (vm.KernelBuilder, error) {
+	cache, err := filepath.Abs(f.cacheDir)
+	if err != nil {
+		return vm.KernelBuilder{}, usage(fmt.Errorf("cache dir %q: %w", f.cacheDir, err))
+	}
+	mirror := f.mirror
+	if mirror == "" {
+		if mirror, err = vm.DetectMirror(os.DirFS("/"), spec.Suite); err != nil {
+			// The machine's apt may serve only its own release (a
+			// bookworm host); the image's mirror serves every suite.
+			if mirror, err = vm.DetectMirror(os.DirFS("/"), f.suite); err != nil {
+				return vm.KernelBuilder{}, err
+			}
+		}
+	} else if !strings.HasPrefix(mirror, "http://") && !strings.HasPrefix(mirror, "https://") {
+		return vm.KernelBuilder{}, usage(fmt.Errorf("mirror %q is not an http(s) URL", mirror))
+	}
+	return vm.KernelBuilder{CacheDir: cache, Mirror: mirror, Cmd: vm.ExecCommander{}, Fetch: vm.HTTPFetcher{},
+		Clock: clock.Real{}, Log: g.logger, Tools: vm.CheckTools}, nil
+}
+
+// checkKernel validates --kernel (before anything is built).
+func (f *vmFlags) checkKernel() error {
+	if f.kernel != vm.KernelDebian && f.kernel != vm.KernelLocalIO {
+		return usage(fmt.Errorf("--kernel %q is not one of %s, %s", f.kernel, vm.KernelDebian, vm.KernelLocalIO))
+	}
+	return nil
+}
+
+// bootKernel returns the kernel --kernel names: nil for the image's own,
+// else nfslab's build (cached, built when missing).
+func (f *vmFlags) bootKernel(ctx context.Context, g *globals) (*vm.Kernel, error) {
+	if err := f.checkKernel(); err != nil || f.kernel == vm.KernelDebian {
+		return nil, err
+	}
+	spec := vm.LocalIOKernel(vmassets.KernelLocalIOConfig())
+	b, err := f.kernelBuilder(g, spec)
+	if err != nil {
+		return nil, err
+	}
+	k, err := b.Get(ctx, spec, false)
+	if err != nil {
+		return nil, err
+	}
+	return &k, nil
 }
 
 func (f *vmFlags) spec() vm.ImageSpec {
@@ -85,7 +140,7 @@ func newVMCmds(g *globals) []*cobra.Command {
 	}
 	// addAll maps argument errors of the subcommands to exit 2, as for
 	// top-level commands.
-	addAll(vmc, []*cobra.Command{newVMBuildCmd(g), newVMRunCmd(g), newVMShellCmd(g), newVMCleanCmd(g), newVMBoxCmd(g),
+	addAll(vmc, []*cobra.Command{newVMBuildCmd(g), newVMRunCmd(g), newVMShellCmd(g), newVMCleanCmd(g), newVMBoxCmd(g), newVMKernelCmd(g),
 		newVMAgentCmd(g), newVMSmokeCmd(g), newVMUnsupportedCmd(g)})
 	return []*cobra.Command{vmc}
 }
@@ -134,6 +189,7 @@ func newVMRunCmd(g *globals) *cobra.Command {
 		timeout      time.Duration
 		smoke        bool
 		smokeOnly    bool
+		testsOnly    bool
 		keep         bool
 		testBins     []string
 		crashes      []string
@@ -160,7 +216,7 @@ has the scenario engine, nfs-full-drop runs as the built-in smoke test.`,
 				if err != nil {
 					return usage(err)
 				}
-				scenarios = names
+				scenarios = vm.ScenariosForKernel(names, f.kernel)
 			}
 			if err := vm.CheckScenarios(scenDir, scenarios); err != nil {
 				return usage(err)
@@ -189,7 +245,12 @@ has the scenario engine, nfs-full-drop runs as the built-in smoke test.`,
 				trials = append(trials, c)
 			}
 			opts := vm.PlanOptions{Scenarios: scenarios, Smoke: smoke, Tests: tests, CI: os.Getenv("CI") == "true", Crashes: trials}
-			if smokeOnly {
+			if testsOnly {
+				if len(scenarioFlag) > 0 || smokeOnly || len(trials) > 0 || len(tests) == 0 {
+					return usage(fmt.Errorf("--tests-only runs only --test-binary steps (at least one), without --scenario, --smoke-only or --crash"))
+				}
+				opts.Scenarios, opts.Smoke = nil, false
+			} else if smokeOnly {
 				if len(scenarioFlag) > 0 {
 					return usage(fmt.Errorf("--smoke-only runs no scenarios, but --scenario %s was given", strings.Join(scenarioFlag, ",")))
 				}
@@ -202,7 +263,14 @@ has the scenario engine, nfs-full-drop runs as the built-in smoke test.`,
 				return usage(err)
 			}
 			ctx := cmd.Context()
+			if err := f.checkKernel(); err != nil {
+				return err
+			}
 			im, err := f.image(ctx, g)
+			if err != nil {
+				return err
+			}
+			kern, err := f.bootKernel(ctx, g)
 			if err != nil {
 				return err
 			}
@@ -210,19 +278,21 @@ has the scenario engine, nfs-full-drop runs as the built-in smoke test.`,
 			for _, tb := range tests {
 				files[tb.ShareName()] = tb.Path
 			}
-			h := vm.Host{Session: vm.Session{Image: im, Boot: f.boot(), Cmd: vm.ExecCommander{}, Clock: clock.Real{}, Log: g.logger, Console: g.stderr},
+			h := vm.Host{Session: vm.Session{Image: im, Boot: f.boot(), Cmd: vm.ExecCommander{}, Clock: clock.Real{}, Log: g.logger, Console: g.stderr, Kernel: kern},
 				Binary: self, Files: files, Out: out, Timeout: timeout, KeepWork: keep}
 			return h.Run(ctx, job, g.stdout)
 		},
 	}
 	f.addImage(cmd)
 	f.addBoot(cmd)
-	cmd.Flags().StringSliceVar(&scenarios, "scenario", nil, "scenario name (repeatable; default: every nfs-*.yaml in --scenarios-dir)")
+	f.addKernel(cmd)
+	cmd.Flags().StringSliceVar(&scenarios, "scenario", nil, "scenario name (repeatable; default: every nfs-*.yaml in --scenarios-dir, the nfs-localio* ones only with --kernel localio)")
 	cmd.Flags().StringVar(&scenDir, "scenarios-dir", "scenarios", "directory of scenario files")
 	cmd.Flags().StringVar(&out, "out", "runs", "where the run directories are put")
 	cmd.Flags().DurationVar(&timeout, "timeout", 45*time.Minute, "bound on the whole boot")
 	cmd.Flags().BoolVar(&smoke, "smoke", false, "also run the built-in full-drop smoke test")
 	cmd.Flags().BoolVar(&smokeOnly, "smoke-only", false, "run only the built-in full-drop smoke test")
+	cmd.Flags().BoolVar(&testsOnly, "tests-only", false, "run only the --test-binary steps (e.g. the LOCALIO guest tests with --kernel localio)")
 	cmd.Flags().StringArrayVar(&testBins, "test-binary", nil, "Go test binary to run in the guest after the scenarios, PATH or PATH=REGEX (build with CGO_ENABLED=0 go test -c; repeatable)")
 	cmd.Flags().BoolVar(&keep, "keep-workdir", false, "keep the VM work directory (share, console log)")
 	cmd.Flags().StringArrayVar(&crashes, "crash", nil, "crash trial SCENARIO@DURATION: SIGKILL 'nfslab run SCENARIO' that long after its first fault, run 'nfslab heal --all', and fail on anything left behind (repeatable)")
@@ -239,7 +309,14 @@ func newVMShellCmd(g *globals) *cobra.Command {
 			if err := f.boot().Validate(); err != nil {
 				return usage(err)
 			}
+			if err := f.checkKernel(); err != nil {
+				return err
+			}
 			im, err := f.image(cmd.Context(), g)
+			if err != nil {
+				return err
+			}
+			kern, err := f.bootKernel(cmd.Context(), g)
 			if err != nil {
 				return err
 			}
@@ -252,12 +329,61 @@ func newVMShellCmd(g *globals) *cobra.Command {
 				return fmt.Errorf("creating vm work dir: %w", err)
 			}
 			defer os.RemoveAll(work)
-			s := vm.Session{Image: im, Boot: f.boot(), Cmd: vm.ExecCommander{}, Clock: clock.Real{}, Log: g.logger}
+			s := vm.Session{Image: im, Boot: f.boot(), Cmd: vm.ExecCommander{}, Clock: clock.Real{}, Log: g.logger, Kernel: kern}
 			return s.Shell(cmd.Context(), work, self, os.Stdin, g.stdout)
 		},
 	}
 	f.addImage(cmd)
 	f.addBoot(cmd)
+	f.addKernel(cmd)
+	return cmd
+}
+
+func newVMKernelCmd(g *globals) *cobra.Command {
+	f := &vmFlags{}
+	var force bool
+	var jobs int
+	cmd := &cobra.Command{
+		Use:   "kernel",
+		Short: "Build the LOCALIO guest kernel from Debian's linux-source (cached by source version and config fragment)",
+		Long: `Builds the lab VM's LOCALIO kernel: trixie's linux-source-6.12 from the
+Debian mirror (InRelease checked with gpgv, the index and the .deb by
+SHA256), make allnoconfig with nfslab's config fragment (everything the
+guest needs built in, CONFIG_NFS_LOCALIO=y, no modules, no initrd), checked
+setting by setting, then bzImage under nice -n 19. Cached in
+CACHE/kernels/localio-<hash of format, source version, fragment>/;
+` + "`nfslab vm run --kernel localio`" + ` boots it with the image's root disk.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if jobs < 0 {
+				return usage(fmt.Errorf("--jobs %d is negative", jobs))
+			}
+			spec := vm.LocalIOKernel(vmassets.KernelLocalIOConfig())
+			if err := spec.Validate(); err != nil {
+				return usage(err)
+			}
+			b, err := f.kernelBuilder(g, spec)
+			if err != nil {
+				return err
+			}
+			b.Jobs = jobs
+			k, err := b.Get(cmd.Context(), spec, force)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "kernel %s\n  dir      %s\n  release  %s\n  source   %s %s\n  built    %s (took %s, -j%d)\n",
+				k.Key, k.Dir, k.Release, k.Source.Package, k.Source.Version, k.Built.Format(time.RFC3339), k.BuildTime.D().Round(time.Second), k.Jobs)
+			for _, p := range k.Phases {
+				fmt.Fprintf(g.stdout, "  %-12s %s\n", p.Name, p.Duration.D().Round(100*time.Millisecond))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&f.cacheDir, "cache-dir", vm.DefaultCacheDir, "image cache directory (kernels go to its kernels/)")
+	cmd.Flags().StringVar(&f.mirror, "mirror", "", "Debian mirror (default: the machine's apt configuration)")
+	cmd.Flags().StringVar(&f.suite, "suite", vm.DefaultSuite, "suite whose apt entry names the mirror when none serves trixie")
+	cmd.Flags().BoolVar(&force, "force", false, "rebuild even when a cached kernel exists")
+	cmd.Flags().IntVar(&jobs, "jobs", 0, "make -j (default: the number of CPUs)")
 	return cmd
 }
 

@@ -167,6 +167,12 @@ func TestVMBadInput(t *testing.T) {
 		{"vm", "smoke", "half-drop"},
 		{"vm", "smoke", "full-drop", "--detect-within", "0s"},
 		{"vm", "run", "extra-arg"},
+		{"vm", "run", "--kernel", "mainline", "--scenarios-dir", "../../scenarios"},
+		{"vm", "run", "--tests-only", "--scenarios-dir", "../../scenarios"},
+		{"vm", "run", "--tests-only", "--smoke-only", "--scenarios-dir", "../../scenarios"},
+		{"vm", "shell", "--kernel", "mainline"},
+		{"vm", "kernel", "--jobs", "-1"},
+		{"vm", "kernel", "--mirror", "ftp://example.org/debian"},
 	} {
 		_, _, err := runNFSLab(t, "", args...)
 		if exitCode(err) != 2 {

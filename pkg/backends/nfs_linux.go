@@ -53,7 +53,8 @@ func (s *NFSStorage) newServer(ctx context.Context) (nfsserver.Server, error) {
 	sv := s.Spec.Server
 	switch sv.Kind {
 	case scenario.ServerNetns:
-		cfg := nfsserver.NetnsConfig{ExportSize: int64(sv.ExportSize), ExportFS: sv.ExportFS}.WithDefaults()
+		cfg := nfsserver.NetnsConfig{ExportSize: int64(sv.ExportSize), ExportFS: sv.ExportFS,
+			AllowLocalIO: sv.LocalIO == scenario.LocalIOAllow, DisableLocalIO: sv.LocalIO == scenario.LocalIODisable}.WithDefaults()
 		return nfsserver.NewNetns(cfg, s.Host)
 	case scenario.ServerContainer:
 		return s.newContainerServer(ctx)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nfslab/nfslab/pkg/clock"
+	"github.com/nfslab/nfslab/pkg/nfsserver"
+	"github.com/nfslab/nfslab/pkg/scenario"
 )
 
 // A mount that fails with EIO is retried with backoff until it works;
@@ -74,5 +76,23 @@ func TestRetryMountCancel(t *testing.T) {
 	a, err := retryMount(ctx, clock.NewFake(time.Unix(0, 0)), time.Minute, func() error { return syscall.EIO })
 	if a != 1 || !errors.Is(err, context.Canceled) || !errors.Is(err, syscall.EIO) {
 		t.Errorf("retryMount = %d, %v", a, err)
+	}
+}
+
+// storage.server.localio reaches the netns server's config.
+func TestNetnsServerLocalIO(t *testing.T) {
+	for _, tc := range []struct {
+		localio        string
+		allow, disable bool
+	}{{"", false, false}, {scenario.LocalIOAllow, true, false}, {scenario.LocalIODisable, false, true}} {
+		s := &NFSStorage{Spec: scenario.Storage{Kind: scenario.StorageNFS, Server: &scenario.NFSServer{Kind: scenario.ServerNetns, LocalIO: tc.localio}}, Host: nfsserver.NewHost()}
+		srv, err := s.newServer(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := srv.(*nfsserver.NetnsServer).Config()
+		if c.AllowLocalIO != tc.allow || c.DisableLocalIO != tc.disable {
+			t.Errorf("localio %q: allow %v disable %v", tc.localio, c.AllowLocalIO, c.DisableLocalIO)
+		}
 	}
 }

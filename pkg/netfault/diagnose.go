@@ -435,17 +435,41 @@ func (m *Manager) socketOwner(inode uint64) (int, string) {
 	return 0, ""
 }
 
+// localioFinding: with LOCALIO on, a client whose server is a knfsd on
+// this kernel, in any network namespace (a netns server, a container),
+// reads, writes and commits through the server's files, not the network.
+// A local destination or a knfsd on this kernel is enough to suspect it;
+// the mount's frozen READ/WRITE/COMMIT counts prove it
+// (nfsserver.LocalIOBypass).
 func (m *Manager) localioFinding(isLocal bool, dst string) []Finding {
-	if !isLocal {
-		return nil
-	}
 	b, err := fs.ReadFile(m.opts.RootFS, "sys/module/nfs/parameters/localio_enabled")
 	if err != nil || !strings.HasPrefix(strings.TrimSpace(string(b)), "Y") {
 		return nil
 	}
+	where := dst + " is local"
+	if !isLocal {
+		if !m.kernelRunsNFSD() {
+			return nil
+		}
+		where = "this kernel runs knfsd (a server in another network namespace or a container counts: LOCALIO crosses namespaces)"
+	}
 	return []Finding{{Cause: CauseLocalIO,
-		Detail: fmt.Sprintf("NFS LOCALIO is enabled (/sys/module/nfs/parameters/localio_enabled=Y) and %s is local: the NFS client reads and writes the server's files directly, bypassing the network", dst),
-		Fix:    "run the NFS server in another network namespace or VM, or load nfs with localio_enabled=N (echo N > /sys/module/nfs/parameters/localio_enabled before mounting)"}}
+		Detail: fmt.Sprintf("NFS LOCALIO is enabled (/sys/module/nfs/parameters/localio_enabled=Y) and %s: a client of that server reads, writes and commits the server's files directly, bypassing the network; only metadata RPCs cross it (mountstats: READ/WRITE/COMMIT counts stand still while the data changes)", where),
+		Fix:    "echo N > /sys/module/nfs/parameters/localio_enabled before mounting (nfslab: --disable-localio), or run the NFS server on another kernel (a VM or another machine)"}}
+}
+
+// kernelRunsNFSD reports whether knfsd is in this kernel (built in or
+// loaded): /proc/filesystems lists nfsd or /sys/module/nfsd exists.
+func (m *Manager) kernelRunsNFSD() bool {
+	if b, err := fs.ReadFile(m.opts.RootFS, "proc/filesystems"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) > 0 && f[len(f)-1] == "nfsd" {
+				return true
+			}
+		}
+	}
+	_, err := fs.Stat(m.opts.RootFS, "sys/module/nfsd")
+	return err == nil
 }
 
 func joinArgs(a []string) string {

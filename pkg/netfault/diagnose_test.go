@@ -120,4 +120,32 @@ func TestDiagnoseQuietWhenTrafficFlows(t *testing.T) {
 	}
 }
 
+// TestDiagnoseLocalIOAcrossNamespaces: LOCALIO crosses network
+// namespaces, so a server in a netns on this kernel (not a local address)
+// is named when knfsd runs here, and only then.
+func TestDiagnoseLocalIOAcrossNamespaces(t *testing.T) {
+	m, w, _, _ := newFake(t)
+	ctx := context.Background()
+	w.SetNetFile("", "tcp", tcpLines)
+	w.Root["sys/module/nfs/parameters/localio_enabled"] = &fstest.MapFile{Data: []byte("Y\n")} // the manager's own map
+	f, err := m.Apply(ctx, netfault.Spec{Kind: netfault.KindDrop, Dst: "10.88.0.5", Port: 2049, MatchOriginal: true}.WithDefaults())
+	must(t, err)
+	fs, err := m.Diagnose(ctx, "", f.ID)
+	must(t, err)
+	if len(fs) != 0 {
+		t.Fatalf("no knfsd on this kernel, yet: %+v", fs)
+	}
+	w.Root["proc/filesystems"] = &fstest.MapFile{Data: []byte("nodev\tsysfs\nnodev\tnfsd\n")}
+	fs, err = m.Diagnose(ctx, "", f.ID)
+	must(t, err)
+	if causes(fs) != "localio" || !strings.Contains(fs[0].Detail, "this kernel runs knfsd") ||
+		!strings.Contains(fs[0].Fix, "echo N > /sys/module/nfs/parameters/localio_enabled") || strings.Contains(fs[0].Fix, "another network namespace") {
+		t.Fatalf("finding %+v", fs)
+	}
+	w.Root["sys/module/nfs/parameters/localio_enabled"] = &fstest.MapFile{Data: []byte("N\n")}
+	if fs, _ = m.Diagnose(ctx, "", f.ID); len(fs) != 0 {
+		t.Fatalf("LOCALIO off: %+v", fs)
+	}
+}
+
 const fsModeSymlink = fs.ModeSymlink

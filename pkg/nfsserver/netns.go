@@ -60,6 +60,11 @@ type NetnsConfig struct {
 	LeaseTime time.Duration `json:"lease_time"`
 	// DisableLocalIO turns NFS LOCALIO off instead of refusing to start.
 	DisableLocalIO bool `json:"disable_localio"`
+	// AllowLocalIO starts the server with LOCALIO on: a client mounting it
+	// from this kernel then reads and writes the export's files directly,
+	// around the veth, so packet faults do not reach its I/O. Only for
+	// experiments that show that (nfs-localio); nfslab refuses otherwise.
+	AllowLocalIO bool `json:"allow_localio,omitempty"`
 	// ExportSize, when set, bounds the export: a tmpfs of this many bytes
 	// (source "nfslab-export") is mounted on ExportDir, which must then be
 	// nfslab's own (below DefaultExport). FaultFill fills it.
@@ -112,6 +117,9 @@ func (c NetnsConfig) WithDefaults() NetnsConfig {
 
 // Validate names the bad value.
 func (c NetnsConfig) Validate() error {
+	if c.AllowLocalIO && c.DisableLocalIO {
+		return invalid("allow and disable LOCALIO are both set")
+	}
 	for _, n := range []struct{ what, v string }{{"netns name", c.Name}, {"host veth", c.HostVeth}, {"peer veth", c.PeerVeth}} {
 		if n.v == "" || strings.ContainsAny(n.v, "/ \t\n") || n.v == "." || n.v == ".." {
 			return invalid("%s %q is empty or has a slash or space", n.what, n.v)
@@ -248,8 +256,10 @@ func (s *NetnsServer) Start(ctx context.Context) (Endpoint, error) {
 		return Endpoint{}, err
 	}
 	// The server is local: LOCALIO would short-circuit the veth.
-	if err := RequireNoLocalIO(s.host, c.DisableLocalIO); err != nil {
-		return Endpoint{}, err
+	if !c.AllowLocalIO {
+		if err := RequireNoLocalIO(s.host, c.DisableLocalIO); err != nil {
+			return Endpoint{}, err
+		}
 	}
 	if err := s.Stop(ctx); err != nil {
 		return Endpoint{}, fmt.Errorf("removing leftovers of an earlier netns server: %w", err)

@@ -183,6 +183,25 @@ expectations:
   - {kind: rate-below, fraction: 0.5, after: d, within: 1m}
 `
 
+// storage.server.localio: allow or disable, and only for a netns server.
+func TestServerLocalIO(t *testing.T) {
+	ext := "server: {kind: external, address: 192.168.24.110, export: /}"
+	for _, tc := range []struct{ server, want string }{
+		{"server: {kind: netns, localio: allow}", ""},
+		{"server: {kind: netns, localio: disable}", ""},
+		{"server: {kind: netns, localio: maybe}", `localio "maybe" is not one of allow, disable`},
+		{"server: {kind: external, address: 192.168.24.110, localio: allow}", `localio "allow" needs server kind netns`},
+	} {
+		_, err := Decode([]byte(strings.Replace(netDoc, ext, tc.server, 1)))
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.server, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want %q", tc.server, err, tc.want)
+		}
+	}
+}
+
 // A step's fault decodes straight into netfault.Spec: a rule fault without
 // a port gets 2049, "port: 0" is any port, a route gets none.
 func TestFaultDecodesToSpec(t *testing.T) {

@@ -16,6 +16,7 @@ func enums() map[string][]string {
 	return map[string][]string{
 		"Storage.Kind":        {StorageNFS, StorageFaultfs, StorageLocal},
 		"NFSServer.Kind":      {ServerNetns, ServerExternal, ServerContainer},
+		"NFSServer.LocalIO":   {LocalIOAllow, LocalIODisable},
 		"Target.Kind":         {TargetProbe, TargetZeebe},
 		"Load.Kind":           {LoadAuto, LoadZeebe, LoadProbe, LoadNone},
 		"Step.Action":         Actions,

@@ -78,7 +78,19 @@ type NFSServer struct {
 	// ExportFS is that filesystem: tmpfs (default) or ext4, on a loop
 	// device through nfslab's dm device, which server-eio needs.
 	ExportFS string `yaml:"export_fs,omitempty" json:"export_fs,omitempty"`
+	// LocalIO is what a netns server does about NFS LOCALIO (a client on
+	// the same kernel bypassing the network): empty refuses to start while
+	// it is on (nfslab's default), "disable" turns it off before the mount
+	// (--disable-localio), "allow" keeps it on, for scenarios that show
+	// the bypass (they need a kernel with LOCALIO: vm run --kernel localio).
+	LocalIO string `yaml:"localio,omitempty" json:"localio,omitempty"`
 }
+
+// NFS LOCALIO choices of a netns server.
+const (
+	LocalIOAllow   = "allow"
+	LocalIODisable = "disable"
+)
 
 // FaultfsDir configures the FUSE fault filesystem.
 type FaultfsDir struct {

@@ -174,6 +174,14 @@ func (s *Scenario) validateStorage(c *checker) {
 			if sv.Image != "" && sv.Kind != ServerContainer {
 				c.add("storage.server.image", "image applies only to server kind container")
 			}
+			switch sv.LocalIO {
+			case "", LocalIOAllow, LocalIODisable:
+				if sv.LocalIO != "" && sv.Kind != ServerNetns {
+					c.add("storage.server.localio", "localio %q needs server kind netns", sv.LocalIO)
+				}
+			default:
+				c.add("storage.server.localio", "localio %q is not one of %s, %s", sv.LocalIO, LocalIOAllow, LocalIODisable)
+			}
 			if sv.Publish != "" {
 				if _, err := netip.ParseAddrPort(sv.Publish); err != nil {
 					c.add("storage.server.publish", "publish %q is not ADDRESS:PORT", sv.Publish)

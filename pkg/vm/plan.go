@@ -48,6 +48,23 @@ func ShippedNFSScenarios(dir string) ([]string, error) {
 	return names, nil
 }
 
+// LocalIOScenarioPrefix names the shipped scenarios that need nfslab's
+// LOCALIO kernel (nfs-localio, nfs-localio-disabled): on Debian's kernel
+// LOCALIO is absent and their expectations would fail.
+const LocalIOScenarioPrefix = "nfs-localio"
+
+// ScenariosForKernel picks the shipped scenarios a kernel flavour runs by
+// default: the LOCALIO ones on the LOCALIO kernel, the others on Debian's.
+func ScenariosForKernel(names []string, kernel string) []string {
+	var out []string
+	for _, n := range names {
+		if strings.HasPrefix(n, LocalIOScenarioPrefix) == (kernel == KernelLocalIO) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 // CheckScenarios makes sure every name has a file in dir.
 func CheckScenarios(dir string, names []string) error {
 	for _, n := range names {

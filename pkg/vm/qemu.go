@@ -139,13 +139,17 @@ func (m Machine) Args() []string {
 		"-display", "none",
 		"-nic", "none",
 		"-kernel", m.Kernel,
-		"-initrd", m.Initrd,
+	}
+	if m.Initrd != "" { // nfslab's own kernels have everything built in
+		args = append(args, "-initrd", m.Initrd)
+	}
+	args = append(args,
 		"-append", m.KernelCmdline(),
 		// cache=unsafe: the overlay is thrown away after the run.
-		"-drive", "file=" + m.Disk + ",if=virtio,format=qcow2,cache=unsafe,discard=unmap",
-		"-virtfs", "local,path=" + m.Share + ",mount_tag=" + ShareTag + ",security_model=none,id=" + ShareTag,
+		"-drive", "file="+m.Disk+",if=virtio,format=qcow2,cache=unsafe,discard=unmap",
+		"-virtfs", "local,path="+m.Share+",mount_tag="+ShareTag+",security_model=none,id="+ShareTag,
 		"-device", "virtio-rng-pci",
-	}
+	)
 	if m.Interactive {
 		args = append(args, "-serial", "mon:stdio")
 	} else {

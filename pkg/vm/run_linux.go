@@ -33,6 +33,19 @@ type Session struct {
 	Console io.Writer
 	// Prober tests KVM; nil means the real one.
 	Prober Prober
+	// Kernel, when set, boots instead of the image's own kernel and
+	// initrd (nfslab vm kernel: everything built in, no initrd).
+	Kernel *Kernel
+}
+
+// machine is the boot of the session's image with its kernel choice.
+func (s Session) machine(disk, share string, acc Accel) Machine {
+	m := Machine{Kernel: s.Image.Path(s.Image.Kernel), Initrd: s.Image.Path(s.Image.Initrd), Disk: disk,
+		Share: share, Accel: acc, Boot: s.Boot}
+	if s.Kernel != nil {
+		m.Kernel, m.Initrd, m.Cmdline = s.Kernel.Path(s.Kernel.Image), "", append([]string(nil), s.Kernel.Cmdline...)
+	}
+	return m
 }
 
 // Input is what one boot runs.
@@ -102,7 +115,7 @@ func (s Session) chooseAccel(ctx context.Context) (Accel, error) {
 	if p == nil {
 		p = ExecProber{}
 	}
-	a, notes, err := ChooseAccel(ctx, s.Boot.Accel, s.Image.Path(s.Image.Kernel), DevKVMUsable, p, 8*time.Second)
+	a, notes, err := ChooseAccel(ctx, s.Boot.Accel, s.machine("", "", Accel{}).Kernel, DevKVMUsable, p, 8*time.Second)
 	for _, n := range notes {
 		s.Log.Info("vm: kvm not used", "reason", n)
 	}
@@ -144,8 +157,7 @@ func (s Session) Run(ctx context.Context, in Input) (Result, error) {
 		return res, err
 	}
 	defer os.Remove(ov)
-	m := Machine{Kernel: s.Image.Path(s.Image.Kernel), Initrd: s.Image.Path(s.Image.Initrd), Disk: ov,
-		Share: res.ShareDir, Accel: acc, Boot: s.Boot}
+	m := s.machine(ov, res.ShareDir, acc)
 	logf, err := os.Create(res.ConsoleLog)
 	if err != nil {
 		return res, fmt.Errorf("creating console log: %w", err)
@@ -167,7 +179,7 @@ func (s Session) Run(ctx context.Context, in Input) (Result, error) {
 	cmd.Stdout = io.MultiWriter(logf, lw)
 	cmd.Stderr = io.MultiWriter(logf, lw, &limitedBuffer{buf: &tail, max: 8192})
 	cmd.WaitDelay = 5 * time.Second
-	s.Log.Info("vm: booting", "accel", acc.String(), "timeout", in.Timeout, "console", res.ConsoleLog)
+	s.Log.Info("vm: booting", "accel", acc.String(), "kernel", m.Kernel, "timeout", in.Timeout, "console", res.ConsoleLog)
 	runErr := cmd.Run()
 	lw.Flush()
 	res.Total = s.Clock.Now().Sub(start)
@@ -213,8 +225,8 @@ func (s Session) Shell(ctx context.Context, workDir, binary string, stdin io.Rea
 		return err
 	}
 	defer os.Remove(ov)
-	m := Machine{Kernel: s.Image.Path(s.Image.Kernel), Initrd: s.Image.Path(s.Image.Initrd), Disk: ov,
-		Share: share, Accel: acc, Boot: s.Boot, Interactive: true, Cmdline: []string{"nfslab.mode=shell"}}
+	m := s.machine(ov, share, acc)
+	m.Interactive, m.Cmdline = true, append(m.Cmdline, "nfslab.mode=shell")
 	cmd := cmdrun.Command(ctx, QEMUBinary, m.Args()...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stdout
 	fmt.Fprintln(stdout, "nfslab vm shell: booting (Ctrl-A X quits qemu; `exit` powers the guest off)")

@@ -379,3 +379,13 @@ func TestParseTestBinary(t *testing.T) {
 		}
 	}
 }
+
+func TestScenariosForKernel(t *testing.T) {
+	names := []string{"nfs-full-drop", "nfs-localio", "nfs-localio-disabled", "nfs-stale-handle"}
+	if got := ScenariosForKernel(names, KernelDebian); !slices.Equal(got, []string{"nfs-full-drop", "nfs-stale-handle"}) {
+		t.Errorf("debian: %q", got)
+	}
+	if got := ScenariosForKernel(names, KernelLocalIO); !slices.Equal(got, []string{"nfs-localio", "nfs-localio-disabled"}) {
+		t.Errorf("localio: %q", got)
+	}
+}
