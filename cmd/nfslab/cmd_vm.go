@@ -19,17 +19,21 @@ import (
 type vmFlags struct {
 	cacheDir string
 	mirror   string
-	suite    string
+	guest    string
 	diskMB   int
 	memoryMB int
 	cpus     int
 	accel    string
 }
 
-func (f *vmFlags) addImage(cmd *cobra.Command) {
+func (f *vmFlags) addImage(cmd *cobra.Command, defaultGuest string) {
+	var about []string
+	for _, g := range vm.Guests() {
+		about = append(about, g.Suite+" ("+g.About+")")
+	}
 	cmd.Flags().StringVar(&f.cacheDir, "cache-dir", vm.DefaultCacheDir, "image cache directory")
 	cmd.Flags().StringVar(&f.mirror, "mirror", "", "Debian mirror for debootstrap (default: the machine's apt configuration)")
-	cmd.Flags().StringVar(&f.suite, "suite", vm.DefaultSuite, "Debian release of the guest")
+	cmd.Flags().StringVar(&f.guest, "guest", defaultGuest, "guest flavour: "+strings.Join(about, " or "))
 	cmd.Flags().IntVar(&f.diskMB, "disk-mb", 4096, "size of the guest's (sparse) root disk in MiB")
 }
 
@@ -40,8 +44,18 @@ func (f *vmFlags) addBoot(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.accel, "accel", d.Accel, "accelerator: auto (KVM when it boots, else TCG), kvm, tcg")
 }
 
-func (f *vmFlags) spec() vm.ImageSpec {
-	return vm.ImageSpec{Suite: f.suite, Packages: vm.DefaultPackages, GuestInit: vmassets.GuestInit(), DiskSizeMB: f.diskMB}
+// spec is the image spec of the chosen flavour; a bad --guest is a usage
+// error naming the value.
+func (f *vmFlags) spec() (vm.ImageSpec, error) {
+	g, err := vm.LookupGuest(f.guest)
+	if err != nil {
+		return vm.ImageSpec{}, usage(err)
+	}
+	s := g.Spec(vmassets.GuestInit(), f.diskMB)
+	if err := s.Validate(); err != nil {
+		return vm.ImageSpec{}, usage(err)
+	}
+	return s, nil
 }
 
 func (f *vmFlags) boot() vm.BootConfig {
@@ -55,7 +69,7 @@ func (f *vmFlags) builder(g *globals) (vm.Builder, error) {
 	}
 	mirror := f.mirror
 	if mirror == "" {
-		if mirror, err = vm.DetectMirror(os.DirFS("/"), f.suite); err != nil {
+		if mirror, err = vm.DetectMirror(os.DirFS("/"), f.guest); err != nil {
 			return vm.Builder{}, err
 		}
 	} else if !strings.HasPrefix(mirror, "http://") && !strings.HasPrefix(mirror, "https://") {
@@ -67,9 +81,9 @@ func (f *vmFlags) builder(g *globals) (vm.Builder, error) {
 // image validates the flags and reuses the cached image, or builds it (only
 // then are debootstrap and a mirror needed).
 func (f *vmFlags) image(ctx context.Context, g *globals) (vm.Image, error) {
-	spec := f.spec()
-	if err := spec.Validate(); err != nil {
-		return vm.Image{}, usage(err)
+	spec, err := f.spec()
+	if err != nil {
+		return vm.Image{}, err
 	}
 	cache, err := filepath.Abs(f.cacheDir)
 	if err != nil {
@@ -98,9 +112,9 @@ func newVMBuildCmd(g *globals) *cobra.Command {
 		Short: "Build the lab VM image with debootstrap (cached; rebuilt only when its inputs change)",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			spec := f.spec()
-			if err := spec.Validate(); err != nil {
-				return usage(err)
+			spec, err := f.spec()
+			if err != nil {
+				return err
 			}
 			if err := vm.CheckTools(vm.BuildTools...); err != nil {
 				return err
@@ -121,7 +135,7 @@ func newVMBuildCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	f.addImage(cmd)
+	f.addImage(cmd, vm.DefaultGuest)
 	cmd.Flags().BoolVar(&force, "force", false, "rebuild even when a cached image exists")
 	return cmd
 }
@@ -150,6 +164,9 @@ has the scenario engine, nfs-full-drop runs as the built-in smoke test.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := f.boot().Validate(); err != nil {
 				return usage(err)
+			}
+			if _, err := f.spec(); err != nil {
+				return err
 			}
 			if timeout <= 0 {
 				return usage(fmt.Errorf("--timeout %s must be positive", timeout))
@@ -215,7 +232,7 @@ has the scenario engine, nfs-full-drop runs as the built-in smoke test.`,
 			return h.Run(ctx, job, g.stdout)
 		},
 	}
-	f.addImage(cmd)
+	f.addImage(cmd, vm.DefaultGuest)
 	f.addBoot(cmd)
 	cmd.Flags().StringSliceVar(&scenarios, "scenario", nil, "scenario name (repeatable; default: every nfs-*.yaml in --scenarios-dir)")
 	cmd.Flags().StringVar(&scenDir, "scenarios-dir", "scenarios", "directory of scenario files")
@@ -239,6 +256,9 @@ func newVMShellCmd(g *globals) *cobra.Command {
 			if err := f.boot().Validate(); err != nil {
 				return usage(err)
 			}
+			if _, err := f.spec(); err != nil {
+				return err
+			}
 			im, err := f.image(cmd.Context(), g)
 			if err != nil {
 				return err
@@ -256,7 +276,7 @@ func newVMShellCmd(g *globals) *cobra.Command {
 			return s.Shell(cmd.Context(), work, self, os.Stdin, g.stdout)
 		},
 	}
-	f.addImage(cmd)
+	f.addImage(cmd, vm.DefaultGuest)
 	f.addBoot(cmd)
 	return cmd
 }
@@ -269,6 +289,10 @@ func newVMBoxCmd(g *globals) *cobra.Command {
 		Short: "Build a Vagrant box (libvirt provider) from the guest image: vagrant user, sshd, sudo, DHCP (cached)",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			lab, err := f.spec()
+			if err != nil {
+				return err
+			}
 			if key == "" {
 				k, err := vm.FindInsecureKey()
 				if err != nil {
@@ -276,7 +300,7 @@ func newVMBoxCmd(g *globals) *cobra.Command {
 				}
 				key = k
 			}
-			spec := vm.BoxSpec(f.spec())
+			spec := vm.BoxSpec(lab)
 			spec.Customize = vm.BoxCustomizer{Cmd: vm.ExecCommander{}, InsecureKey: key}.Customize
 			if err := spec.Validate(); err != nil {
 				return usage(err)
@@ -296,11 +320,12 @@ func newVMBoxCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(g.stdout, "box %s\n  add with: vagrant box add --force --name %s %s\n", box, vm.BoxName, box)
+			fmt.Fprintf(g.stdout, "box %s\n  add with: vagrant box add --force --name %s %s\n", box, vm.BoxName(lab.Suite), box)
 			return nil
 		},
 	}
-	f.addImage(cmd)
+	// The Vagrant lab (Vagrantfile, scripts/vagrant-lab) was made on bookworm.
+	f.addImage(cmd, "bookworm")
 	cmd.Flags().StringVar(&key, "insecure-key", "", "Vagrant's insecure public key (default: the one the vagrant package ships)")
 	return cmd
 }

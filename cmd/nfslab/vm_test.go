@@ -161,7 +161,10 @@ func TestVMBadInput(t *testing.T) {
 		{"vm", "run", "--scenarios-dir", t.TempDir()},
 		{"vm", "run", "--smoke-only", "--scenario", "nfs-full-drop", "--scenarios-dir", "../../scenarios"},
 		{"vm", "run", "--test-binary", "/nonexistent.test", "--scenarios-dir", "../../scenarios"},
-		{"vm", "build", "--suite", "book worm"},
+		{"vm", "build", "--guest", "book worm"},
+		{"vm", "build", "--guest", "sid"},
+		{"vm", "run", "--guest", "buster", "--scenarios-dir", "../../scenarios"},
+		{"vm", "box", "--guest", "jessie", "--insecure-key", "/nonexistent"},
 		{"vm", "build", "--disk-mb", "10"},
 		{"vm", "smoke", "half-drop"},
 		{"vm", "smoke", "full-drop", "--detect-within", "0s"},
@@ -171,6 +174,10 @@ func TestVMBadInput(t *testing.T) {
 		if exitCode(err) != 2 {
 			t.Errorf("%v: exit %d (%v), want 2", args, exitCode(err), err)
 		}
+	}
+	_, _, err := runNFSLab(t, "", "vm", "build", "--guest", "sid")
+	if err == nil || !strings.Contains(err.Error(), `guest "sid" is not one of trixie, bookworm`) {
+		t.Errorf("vm build --guest sid: %v, want the value and the choices named", err)
 	}
 }
 
