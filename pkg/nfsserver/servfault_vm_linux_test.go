@@ -27,7 +27,7 @@ import (
 // expired, and ESTALE after an unexport.
 func TestServerFaultsReal(t *testing.T) {
 	if !kernelHasNFS() {
-		privtest.Skip(t, "this kernel has no NFS client/server; the test runs in the lab VM (Debian 12, nfs-kernel-server)")
+		privtest.Skip(t, "this kernel has no NFS client/server; the test runs in the lab VM (Debian guest with nfs-kernel-server)")
 	}
 	privtest.Root(t)
 	privtest.Tools(t, "ip", "rpc.nfsd", "rpc.mountd", "exportfs", "nsenter", "unshare")
