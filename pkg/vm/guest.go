@@ -37,8 +37,11 @@ func commonPackages() []string {
 // slices.
 func Guests() []Guest {
 	return []Guest{
-		{Suite: "trixie", About: "Debian 13, kernel 6.12, nfs-utils 2.8, OpenJDK 21",
-			Packages: append(commonPackages(), "openjdk-21-jre-headless")},
+		// podman 5.4 (with netavark, and nftables for its nftables firewall
+		// driver) for the podmanguest tests: a current laptop's container
+		// stack. bookworm's podman 4.3 is left out.
+		{Suite: "trixie", About: "Debian 13, kernel 6.12, nfs-utils 2.8, OpenJDK 21, podman 5.4",
+			Packages: append(commonPackages(), "openjdk-21-jre-headless", "podman", "nftables")},
 		{Suite: "bookworm", About: "Debian 12, kernel 6.1, nfs-utils 2.6, OpenJDK 17",
 			Packages: append(commonPackages(), "openjdk-17-jre-headless")},
 	}
