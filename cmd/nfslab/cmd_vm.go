@@ -19,7 +19,7 @@ import (
 type vmFlags struct {
 	cacheDir string
 	mirror   string
-	suite    string
+	guest    string
 	diskMB   int
 	memoryMB int
 	cpus     int
@@ -27,10 +27,14 @@ type vmFlags struct {
 	kernel   string
 }
 
-func (f *vmFlags) addImage(cmd *cobra.Command) {
+func (f *vmFlags) addImage(cmd *cobra.Command, defaultGuest string) {
+	var about []string
+	for _, g := range vm.Guests() {
+		about = append(about, g.Suite+" ("+g.About+")")
+	}
 	cmd.Flags().StringVar(&f.cacheDir, "cache-dir", vm.DefaultCacheDir, "image cache directory")
 	cmd.Flags().StringVar(&f.mirror, "mirror", "", "Debian mirror for debootstrap (default: the machine's apt configuration)")
-	cmd.Flags().StringVar(&f.suite, "suite", vm.DefaultSuite, "Debian release of the guest")
+	cmd.Flags().StringVar(&f.guest, "guest", defaultGuest, "guest flavour: "+strings.Join(about, " or "))
 	cmd.Flags().IntVar(&f.diskMB, "disk-mb", 4096, "size of the guest's (sparse) root disk in MiB")
 }
 
@@ -55,12 +59,10 @@ func (f *vmFlags) kernelBuilder(g *globals, spec vm.KernelSpec) (vm.KernelBuilde
 	}
 	mirror := f.mirror
 	if mirror == "" {
+		// A bookworm host's apt names no trixie: DetectMirror then takes
+		// the mirror that serves the lab's other releases.
 		if mirror, err = vm.DetectMirror(os.DirFS("/"), spec.Suite); err != nil {
-			// The machine's apt may serve only its own release (a
-			// bookworm host); the image's mirror serves every suite.
-			if mirror, err = vm.DetectMirror(os.DirFS("/"), f.suite); err != nil {
-				return vm.KernelBuilder{}, err
-			}
+			return vm.KernelBuilder{}, err
 		}
 	} else if !strings.HasPrefix(mirror, "http://") && !strings.HasPrefix(mirror, "https://") {
 		return vm.KernelBuilder{}, usage(fmt.Errorf("mirror %q is not an http(s) URL", mirror))
@@ -95,8 +97,18 @@ func (f *vmFlags) bootKernel(ctx context.Context, g *globals) (*vm.Kernel, error
 	return &k, nil
 }
 
-func (f *vmFlags) spec() vm.ImageSpec {
-	return vm.ImageSpec{Suite: f.suite, Packages: vm.DefaultPackages, GuestInit: vmassets.GuestInit(), DiskSizeMB: f.diskMB}
+// spec is the image spec of the chosen flavour; a bad --guest is a usage
+// error naming the value.
+func (f *vmFlags) spec() (vm.ImageSpec, error) {
+	g, err := vm.LookupGuest(f.guest)
+	if err != nil {
+		return vm.ImageSpec{}, usage(err)
+	}
+	s := g.Spec(vmassets.GuestInit(), f.diskMB)
+	if err := s.Validate(); err != nil {
+		return vm.ImageSpec{}, usage(err)
+	}
+	return s, nil
 }
 
 func (f *vmFlags) boot() vm.BootConfig {
@@ -110,7 +122,7 @@ func (f *vmFlags) builder(g *globals) (vm.Builder, error) {
 	}
 	mirror := f.mirror
 	if mirror == "" {
-		if mirror, err = vm.DetectMirror(os.DirFS("/"), f.suite); err != nil {
+		if mirror, err = vm.DetectMirror(os.DirFS("/"), f.guest); err != nil {
 			return vm.Builder{}, err
 		}
 	} else if !strings.HasPrefix(mirror, "http://") && !strings.HasPrefix(mirror, "https://") {
@@ -122,9 +134,9 @@ func (f *vmFlags) builder(g *globals) (vm.Builder, error) {
 // image validates the flags and reuses the cached image, or builds it (only
 // then are debootstrap and a mirror needed).
 func (f *vmFlags) image(ctx context.Context, g *globals) (vm.Image, error) {
-	spec := f.spec()
-	if err := spec.Validate(); err != nil {
-		return vm.Image{}, usage(err)
+	spec, err := f.spec()
+	if err != nil {
+		return vm.Image{}, err
 	}
 	cache, err := filepath.Abs(f.cacheDir)
 	if err != nil {
@@ -153,9 +165,9 @@ func newVMBuildCmd(g *globals) *cobra.Command {
 		Short: "Build the lab VM image with debootstrap (cached; rebuilt only when its inputs change)",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			spec := f.spec()
-			if err := spec.Validate(); err != nil {
-				return usage(err)
+			spec, err := f.spec()
+			if err != nil {
+				return err
 			}
 			if err := vm.CheckTools(vm.BuildTools...); err != nil {
 				return err
@@ -176,7 +188,7 @@ func newVMBuildCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	f.addImage(cmd)
+	f.addImage(cmd, vm.DefaultGuest)
 	cmd.Flags().BoolVar(&force, "force", false, "rebuild even when a cached image exists")
 	return cmd
 }
@@ -206,6 +218,9 @@ has the scenario engine, nfs-full-drop runs as the built-in smoke test.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := f.boot().Validate(); err != nil {
 				return usage(err)
+			}
+			if _, err := f.spec(); err != nil {
+				return err
 			}
 			if timeout <= 0 {
 				return usage(fmt.Errorf("--timeout %s must be positive", timeout))
@@ -283,7 +298,7 @@ has the scenario engine, nfs-full-drop runs as the built-in smoke test.`,
 			return h.Run(ctx, job, g.stdout)
 		},
 	}
-	f.addImage(cmd)
+	f.addImage(cmd, vm.DefaultGuest)
 	f.addBoot(cmd)
 	f.addKernel(cmd)
 	cmd.Flags().StringSliceVar(&scenarios, "scenario", nil, "scenario name (repeatable; default: every nfs-*.yaml in --scenarios-dir, the nfs-localio* ones only with --kernel localio)")
@@ -312,6 +327,9 @@ func newVMShellCmd(g *globals) *cobra.Command {
 			if err := f.checkKernel(); err != nil {
 				return err
 			}
+			if _, err := f.spec(); err != nil {
+				return err
+			}
 			im, err := f.image(cmd.Context(), g)
 			if err != nil {
 				return err
@@ -333,7 +351,7 @@ func newVMShellCmd(g *globals) *cobra.Command {
 			return s.Shell(cmd.Context(), work, self, os.Stdin, g.stdout)
 		},
 	}
-	f.addImage(cmd)
+	f.addImage(cmd, vm.DefaultGuest)
 	f.addBoot(cmd)
 	f.addKernel(cmd)
 	return cmd
@@ -381,7 +399,6 @@ CACHE/kernels/localio-<hash of format, source version, fragment>/;
 	}
 	cmd.Flags().StringVar(&f.cacheDir, "cache-dir", vm.DefaultCacheDir, "image cache directory (kernels go to its kernels/)")
 	cmd.Flags().StringVar(&f.mirror, "mirror", "", "Debian mirror (default: the machine's apt configuration)")
-	cmd.Flags().StringVar(&f.suite, "suite", vm.DefaultSuite, "suite whose apt entry names the mirror when none serves trixie")
 	cmd.Flags().BoolVar(&force, "force", false, "rebuild even when a cached kernel exists")
 	cmd.Flags().IntVar(&jobs, "jobs", 0, "make -j (default: the number of CPUs)")
 	return cmd
@@ -395,6 +412,10 @@ func newVMBoxCmd(g *globals) *cobra.Command {
 		Short: "Build a Vagrant box (libvirt provider) from the guest image: vagrant user, sshd, sudo, DHCP (cached)",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			lab, err := f.spec()
+			if err != nil {
+				return err
+			}
 			if key == "" {
 				k, err := vm.FindInsecureKey()
 				if err != nil {
@@ -402,7 +423,7 @@ func newVMBoxCmd(g *globals) *cobra.Command {
 				}
 				key = k
 			}
-			spec := vm.BoxSpec(f.spec())
+			spec := vm.BoxSpec(lab)
 			spec.Customize = vm.BoxCustomizer{Cmd: vm.ExecCommander{}, InsecureKey: key}.Customize
 			if err := spec.Validate(); err != nil {
 				return usage(err)
@@ -422,11 +443,12 @@ func newVMBoxCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(g.stdout, "box %s\n  add with: vagrant box add --force --name %s %s\n", box, vm.BoxName, box)
+			fmt.Fprintf(g.stdout, "box %s\n  add with: vagrant box add --force --name %s %s\n", box, vm.BoxName(lab.Suite), box)
 			return nil
 		},
 	}
-	f.addImage(cmd)
+	// The Vagrant lab (Vagrantfile, scripts/vagrant-lab) was made on bookworm.
+	f.addImage(cmd, "bookworm")
 	cmd.Flags().StringVar(&key, "insecure-key", "", "Vagrant's insecure public key (default: the one the vagrant package ships)")
 	return cmd
 }

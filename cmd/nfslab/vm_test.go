@@ -28,20 +28,6 @@ func vmBuildStatic(t *testing.T) string {
 	return bin
 }
 
-// vmBuildGuestTest compiles pkg/nfsserver's guest-only tests (build tag
-// nfsguest: they need kernel NFS, which the host lacks) into a static test
-// binary for --test-binary.
-func vmBuildGuestTest(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "nfsserver.test")
-	cmd := exec.Command("go", "test", "-tags", vmBuildTags+" nfsguest", "-c", "-o", bin, "../../pkg/nfsserver")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the nfsserver guest test binary: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // TestVMFullDropNFS is the real thing: it builds (or reuses) the lab VM
 // image and boots it once. Inside the guest's kernel the smoke test serves
 // knfsd from a netns, mounts it soft, runs the JVM journal probe on it,
@@ -49,19 +35,24 @@ func vmBuildGuestTest(t *testing.T) string {
 // engine runs scenarios/nfs-full-drop.yaml the same way a user would; and
 // pkg/nfsserver's TestKnfsdInNetnsReal, TestServerFaultsReal,
 // TestServerEIOReal and TestEIOCommandsReal (built with -tags nfsguest;
-// the last runs the share's nfslab binary) run against the guest's knfsd in the same boot. Cold: about 6 minutes under
-// TCG on 2 cores (image build included); cached: about 3.5.
+// the last runs the share's nfslab binary) run against the guest's knfsd
+// in the same boot, and pkg/container/podman's TestPodman5GuestReal
+// (-tags podmanguest) against the default (trixie) guest's podman 5.4.
+// Cold: about 6 minutes under TCG on 2 cores (image build included);
+// cached: about 4.5.
 func TestVMFullDropNFS(t *testing.T) {
 	privtest.Short(t)
 	privtest.Root(t)
 	privtest.Tools(t, vm.QEMUBinary, "qemu-img", "debootstrap", "mkfs.ext4", "javac", "go")
 	bin := vmBuildStatic(t)
-	guestTest := vmBuildGuestTest(t)
+	guestTest := vmBuildTestBinary(t, "../../pkg/nfsserver", "nfsserver.test", "nfsguest")
+	podmanTest := vmBuildTestBinary(t, "../../pkg/container/podman", "podman.test", "podmanguest")
 	out := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "vm", "run", "--smoke", "--scenario", "nfs-full-drop", "--out", out,
 		"--test-binary", guestTest+"=^(TestKnfsdInNetnsReal|TestServerFaultsReal|TestServerEIOReal|TestEIOCommandsReal)$",
+		"--test-binary", podmanTest+"=^TestPodman5GuestReal$",
 		"--scenarios-dir", "../../scenarios", "--timeout", "20m")
 	// Under CI=true a skip of the guest test fails; set it here so a
 	// guest without NFS can never pass by skipping.
@@ -71,7 +62,7 @@ func TestVMFullDropNFS(t *testing.T) {
 	if err != nil {
 		t.Errorf("nfslab vm run --smoke --scenario nfs-full-drop --test-binary nfsserver.test: %v", err)
 	}
-	for _, step := range []string{vm.SmokeStep, "nfs-full-drop", "gotest-nfsserver"} {
+	for _, step := range []string{vm.SmokeStep, "nfs-full-drop", "gotest-nfsserver", "gotest-podman"} {
 		if !strings.Contains(string(b), "PASS "+step+" (") {
 			t.Errorf("no PASS line for %s", step)
 		}
@@ -86,6 +77,12 @@ func TestVMFullDropNFS(t *testing.T) {
 				t.Errorf("%s did not pass in the guest:\n%s", name, vmTail(string(l), 30))
 			}
 		}
+	}
+	// pkg/container's podman bindings ran against the guest's podman 5.
+	if logs, _ := filepath.Glob(filepath.Join(out, "vm-*", "logs", "gotest-podman.log")); len(logs) != 1 {
+		t.Errorf("want one gotest-podman.log under %s/vm-*/logs, got %v", out, logs)
+	} else if l, _ := os.ReadFile(logs[0]); !strings.Contains(string(l), "--- PASS: TestPodman5GuestReal") {
+		t.Errorf("TestPodman5GuestReal did not pass in the guest:\n%s", vmTail(string(l), 30))
 	}
 	// The engine's run directory came back with the evidence in its journal.
 	journals, _ := filepath.Glob(filepath.Join(out, "nfs-full-drop-*", "journal.jsonl"))
@@ -162,7 +159,10 @@ func TestVMBadInput(t *testing.T) {
 		{"vm", "run", "--scenarios-dir", t.TempDir()},
 		{"vm", "run", "--smoke-only", "--scenario", "nfs-full-drop", "--scenarios-dir", "../../scenarios"},
 		{"vm", "run", "--test-binary", "/nonexistent.test", "--scenarios-dir", "../../scenarios"},
-		{"vm", "build", "--suite", "book worm"},
+		{"vm", "build", "--guest", "book worm"},
+		{"vm", "build", "--guest", "sid"},
+		{"vm", "run", "--guest", "buster", "--scenarios-dir", "../../scenarios"},
+		{"vm", "box", "--guest", "jessie", "--insecure-key", "/nonexistent"},
 		{"vm", "build", "--disk-mb", "10"},
 		{"vm", "smoke", "half-drop"},
 		{"vm", "smoke", "full-drop", "--detect-within", "0s"},
@@ -179,14 +179,19 @@ func TestVMBadInput(t *testing.T) {
 			t.Errorf("%v: exit %d (%v), want 2", args, exitCode(err), err)
 		}
 	}
+	_, _, err := runNFSLab(t, "", "vm", "build", "--guest", "sid")
+	if err == nil || !strings.Contains(err.Error(), `guest "sid" is not one of trixie, bookworm`) {
+		t.Errorf("vm build --guest sid: %v, want the value and the choices named", err)
+	}
 }
 
-// vmBuildTestBinary compiles a package's tests with -tags nfsguest into a
-// static test binary called name for --test-binary.
-func vmBuildTestBinary(t *testing.T, pkg, name string) string {
+// vmBuildTestBinary compiles a package's tests with the guest-only build
+// tag (nfsguest: kernel NFS; podmanguest: podman 5), which the host lacks,
+// into a static test binary called name for --test-binary.
+func vmBuildTestBinary(t *testing.T, pkg, name, tag string) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), name)
-	cmd := exec.Command("go", "test", "-tags", vmBuildTags+" nfsguest", "-c", "-o", bin, pkg)
+	cmd := exec.Command("go", "test", "-tags", vmBuildTags+" "+tag, "-c", "-o", bin, pkg)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("building the guest test binary of %s: %v\n%s", pkg, err, out)
@@ -204,8 +209,8 @@ func TestVMShapeDelay(t *testing.T) {
 	privtest.Root(t)
 	privtest.Tools(t, vm.QEMUBinary, "qemu-img", "debootstrap", "mkfs.ext4", "javac", "go")
 	bin := vmBuildStatic(t)
-	nf := vmBuildTestBinary(t, "../../pkg/netfault", "netfault.test")
-	bench := vmBuildTestBinary(t, "../../bench/faults", "faults.test")
+	nf := vmBuildTestBinary(t, "../../pkg/netfault", "netfault.test", "nfsguest")
+	bench := vmBuildTestBinary(t, "../../bench/faults", "faults.test", "nfsguest")
 	out := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()

@@ -22,7 +22,7 @@ import (
 // heal --all leaving no dm or loop device.
 func TestEIOCommandsReal(t *testing.T) {
 	if !kernelHasNFS() {
-		privtest.Skip(t, "this kernel has no NFS client/server; the test runs in the lab VM (Debian 12, nfs-kernel-server)")
+		privtest.Skip(t, "this kernel has no NFS client/server; the test runs in the lab VM (Debian guest with nfs-kernel-server)")
 	}
 	privtest.Root(t)
 	bin := os.Getenv("NFSLAB_BIN")

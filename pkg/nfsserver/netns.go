@@ -215,7 +215,7 @@ func (s *NetnsServer) CheckKernel(ctx context.Context) error {
 		_, merr := s.host.Run(ctx, "modprobe", "nfsd")
 		if !hasNFSD(s.host) {
 			return fmt.Errorf("%w: /proc/filesystems lists no nfsd and /sys/module/nfsd is missing; `modprobe nfsd` failed (%v). "+
-				"Run the NFS experiment in the lab VM (Debian 12 with nfs-kernel-server), or boot a kernel with CONFIG_NFSD", ErrNoKernelNFSD, merr)
+				"Run the NFS experiment in the lab VM (nfslab vm run: a Debian guest with nfs-kernel-server), or boot a kernel with CONFIG_NFSD", ErrNoKernelNFSD, merr)
 		}
 	}
 	var missing []string

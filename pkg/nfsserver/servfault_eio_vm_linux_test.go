@@ -27,7 +27,7 @@ import (
 // the dm device and the loop device.
 func TestServerEIOReal(t *testing.T) {
 	if !kernelHasNFS() {
-		privtest.Skip(t, "this kernel has no NFS client/server; the test runs in the lab VM (Debian 12, nfs-kernel-server)")
+		privtest.Skip(t, "this kernel has no NFS client/server; the test runs in the lab VM (Debian guest with nfs-kernel-server)")
 	}
 	privtest.Tools(t, "dmsetup", "losetup", "mkfs.ext4", "filefrag", "fallocate", "blockdev")
 	ctx := context.Background()

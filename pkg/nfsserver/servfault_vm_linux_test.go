@@ -100,7 +100,7 @@ func startAndMount(t *testing.T, cfg NetnsConfig) (*NetnsServer, string) {
 // expired, and ESTALE after an unexport.
 func TestServerFaultsReal(t *testing.T) {
 	if !kernelHasNFS() {
-		privtest.Skip(t, "this kernel has no NFS client/server; the test runs in the lab VM (Debian 12, nfs-kernel-server)")
+		privtest.Skip(t, "this kernel has no NFS client/server; the test runs in the lab VM (Debian guest with nfs-kernel-server)")
 	}
 	ctx := context.Background()
 	s, target := startAndMount(t, NetnsConfig{})

@@ -50,7 +50,7 @@ func kernelHasNFS() bool {
 //	nfslab vm run --smoke-only --test-binary nfsserver.test=KnfsdInNetnsReal
 func TestKnfsdInNetnsReal(t *testing.T) {
 	if !kernelHasNFS() {
-		privtest.Skip(t, "this kernel has no NFS client/server; the test runs in the lab VM (Debian 12, nfs-kernel-server)")
+		privtest.Skip(t, "this kernel has no NFS client/server; the test runs in the lab VM (Debian guest with nfs-kernel-server)")
 	}
 	privtest.Root(t)
 	privtest.Tools(t, "ip", "rpc.nfsd", "rpc.mountd", "exportfs", "nsenter", "unshare")

@@ -27,11 +27,23 @@ var ErrInvalid = errors.New("invalid probe configuration")
 // DefaultCacheDir is where compiled probes are kept when none is given.
 const DefaultCacheDir = "/var/cache/nfslab/probe"
 
+// JavaRelease is the Java SE release the probe is compiled for (javac
+// --release): the oldest JRE it must run on, bookworm's OpenJDK 17, so one
+// class file runs there and on trixie's OpenJDK 21 alike, whichever JDK
+// compiled it.
+const JavaRelease = "17"
+
+// javacArgs are javac's options before the source file.
+func javacArgs(out string) []string {
+	return []string{"-nowarn", "--release", JavaRelease, "-d", out}
+}
+
 // Build compiles the embedded probe source with javac into
-// cacheDir/<sha256 of the source>/ and returns that class directory. A
-// directory that already holds the class for this source is reused.
+// cacheDir/<sha256 of the source and the javac options>/ and returns that
+// class directory. A directory that already holds the class for this
+// source is reused.
 //
-// Equivalent to: javac -d DIR JournalProbe.java
+// Equivalent to: javac -nowarn --release 17 -d DIR JournalProbe.java
 func Build(ctx context.Context, javac, cacheDir string) (string, error) {
 	if javac == "" {
 		javac = "javac"
@@ -40,7 +52,9 @@ func Build(ctx context.Context, javac, cacheDir string) (string, error) {
 		cacheDir = DefaultCacheDir
 	}
 	src := probesrc.Source()
-	sum := sha256.Sum256(src)
+	// The options are part of the key: a class compiled before --release
+	// was given (for the compiling JDK's own release) is not reused.
+	sum := sha256.Sum256(append(append([]byte(nil), src...), strings.Join(javacArgs(""), " ")...))
 	classDir := filepath.Join(cacheDir, hex.EncodeToString(sum[:8]))
 	if _, err := os.Stat(filepath.Join(classDir, probesrc.ClassName+".class")); err == nil {
 		return classDir, nil
@@ -58,7 +72,7 @@ func Build(ctx context.Context, javac, cacheDir string) (string, error) {
 		return "", fmt.Errorf("writing probe source: %w", err)
 	}
 	out := filepath.Join(tmp, "classes")
-	if err := cmdrun.Run(ctx, javac, "-nowarn", "-d", out, srcPath); err != nil {
+	if err := cmdrun.Run(ctx, javac, append(javacArgs(out), srcPath)...); err != nil {
 		return "", fmt.Errorf("compiling probe: %w", err)
 	}
 	if err := os.Rename(out, classDir); err != nil {

@@ -3,6 +3,8 @@ package probe
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -79,6 +81,15 @@ func TestBuildAndRun(t *testing.T) {
 	}
 	if cd2, err := Build(ctx, "", cache); err != nil || cd2 != cd {
 		t.Fatalf("second Build = %q, %v; want cached %q", cd2, err, cd)
+	}
+	// Class file major version 61 is Java 17: the class runs on bookworm's
+	// JRE 17 and trixie's JRE 21 whatever JDK compiled it.
+	cls, err := os.ReadFile(filepath.Join(cd, "JournalProbe.class"))
+	if err != nil || len(cls) < 8 {
+		t.Fatalf("reading the class: %v", err)
+	}
+	if major := int(cls[6])<<8 | int(cls[7]); major != 61 {
+		t.Errorf("class file major version %d, want 61 (javac --release %s)", major, JavaRelease)
 	}
 	if ok, err := CRC32CIntrinsic(ctx, ""); err != nil || !ok {
 		t.Errorf("CRC32C intrinsic = %v, %v (the SIGBUS crash needs it)", ok, err)

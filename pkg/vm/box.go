@@ -32,9 +32,10 @@ func FindInsecureKey() (string, error) {
 	return m[len(m)-1], nil
 }
 
-// BoxName is the name `vagrant box add` registers the box under; the
-// Vagrantfile uses it unless NFSLAB_VAGRANT_BOX says otherwise.
-const BoxName = "nfslab/bookworm"
+// BoxName is the name `vagrant box add` registers the box of the suite's
+// guest under; the Vagrantfile uses nfslab/bookworm unless
+// NFSLAB_VAGRANT_BOX says otherwise.
+func BoxName(suite string) string { return "nfslab/" + suite }
 
 // BoxSpec is the image spec of the box: the lab guest's packages plus
 // BoxPackages, flavoured so it never shares a cache entry with the lab VM.

@@ -7,12 +7,13 @@ import (
 )
 
 func TestBoxSpecHasItsOwnKey(t *testing.T) {
-	lab := ImageSpec{Suite: "bookworm", Packages: DefaultPackages, GuestInit: []byte("#!/bin/sh\n"), DiskSizeMB: 4096}
+	lab := testSpec()
+	n := len(lab.Packages)
 	box := BoxSpec(lab)
 	if box.Key() == lab.Key() {
 		t.Fatalf("box and lab image share key %s", box.Key())
 	}
-	if len(lab.Packages) != len(DefaultPackages) {
+	if len(lab.Packages) != n {
 		t.Fatalf("BoxSpec changed the lab spec's packages: %v", lab.Packages)
 	}
 	for _, p := range []string{"openssh-server", "sudo", "systemd-sysv", "rsync"} {

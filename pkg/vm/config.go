@@ -15,28 +15,6 @@ var ErrInvalid = errors.New("invalid vm configuration")
 // DefaultCacheDir holds the image cache and the downloaded packages.
 const DefaultCacheDir = "/var/cache/nfslab/vm"
 
-// DefaultSuite is the Debian release of the guest.
-const DefaultSuite = "bookworm"
-
-// DefaultPackages is what the guest needs on top of debootstrap's minbase:
-// the kernel, the NFS server and client, the fault tools and a JRE for the
-// journal probe (compiled on the host, so no JDK in the guest). dmsetup
-// switches the server-eio fault (device-mapper `error` target over the
-// export's loop device); losetup comes with util-linux, mkfs.ext4 and
-// filefrag with e2fsprogs (in minbase).
-var DefaultPackages = []string{
-	"linux-image-amd64",
-	"nfs-kernel-server",
-	"nfs-common",
-	"iptables",
-	"iproute2",
-	"openjdk-17-jre-headless",
-	"kmod",
-	"procps",
-	"util-linux",
-	"dmsetup",
-}
-
 // ImageSpec is everything that determines the content of the base image.
 // Its hash names the cache directory.
 type ImageSpec struct {

@@ -26,6 +26,8 @@ type aptSource struct {
 // files in /etc/apt/sources.list.d/*.sources and *.list) that serves suite
 // with the main component. fsys is rooted at "/" (os.DirFS("/") for real).
 // Security and updates suites do not count: debootstrap needs the release.
+// When no source names suite, the first one serving another of the lab's
+// releases (Guests) with main is used: the host's Debian mirror.
 func DetectMirror(fsys fs.FS, suite string) (string, error) {
 	var srcs []aptSource
 	if b, err := fs.ReadFile(fsys, "etc/apt/sources.list"); err == nil {
@@ -54,7 +56,21 @@ func DetectMirror(fsys fs.FS, suite string) (string, error) {
 			return strings.TrimRight(s.URI, "/"), nil
 		}
 	}
-	return "", fmt.Errorf("%w for suite %s with component main in /etc/apt/sources.list or /etc/apt/sources.list.d (pass --mirror)", ErrNoMirror, suite)
+	// A machine lists only its own release (a bookworm host building the
+	// trixie guest): an archive that serves one of the lab's releases with
+	// main is a Debian mirror and serves the others too.
+	for _, s := range srcs {
+		if !contains(s.Components, "main") {
+			continue
+		}
+		for _, g := range Guests() {
+			if contains(s.Suites, g.Suite) {
+				return strings.TrimRight(s.URI, "/"), nil
+			}
+		}
+	}
+	return "", fmt.Errorf("%w for suite %s (nor for %s) with component main in /etc/apt/sources.list or /etc/apt/sources.list.d (pass --mirror)",
+		ErrNoMirror, suite, strings.Join(GuestNames(), ", "))
 }
 
 func contains(xs []string, x string) bool {

@@ -3,6 +3,7 @@ package vm
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -13,13 +14,14 @@ import (
 )
 
 func testSpec() ImageSpec {
-	return ImageSpec{Suite: "bookworm", Packages: DefaultPackages, GuestInit: []byte("#!/bin/sh\n"), DiskSizeMB: 4096}
+	g, _ := LookupGuest("bookworm")
+	return g.Spec([]byte("#!/bin/sh\n"), 4096)
 }
 
 func TestKeyIgnoresPackageOrderAndDuplicates(t *testing.T) {
 	a := testSpec()
 	b := testSpec()
-	b.Packages = append([]string{"procps"}, slices.Clone(DefaultPackages)...)
+	b.Packages = append([]string{"procps"}, slices.Clone(a.Packages)...)
 	slices.Reverse(b.Packages)
 	if a.Key() != b.Key() {
 		t.Fatalf("order or duplicates changed the key: %s vs %s", a.Key(), b.Key())
@@ -122,9 +124,80 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 			t.Errorf("%s: got %q, %v; want %q", c.name, got, err, c.want)
 		}
 	}
-	_, err := DetectMirror(fstest.MapFS{"etc/apt/sources.list": {Data: []byte("deb http://x/debian trixie main\n")}}, "bookworm")
-	if !errors.Is(err, ErrNoMirror) {
-		t.Fatalf("no bookworm source: got %v", err)
+	_, err := DetectMirror(fstest.MapFS{"etc/apt/sources.list": {Data: []byte("deb http://x/ubuntu jammy main\ndeb http://x/debian trixie contrib\n")}}, "bookworm")
+	if !errors.Is(err, ErrNoMirror) || !strings.Contains(err.Error(), "bookworm") {
+		t.Fatalf("no Debian source with main: got %v", err)
+	}
+}
+
+// A bookworm host lists only bookworm: the trixie guest comes from the
+// same mirror (never the security archive); a source naming the suite
+// itself still wins.
+func TestDetectMirrorOtherRelease(t *testing.T) {
+	host := fstest.MapFS{"etc/apt/sources.list.d/debian.sources": {Data: []byte(`Types: deb
+URIs: http://sec.example/debian-security
+Suites: bookworm-security
+Components: main
+
+Types: deb
+URIs: http://deb.example/debian/
+Suites: bookworm bookworm-updates
+Components: main
+`)}}
+	for _, g := range GuestNames() {
+		if got, err := DetectMirror(host, g); err != nil || got != "http://deb.example/debian" {
+			t.Errorf("%s: got %q, %v; want the host's mirror", g, got, err)
+		}
+	}
+	host["etc/apt/sources.list"] = &fstest.MapFile{Data: []byte("deb http://t.example/debian trixie main\n")}
+	if got, err := DetectMirror(host, "trixie"); err != nil || got != "http://t.example/debian" {
+		t.Errorf("trixie listed: got %q, %v", got, err)
+	}
+}
+
+func TestLookupGuest(t *testing.T) {
+	if GuestNames()[0] != DefaultGuest {
+		t.Fatalf("the default %s is not listed first: %v", DefaultGuest, GuestNames())
+	}
+	jre := map[string]string{"trixie": "openjdk-21-jre-headless", "bookworm": "openjdk-17-jre-headless"}
+	for name, want := range jre {
+		g, err := LookupGuest(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(g.Packages, want) || !slices.Contains(g.Packages, "nfs-kernel-server") {
+			t.Errorf("%s lacks %s or knfsd: %v", name, want, g.Packages)
+		}
+		s := g.Spec([]byte("#!/bin/sh\n"), 4096)
+		if err := s.Validate(); err != nil || s.Suite != name {
+			t.Errorf("%s: spec %+v: %v", name, s, err)
+		}
+	}
+	if g, _ := LookupGuest("trixie"); slices.Contains(g.Packages, "openjdk-17-jre-headless") {
+		t.Error("trixie names bookworm's JRE (trixie has only openjdk-21)")
+	}
+	// The spec owns its package list: changing it leaves the flavour alone.
+	g, _ := LookupGuest("bookworm")
+	s := g.Spec([]byte("x"), 4096)
+	s.Packages[0] = "changed"
+	if g2, _ := LookupGuest("bookworm"); g2.Packages[0] == "changed" {
+		t.Error("Spec shares the flavour's package slice")
+	}
+	for _, bad := range []string{"", "sid", "Trixie", "book worm"} {
+		if _, err := LookupGuest(bad); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), fmt.Sprintf("%q", bad)) {
+			t.Errorf("%q: got %v, want ErrInvalid naming it", bad, err)
+		}
+	}
+}
+
+// The bookworm image keeps the cache key it had before flavours existed:
+// a machine with a cached bookworm image does not rebuild it.
+func TestBookwormKeyUnchanged(t *testing.T) {
+	g, _ := LookupGuest("bookworm")
+	old := ImageSpec{Suite: "bookworm", Packages: []string{"linux-image-amd64", "nfs-kernel-server", "nfs-common", "iptables",
+		"iproute2", "openjdk-17-jre-headless", "kmod", "procps", "util-linux", "dmsetup"}, GuestInit: []byte("x"), DiskSizeMB: 4096}
+	if g.Spec([]byte("x"), 4096).Key() != old.Key() {
+		t.Fatal("the bookworm flavour's key moved")
 	}
 }
 
