@@ -54,7 +54,8 @@ const OwnNFSServerImage = "nfs-server"
 // the pseudo root to NFS_SERVER_ALLOWED_CLIENTS with root_squash, a 10 s
 // grace), with the kernel's nfsd of the container's own network namespace.
 // mountd stays in front as PID 1, so `podman stop` ends the server; knfsd's
-// threads end with the namespace.
+// threads end with the namespace. The port is given as a number: the image
+// has no /etc/services to resolve "nfs".
 const nfsServerEntrypoint = `set -eu
 clients=${NFS_SERVER_ALLOWED_CLIENTS:-10.88.0.0/12}
 if [ ! -d /mnt/data ]; then echo "no data directory found at /mnt/data" >&2; exit 1; fi
@@ -63,7 +64,7 @@ mount -t nfsd nfsd /proc/fs/nfsd
 exportfs -rv
 nfsd_debug= mountd_debug=
 if [ "${NFS_SERVER_DEBUG:-0}" = 1 ]; then nfsd_debug=-d; mountd_debug="-d all"; fi
-rpc.nfsd -N 3 -V 4 --grace-time 10 $nfsd_debug
+rpc.nfsd -N 3 -V 4 --grace-time 10 -p 2049 $nfsd_debug
 echo "nfs-server: serving /mnt/data to $clients"
 exec rpc.mountd -N 2 -N 3 -V 4 --foreground $mountd_debug
 `

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/nfslab/nfslab/pkg/clock"
@@ -109,9 +110,21 @@ func (s *ContainerServer) Start(ctx context.Context) (Endpoint, error) {
 	s.id = id
 	ep := Endpoint{Addr: netip.MustParseAddr(sp.HostIP).Unmap(), Port: sp.HostPort, Export: "/"}
 	if err := s.waitReady(ctx, netip.AddrPortFrom(ep.Addr, uint16(ep.Port))); err != nil {
-		return Endpoint{}, err
+		// A server that never answered leaves nothing: its last words go
+		// into the error, then the container goes.
+		if tail := s.logTail(ctx, 10); tail != "" {
+			err = fmt.Errorf("%w; its log ends:\n%s", err, tail)
+		}
+		return Endpoint{}, errors.Join(err, s.Stop(context.WithoutCancel(ctx)))
 	}
 	return ep, nil
+}
+
+// logTail is the container's last n log lines ("" if none can be read).
+func (s *ContainerServer) logTail(ctx context.Context, n int) string {
+	var lines []string
+	_ = s.rt.Logs(ctx, s.id, container.LogOptions{Tail: n}, func(l container.LogLine) { lines = append(lines, "  "+l.Text) })
+	return strings.Join(lines, "\n")
 }
 
 // waitReady connects to the published port until it answers, the
@@ -127,8 +140,8 @@ func (s *ContainerServer) waitReady(ctx context.Context, ap netip.AddrPort) erro
 			return nil
 		}
 		if info, ierr := s.rt.Inspect(ctx, s.id); ierr == nil && !info.Running() {
-			return fmt.Errorf("%w: the server container %s exited (code %d) before %s answered; see `podman logs %s`",
-				ErrUnreachable, s.cfg.Spec.Name, info.Exit, ap, s.cfg.Spec.Name)
+			return fmt.Errorf("%w: the server container %s exited (code %d) before %s answered",
+				ErrUnreachable, s.cfg.Spec.Name, info.Exit, ap)
 		}
 		select {
 		case <-ctx.Done():

@@ -165,14 +165,21 @@ func TestContainerServerExitsBeforeReady(t *testing.T) {
 		clk.Advance(500 * time.Millisecond)
 		time.Sleep(time.Millisecond)
 	}
+	if err := rt.AddLog("nfslab-nfs-server", container.Stderr, "exportfs: /mnt/data does not support NFS export"); err != nil {
+		t.Fatal(err)
+	}
 	if err := rt.Exit("nfslab-nfs-server", 1); err != nil {
 		t.Fatal(err)
 	}
 	for {
 		select {
 		case err := <-done:
-			if !errors.Is(err, ErrUnreachable) || !strings.Contains(err.Error(), "exited (code 1)") {
+			if !errors.Is(err, ErrUnreachable) || !strings.Contains(err.Error(), "exited (code 1)") ||
+				!strings.Contains(err.Error(), "exportfs: /mnt/data does not support NFS export") {
 				t.Fatalf("err %v", err)
+			}
+			if l, _ := container.ListOwned(ctx, rt, ""); len(l) != 0 {
+				t.Fatalf("a server that never answered was left: %+v", l)
 			}
 			return
 		default:
