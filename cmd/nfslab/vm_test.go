@@ -203,7 +203,11 @@ func vmBuildTestBinary(t *testing.T, pkg, name, tag string) string {
 // host kernel has no sch_netem): pkg/netfault's TestGuestDelayOnTheWire
 // (the connect round trip grows by the requested delay, within 10 %) and
 // TestGuestDelaySIGKILL (nothing left after SIGKILL and heal --all), and
-// bench/faults' delay-vs-tc table. About 5 minutes under TCG, cached image.
+// bench/faults' delay-vs-tc table; and in the same boot pkg/nfsserver's
+// TestContainerServerReal: the workshop's containerized server behind
+// podman 5's own DNAT, with both netavark firewall drivers (the pitfall,
+// the finding naming podman's rule, --match-original's EIO, recovery).
+// About 9 minutes under TCG, cached image.
 func TestVMShapeDelay(t *testing.T) {
 	privtest.Short(t)
 	privtest.Root(t)
@@ -211,22 +215,30 @@ func TestVMShapeDelay(t *testing.T) {
 	bin := vmBuildStatic(t)
 	nf := vmBuildTestBinary(t, "../../pkg/netfault", "netfault.test", "nfsguest")
 	bench := vmBuildTestBinary(t, "../../bench/faults", "faults.test", "nfsguest")
+	ctr := vmBuildTestBinary(t, "../../pkg/nfsserver", "nfsserver.test", "nfsguest podmanguest")
 	out := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "vm", "run", "--smoke-only", "--out", out,
 		"--test-binary", nf+"=^TestGuest", "--test-binary", bench+"=^TestGuestShapeBench$",
-		"--scenarios-dir", "../../scenarios", "--timeout", "20m")
+		"--test-binary", ctr+"=^TestContainerServerReal$",
+		"--scenarios-dir", "../../scenarios", "--timeout", "25m")
 	cmd.Env = append(os.Environ(), "CI=true") // a skip in the guest fails
 	b, err := cmd.CombinedOutput()
 	t.Logf("nfslab vm run:\n%s", vmTail(string(b), 80))
 	if err != nil {
 		t.Errorf("nfslab vm run --test-binary netfault.test faults.test: %v", err)
 	}
-	for _, step := range []string{"gotest-netfault", "gotest-faults"} {
+	for _, step := range []string{"gotest-netfault", "gotest-faults", "gotest-nfsserver"} {
 		if !strings.Contains(string(b), "PASS "+step+" (") {
 			t.Errorf("no PASS line for %s", step)
 		}
+	}
+	if logs, _ := filepath.Glob(filepath.Join(out, "vm-*", "logs", "gotest-nfsserver.log")); len(logs) != 1 {
+		t.Errorf("want one gotest-nfsserver.log under %s/vm-*/logs, got %v", out, logs)
+	} else if l, _ := os.ReadFile(logs[0]); !strings.Contains(string(l), "--- PASS: TestContainerServerReal/iptables") ||
+		!strings.Contains(string(l), "--- PASS: TestContainerServerReal/nftables") {
+		t.Errorf("TestContainerServerReal did not pass with both firewall drivers:\n%s", vmTail(string(l), 40))
 	}
 	logs, _ := filepath.Glob(filepath.Join(out, "vm-*", "logs", "gotest-netfault.log"))
 	if len(logs) != 1 {
