@@ -3,7 +3,7 @@
 // This file needs rootful podman with netavark (both firewall drivers) and
 // a kernel with knfsd and the NFS client, which the host and CI machines
 // lack: it is built only with -tags podmanguest, into a test binary that
-// runs in the trixie lab VM (cmd/nfslab's TestVMPodmanGuest):
+// runs in the trixie lab VM (cmd/nfslab's TestVMShapeDelay boots it):
 //
 //	CGO_ENABLED=0 go test -tags "$TAGS podmanguest" -c -o nfsserver.test ./pkg/nfsserver
 //	nfslab vm run --guest trixie --smoke-only --test-binary 'nfsserver.test=^TestContainerServerReal$'
