@@ -53,22 +53,31 @@ func (f *vmFlags) addKernel(cmd *cobra.Command) {
 // the same Debian mirror as the image, read from the apt configuration
 // for the kernel's suite unless --mirror names one.
 func (f *vmFlags) kernelBuilder(g *globals, spec vm.KernelSpec) (vm.KernelBuilder, error) {
-	cache, err := filepath.Abs(f.cacheDir)
+	cache, mirror, err := f.cacheAndMirror(spec.Suite)
 	if err != nil {
-		return vm.KernelBuilder{}, usage(fmt.Errorf("cache dir %q: %w", f.cacheDir, err))
-	}
-	mirror := f.mirror
-	if mirror == "" {
-		// A bookworm host's apt names no trixie: DetectMirror then takes
-		// the mirror that serves the lab's other releases.
-		if mirror, err = vm.DetectMirror(os.DirFS("/"), spec.Suite); err != nil {
-			return vm.KernelBuilder{}, err
-		}
-	} else if !strings.HasPrefix(mirror, "http://") && !strings.HasPrefix(mirror, "https://") {
-		return vm.KernelBuilder{}, usage(fmt.Errorf("mirror %q is not an http(s) URL", mirror))
+		return vm.KernelBuilder{}, err
 	}
 	return vm.KernelBuilder{CacheDir: cache, Mirror: mirror, Cmd: vm.ExecCommander{}, Fetch: vm.HTTPFetcher{},
 		Clock: clock.Real{}, Log: g.logger, Tools: vm.CheckTools}, nil
+}
+
+// cacheAndMirror returns the absolute cache directory and the Debian
+// mirror: --mirror, else the machine's apt entry for suite (on a bookworm
+// host that names no trixie, DetectMirror takes the mirror serving the
+// lab's other releases).
+func (f *vmFlags) cacheAndMirror(suite string) (cache, mirror string, err error) {
+	if cache, err = filepath.Abs(f.cacheDir); err != nil {
+		return "", "", usage(fmt.Errorf("cache dir %q: %w", f.cacheDir, err))
+	}
+	mirror = f.mirror
+	if mirror == "" {
+		if mirror, err = vm.DetectMirror(os.DirFS("/"), suite); err != nil {
+			return "", "", err
+		}
+	} else if !strings.HasPrefix(mirror, "http://") && !strings.HasPrefix(mirror, "https://") {
+		return "", "", usage(fmt.Errorf("mirror %q is not an http(s) URL", mirror))
+	}
+	return cache, mirror, nil
 }
 
 // checkKernel validates --kernel (before anything is built).
@@ -116,17 +125,9 @@ func (f *vmFlags) boot() vm.BootConfig {
 }
 
 func (f *vmFlags) builder(g *globals) (vm.Builder, error) {
-	cache, err := filepath.Abs(f.cacheDir)
+	cache, mirror, err := f.cacheAndMirror(f.guest)
 	if err != nil {
-		return vm.Builder{}, usage(fmt.Errorf("cache dir %q: %w", f.cacheDir, err))
-	}
-	mirror := f.mirror
-	if mirror == "" {
-		if mirror, err = vm.DetectMirror(os.DirFS("/"), f.guest); err != nil {
-			return vm.Builder{}, err
-		}
-	} else if !strings.HasPrefix(mirror, "http://") && !strings.HasPrefix(mirror, "https://") {
-		return vm.Builder{}, usage(fmt.Errorf("mirror %q is not an http(s) URL", mirror))
+		return vm.Builder{}, err
 	}
 	return vm.Builder{CacheDir: cache, Mirror: mirror, Cmd: vm.ExecCommander{}, Clock: clock.Real{}, Log: g.logger}, nil
 }
