@@ -531,7 +531,14 @@ func cleanupOptions(ctx context.Context, g *globals, pod *podman.Session) cleanu
 		o = cleanup.RootOptions(nil, g.root)
 	}
 	if pod != nil && o.Podman != nil {
-		pod.Records = o.Records
+		// Only a run that started its own podman service (recorded, and
+		// killed with it) can have left containers no service answers
+		// for: then heal starts one too. Else it starts none, since a
+		// podman service leaves its storage mounted behind it.
+		pod.Records, pod.Own = o.Records, podman.OwnNever
+		if podman.ServiceRecorded(o.Records) {
+			pod.Own = podman.OwnWhenAbsent
+		}
 		o.Podman = pod.Runtime
 	}
 	o.Logger = g.logger

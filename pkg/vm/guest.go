@@ -32,8 +32,10 @@ func commonPackages() []string {
 		"util-linux",
 		// dmsetup switches the server-eio fault (device-mapper `error`
 		// target over the export's loop device); losetup comes with
-		// util-linux, mkfs.ext4 and filefrag with e2fsprogs (in minbase).
+		// util-linux, mkfs.ext4 and filefrag with e2fsprogs (in bookworm's
+		// minbase, not in trixie's).
 		"dmsetup",
+		"e2fsprogs",
 	}
 }
 

@@ -131,7 +131,7 @@ func StartService(ctx context.Context, o ServiceOptions) (*Service, error) {
 	s := &Service{URI: "unix://" + o.Socket, cmd: cmd, done: make(chan error, 1)}
 	started := make(chan error, 1)
 	go func() {
-		release, err := proctrack.Start(o.Records, cmd, "podman-service")
+		release, err := proctrack.Start(o.Records, cmd, serviceRecord)
 		started <- err
 		if err != nil {
 			return

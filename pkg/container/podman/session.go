@@ -88,6 +88,24 @@ func (s *Session) Runtime(ctx context.Context) (container.Runtime, error) {
 	return rt, nil
 }
 
+// serviceRecord names the process record of a service a Session started.
+const serviceRecord = "podman-service"
+
+// ServiceRecorded reports whether records hold a podman service an nfslab
+// command started (a live one, or one whose command was killed).
+func ServiceRecorded(records *proctrack.Store) bool {
+	entries, err := records.List()
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		if e.Kind == proctrack.KindProcess && e.Name == serviceRecord {
+			return true
+		}
+	}
+	return false
+}
+
 // Started is the service this session started (nil: none).
 func (s *Session) Started() *Service {
 	s.mu.Lock()
