@@ -45,9 +45,12 @@ expectations:
   - {kind: recovery, by: appending, after: down, within: 1m}
 `
 
-func TestServerFaultsApplyAndUndo(t *testing.T) {
+// serverCalls runs doc against a storage that records its server-fault
+// calls and returns the harness, the result and the calls.
+func serverCalls(t *testing.T, doc string) (*harness, *Result, []string) {
+	t.Helper()
 	var ss *serverStorage
-	h := start(t, serverDoc, func(h *harness, _ *Options) {
+	h := start(t, doc, func(h *harness, _ *Options) {
 		ss = &serverStorage{fakeStorage: h.storage, h: h}
 		h.backing = ss
 	})
@@ -58,6 +61,11 @@ func TestServerFaultsApplyAndUndo(t *testing.T) {
 	ss.mu.Lock()
 	got := append([]string(nil), ss.calls...)
 	ss.mu.Unlock()
+	return h, res, got
+}
+
+func TestServerFaultsApplyAndUndo(t *testing.T) {
+	h, res, got := serverCalls(t, serverDoc)
 	// down lasts its for; bounce starts knfsd at once; forget has no
 	// undo; gone has no for, so the rollback exports again.
 	want := []string{"10s stop true", "30s stop false", "40s stop true", "40s stop false", "50s expire-clients true", "1m0s unexport true"}
@@ -91,18 +99,7 @@ expectations:
 // server-eio passes its target on and switches off without one: after
 // its for, and at the rollback for a step without for.
 func TestServerEIOApplyAndUndo(t *testing.T) {
-	var ss *serverStorage
-	h := start(t, eioDoc, func(h *harness, _ *Options) {
-		ss = &serverStorage{fakeStorage: h.storage, h: h}
-		h.backing = ss
-	})
-	res := h.wait()
-	if res.Err != nil {
-		t.Fatalf("run: %v", res.Err)
-	}
-	ss.mu.Lock()
-	got := append([]string(nil), ss.calls...)
-	ss.mu.Unlock()
+	h, res, got := serverCalls(t, eioDoc)
 	want := []string{"10s eio true journal-1.log:8-", "30s eio false", "40s eio true :0-1023"}
 	if len(got) != len(want)+1 || !reflect.DeepEqual(got[:len(want)], want) || !strings.HasSuffix(got[len(want)], " eio false") {
 		t.Errorf("server fault calls:\n%s\nwant:\n%s\n+ eio false at the rollback", strings.Join(got, "\n"), strings.Join(want, "\n"))
