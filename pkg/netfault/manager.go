@@ -511,14 +511,8 @@ func sortFaults(fs []Fault) {
 func (m *Manager) removeEntry(inv *inventory, e *entry) error {
 	var errs []error
 	for i := len(e.rules) - 1; i >= 0; i-- {
-		l := e.rules[i]
-		if l.table == TableMangle {
-			inv.mangle[l.ipt] = true
-		} else {
-			inv.touched[l.ipt] = true
-		}
-		if err := l.ipt.Delete(cmp.Or(l.table, TableFilter), l.rule.Chain, l.rule.Args...); err != nil && !ownchain.NotExist(err) {
-			errs = append(errs, fmt.Errorf("removing rule of %s from %s: %w", e.id, l.rule.Chain, err))
+		if err := inv.deleteRule(e.rules[i]); err != nil {
+			errs = append(errs, fmt.Errorf("removing rule of %s: %w", e.id, err))
 		}
 	}
 	if err := m.removeShape(inv, e); err != nil {
@@ -711,17 +705,25 @@ func (m *Manager) HealAll(ctx context.Context, netns string) ([]string, error) {
 func (m *Manager) removeStrays(inv *inventory) error {
 	var errs []error
 	for i := len(inv.strays) - 1; i >= 0; i-- {
-		l := inv.strays[i]
-		if l.table == TableMangle {
-			inv.mangle[l.ipt] = true
-		} else {
-			inv.touched[l.ipt] = true
-		}
-		if err := l.ipt.Delete(cmp.Or(l.table, TableFilter), l.rule.Chain, l.rule.Args...); err != nil && !ownchain.NotExist(err) {
-			errs = append(errs, fmt.Errorf("removing untagged rule from %s: %w", l.rule.Chain, err))
+		if err := inv.deleteRule(inv.strays[i]); err != nil {
+			errs = append(errs, fmt.Errorf("removing untagged rule: %w", err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// deleteRule removes one rule and notes its table, so that the chains it
+// leaves empty are pruned afterwards; a rule already gone counts as removed.
+func (inv *inventory) deleteRule(l located) error {
+	if l.table == TableMangle {
+		inv.mangle[l.ipt] = true
+	} else {
+		inv.touched[l.ipt] = true
+	}
+	if err := l.ipt.Delete(cmp.Or(l.table, TableFilter), l.rule.Chain, l.rule.Args...); err != nil && !ownchain.NotExist(err) {
+		return fmt.Errorf("from %s: %w", l.rule.Chain, err)
+	}
+	return nil
 }
 
 // Sweep removes expired faults (Expires before the clock's now), orphans
