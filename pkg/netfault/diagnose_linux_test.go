@@ -5,14 +5,10 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
-	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/nfslab/nfslab/internal/cmdrun"
 	"github.com/nfslab/nfslab/internal/privtest"
 	"github.com/nfslab/nfslab/internal/testnet"
-	"github.com/nfslab/nfslab/pkg/clock"
 	"github.com/nfslab/nfslab/pkg/netfault"
 )
 
@@ -41,7 +37,6 @@ func accepted(ln *testnet.TCPServer) bool {
 func TestKernelNFTDNATDiagnosed(t *testing.T) {
 	p, m := kernelSetup(t)
 	privtest.Tools(t, "nft")
-	ctx := context.Background()
 	ln := testnet.ListenTCP(t, p.Server, netip.AddrPortFrom(p.ServerV4, 2049))
 	testnet.MustExec(t, p.Client, "sysctl", "-q", "-w", "net.ipv4.conf.all.route_localnet=1")
 	// netavark's shape (src/firewall/nft.rs): OUTPUT jumps for local
@@ -66,24 +61,7 @@ func TestKernelNFTDNATDiagnosed(t *testing.T) {
 	if out := testnet.MustExec(t, p.Client, "iptables-save", "-t", "nat"); strings.Contains(out, "DNAT") {
 		t.Fatalf("iptables lists the nft DNAT, so this test would not prove nft is read:\n%s", out)
 	}
-	local := netip.MustParseAddrPort("127.0.0.1:2049")
-	if errno, _ := dial(t, p.Client, local, 2*time.Second); errno != 0 || !accepted(ln) {
-		t.Fatalf("nft DNAT setup does not reach the server: %v", errno)
-	}
-	f, err := m.Apply(ctx, netfault.Spec{Kind: netfault.KindDrop, Dst: "127.0.0.1", Port: 2049, Netns: p.Client, For: time.Minute}.WithDefaults())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if errno, _ := dial(t, p.Client, local, 2*time.Second); errno != 0 {
-		t.Fatalf("plain localhost drop unexpectedly bit: %v", errno)
-	}
-	v, err := netfault.Verify(ctx, m, clock.Real{}, p.Client, f.ID, 500*time.Millisecond, 100*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v.Bit || v.Packets != 0 {
-		t.Fatalf("plain drop counted hits: %+v", v)
-	}
+	f, v := localhostDropMisses(t, p, m, ln)
 	var rule, ct *netfault.Finding
 	for i := range v.Findings {
 		f := &v.Findings[i]
@@ -129,18 +107,6 @@ func TestKernelNFTDNATDiagnosed(t *testing.T) {
 	}
 	t.Logf("nft finding: %s\n  fix: %s", rule.Detail, rule.Fix)
 	t.Logf("conntrack finding: %s\n  fix: %s", ct.Detail, ct.Fix)
-	if err := m.Heal(ctx, p.Client, f.ID); err != nil {
-		t.Fatal(err)
-	}
 	// The fix the finding gives works against nft's DNAT too.
-	g, err := m.Apply(ctx, netfault.Spec{Kind: netfault.KindDrop, Dst: "127.0.0.1", Port: 2049, MatchOriginal: true, Netns: p.Client, For: time.Minute}.WithDefaults())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if errno, took := dial(t, p.Client, local, 1500*time.Millisecond); errno != unix.ETIMEDOUT {
-		t.Fatalf("--match-original drop did not bite: %v after %v", errno, took)
-	}
-	if h := faultByID(t, m, p.Client, g.ID); h.Packets == 0 {
-		t.Fatalf("--match-original counters stayed at 0")
-	}
+	matchOriginalBites(t, p, m, f.ID)
 }

@@ -218,7 +218,6 @@ func TestKernelRoutes(t *testing.T) {
 
 func TestKernelLocalhostDNATTrap(t *testing.T) {
 	p, m := kernelSetup(t)
-	ctx := context.Background()
 	ln := testnet.ListenTCP(t, p.Server, netip.AddrPortFrom(p.ServerV4, 2049))
 	// What podman/netavark does for -p 2049:2049 seen from the host:
 	// DNAT in nat OUTPUT, route_localnet so 127.0.0.1 may leave lo, and
@@ -228,25 +227,8 @@ func TestKernelLocalhostDNATTrap(t *testing.T) {
 	testnet.MustExec(t, p.Client, "iptables", "-t", "nat", "-A", "OUTPUT", "-m", "addrtype", "--dst-type", "LOCAL", "-j", "NETAVARK-DN-TEST")
 	testnet.MustExec(t, p.Client, "iptables", "-t", "nat", "-A", "NETAVARK-DN-TEST", "-d", "127.0.0.1/32", "-p", "tcp", "-m", "tcp", "--dport", "2049", "-j", "DNAT", "--to-destination", p.ServerV4.String()+":2049")
 	testnet.MustExec(t, p.Client, "iptables", "-t", "nat", "-A", "POSTROUTING", "-s", "127.0.0.0/8", "-d", p.ServerV4.String()+"/32", "-j", "MASQUERADE")
-	local := netip.MustParseAddrPort("127.0.0.1:2049")
-	if errno, _ := dial(t, p.Client, local, 2*time.Second); errno != 0 || !accepted(ln) {
-		t.Fatalf("DNAT setup does not reach the server: %v", errno)
-	}
 	// The seed's mistake: a drop aimed at localhost matches nothing.
-	f, err := m.Apply(ctx, netfault.Spec{Kind: netfault.KindDrop, Dst: "127.0.0.1", Port: 2049, Netns: p.Client, For: time.Minute}.WithDefaults())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if errno, _ := dial(t, p.Client, local, 2*time.Second); errno != 0 {
-		t.Fatalf("plain localhost drop unexpectedly bit: %v", errno)
-	}
-	v, err := netfault.Verify(ctx, m, clock.Real{}, p.Client, f.ID, 500*time.Millisecond, 100*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v.Bit || v.Packets != 0 {
-		t.Fatalf("plain drop counted hits: %+v", v)
-	}
+	f, v := localhostDropMisses(t, p, m, ln)
 	var nat, ct *netfault.Finding
 	rules := 0
 	for i := range v.Findings {
@@ -279,20 +261,8 @@ func TestKernelLocalhostDNATTrap(t *testing.T) {
 		t.Fatalf("no conntrack finding with the translation: %+v", v.Findings)
 	}
 	t.Logf("finding: %s; fix: %s", ct.Detail, ct.Fix)
-	if err := m.Heal(ctx, p.Client, f.ID); err != nil {
-		t.Fatal(err)
-	}
 	// The fix: match the original destination.
-	g, err := m.Apply(ctx, netfault.Spec{Kind: netfault.KindDrop, Dst: "127.0.0.1", Port: 2049, MatchOriginal: true, Netns: p.Client, For: time.Minute}.WithDefaults())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if errno, took := dial(t, p.Client, local, 1500*time.Millisecond); errno != unix.ETIMEDOUT {
-		t.Fatalf("--match-original drop did not bite: %v after %v", errno, took)
-	}
-	if h := faultByID(t, m, p.Client, g.ID); h.Packets == 0 {
-		t.Fatalf("--match-original counters stayed at 0")
-	}
+	matchOriginalBites(t, p, m, f.ID)
 }
 
 func TestKernelLifetimeWithoutProcess(t *testing.T) {
@@ -698,4 +668,53 @@ func TestKernelZoneBindsInterface(t *testing.T) {
 		t.Fatal(err)
 	}
 	nothingLeft(t, p.Client)
+}
+
+// localhostDropMisses checks that 127.0.0.1:2049 reaches ln through the
+// test's DNAT, then applies the seed's drop aimed at localhost and checks
+// that it leaves connections alone and counts nothing: the verdict's
+// findings are the caller's to check.
+func localhostDropMisses(t *testing.T, p *testnet.Pair, m *netfault.Manager, ln *testnet.TCPServer) (netfault.Fault, netfault.Verdict) {
+	t.Helper()
+	ctx := context.Background()
+	local := netip.MustParseAddrPort("127.0.0.1:2049")
+	if errno, _ := dial(t, p.Client, local, 2*time.Second); errno != 0 || !accepted(ln) {
+		t.Fatalf("DNAT setup does not reach the server: %v", errno)
+	}
+	f, err := m.Apply(ctx, netfault.Spec{Kind: netfault.KindDrop, Dst: "127.0.0.1", Port: 2049, Netns: p.Client, For: time.Minute}.WithDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errno, _ := dial(t, p.Client, local, 2*time.Second); errno != 0 {
+		t.Fatalf("plain localhost drop unexpectedly bit: %v", errno)
+	}
+	v, err := netfault.Verify(ctx, m, clock.Real{}, p.Client, f.ID, 500*time.Millisecond, 100*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Bit || v.Packets != 0 {
+		t.Fatalf("plain drop counted hits: %+v", v)
+	}
+	return f, v
+}
+
+// matchOriginalBites heals the plain drop id and applies the fix the
+// findings give, --match-original, which must time connections out and
+// count packets.
+func matchOriginalBites(t *testing.T, p *testnet.Pair, m *netfault.Manager, id string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := m.Heal(ctx, p.Client, id); err != nil {
+		t.Fatal(err)
+	}
+	g, err := m.Apply(ctx, netfault.Spec{Kind: netfault.KindDrop, Dst: "127.0.0.1", Port: 2049, MatchOriginal: true, Netns: p.Client, For: time.Minute}.WithDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errno, took := dial(t, p.Client, netip.MustParseAddrPort("127.0.0.1:2049"), 1500*time.Millisecond); errno != unix.ETIMEDOUT {
+		t.Fatalf("--match-original drop did not bite: %v after %v", errno, took)
+	}
+	if h := faultByID(t, m, p.Client, g.ID); h.Packets == 0 {
+		t.Fatalf("--match-original counters stayed at 0")
+	}
 }
