@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/nfslab/nfslab/pkg/cleanup"
-	"github.com/nfslab/nfslab/pkg/client"
 	"github.com/nfslab/nfslab/pkg/client/clienttest"
 	"github.com/nfslab/nfslab/pkg/clock"
 	"github.com/nfslab/nfslab/pkg/container"
@@ -154,26 +153,7 @@ func TestDaemonStartSweepsEverything(t *testing.T) {
 			sock := filepath.Join(dir, "d.sock")
 			o, calls := fakeHost(t)
 			inj := clienttest.New(clock.Real{})
-			dctx, stop := context.WithCancel(withCleanupOptions(context.WithValue(context.Background(), daemonInjectorKey{}, netfault.Injector(inj)), o))
-			done := make(chan int, 1)
-			go func() {
-				_, stderr, code := runCLI(t, dctx, "daemon", "--socket", sock, "--log-level", "error", fmt.Sprint("--host-netns=", host))
-				if code != 0 {
-					t.Logf("daemon: %s", stderr)
-				}
-				done <- code
-			}()
-			d := client.NewDaemon(sock)
-			deadline := time.Now().Add(5 * time.Second)
-			for {
-				if _, err := d.Ping(context.Background()); err == nil {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatal("daemon did not come up")
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
+			stop := startDaemon(t, withCleanupOptions(context.WithValue(context.Background(), daemonInjectorKey{}, netfault.Injector(inj)), o), sock, fmt.Sprint("--host-netns=", host))
 			hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 				return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 			}}}
@@ -198,8 +178,7 @@ func TestDaemonStartSweepsEverything(t *testing.T) {
 				}
 			}
 			resp.Body.Close()
-			stop()
-			if code := <-done; code != 0 {
+			if code := stop(); code != 0 {
 				t.Fatalf("daemon exit %d", code)
 			}
 			want := "netns-names,faultfs,mounts,nfs-server"

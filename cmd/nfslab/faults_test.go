@@ -273,6 +273,35 @@ func TestHealStatusAndHealAll(t *testing.T) {
 	}
 }
 
+// startDaemon runs `nfslab daemon --socket sock ARGS...` in-process with
+// ctx's injected fakes and waits up to 5 s until it answers. The function
+// it returns stops the daemon, as SIGTERM would, and gives its exit code.
+func startDaemon(t *testing.T, ctx context.Context, sock string, args ...string) (stop func() int) {
+	t.Helper()
+	dctx, cancel := context.WithCancel(ctx)
+	done := make(chan int, 1)
+	go func() {
+		_, stderr, code := runCLI(t, dctx, append([]string{"daemon", "--socket", sock, "--log-level", "error"}, args...)...)
+		if code != 0 {
+			t.Logf("daemon: %s", stderr)
+		}
+		done <- code
+	}()
+	stop = func() int { cancel(); return <-done }
+	d := client.NewDaemon(sock)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := d.Ping(context.Background()); err == nil {
+			return stop
+		}
+		if time.Now().After(deadline) {
+			stop()
+			t.Fatal("daemon did not come up")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // TestCLIThroughDaemon runs `nfslab daemon` in-process on a fake injector
 // and drives it with the CLI's ordinary client selection.
 func TestCLIThroughDaemon(t *testing.T) {
@@ -283,26 +312,7 @@ func TestCLIThroughDaemon(t *testing.T) {
 	defer os.RemoveAll(dir)
 	sock := filepath.Join(dir, "d.sock")
 	inj := clienttest.New(clock.Real{})
-	dctx, stop := context.WithCancel(context.WithValue(context.Background(), daemonInjectorKey{}, netfault.Injector(inj)))
-	done := make(chan int, 1)
-	go func() {
-		_, stderr, code := runCLI(t, dctx, "daemon", "--socket", sock, "--log-level", "error")
-		if code != 0 {
-			t.Logf("daemon: %s", stderr)
-		}
-		done <- code
-	}()
-	d := client.NewDaemon(sock)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if _, err := d.Ping(context.Background()); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("daemon did not come up")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	stop := startDaemon(t, context.WithValue(context.Background(), daemonInjectorKey{}, netfault.Injector(inj)), sock)
 	ctx := context.Background()
 	out, stderr, code := runCLI(t, ctx, "drop", "--socket", sock, "--dst", "10.0.0.5", "--no-verify")
 	if code != 0 || !strings.Contains(out, "via daemon") || !strings.Contains(out, "the daemon heals it") {
@@ -320,8 +330,7 @@ func TestCLIThroughDaemon(t *testing.T) {
 	if !strings.Contains(out, "tcp 10.0.0.5:2049 out") {
 		t.Fatalf("status via daemon:\n%s", out)
 	}
-	stop() // as SIGTERM would
-	if code := <-done; code != 0 {
+	if code := stop(); code != 0 {
 		t.Fatalf("daemon exit %d", code)
 	}
 	if inj.Total() != 0 {
