@@ -23,6 +23,6 @@ for _ in $(seq 1 100); do
   kill -0 "$fwd" 2>/dev/null || { echo "server-fault: ssh to $user@$server failed" >&2; exit 1; }
   sleep 0.1
 done
-# Without the socket nfslab would apply the fault here, on the lab machine.
+# nfslab refuses a named socket nobody serves too; this says why sooner.
 [[ -S $sock ]] || { echo "server-fault: no forwarded socket $sock" >&2; exit 1; }
 nfslab --socket "$sock" "$@"

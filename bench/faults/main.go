@@ -272,7 +272,7 @@ func measure(ns string, n int, nfslab string) error {
 			return err
 		}
 		if nfslab != "" {
-			if err := cliOnce("cli-direct", filepath.Join(dir, "none.sock")); err != nil {
+			if err := cliOnce("cli-direct", ""); err != nil { // --socket "": the direct path
 				return err
 			}
 			if err := cliOnce("cli-daemon", sock); err != nil {

@@ -45,12 +45,13 @@ func newInjector(g *globals) (netfault.Injector, error) {
 }
 
 // openClient returns the daemon client when the daemon answers on
-// g.socket and the direct one otherwise.
+// g.socket and the direct one otherwise; a socket the user named must
+// answer.
 func openClient(ctx context.Context, g *globals) (client.Client, error) {
 	if f, ok := ctx.Value(clientFactoryKey{}).(clientFactory); ok {
 		return f(ctx, g)
 	}
-	return client.Auto(ctx, g.socket, func() (netfault.Injector, error) { return newInjector(g) }, client.DirectOptions{})
+	return client.Auto(ctx, g.socket, g.socketNamed(), func() (netfault.Injector, error) { return newInjector(g) }, client.DirectOptions{})
 }
 
 // reapedKey carries, in a command's context, the injector `nfslab expire`

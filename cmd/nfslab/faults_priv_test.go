@@ -39,7 +39,9 @@ func faultPrivGuard(t *testing.T) {
 }
 
 // faultLab is a socket and a state directory for one privileged test; the state
-// directory reaches the daemon and reapers through the environment.
+// directory reaches the daemon and reapers through the environment. A
+// command meant for the direct path says so with --socket= (a socket
+// named with --socket must answer).
 type faultLab struct {
 	dir, sock string
 }
@@ -186,8 +188,9 @@ func faultKillReaper(t *testing.T, out string) {
 }
 
 // TestPrivDaemonCrashSafety: three faults applied through the daemon, the
-// daemon killed with SIGKILL, then `nfslab heal --all --netns X` without a
-// daemon leaves no nfslab rule, chain or route; a fresh daemon start also
+// daemon killed with SIGKILL, then `nfslab heal --all --netns X` in-process
+// (what it does when the default socket is stale: pkg/client tests that
+// choice) leaves no nfslab rule, chain or route; a fresh daemon start also
 // sweeps what the direct path left.
 func TestPrivDaemonCrashSafety(t *testing.T) {
 	faultPrivGuard(t)
@@ -214,11 +217,12 @@ func TestPrivDaemonCrashSafety(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.wait(t, 10*time.Second)
-	if _, err := os.Stat(l.sock); err != nil {
-		t.Fatalf("a killed daemon leaves its socket behind; test premise broken: %v", err)
+	// Named, the stale socket is an error, not a reason to act here.
+	if _, stderr, code := runCLI(t, context.Background(), "heal", "--all", "--netns", ns, "--socket", l.sock); code == 0 || !strings.Contains(stderr, "no daemon answers at "+l.sock) {
+		t.Fatalf("heal --all on the dead daemon's named socket: exit %d %s", code, stderr)
 	}
 
-	out := mustCLI(t, "heal", "--all", "--netns", ns, "--socket", l.sock)
+	out := mustCLI(t, "heal", "--all", "--netns", ns, "--socket=")
 	if !strings.Contains(out, "healed 3 fault(s)") {
 		t.Fatalf("heal --all without daemon:\n%s", out)
 	}
@@ -227,11 +231,11 @@ func TestPrivDaemonCrashSafety(t *testing.T) {
 	}
 
 	// Faults applied directly (no daemon), then a fresh daemon start.
-	out = mustCLI(t, "drop", "--dst", p.ServerV4.String(), "--prob", "0.5", "--no-verify", "--netns", ns, "--socket", l.sock)
+	out = mustCLI(t, "drop", "--dst", p.ServerV4.String(), "--prob", "0.5", "--no-verify", "--netns", ns, "--socket=")
 	if !strings.Contains(out, "via direct") {
 		t.Fatalf("expected the direct path:\n%s", out)
 	}
-	out = mustCLI(t, "unreachable", "--dst", "10.251.0.0/24", "--netns", ns, "--socket", l.sock)
+	out = mustCLI(t, "unreachable", "--dst", "10.251.0.0/24", "--netns", ns, "--socket=")
 	faultKillReaper(t, out)
 	if objs := faultObjects(t, ns); len(objs) == 0 {
 		t.Fatal("direct faults not applied")
@@ -393,8 +397,8 @@ func TestPrivDirectRouteReaperExpires(t *testing.T) {
 	faultPrivGuard(t)
 	ns := testnet.RandomName("nfslt-dmn-r")
 	testnet.NewNetns(t, ns)
-	l := newFaultLab(t)
-	out := mustCLI(t, "unreachable", "--dst", "10.252.0.0/24", "--for", "2s", "--netns", ns, "--socket", l.sock)
+	newFaultLab(t) // its state directory
+	out := mustCLI(t, "unreachable", "--dst", "10.252.0.0/24", "--for", "2s", "--netns", ns, "--socket=")
 	faultKillReaper(t, out)
 	m := faultReaperRE.FindStringSubmatch(out)
 	if m == nil {
@@ -477,9 +481,9 @@ func TestPrivDirectReapersEndWithTheirFaults(t *testing.T) {
 	faultPrivGuard(t)
 	ns := testnet.RandomName("nfslt-dmn-rp")
 	testnet.NewNetns(t, ns)
-	l := newFaultLab(t)
+	newFaultLab(t) // its state directory
 	apply := func() (id string, pid int) {
-		out := mustCLI(t, "unreachable", "--dst", "fd00:73::/64", "--for", "2m", "--netns", ns, "--socket", l.sock)
+		out := mustCLI(t, "unreachable", "--dst", "fd00:73::/64", "--for", "2m", "--netns", ns, "--socket=")
 		faultKillReaper(t, out)
 		m := faultAppliedRE.FindStringSubmatch(out)
 		if m == nil {
@@ -496,7 +500,7 @@ func TestPrivDirectReapersEndWithTheirFaults(t *testing.T) {
 		}
 		ids[id] = true
 		pids = append(pids, pid)
-		mustCLI(t, "heal", id, "--netns", ns, "--socket", l.sock)
+		mustCLI(t, "heal", id, "--netns", ns, "--socket=")
 	}
 	running := func() int {
 		n := 0
@@ -523,11 +527,11 @@ func TestPrivDirectReapersEndWithTheirFaults(t *testing.T) {
 	// must not touch the current fault on the same prefix.
 	old, oldPID := apply()
 	var fs []netfault.Fault
-	if err := json.Unmarshal([]byte(mustCLI(t, "status", "--json", "--netns", ns, "--socket", l.sock)), &fs); err != nil || len(fs) != 1 {
+	if err := json.Unmarshal([]byte(mustCLI(t, "status", "--json", "--netns", ns, "--socket=")), &fs); err != nil || len(fs) != 1 {
 		t.Fatalf("status: %v %+v", err, fs)
 	}
 	oldCreated := fs[0].Created
-	mustCLI(t, "heal", old, "--netns", ns, "--socket", l.sock)
+	mustCLI(t, "heal", old, "--netns", ns, "--socket=")
 	cur, _ := apply()
 	self, err := os.Executable()
 	if err != nil {
@@ -555,7 +559,7 @@ func TestPrivDirectReapersEndWithTheirFaults(t *testing.T) {
 	if faultProcRunning(oldPID) {
 		t.Fatalf("reaper %d of healed fault %s still runs 10 s after the heal", oldPID, old)
 	}
-	mustCLI(t, "heal", "--all", "--netns", ns, "--socket", l.sock)
+	mustCLI(t, "heal", "--all", "--netns", ns, "--socket=")
 }
 
 // TestPrivHealAllInUnshareKeepsOtherRecords: a fault applied inside one
@@ -566,14 +570,14 @@ func TestPrivHealAllInUnshareKeepsOtherRecords(t *testing.T) {
 	privtest.Tools(t, "unshare")
 	ns := testnet.RandomName("nfslt-dmn-us")
 	testnet.NewNetns(t, ns)
-	l := newFaultLab(t)
+	newFaultLab(t) // its state directory
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	nfslab := func(wrap []string, args ...string) string {
 		t.Helper()
-		argv := append(append(wrap, self), append(args, "--socket", l.sock)...)
+		argv := append(append(wrap, self), append(args, "--socket=")...)
 		out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("%v: %v\n%s", argv, err, out)

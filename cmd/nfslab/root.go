@@ -15,6 +15,7 @@ import (
 type globals struct {
 	stdout, stderr io.Writer
 	socket         string // daemon socket
+	socketSet      bool   // --socket given: the daemon there must answer
 	logLevel       string
 	level          slog.Level // logLevel parsed
 	logger         *slog.Logger
@@ -25,6 +26,12 @@ type globals struct {
 }
 
 const defaultSocket = "/run/nfslab/nfslab.sock"
+
+// socketNamed says whether the user named a daemon socket (--socket with a
+// path): then a command that talks to a daemon fails when none answers
+// there, instead of acting on this machine; --socket= asks for the direct
+// path.
+func (g *globals) socketNamed() bool { return g.socketSet && g.socket != "" }
 
 // RootEnv moves nfslab's state root (faultfs mounts, child and mount
 // records, mount and NFS server directories) below another directory;
@@ -44,6 +51,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 				return usage(fmt.Errorf("log level %q is not one of debug, info, warn, error", g.logLevel))
 			}
 			g.level = lvl
+			g.socketSet = cmd.Flags().Changed("socket")
 			g.logger = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: lvl}))
 			if r := os.Getenv(RootEnv); r != "" {
 				// Absolute: heal compares it with mountinfo's paths.
@@ -58,7 +66,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usage(err) })
-	root.PersistentFlags().StringVar(&g.socket, "socket", defaultSocket, "daemon socket")
+	root.PersistentFlags().StringVar(&g.socket, "socket", defaultSocket, "daemon socket; when given, a daemon must answer there (--socket= acts in-process)")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 
 	zeebe := &cobra.Command{Use: "zeebe", Short: "Run a Zeebe broker and load against it"}

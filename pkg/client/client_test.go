@@ -117,18 +117,27 @@ func TestAutoPicksDirectWithoutDaemon(t *testing.T) {
 	factory := func() (netfault.Injector, error) { return inj, nil }
 	ctx := context.Background()
 	// No socket at all.
-	c, err := Auto(ctx, filepath.Join(dir, "none.sock"), factory, DirectOptions{})
+	none := filepath.Join(dir, "none.sock")
+	c, err := Auto(ctx, none, false, factory, DirectOptions{})
 	if err != nil || c.Mode() != "direct" {
 		t.Fatalf("no socket: %v, %v", c, err)
+	}
+	// A socket the user named must answer: no fault meant for another
+	// machine lands on this one.
+	if c, err := Auto(ctx, none, true, factory, DirectOptions{}); !errors.Is(err, ErrNoDaemon) || c != nil || !strings.Contains(err.Error(), none) {
+		t.Fatalf("required socket absent: %v, %v", c, err)
 	}
 	// A stale socket left by a killed daemon.
 	stale := filepath.Join(dir, "stale.sock")
 	l, _ := net.ListenUnix("unix", &net.UnixAddr{Name: stale, Net: "unix"})
 	l.SetUnlinkOnClose(false)
 	l.Close()
-	c, err = Auto(ctx, stale, factory, DirectOptions{})
+	c, err = Auto(ctx, stale, false, factory, DirectOptions{})
 	if err != nil || c.Mode() != "direct" {
 		t.Fatalf("stale socket: %v, %v", c, err)
+	}
+	if _, err := Auto(ctx, stale, true, factory, DirectOptions{}); !errors.Is(err, ErrNoDaemon) || !strings.Contains(err.Error(), "stale") {
+		t.Fatalf("required socket stale: %v", err)
 	}
 	// A daemon that answers (pkg/daemon's tests run this client against
 	// the real one).
@@ -144,7 +153,7 @@ func TestAutoPicksDirectWithoutDaemon(t *testing.T) {
 	srv := &http.Server{Handler: mux}
 	go srv.Serve(ln)
 	defer srv.Close()
-	c, err = Auto(ctx, live, func() (netfault.Injector, error) { return nil, errors.New("must not be called") }, DirectOptions{})
+	c, err = Auto(ctx, live, true, func() (netfault.Injector, error) { return nil, errors.New("must not be called") }, DirectOptions{})
 	if err != nil || c.Mode() != "daemon" {
 		t.Fatalf("live daemon: %v, %v", c, err)
 	}
