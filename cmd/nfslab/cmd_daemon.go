@@ -75,7 +75,7 @@ It also proxies /v1/faultfs/NAME/... to faultfs control sockets.`,
 				return faultErr(err)
 			}
 			if host && !faultsOnly {
-				srv.Handle(daemon.NFSServerFaultPattern, daemon.NFSServerFaults(srv, netnsServerFault))
+				srv.Handle(daemon.NFSServerFaultPattern, daemon.NFSServerFaults(srv, netnsServerFault(storageDepsFrom(cmd.Context()).host)))
 			}
 			ln, err := daemon.Listen(g.socket, daemon.ListenOptions{Group: group, Logger: g.logger})
 			if errors.Is(err, daemon.ErrForeignSocket) {

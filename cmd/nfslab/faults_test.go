@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -275,7 +276,8 @@ func TestHealStatusAndHealAll(t *testing.T) {
 
 // startDaemon runs `nfslab daemon --socket sock ARGS...` in-process with
 // ctx's injected fakes and waits up to 5 s until it answers. The function
-// it returns stops the daemon, as SIGTERM would, and gives its exit code.
+// it returns stops the daemon, as SIGTERM would, and gives its exit code
+// (also when called again).
 func startDaemon(t *testing.T, ctx context.Context, sock string, args ...string) (stop func() int) {
 	t.Helper()
 	dctx, cancel := context.WithCancel(ctx)
@@ -287,7 +289,7 @@ func startDaemon(t *testing.T, ctx context.Context, sock string, args ...string)
 		}
 		done <- code
 	}()
-	stop = func() int { cancel(); return <-done }
+	stop = sync.OnceValue(func() int { cancel(); return <-done })
 	d := client.NewDaemon(sock)
 	deadline := time.Now().Add(5 * time.Second)
 	for {

@@ -159,6 +159,16 @@ func (d *Daemon) Diagnose(ctx context.Context, netns, id string) ([]netfault.Fin
 	return fs, err
 }
 
+// NFSServerFault switches a fault of nfslab's netns NFS server on the
+// daemon's machine; with req.For the daemon switches it off again on its
+// own clock, whatever becomes of this process. A bad request wraps
+// netfault.ErrInvalid, a server that does not run netfault.ErrNotFound.
+func (d *Daemon) NFSServerFault(ctx context.Context, req daemonapi.NFSServerFaultRequest) (daemonapi.NFSServerFaultResponse, error) {
+	var r daemonapi.NFSServerFaultResponse
+	err := d.do(ctx, http.MethodPost, daemonapi.NFSServerFaultPath, nil, req, http.StatusOK, &r)
+	return r, err
+}
+
 // Events streams the daemon's events until ctx ends or the daemon stops;
 // the channel is closed then.
 func (d *Daemon) Events(ctx context.Context) (<-chan daemonapi.Event, error) {

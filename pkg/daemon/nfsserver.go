@@ -10,32 +10,11 @@ import (
 	"time"
 
 	"github.com/nfslab/nfslab/pkg/daemonapi"
-	"github.com/nfslab/nfslab/pkg/duration"
 	"github.com/nfslab/nfslab/pkg/nfsserver"
 )
 
 // NFSServerFaultPattern is the endpoint NFSServerFaults serves.
-const NFSServerFaultPattern = "POST /v1/nfs-server/faults"
-
-// NFSServerFaultRequest switches a fault of nfslab's netns NFS server
-// (nfsserver.ServerFault: stop, unexport, expire-clients, fill, eio).
-// With For, the daemon switches it off again after that long. Path and
-// Blocks are eio's target (nfsserver.FaultTarget), when switching it on.
-type NFSServerFaultRequest struct {
-	Netns string            `json:"netns,omitempty"` // default nfslab-nfsd
-	Fault string            `json:"fault"`
-	On    bool              `json:"on"`
-	For   duration.Duration `json:"for,omitempty"`
-	nfsserver.FaultTarget
-}
-
-// NFSServerFaultResponse says what was done and until when.
-type NFSServerFaultResponse struct {
-	Netns string    `json:"netns"`
-	Fault string    `json:"fault"`
-	On    bool      `json:"on"`
-	Until time.Time `json:"until,omitzero"`
-}
+const NFSServerFaultPattern = "POST " + daemonapi.NFSServerFaultPath
 
 // NFSServerFaultFunc switches fault on or off on the netns server named
 // netns (cmd/nfslab wires nfsserver.NetnsServer.Fault); target is eio's.
@@ -64,7 +43,7 @@ type serverFaults struct {
 }
 
 func (h *serverFaults) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var req NFSServerFaultRequest
+	var req daemonapi.NFSServerFaultRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
@@ -75,8 +54,9 @@ func (h *serverFaults) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		req.Netns = nfsserver.DefaultNetns
 	}
 	f, err := nfsserver.ParseServerFault(req.Fault)
-	if err == nil && (req.On || !req.FaultTarget.IsZero()) {
-		err = req.FaultTarget.Validate(f) // off needs no target: eio off mends the whole device
+	target := nfsserver.FaultTarget{Path: req.Path, Blocks: req.Blocks}
+	if err == nil && (req.On || !target.IsZero()) {
+		err = target.Validate(f) // off needs no target: eio off mends the whole device
 	}
 	switch {
 	case err != nil:
@@ -96,7 +76,7 @@ func (h *serverFaults) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		delete(h.timers, key)
 	}
 	h.mu.Unlock()
-	if err := h.fn(r.Context(), req.Netns, f, req.On, req.FaultTarget); err != nil {
+	if err := h.fn(r.Context(), req.Netns, f, req.On, target); err != nil {
 		switch {
 		case errors.Is(err, nfsserver.ErrInvalid):
 			writeJSONError(w, http.StatusBadRequest, "invalid", err.Error())
@@ -107,7 +87,7 @@ func (h *serverFaults) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	resp := NFSServerFaultResponse{Netns: req.Netns, Fault: req.Fault, On: req.On}
+	resp := daemonapi.NFSServerFaultResponse{Netns: req.Netns, Fault: req.Fault, On: req.On}
 	h.publish(req.Netns, req.Fault, req.On, "")
 	if req.For > 0 {
 		resp.Until = h.s.clk.Now().Add(req.For.D())

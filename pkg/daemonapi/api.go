@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/nfslab/nfslab/pkg/duration"
 	"github.com/nfslab/nfslab/pkg/netfault"
 )
 
@@ -64,4 +65,29 @@ type Health struct {
 type ErrorResponse struct {
 	Error string `json:"error"`
 	Code  string `json:"code"`
+}
+
+// NFSServerFaultPath is the endpoint that switches a fault of nfslab's
+// netns NFS server (POST).
+const NFSServerFaultPath = "/v1/nfs-server/faults"
+
+// NFSServerFaultRequest switches a fault of nfslab's netns NFS server
+// (pkg/nfsserver's ServerFault: stop, unexport, expire-clients, fill,
+// eio). With For, the daemon switches it off again after that long, on
+// its own clock. Path and Blocks are eio's target when switching it on.
+type NFSServerFaultRequest struct {
+	Netns  string            `json:"netns,omitempty"` // default nfslab-nfsd
+	Fault  string            `json:"fault"`
+	On     bool              `json:"on"`
+	For    duration.Duration `json:"for,omitempty"`
+	Path   string            `json:"path,omitempty"`
+	Blocks string            `json:"blocks,omitempty"`
+}
+
+// NFSServerFaultResponse says what was done and until when.
+type NFSServerFaultResponse struct {
+	Netns string    `json:"netns"`
+	Fault string    `json:"fault"`
+	On    bool      `json:"on"`
+	Until time.Time `json:"until,omitzero"`
 }
