@@ -13,7 +13,6 @@ package nfsserver
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,8 +20,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/nfslab/nfslab/internal/privtest"
 	"github.com/nfslab/nfslab/internal/testnet"
@@ -104,63 +101,8 @@ type localIOLab struct {
 
 func startLocalIOLab(t *testing.T, allow bool) *localIOLab {
 	t.Helper()
-	ctx := context.Background()
-	client := testnet.RandomName("nfslt-lio")
-	testnet.NewNetns(t, client)
-	dir := t.TempDir()
-	s, err := NewNetns(NetnsConfig{
-		Name: testnet.RandomName("nfslt-lsrv"), HostNetns: client,
-		StateDir: filepath.Join(dir, "state"), ExportDir: filepath.Join(dir, "export"),
-		Threads: 2, AllowLocalIO: allow, DisableLocalIO: !allow,
-	}, NewHost())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Stop(context.Background()); err != nil {
-			t.Errorf("cleanup Stop: %v", err)
-		}
-	})
-	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	ep, err := s.Start(sctx)
-	if err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	l := &localIOLab{srv: s, target: filepath.Join(dir, "mnt"), export: s.Config().ExportDir, m: mount.NewLinux(mount.LinuxOptions{}), client: client}
-	if err := os.Mkdir(l.target, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	o, err := mount.ParseNFSOptions(mount.DefaultNFSOptions)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o.ClientAddr = s.Config().HostAddr()
-	t.Cleanup(func() {
-		if ok, _ := l.m.IsMounted(l.target); ok {
-			if _, err := l.m.Unmount(context.Background(), l.target, mount.UnmountOptions{Timeout: 30 * time.Second}); err != nil {
-				t.Errorf("cleanup Unmount: %v", err)
-			}
-		}
-	})
-	// mount(2) on the thread that is in the client namespace (see
-	// TestKnfsdInNetnsReal).
-	err = testnet.Do(client, func() error {
-		mctx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		ro, err := mount.ResolveNFS(mctx, mount.NetResolver{}, ep.Source(), o)
-		if err != nil {
-			return err
-		}
-		if err := unix.Mount(ep.Source(), l.target, ro.FSType(), 0, strings.Join(ro.Elements(), ",")); err != nil {
-			return fmt.Errorf("mount(2) -t %s -o %s %s %s: %w", ro.FSType(), strings.Join(ro.Elements(), ","), ep.Source(), l.target, err)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("mounting %s: %v", ep.Source(), err)
-	}
-	return l
+	s, target := startAndMount(t, NetnsConfig{AllowLocalIO: allow})
+	return &localIOLab{srv: s, target: target, export: s.Config().ExportDir, m: mount.NewLinux(mount.LinuxOptions{}), client: s.Config().HostNetns}
 }
 
 func (l *localIOLab) sample(t *testing.T) LocalIOSample {

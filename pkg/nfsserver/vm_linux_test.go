@@ -9,18 +9,14 @@ package nfsserver
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/nfslab/nfslab/internal/cmdrun"
 	"github.com/nfslab/nfslab/internal/privtest"
-	"github.com/nfslab/nfslab/internal/testnet"
 	"github.com/nfslab/nfslab/pkg/mount"
 )
 
@@ -52,84 +48,22 @@ func TestKnfsdInNetnsReal(t *testing.T) {
 	if !kernelHasNFS() {
 		privtest.Skip(t, "this kernel has no NFS client/server; the test runs in the lab VM (Debian guest with nfs-kernel-server)")
 	}
-	privtest.Root(t)
-	privtest.Tools(t, "ip", "rpc.nfsd", "rpc.mountd", "exportfs", "nsenter", "unshare")
 	ctx := context.Background()
-	hostNS := testnet.RandomName("nfslt-cli")
-	testnet.NewNetns(t, hostNS)
-	dir := t.TempDir()
-	s, err := NewNetns(NetnsConfig{
-		Name: testnet.RandomName("nfslt-srv"), HostNetns: hostNS,
-		StateDir: filepath.Join(dir, "state"), ExportDir: filepath.Join(dir, "export"),
-		Threads: 2, DisableLocalIO: true,
-	}, NewHost())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Stop(context.Background()); err != nil {
-			t.Errorf("cleanup Stop: %v", err)
-		}
-	})
-	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	ep, err := s.Start(sctx)
-	if err != nil {
-		t.Fatalf("Start: %v", err)
-	}
+	s, target := startAndMount(t, NetnsConfig{})
+	hostNS := s.Config().HostNetns
 	st := s.Status(ctx)
-	t.Logf("server %s: %+v", ep.Source(), st)
+	t.Logf("server %s: %+v", s.Config().Name, st)
 	if !st.Running || len(st.Exports) == 0 {
-		t.Fatalf("status after Start: %+v", st)
+		t.Fatalf("status after mounting: %+v", st)
 	}
-
 	m := mount.NewLinux(mount.LinuxOptions{})
-	target := filepath.Join(dir, "mnt")
-	if err := os.Mkdir(target, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	o, err := mount.ParseNFSOptions(mount.DefaultNFSOptions)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o.ClientAddr = s.Config().HostAddr()
-	t.Cleanup(func() {
-		if ok, _ := m.IsMounted(target); ok {
-			_, _ = m.Unmount(context.Background(), target, mount.UnmountOptions{Timeout: 5 * time.Second})
-		}
-	})
-	// The NFS client's transport lives in the network namespace of the
-	// mounting thread, so mount(2) must run on the thread testnet.Do
-	// moved into the client namespace. The Mounter runs mount(2) on a
-	// goroutine of its own (for its timeout), which may be any thread
-	// (in the guest: "network is unreachable" from the host namespace),
-	// so here the options are resolved by pkg/mount and mount(2) is called
-	// in place; the test's 2-minute bound still holds the whole test.
-	err = testnet.Do(hostNS, func() error {
-		mctx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		if err := o.Validate(); err != nil {
-			return err
-		}
-		ro, err := mount.ResolveNFS(mctx, mount.NetResolver{}, ep.Source(), o)
-		if err != nil {
-			return err
-		}
-		if err := unix.Mount(ep.Source(), target, ro.FSType(), 0, strings.Join(ro.Elements(), ",")); err != nil {
-			return fmt.Errorf("mount(2) -t %s -o %s %s %s: %w", ro.FSType(), strings.Join(ro.Elements(), ","), ep.Source(), target, err)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("mounting %s: %v", ep.Source(), err)
-	}
 	mps, _ := m.List()
 	for _, mp := range mps {
 		if mp.Path == target {
 			t.Logf("mountinfo: %s %s %s", mp.FSType, mp.Source, mp.SuperOptions)
 		}
 	}
-	err = mount.WithTimeout(ctx, 30*time.Second, func() error {
+	err := mount.WithTimeout(ctx, 30*time.Second, func() error {
 		return os.WriteFile(filepath.Join(target, "probe"), []byte("through knfsd"), 0o644)
 	})
 	if err != nil {
