@@ -28,6 +28,9 @@ type RootfsSpec struct {
 	Files map[string][]byte
 	// Executables are host files copied to the same path (mode 0755).
 	Executables []string
+	// HostFiles are host files copied to the same path with their own
+	// mode (symlinks followed), e.g. a JRE's files picked one by one.
+	HostFiles []string
 	// Dirs are empty directories to create (mode 0755), e.g. a work dir.
 	Dirs []string
 }
@@ -60,19 +63,35 @@ func WriteRootfs(ctx context.Context, w io.Writer, spec RootfsSpec) error {
 		if err := addDirs(tw, seen, path.Dir(imgPath)); err != nil {
 			return err
 		}
-		data, err := os.ReadFile(hostPath)
+		// Streamed, not read whole: a JRE's module image is over 100 MB.
+		f, err := os.Open(hostPath)
 		if err != nil {
 			return fmt.Errorf("reading %s for rootfs: %w", hostPath, err)
 		}
-		seen[imgPath] = true
-		if isELF(data) {
+		defer f.Close()
+		st, err := f.Stat()
+		if err != nil {
+			return fmt.Errorf("reading %s for rootfs: %w", hostPath, err)
+		}
+		if mode < 0 {
+			mode = int64(st.Mode().Perm())
+		}
+		head := make([]byte, len(elf.ELFMAG))
+		n, _ := io.ReadFull(f, head)
+		if isELF(head[:n]) {
 			elfs = append(elfs, hostPath)
 		}
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: imgPath, Mode: mode, Size: int64(len(data))}); err != nil {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return fmt.Errorf("reading %s for rootfs: %w", hostPath, err)
+		}
+		seen[imgPath] = true
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: imgPath, Mode: mode, Size: st.Size()}); err != nil {
 			return err
 		}
-		_, err = tw.Write(data)
-		return err
+		if _, err := io.CopyN(tw, f, st.Size()); err != nil {
+			return fmt.Errorf("reading %s for rootfs: %w", hostPath, err)
+		}
+		return nil
 	}
 	if err := addDir("/tmp", 0o1777); err != nil {
 		return err
@@ -132,6 +151,11 @@ func WriteRootfs(ctx context.Context, w io.Writer, spec RootfsSpec) error {
 	}
 	for _, e := range spec.Executables {
 		if err := addFile(e, e, 0o755); err != nil {
+			return err
+		}
+	}
+	for _, h := range spec.HostFiles {
+		if err := addFile(h, h, -1); err != nil { // -1: the host file's mode
 			return err
 		}
 	}
