@@ -86,3 +86,32 @@ func jreFiles(root string) ([]string, error) {
 	sort.Strings(out)
 	return out, err
 }
+
+// ProbeSpec is a probe container: command (pkg/probe.Command with the
+// image's java, ProbeClassDir, ProbeWorkDir and ProbeDataDir) run in
+// image with dataDir, a host directory on the storage under test,
+// bind-mounted at ProbeDataDir, as the workshop mounted Zeebe's data
+// directory. Equivalent to:
+//
+//	podman run --init --network none --ulimit core=0 -w /work \
+//	  -v DATADIR:/data --label io.nfslab.role=probe ... IMAGE java ... JournalProbe --dir /data ...
+func ProbeSpec(name, image, runID, dataDir string, command []string) Spec {
+	return Spec{
+		Name:    name,
+		Image:   image,
+		Command: command,
+		Labels:  OwnedLabels(runID, RoleProbe, nil),
+		Mounts:  []Mount{{Source: dataDir, Target: ProbeDataDir}},
+		// No bridge networking: with netavark it would add firewall rules
+		// next to the faults under test, and the probe talks to nobody.
+		Network: NetworkNone,
+		WorkDir: ProbeWorkDir,
+		// As PID 1 the JVM would ignore signals it has no handler for: its
+		// abort() after a SIGBUS would end in exit 1 instead of 134.
+		// catatonit passes the JVM's status through, 128+N for signal N.
+		Init: true,
+		// No core file, but core dumps stay "on" for the JVM: with
+		// -XX:-CreateCoredumpOnCrash it exits 1 instead of abort()ing.
+		Rlimits: append(DefaultRlimits(), Rlimit{Name: "core", Soft: 0, Hard: 0}),
+	}
+}
