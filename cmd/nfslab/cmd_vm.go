@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nfslab/nfslab/pkg/clock"
+	"github.com/nfslab/nfslab/pkg/scenario"
 	"github.com/nfslab/nfslab/pkg/vm"
 	vmassets "github.com/nfslab/nfslab/vm"
 )
@@ -235,6 +236,21 @@ has the scenario engine, nfs-full-drop runs as the built-in smoke test.`,
 				scenarios = vm.ScenariosForKernel(names, f.kernel)
 			}
 			if err := vm.CheckScenarios(scenDir, scenarios); err != nil {
+				return usage(err)
+			}
+			// Scenarios with containers need the guest's podman.
+			guest, err := vm.LookupGuest(f.guest)
+			if err != nil {
+				return usage(err)
+			}
+			scenarios, err = vm.ScenariosForGuest(scenarios, guest, len(scenarioFlag) > 0, func(n string) (bool, error) {
+				sc, err := scenario.LoadFile(filepath.Join(scenDir, n+".yaml"))
+				if err != nil {
+					return false, err
+				}
+				return sc.NeedsPodman(), nil
+			})
+			if err != nil {
 				return usage(err)
 			}
 			self, err := os.Executable()
