@@ -193,16 +193,15 @@ func isELF(b []byte) bool { return bytes.HasPrefix(b, []byte(elf.ELFMAG)) }
 
 var lddPathRE = regexp.MustCompile(`(?m)(?:=>\s*)?(/\S+)\s+\(0x`)
 
-// sharedLibs runs ldd on each file and returns the libraries it resolves,
-// which include the dynamic loader.
+// sharedLibs runs ldd on the files and returns the libraries it resolves,
+// which include the dynamic loader. One ldd for all: a JRE has dozens of
+// libraries, and each ldd is a shell script (slow in an emulated VM).
 func sharedLibs(ctx context.Context, files []string) ([]string, error) {
 	set := map[string]bool{}
-	for _, f := range files {
-		out, err := cmdrun.Output(ctx, "ldd", f)
-		if err != nil {
-			// "not a dynamic executable" for static files and data.
-			continue
-		}
+	if len(files) > 0 {
+		// ldd exits non-zero when a file is static ("not a dynamic
+		// executable") and still lists the others.
+		out, _ := cmdrun.Output(ctx, "ldd", files...)
 		for _, m := range lddPathRE.FindAllStringSubmatch(string(out), -1) {
 			set[m[1]] = true
 		}

@@ -1,0 +1,139 @@
+package backends
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nfslab/nfslab/internal/privtest"
+	"github.com/nfslab/nfslab/pkg/container"
+	"github.com/nfslab/nfslab/pkg/container/podman"
+	"github.com/nfslab/nfslab/pkg/probe"
+	"github.com/nfslab/nfslab/pkg/scenario"
+)
+
+// TestProbeContainerReal runs the probe target in a real container: a
+// podman service of the test's own (private storage), nfslab's probe
+// image made from this machine's JRE, the journal on a bind-mounted
+// directory. It prefills, appends, is killed (exit 137 from podman's
+// wait) and leaves no container.
+func TestProbeContainerReal(t *testing.T) {
+	privtest.Short(t)
+	privtest.Root(t)
+	privtest.Tools(t, "podman", "runc", "conmon", "java", "javac", "ldd")
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	dir, err := os.MkdirTemp("", "nfslab-probectr-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log lockedBuffer
+	svc, err := podman.StartService(ctx, podman.ServiceOptions{Socket: filepath.Join(dir, "podman.sock"),
+		Root: filepath.Join(dir, "root"), RunRoot: filepath.Join(dir, "runroot"), TmpDir: filepath.Join(dir, "tmp"), Log: &log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = svc.Stop()
+		unmountBelow(dir)
+		os.RemoveAll(dir)
+	})
+	rt, err := podman.Connect(ctx, svc.URI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	classDir, err := probe.Build(ctx, "javac", probeCache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "data")
+	if err := os.Mkdir(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := NewProbeTarget(classDir, filepath.Join(dir, "logs"), scenario.ProbeTarget{SegmentSize: 1 << 20, Rate: 2000, Batch: 50, Prefill: 2 << 20}, nil)
+	p.UseContainer(rt, "probectr-real")
+	start := time.Now()
+	if err := p.Start(ctx, data); err != nil {
+		t.Fatalf("Start: %v\nservice log:\n%s", err, log.String())
+	}
+	t.Logf("image and prefill in %s", time.Since(start).Round(time.Millisecond))
+	segs, _ := filepath.Glob(filepath.Join(data, "journal-*.log"))
+	if len(segs) < 2 {
+		t.Errorf("prefill of 2 MB wrote %d segments in the bind-mounted directory", len(segs))
+	}
+	deadline := time.After(90 * time.Second)
+	appends := 0
+	for appends < 2 {
+		select {
+		case l := <-p.Lines():
+			if pr, ok := probe.ParseProgress(l.Text); ok && pr.Kind == "append" {
+				appends++
+			}
+		case x := <-p.Exited():
+			t.Fatalf("probe exited: %+v", x)
+		case <-deadline:
+			t.Fatalf("no append progress within 90s; service log:\n%s", log.String())
+		}
+	}
+	t.Logf("appending %s after the start", time.Since(start).Round(time.Millisecond))
+	if err := p.Control(ctx, scenario.ActionKill, ""); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case x := <-p.Exited():
+		if x.Code != 137 {
+			t.Errorf("exit after kill: %+v, want 137", x)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no exit after kill")
+	}
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if left, err := container.ListOwned(ctx, rt, "probectr-real"); err != nil || len(left) != 0 {
+		t.Errorf("containers left: %+v, %v", left, err)
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// unmountBelow lazily unmounts what the service's storage left mounted
+// below dir, deepest first.
+func unmountBelow(dir string) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	var mps []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
+			mps = append(mps, f[4])
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(mps)))
+	for _, mp := range mps {
+		_ = unix.Unmount(mp, unix.MNT_DETACH)
+	}
+}
