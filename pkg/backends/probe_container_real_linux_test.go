@@ -4,13 +4,10 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/nfslab/nfslab/internal/privtest"
 	"github.com/nfslab/nfslab/pkg/container"
@@ -42,7 +39,6 @@ func TestProbeContainerReal(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		_ = svc.Stop()
-		unmountBelow(dir)
 		os.RemoveAll(dir)
 	})
 	rt, err := podman.Connect(ctx, svc.URI)
@@ -100,6 +96,14 @@ func TestProbeContainerReal(t *testing.T) {
 	if left, err := container.ListOwned(ctx, rt, "probectr-real"); err != nil || len(left) != 0 {
 		t.Errorf("containers left: %+v, %v", left, err)
 	}
+	// The service takes the mounts its storage made with it.
+	if err := svc.Stop(); err != nil {
+		t.Error(err)
+	}
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mi), dir) {
+		t.Errorf("mounts left below %s after the service stopped", dir)
+	}
 }
 
 type lockedBuffer struct {
@@ -117,23 +121,4 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
-}
-
-// unmountBelow lazily unmounts what the service's storage left mounted
-// below dir, deepest first.
-func unmountBelow(dir string) {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return
-	}
-	var mps []string
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
-			mps = append(mps, f[4])
-		}
-	}
-	sort.Sort(sort.Reverse(sort.StringSlice(mps)))
-	for _, mp := range mps {
-		_ = unix.Unmount(mp, unix.MNT_DETACH)
-	}
 }
