@@ -13,7 +13,9 @@ import (
 	"github.com/nfslab/nfslab/pkg/container"
 	"github.com/nfslab/nfslab/pkg/container/podman"
 	"github.com/nfslab/nfslab/pkg/probe"
+	"github.com/nfslab/nfslab/pkg/report"
 	"github.com/nfslab/nfslab/pkg/scenario"
+	"github.com/nfslab/nfslab/pkg/zeebe/cluster"
 )
 
 // TestProbeContainerReal runs the probe target in a real container: a
@@ -22,29 +24,9 @@ import (
 // directory. It prefills, appends, is killed (exit 137 from podman's
 // wait) and leaves no container.
 func TestProbeContainerReal(t *testing.T) {
-	privtest.Short(t)
-	privtest.Root(t)
-	privtest.Tools(t, "podman", "runc", "conmon", "java", "javac", "ldd")
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	dir, err := os.MkdirTemp("", "nfslab-probectr-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var log lockedBuffer
-	svc, err := podman.StartService(ctx, podman.ServiceOptions{Socket: filepath.Join(dir, "podman.sock"),
-		Root: filepath.Join(dir, "root"), RunRoot: filepath.Join(dir, "runroot"), TmpDir: filepath.Join(dir, "tmp"), Log: &log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = svc.Stop()
-		os.RemoveAll(dir)
-	})
-	rt, err := podman.Connect(ctx, svc.URI)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rt, svc, dir, log := privatePodman(t, ctx)
 	classDir, err := probe.Build(ctx, "javac", probeCache)
 	if err != nil {
 		t.Fatal(err)
@@ -121,4 +103,61 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// privatePodman starts a podman service of the test's own, with storage in
+// a temporary directory (the machine's podman storage stays untouched),
+// stopped with the test.
+func privatePodman(t *testing.T, ctx context.Context) (container.Runtime, *podman.Service, string, *lockedBuffer) {
+	t.Helper()
+	privtest.Short(t)
+	privtest.Root(t)
+	privtest.Tools(t, "podman", "runc", "conmon", "catatonit", "java", "javac", "ldd")
+	dir, err := os.MkdirTemp("", "nfslab-probectr-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &lockedBuffer{}
+	svc, err := podman.StartService(ctx, podman.ServiceOptions{Socket: filepath.Join(dir, "podman.sock"),
+		Root: filepath.Join(dir, "root"), RunRoot: filepath.Join(dir, "runroot"), TmpDir: filepath.Join(dir, "tmp"), Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = svc.Stop()
+		os.RemoveAll(dir)
+	})
+	rt, err := podman.Connect(ctx, svc.URI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rt, svc, dir, log
+}
+
+// TestFaultfsDropOnReplayContainerE2E runs the shipped faultfs twin of the
+// replay crash with the probe in containers (--set
+// target.probe.container=true): the faultfs mount bind-mounted as the data
+// directory, the restart a new container, SIGBUS in the CRC32C stub from the
+// streamed log, 134 from podman's wait, the hs_err report copied out, and
+// no container of the run left.
+func TestFaultfsDropOnReplayContainerE2E(t *testing.T) {
+	e2eGuards(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	rt, _, _, _ := privatePodman(t, ctx)
+	r := runShippedWith(t, "faultfs-drop-on-replay", report.WriteDir, []string{"target.probe.container=true"},
+		cluster.Options{Runtime: func(context.Context) (container.Runtime, error) { return rt, nil }})
+	if v := verdict(t, r, scenario.ExpectExitCode); !strings.Contains(v.Detail, "134") {
+		t.Errorf("exit verdict %q", v.Detail)
+	}
+	hs, _ := filepath.Glob(filepath.Join(r.Dir, "logs", "nfslab-probe-*-hs_err_pid*.log"))
+	if len(hs) != 1 {
+		t.Fatalf("hs_err copies in the run's logs: %v, want one", hs)
+	}
+	if b, err := os.ReadFile(hs[0]); err != nil || !strings.Contains(string(b), "SIGBUS") {
+		t.Errorf("%s: %v, or no SIGBUS in it", hs[0], err)
+	}
+	if left, err := container.ListOwned(ctx, rt, filepath.Base(r.Dir)); err != nil || len(left) != 0 {
+		t.Errorf("containers of the run left: %+v, %v", left, err)
+	}
 }
