@@ -243,13 +243,14 @@ has the scenario engine, nfs-full-drop runs as the built-in smoke test.`,
 			if err != nil {
 				return usage(err)
 			}
-			scenarios, err = vm.ScenariosForGuest(scenarios, guest, len(scenarioFlag) > 0, func(n string) (bool, error) {
+			needsPodman := func(n string) (bool, error) {
 				sc, err := scenario.LoadFile(filepath.Join(scenDir, n+".yaml"))
 				if err != nil {
 					return false, err
 				}
 				return sc.NeedsPodman(), nil
-			})
+			}
+			scenarios, err = vm.ScenariosForGuest(scenarios, guest, len(scenarioFlag) > 0, needsPodman)
 			if err != nil {
 				return usage(err)
 			}
@@ -272,6 +273,9 @@ has the scenario engine, nfs-full-drop runs as the built-in smoke test.`,
 					return usage(err)
 				}
 				if err := vm.CheckScenarios(scenDir, []string{c.Scenario}); err != nil {
+					return usage(err)
+				}
+				if _, err := vm.ScenariosForGuest([]string{c.Scenario}, guest, true, needsPodman); err != nil {
 					return usage(err)
 				}
 				trials = append(trials, c)
