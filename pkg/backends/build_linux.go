@@ -42,6 +42,8 @@ type Config struct {
 	Clock             clock.Clock
 	// Zeebe are the zeebe target's seams (container runtime, gateway
 	// client, netns); the zero value talks to podman and the real gateway.
+	// Its Runtime also runs the NFS server container and the probe
+	// container (target.probe.container).
 	Zeebe cluster.Options
 }
 
@@ -146,6 +148,13 @@ func Build(ctx context.Context, sc *scenario.Scenario, cfg Config) (engine.Backe
 		}
 		pt := NewProbeTarget(classDir, logDir, pc, cfg.Clock)
 		pt.Records = cfg.Records
+		if pc.Container {
+			rt, err := cfg.Zeebe.WithDefaults().Runtime(ctx)
+			if err != nil {
+				return b, fmt.Errorf("connecting to podman for the probe container: %w", err)
+			}
+			pt.UseContainer(rt, filepath.Base(cfg.RunDir))
+		}
 		b.Target = pt
 		if sc.LoadKind() == scenario.LoadProbe {
 			b.Load = ProbeLoad{P: pt}

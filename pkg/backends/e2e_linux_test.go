@@ -15,6 +15,7 @@ import (
 	"github.com/nfslab/nfslab/pkg/journal"
 	"github.com/nfslab/nfslab/pkg/report"
 	"github.com/nfslab/nfslab/pkg/scenario"
+	"github.com/nfslab/nfslab/pkg/zeebe/cluster"
 )
 
 var probeCache string
@@ -42,7 +43,13 @@ func e2eGuards(t *testing.T) {
 // directory in t.TempDir(), the JVM probe, pkg/detect on its output.
 func runShipped(t *testing.T, name string, report Reporter) *Run {
 	t.Helper()
-	sc, err := scenario.LoadFile(filepath.Join("../../scenarios", name+".yaml"))
+	return runShippedWith(t, name, report, nil, cluster.Options{})
+}
+
+// runShippedWith is runShipped with --set overrides and container seams.
+func runShippedWith(t *testing.T, name string, report Reporter, sets []string, ctr cluster.Options) *Run {
+	t.Helper()
+	sc, err := scenario.LoadFile(filepath.Join("../../scenarios", name+".yaml"), sets...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +64,7 @@ func runShipped(t *testing.T, name string, report Reporter) *Run {
 	start := time.Now()
 	run, err := Execute(ctx, sc, out, 0, opts, func(ctx context.Context, dir string) (engine.Backends, error) {
 		// A private faultfs root and records: other tests share /run/nfslab.
-		return Build(ctx, sc, Config{RunDir: dir, ProbeCache: probeCache,
+		return Build(ctx, sc, Config{RunDir: dir, ProbeCache: probeCache, Zeebe: ctr,
 			FaultfsRoot: filepath.Join(out, "faultfs"), Records: proctrack.NewStore(filepath.Join(out, "proc"))})
 	}, report)
 	for _, n := range notes {

@@ -21,7 +21,9 @@ import (
 )
 
 // ProbeTarget runs the JVM journal probe as the target and is also its
-// load: the append rate comes from the probe's own progress lines.
+// load: the append rate comes from the probe's own progress lines. Each
+// JVM runs as nfslab's child process, or in a podman container
+// (target.probe.container, see UseContainer); nothing else differs.
 type ProbeTarget struct {
 	ClassDir string // compiled probe (probe.Build)
 	LogDir   string // probe.log and hs_err_pid*.log go here, off the storage under test
@@ -30,6 +32,8 @@ type ProbeTarget struct {
 	// Records receives each JVM so heal can end it after nfslab is
 	// killed; nil records nothing (it dies with nfslab all the same).
 	Records *proctrack.Store
+
+	proc probeProcess
 
 	lines   chan engine.Line
 	events  chan engine.Event
@@ -62,10 +66,56 @@ func NewProbeTarget(classDir, logDir string, cfg scenario.ProbeTarget, clk clock
 	if clk == nil {
 		clk = clock.Real{}
 	}
-	return &ProbeTarget{ClassDir: classDir, LogDir: logDir, Cfg: cfg, Clock: clk,
+	return &ProbeTarget{ClassDir: classDir, LogDir: logDir, Cfg: cfg, Clock: clk, proc: hostProbe{classDir: classDir},
 		lines: make(chan engine.Line, 8192), events: make(chan engine.Event, 16),
 		exits: make(chan engine.Exit, 4), samples: make(chan journal.LoadSample, 64)}
 }
+
+// probeProcess is how one JVM of the probe is started, waited for and
+// logged; the target's logic (prefill, generations, progress, exits) is
+// the same for each.
+type probeProcess interface {
+	// prepare readies what every run needs, before the first one and
+	// before the timeline starts (the probe image).
+	prepare(ctx context.Context) error
+	// run runs one JVM with cfg to its end, calling onLine for each output
+	// line. Like probe.Run, a JVM that exits non-zero is no error, and
+	// cancelling ctx ends it.
+	run(ctx context.Context, cfg probe.Config, onLine func(probe.Line)) (probe.Result, error)
+	// control pauses, unpauses, stops or kills the running JVM; pid is
+	// the one its start line printed.
+	control(ctx context.Context, action string, pid int) error
+	// close removes whatever the runs left behind.
+	close(ctx context.Context) error
+}
+
+// hostProbe runs the JVM as nfslab's child (probe.Run).
+type hostProbe struct{ classDir string }
+
+func (hostProbe) prepare(context.Context) error { return nil }
+
+func (h hostProbe) run(ctx context.Context, cfg probe.Config, onLine func(probe.Line)) (probe.Result, error) {
+	return probe.Run(ctx, h.classDir, cfg, onLine)
+}
+
+// control sends the JVM a signal: pause SIGSTOP, unpause SIGCONT, stop
+// SIGTERM, kill SIGKILL.
+func (hostProbe) control(_ context.Context, action string, pid int) error {
+	sig := map[string]syscall.Signal{scenario.ActionPause: syscall.SIGSTOP, scenario.ActionUnpause: syscall.SIGCONT,
+		scenario.ActionStop: syscall.SIGTERM, scenario.ActionKill: syscall.SIGKILL}[action]
+	if sig == 0 {
+		return fmt.Errorf("%s: %w", action, engine.ErrUnsupported)
+	}
+	if pid <= 0 {
+		return errors.New("the probe has not reported its pid yet")
+	}
+	if err := syscall.Kill(pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("sending %v to probe %d: %w", sig, pid, err)
+	}
+	return nil
+}
+
+func (hostProbe) close(context.Context) error { return nil }
 
 func (p *ProbeTarget) config(mode probe.Mode) probe.Config {
 	c := probe.Config{
@@ -100,6 +150,9 @@ func (p *ProbeTarget) Start(ctx context.Context, dataDir string) error {
 	p.mu.Lock()
 	p.dataDir, p.log = dataDir, f
 	p.mu.Unlock()
+	if err := p.proc.prepare(ctx); err != nil {
+		return err
+	}
 	if p.Cfg.Prefill > 0 {
 		rs := int64(p.Cfg.RecordSize)
 		if rs == 0 {
@@ -108,7 +161,7 @@ func (p *ProbeTarget) Start(ctx context.Context, dataDir string) error {
 		cfg := p.config(probe.ModeAppendOnly)
 		cfg.Rate = 0
 		cfg.Records = int64(p.Cfg.Prefill) / (rs + 12)
-		res, err := probe.Run(ctx, p.ClassDir, cfg, func(l probe.Line) { p.logLine("prefill", l.Text) })
+		res, err := p.proc.run(ctx, cfg, func(l probe.Line) { p.logLine("prefill", l.Text) })
 		if err != nil {
 			return fmt.Errorf("prefilling the journal: %w", err)
 		}
@@ -155,7 +208,7 @@ func (p *ProbeTarget) launch(mode probe.Mode) {
 	p.mu.Unlock()
 	go func() {
 		defer close(done)
-		res, err := probe.Run(ctx, p.ClassDir, p.config(mode), func(l probe.Line) { p.onLine(gen, l) })
+		res, err := p.proc.run(ctx, p.config(mode), func(l probe.Line) { p.onLine(gen, l) })
 		p.mu.Lock()
 		expected := gen != p.gen || p.closed
 		p.mu.Unlock()
@@ -248,8 +301,8 @@ func (p *ProbeTarget) stopCurrent(ctx context.Context) {
 	}
 }
 
-// Control sends the probe's JVM a signal: pause SIGSTOP, unpause SIGCONT,
-// stop SIGTERM, kill SIGKILL; restart restarts it.
+// Control pauses, unpauses, stops or kills the probe's JVM (signals on
+// the host, podman's pause and kill for a container); restart restarts it.
 func (p *ProbeTarget) Control(ctx context.Context, action, container string) error {
 	if container != "" {
 		return fmt.Errorf("the probe has no container %q: %w", container, engine.ErrUnsupported)
@@ -257,21 +310,10 @@ func (p *ProbeTarget) Control(ctx context.Context, action, container string) err
 	if action == scenario.ActionRestart {
 		return p.Restart(ctx, nil)
 	}
-	sig := map[string]syscall.Signal{scenario.ActionPause: syscall.SIGSTOP, scenario.ActionUnpause: syscall.SIGCONT,
-		scenario.ActionStop: syscall.SIGTERM, scenario.ActionKill: syscall.SIGKILL}[action]
-	if sig == 0 {
-		return fmt.Errorf("%s: %w", action, engine.ErrUnsupported)
-	}
 	p.mu.Lock()
 	pid := p.pid
 	p.mu.Unlock()
-	if pid <= 0 {
-		return errors.New("the probe has not reported its pid yet")
-	}
-	if err := syscall.Kill(pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("sending %v to probe %d: %w", sig, pid, err)
-	}
-	return nil
+	return p.proc.control(ctx, action, pid)
 }
 
 func (p *ProbeTarget) Resolve(context.Context, string) (string, error) {
@@ -286,20 +328,20 @@ func (p *ProbeTarget) Exited() <-chan engine.Exit  { return p.exits }
 func (p *ProbeTarget) Lines() <-chan engine.Line   { return p.lines }
 func (p *ProbeTarget) Events() <-chan engine.Event { return p.events }
 
-// Close kills the probe and closes its log.
+// Close kills the probe, removes what its runs left and closes its log.
 func (p *ProbeTarget) Close(ctx context.Context) error {
 	p.mu.Lock()
 	p.closed = true
 	p.mu.Unlock()
 	p.stopCurrent(ctx)
+	err := p.proc.close(ctx)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.log != nil {
-		err := p.log.Close()
+		err = errors.Join(err, p.log.Close())
 		p.log = nil
-		return err
 	}
-	return nil
+	return err
 }
 
 // Start (as engine.Load) samples the append rate once a second from the

@@ -28,6 +28,9 @@ type RootfsSpec struct {
 	Files map[string][]byte
 	// Executables are host files copied to the same path (mode 0755).
 	Executables []string
+	// HostFiles are host files copied to the same path with their own
+	// mode (symlinks followed), e.g. a JRE's files picked one by one.
+	HostFiles []string
 	// Dirs are empty directories to create (mode 0755), e.g. a work dir.
 	Dirs []string
 }
@@ -60,19 +63,35 @@ func WriteRootfs(ctx context.Context, w io.Writer, spec RootfsSpec) error {
 		if err := addDirs(tw, seen, path.Dir(imgPath)); err != nil {
 			return err
 		}
-		data, err := os.ReadFile(hostPath)
+		// Streamed, not read whole: a JRE's module image is over 100 MB.
+		f, err := os.Open(hostPath)
 		if err != nil {
 			return fmt.Errorf("reading %s for rootfs: %w", hostPath, err)
 		}
-		seen[imgPath] = true
-		if isELF(data) {
+		defer f.Close()
+		st, err := f.Stat()
+		if err != nil {
+			return fmt.Errorf("reading %s for rootfs: %w", hostPath, err)
+		}
+		if mode < 0 {
+			mode = int64(st.Mode().Perm())
+		}
+		head := make([]byte, len(elf.ELFMAG))
+		n, _ := io.ReadFull(f, head)
+		if isELF(head[:n]) {
 			elfs = append(elfs, hostPath)
 		}
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: imgPath, Mode: mode, Size: int64(len(data))}); err != nil {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return fmt.Errorf("reading %s for rootfs: %w", hostPath, err)
+		}
+		seen[imgPath] = true
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: imgPath, Mode: mode, Size: st.Size()}); err != nil {
 			return err
 		}
-		_, err = tw.Write(data)
-		return err
+		if _, err := io.CopyN(tw, f, st.Size()); err != nil {
+			return fmt.Errorf("reading %s for rootfs: %w", hostPath, err)
+		}
+		return nil
 	}
 	if err := addDir("/tmp", 0o1777); err != nil {
 		return err
@@ -135,6 +154,11 @@ func WriteRootfs(ctx context.Context, w io.Writer, spec RootfsSpec) error {
 			return err
 		}
 	}
+	for _, h := range spec.HostFiles {
+		if err := addFile(h, h, -1); err != nil { // -1: the host file's mode
+			return err
+		}
+	}
 	libs, err := sharedLibs(ctx, elfs)
 	if err != nil {
 		return err
@@ -169,16 +193,15 @@ func isELF(b []byte) bool { return bytes.HasPrefix(b, []byte(elf.ELFMAG)) }
 
 var lddPathRE = regexp.MustCompile(`(?m)(?:=>\s*)?(/\S+)\s+\(0x`)
 
-// sharedLibs runs ldd on each file and returns the libraries it resolves,
-// which include the dynamic loader.
+// sharedLibs runs ldd on the files and returns the libraries it resolves,
+// which include the dynamic loader. One ldd for all: a JRE has dozens of
+// libraries, and each ldd is a shell script (slow in an emulated VM).
 func sharedLibs(ctx context.Context, files []string) ([]string, error) {
 	set := map[string]bool{}
-	for _, f := range files {
-		out, err := cmdrun.Output(ctx, "ldd", f)
-		if err != nil {
-			// "not a dynamic executable" for static files and data.
-			continue
-		}
+	if len(files) > 0 {
+		// ldd exits non-zero when a file is static ("not a dynamic
+		// executable") and still lists the others.
+		out, _ := cmdrun.Output(ctx, "ldd", files...)
 		for _, m := range lddPathRE.FindAllStringSubmatch(string(out), -1) {
 			set[m[1]] = true
 		}

@@ -147,6 +147,9 @@ func setupLines(sc *scenario.Scenario) []string {
 		if p.Prefill > 0 {
 			t += fmt.Sprintf(", prefill %v", p.Prefill)
 		}
+		if p.Container {
+			t += ", in a podman container with the data directory bind-mounted"
+		}
 		t += ")"
 	}
 	if sc.Target.Kind == scenario.TargetZeebe && sc.Target.Zeebe != nil {

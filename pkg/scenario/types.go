@@ -127,6 +127,11 @@ type ProbeTarget struct {
 	Prefill Size `yaml:"prefill,omitempty" json:"prefill,omitempty"`
 	// Heap is the JVM -Xmx, e.g. 256m.
 	Heap string `yaml:"heap,omitempty" json:"heap,omitempty"`
+	// Container runs the probe in a podman container of nfslab's own
+	// probe image (this machine's JRE, no registry) with the data
+	// directory bind-mounted, as the workshop ran Zeebe: the exit status
+	// is podman's and the hs_err report is copied out of the container.
+	Container bool `yaml:"container,omitempty" json:"container,omitempty"`
 }
 
 // ZeebeTarget is one or more Zeebe brokers in podman.

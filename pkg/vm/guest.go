@@ -2,6 +2,7 @@ package vm
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -18,6 +19,10 @@ type Guest struct {
 	About    string
 	Packages []string
 }
+
+// HasPodman reports whether the flavour installs podman, which scenarios
+// with containers need (scenario.NeedsPodman).
+func (g Guest) HasPodman() bool { return slices.Contains(g.Packages, "podman") }
 
 // commonPackages is what every flavour installs.
 func commonPackages() []string {
@@ -45,9 +50,11 @@ func Guests() []Guest {
 	return []Guest{
 		// podman 5.4 (with netavark, and nftables for its nftables firewall
 		// driver) for the podmanguest tests: a current laptop's container
-		// stack. bookworm's podman 4.3 is left out.
+		// stack. catatonit is podman's --init (a Recommends, which
+		// debootstrap skips): the probe container's JVM needs an init to
+		// die of its own abort with 134. bookworm's podman 4.3 is left out.
 		{Suite: "trixie", About: "Debian 13, kernel 6.12, nfs-utils 2.8, OpenJDK 21, podman 5.4",
-			Packages: append(commonPackages(), "openjdk-21-jre-headless", "podman", "nftables")},
+			Packages: append(commonPackages(), "openjdk-21-jre-headless", "podman", "nftables", "catatonit")},
 		{Suite: "bookworm", About: "Debian 12, kernel 6.1, nfs-utils 2.6, OpenJDK 17",
 			Packages: append(commonPackages(), "openjdk-17-jre-headless")},
 	}

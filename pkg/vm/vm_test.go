@@ -454,6 +454,32 @@ func TestParseTestBinary(t *testing.T) {
 	}
 }
 
+// Scenarios with containers run only in a guest with podman: left out of
+// bookworm's default selection, refused when named there.
+func TestScenariosForGuest(t *testing.T) {
+	names := []string{"nfs-full-drop", "nfs-full-drop-container", "nfs-stale-handle"}
+	needs := func(n string) (bool, error) { return strings.HasSuffix(n, "-container"), nil }
+	trixie, _ := LookupGuest("trixie")
+	bookworm, _ := LookupGuest("bookworm")
+	if !trixie.HasPodman() || bookworm.HasPodman() {
+		t.Fatalf("podman: trixie %v bookworm %v", trixie.HasPodman(), bookworm.HasPodman())
+	}
+	if got, err := ScenariosForGuest(names, trixie, false, needs); err != nil || !slices.Equal(got, names) {
+		t.Errorf("trixie: %q, %v", got, err)
+	}
+	if got, err := ScenariosForGuest(names, bookworm, false, needs); err != nil || !slices.Equal(got, []string{"nfs-full-drop", "nfs-stale-handle"}) {
+		t.Errorf("bookworm default: %q, %v", got, err)
+	}
+	if _, err := ScenariosForGuest(names[1:2], bookworm, true, needs); !errors.Is(err, ErrInvalid) ||
+		!strings.Contains(err.Error(), `"nfs-full-drop-container"`) || !strings.Contains(err.Error(), "bookworm has no podman") {
+		t.Errorf("bookworm, named: %v", err)
+	}
+	broken := errors.New("line 3: bad")
+	if _, err := ScenariosForGuest(names, bookworm, false, func(string) (bool, error) { return false, broken }); !errors.Is(err, broken) {
+		t.Errorf("a scenario that cannot be read: %v", err)
+	}
+}
+
 func TestScenariosForKernel(t *testing.T) {
 	names := []string{"nfs-full-drop", "nfs-localio", "nfs-localio-disabled", "nfs-stale-handle"}
 	if got := ScenariosForKernel(names, KernelDebian); !slices.Equal(got, []string{"nfs-full-drop", "nfs-stale-handle"}) {
