@@ -191,12 +191,14 @@ func TestLookupGuest(t *testing.T) {
 }
 
 // The bookworm image's key is that of its package list alone (the one
-// before flavours existed, plus dmsetup and e2fsprogs for server-eio): a
-// machine with a cached bookworm image does not rebuild it.
+// before flavours existed, plus dmsetup and e2fsprogs for server-eio, plus
+// podman, runc and netavark for the container server): it moves only when
+// the list does.
 func TestBookwormKeyUnchanged(t *testing.T) {
 	g, _ := LookupGuest("bookworm")
 	old := ImageSpec{Suite: "bookworm", Packages: []string{"linux-image-amd64", "nfs-kernel-server", "nfs-common", "iptables",
-		"iproute2", "openjdk-17-jre-headless", "kmod", "procps", "util-linux", "dmsetup", "e2fsprogs"}, GuestInit: []byte("x"), DiskSizeMB: 4096}
+		"iproute2", "openjdk-17-jre-headless", "kmod", "procps", "util-linux", "dmsetup", "e2fsprogs",
+		"podman", "runc", "netavark"}, GuestInit: []byte("x"), DiskSizeMB: 4096}
 	if g.Spec([]byte("x"), 4096).Key() != old.Key() {
 		t.Fatal("the bookworm flavour's key moved")
 	}
