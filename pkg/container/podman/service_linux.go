@@ -1,6 +1,7 @@
 package podman
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,8 +10,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"sort"
+	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/nfslab/nfslab/internal/cmdrun"
 	"github.com/nfslab/nfslab/internal/proctrack"
@@ -56,7 +61,18 @@ type Service struct {
 	URI  string
 	cmd  *exec.Cmd
 	done chan error
+	// roots are the storage directories; before are the mounts below
+	// them when the service started.
+	roots  []string
+	before map[string]bool
 }
+
+// Podman's storage directories for root when storage.conf is left as
+// Debian ships it.
+const (
+	DefaultStorageRoot    = "/var/lib/containers/storage"
+	DefaultStorageRunRoot = "/run/containers/storage"
+)
 
 // Args returns the command line StartService runs, for logs and docs.
 func (o ServiceOptions) Args() []string {
@@ -128,7 +144,9 @@ func StartService(ctx context.Context, o ServiceOptions) (*Service, error) {
 	// containers; SIGKILL when nfslab dies. The parent-death signal
 	// follows the forking thread, so a goroutine of the service's own
 	// starts it, holds that thread until the service exits, then releases.
-	s := &Service{URI: "unix://" + o.Socket, cmd: cmd, done: make(chan error, 1)}
+	s := &Service{URI: "unix://" + o.Socket, cmd: cmd, done: make(chan error, 1),
+		roots: []string{cmp.Or(o.Root, DefaultStorageRoot), cmp.Or(o.RunRoot, DefaultStorageRunRoot)}}
+	s.before = setOf(mountsBelow(s.roots))
 	started := make(chan error, 1)
 	go func() {
 		release, err := proctrack.Start(o.Records, cmd, serviceRecord)
@@ -172,13 +190,16 @@ func StartService(ctx context.Context, o ServiceOptions) (*Service, error) {
 // PID is the service's process ID.
 func (s *Service) PID() int { return s.cmd.Process.Pid }
 
-// Stop ends the service by PID: SIGTERM, then SIGKILL after 10 s. Running
-// containers survive it (conmon keeps them); run Cleanup first.
+// Stop ends the service by PID: SIGTERM, then SIGKILL after 10 s, and
+// removes the mounts the service left below its storage directories (the
+// overlay driver's private bind mount of its home, which outlives the
+// process). Running containers survive it (conmon keeps them); run
+// Cleanup first.
 func (s *Service) Stop() error {
 	select {
 	case err := <-s.done:
 		s.done <- err
-		return nil
+		return s.unmountOwn()
 	default:
 	}
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
@@ -187,11 +208,58 @@ func (s *Service) Stop() error {
 	select {
 	case err := <-s.done:
 		s.done <- err
-		return nil
+		return s.unmountOwn()
 	case <-time.After(10 * time.Second):
 	}
 	_ = s.cmd.Process.Kill()
 	err := <-s.done
 	s.done <- err
-	return nil
+	return s.unmountOwn()
+}
+
+// unmountOwn lazily unmounts, deepest first, the mounts below the storage
+// directories that were not there when the service started.
+func (s *Service) unmountOwn() error {
+	var errs []error
+	for _, mp := range mountsBelow(s.roots) {
+		if s.before[mp] {
+			continue
+		}
+		if err := unix.Unmount(mp, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("unmounting %s, left by the podman service: %w", mp, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// mountsBelow lists the mount points at or below roots in this mount
+// namespace, deepest first.
+func mountsBelow(roots []string) []string {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) <= 4 {
+			continue
+		}
+		for _, r := range roots {
+			if f[4] == r || strings.HasPrefix(f[4], r+"/") {
+				out = append(out, f[4])
+				break
+			}
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(out)))
+	return out
+}
+
+func setOf(ss []string) map[string]bool {
+	m := make(map[string]bool, len(ss))
+	for _, s := range ss {
+		m[s] = true
+	}
+	return m
 }
