@@ -193,6 +193,11 @@ func (s *NFSStorage) Teardown(ctx context.Context) error {
 	if srv != nil {
 		if err := srv.Stop(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stopping NFS server: %w", err))
+		} else if srv.Kind() == nfsserver.KindContainer && s.Container.ExportDir != "" {
+			// The export is the run's (ContainerExportDir), in memory.
+			if err := os.RemoveAll(s.Container.ExportDir); err != nil {
+				errs = append(errs, fmt.Errorf("removing the container server's export: %w", err))
+			}
 		}
 	}
 	return errors.Join(errs...)
