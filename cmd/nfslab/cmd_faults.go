@@ -553,7 +553,6 @@ var cleanupNouns = map[string]string{
 	cleanup.StepProcesses:  "process(es)",
 	cleanup.StepFaultfs:    "faultfs mount(s) and socket(s)",
 	cleanup.StepMounts:     "mount(s)",
-	cleanup.StepPublish:    "port publish(es)",
 	cleanup.StepNFSServer:  "netns NFS server(s)",
 	cleanup.StepDevices:    "block device(s)",
 }

@@ -6,6 +6,5 @@
 // `iptables -S`, the choice of backend (nft or legacy) and an IPTables
 // that runs inside a named network namespace.
 //
-// Users: pkg/netfault (filter chains NFSLAB-OUTPUT/INPUT) and pkg/publish
-// (nat chains NFSLAB-PUBLISH-*).
+// User: pkg/netfault (filter chains NFSLAB-OUTPUT/INPUT).
 package ownchain

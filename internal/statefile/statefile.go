@@ -27,7 +27,7 @@ func path(dir, name string) (string, error) {
 // process after a SIGKILL, sees the old record or the new one, never half.
 //
 // There is deliberately no fsync, for every user (pkg/netfault's faults,
-// pkg/publish's rules, internal/proctrack's processes and mounts): a record
+// internal/proctrack's processes and mounts): a record
 // describes kernel objects (rules, routes, mounts, processes) that do not
 // survive a reboot either, so a record lost or left empty by a power cut
 // has nothing left to describe (and readers skip a record they cannot

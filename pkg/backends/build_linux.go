@@ -120,10 +120,10 @@ func Build(ctx context.Context, sc *scenario.Scenario, cfg Config) (engine.Backe
 		if err != nil {
 			return b, err
 		}
-		export, err := filepath.Abs(filepath.Join(cfg.RunDir, "export"))
-		if err != nil {
-			return b, fmt.Errorf("locating the container server's export: %w", err)
-		}
+		// Not in the run directory: that may be on a filesystem knfsd
+		// cannot export (the lab VM's 9p share: "exportfs: /mnt/data does
+		// not support NFS export").
+		export := ContainerExportDir(filepath.Base(cfg.RunDir))
 		s.Container = ContainerServerEnv{Runtime: cfg.Zeebe.WithDefaults().Runtime, RunID: filepath.Base(cfg.RunDir), ExportDir: export}
 		b.Storage = s
 	default:

@@ -19,7 +19,7 @@ import (
 	"github.com/nfslab/nfslab/pkg/scenario"
 )
 
-// NFSStorage starts an NFS server (netns or external) and soft-mounts it
+// NFSStorage starts an NFS server (netns, container or external) and soft-mounts it
 // below nfslab's mount directory; the data directory is Subdir inside the
 // mount (the seed's srv/nfs).
 type NFSStorage struct {
@@ -35,7 +35,6 @@ type NFSStorage struct {
 	mu      sync.Mutex
 	server  nfsserver.Server
 	mounted bool
-	pub     publishState // storage.server.publish (publish_linux.go)
 }
 
 var _ engine.Storage = (*NFSStorage)(nil)
@@ -79,11 +78,6 @@ func (s *NFSStorage) Setup(ctx context.Context) (engine.StorageInfo, error) {
 	ep, err := srv.Start(ctx)
 	if err != nil {
 		return engine.StorageInfo{}, fmt.Errorf("starting NFS server (%s): %w", srv.Kind(), err)
-	}
-	// storage.server.publish: mount the published address through a DNAT,
-	// as podman -p makes (publish_linux.go).
-	if ep, err = s.publish(ctx, ep); err != nil {
-		return engine.StorageInfo{}, err
 	}
 	optStr := s.Spec.Options
 	if optStr == "" {
@@ -196,13 +190,14 @@ func (s *NFSStorage) Teardown(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("unmounting %s: %w", s.MountDir, err))
 		}
 	}
-	// After the unmount (its traffic goes through the DNAT), before the server.
-	if err := s.unpublish(ctx); err != nil {
-		errs = append(errs, err)
-	}
 	if srv != nil {
 		if err := srv.Stop(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stopping NFS server: %w", err))
+		} else if srv.Kind() == nfsserver.KindContainer && s.Container.ExportDir != "" {
+			// The export is the run's (ContainerExportDir), in memory.
+			if err := os.RemoveAll(s.Container.ExportDir); err != nil {
+				errs = append(errs, fmt.Errorf("removing the container server's export: %w", err))
+			}
 		}
 	}
 	return errors.Join(errs...)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -93,6 +95,47 @@ func TestNetnsServerLocalIO(t *testing.T) {
 		c := srv.(*nfsserver.NetnsServer).Config()
 		if c.AllowLocalIO != tc.allow || c.DisableLocalIO != tc.disable {
 			t.Errorf("localio %q: allow %v disable %v", tc.localio, c.AllowLocalIO, c.DisableLocalIO)
+		}
+	}
+}
+
+// stubServer is a started server of a given kind.
+type stubServer struct {
+	kind    string
+	stopErr error
+}
+
+func (s stubServer) Start(context.Context) (nfsserver.Endpoint, error) {
+	return nfsserver.Endpoint{}, nil
+}
+func (s stubServer) Stop(context.Context) error { return s.stopErr }
+func (s stubServer) Kind() string               { return s.kind }
+
+// The container server's export is the run's, in /run/nfslab/export:
+// Teardown removes it once the container is gone, and only then.
+func TestTeardownRemovesContainerExport(t *testing.T) {
+	if got := ContainerExportDir("nfs-localhost-pitfall-20261202T141345.420Z"); got != "/run/nfslab/export/nfs-localhost-pitfall-20261202T141345.420Z" {
+		t.Errorf("ContainerExportDir = %q", got)
+	}
+	for _, tc := range []struct {
+		srv  stubServer
+		gone bool
+	}{
+		{stubServer{kind: nfsserver.KindContainer}, true},
+		{stubServer{kind: nfsserver.KindContainer, stopErr: errors.New("podman gone")}, false},
+		{stubServer{kind: nfsserver.KindNetns}, false},
+	} {
+		export := filepath.Join(t.TempDir(), "export")
+		if err := os.MkdirAll(filepath.Join(export, "srv"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		s := &NFSStorage{Container: ContainerServerEnv{ExportDir: export}, server: tc.srv}
+		err := s.Teardown(context.Background())
+		if (err != nil) != (tc.srv.stopErr != nil) {
+			t.Errorf("%+v: Teardown: %v", tc.srv, err)
+		}
+		if _, serr := os.Stat(export); os.IsNotExist(serr) != tc.gone {
+			t.Errorf("%+v: export removed %v, want %v", tc.srv, os.IsNotExist(serr), tc.gone)
 		}
 	}
 }

@@ -16,7 +16,6 @@ import (
 	"github.com/nfslab/nfslab/pkg/container"
 	"github.com/nfslab/nfslab/pkg/mount"
 	"github.com/nfslab/nfslab/pkg/nfsserver"
-	"github.com/nfslab/nfslab/pkg/publish"
 )
 
 // Default roots: where nfslab creates its objects on a host.
@@ -41,13 +40,12 @@ const (
 	StepProcesses  = "processes"
 	StepFaultfs    = "faultfs"
 	StepMounts     = "mounts"
-	StepPublish    = "publish"
 	StepNFSServer  = "nfs-server"
 	StepDevices    = "block-devices"
 )
 
 // Steps lists the step names in the order Sweep runs them.
-var Steps = []string{StepFaults, StepContainers, StepNetnsNames, StepProcesses, StepFaultfs, StepMounts, StepPublish, StepNFSServer, StepDevices}
+var Steps = []string{StepFaults, StepContainers, StepNetnsNames, StepProcesses, StepFaultfs, StepMounts, StepNFSServer, StepDevices}
 
 // FaultHealer removes every nfslab network fault in a namespace;
 // netfault.Injector satisfies it.
@@ -134,12 +132,6 @@ type Options struct {
 	Mounter mount.Mounter
 	// UnmountTimeout bounds each unmount; 0 means mount's default.
 	UnmountTimeout time.Duration
-	// Publish removes nfslab's port publishes (the DNAT in front of an NFS
-	// server, see pkg/publish) in each of Namespaces and in every
-	// namespace its records name; nil skips the step. It runs after the
-	// mounts (an NFS mount through the DNAT must be unmounted while the
-	// DNAT still leads to the server) and before the server stops.
-	Publish Unpublisher
 	// NFSDRoot holds one state directory per netns NFS server; "" skips
 	// the step.
 	NFSDRoot string
@@ -170,7 +162,7 @@ func HostOptions(faults FaultHealer, podman Podman, namespaces ...string) Option
 
 // Roots are nfslab's directories below one root.
 type Roots struct {
-	Faultfs, Records, Mount, NFSD, Publish string
+	Faultfs, Records, Mount, NFSD string
 }
 
 // RootsAt lays nfslab's directories out below root (DefaultRoot on a host;
@@ -181,7 +173,6 @@ func RootsAt(root string) Roots {
 		Records: filepath.Join(root, "proc"),
 		Mount:   filepath.Join(root, "mnt"),
 		NFSD:    filepath.Join(root, "nfsd"),
-		Publish: filepath.Join(root, "publish"),
 	}
 }
 
@@ -197,7 +188,6 @@ func RootOptions(faults FaultHealer, root string, namespaces ...string) Options 
 		FaultfsRoot: r.Faultfs,
 		Records:     proctrack.NewStore(r.Records),
 		MountRoot:   r.Mount,
-		Publish:     publish.New(publish.Options{StateDir: r.Publish}),
 		NFSDRoot:    r.NFSD,
 	}
 }
@@ -276,7 +266,6 @@ func Sweep(ctx context.Context, o Options) (Report, error) {
 		{StepProcesses, sweepProcesses},
 		{StepFaultfs, sweepFaultfs},
 		{StepMounts, sweepMounts},
-		{StepPublish, sweepPublish},
 		{StepNFSServer, sweepServers},
 		{StepDevices, sweepDevices},
 	}

@@ -53,23 +53,6 @@ func (f *fakeFaults) HealAll(_ context.Context, ns string) ([]string, error) {
 	return ids, nil
 }
 
-// fakePublish sweeps publishes per namespace, once.
-type fakePublish struct {
-	j    *journal
-	ids  map[string][]string
-	seen []string
-}
-
-func (f *fakePublish) Sweep(_ context.Context, nss ...string) ([]string, error) {
-	f.j.add("unpublish-all %q", nss)
-	var out []string
-	for _, ns := range nss {
-		out = append(out, f.ids[ns]...)
-		delete(f.ids, ns)
-	}
-	return out, nil
-}
-
 // recMounter wraps mount.Fake to journal unmounts.
 type recMounter struct {
 	*mount.Fake
@@ -153,7 +136,6 @@ func newWorld(t *testing.T) *world {
 		FaultfsRoot: w.ffsRoot,
 		MountRoot:   w.mntRoot,
 		Mounter:     recMounter{w.mnt, w.j},
-		Publish:     &fakePublish{j: w.j, ids: map[string][]string{"": {"publish-r1"}}},
 		NFSDRoot:    w.nd,
 		Servers: func(_ context.Context, name, dir string) error {
 			w.j.add("stop-server %s %s", name, dir)
@@ -207,7 +189,6 @@ func TestSweepOrderAndOwnership(t *testing.T) {
 		"detach " + w.netnsDir,
 		"unmount " + w.ffsRoot + "/dead",
 		"unmount " + w.mntRoot + "/zeebe/sub", "unmount " + w.mntRoot + "/zeebe", // deepest first
-		`unpublish-all ["" "lab"]`, // after the mounts through the DNAT, before the server
 		"stop-server nfslab-nfsd " + filepath.Join(w.nd, "nfslab-nfsd"),
 		"remove-devices " + w.nd, // after the servers unmounted their exports
 	}
@@ -233,13 +214,10 @@ func TestSweepOrderAndOwnership(t *testing.T) {
 	if got := rep.Step(StepMounts).Removed; len(got) != 2 {
 		t.Errorf("mounts removed %q", got)
 	}
-	if got := rep.Step(StepPublish).Removed; !reflect.DeepEqual(got, []string{"publish-r1"}) {
-		t.Errorf("publishes removed %q", got)
-	}
 	if got := rep.Step(StepDevices).Removed; len(got) != 2 {
 		t.Errorf("block devices removed %q", got)
 	}
-	if rep.Removed() != 3+2+1+2+2+1+1+2 {
+	if rep.Removed() != 3+2+1+2+2+1+2 {
 		t.Errorf("Removed() = %d", rep.Removed())
 	}
 	// Foreign objects are untouched.

@@ -364,7 +364,7 @@ const hitsDoc = `metadata: {name: pit}
 duration: 2m
 storage:
   kind: nfs
-  server: {kind: netns, publish: 127.0.0.1:2049}
+  server: {kind: container, publish: 127.0.0.1:2049}
 target: {kind: probe}
 timeline:
   - id: pitfall

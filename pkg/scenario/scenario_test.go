@@ -202,6 +202,27 @@ func TestServerLocalIO(t *testing.T) {
 	}
 }
 
+// storage.server.publish is podman's -p for the container server; a netns
+// or external server has no publish (nfslab's own imitation is gone).
+func TestServerPublish(t *testing.T) {
+	ext := "server: {kind: external, address: 192.168.24.110, export: /}"
+	for _, tc := range []struct{ server, want string }{
+		{"server: {kind: container, publish: 127.0.0.1:2049}", ""},
+		{"server: {kind: container}", ""},
+		{"server: {kind: container, publish: localhost}", `storage.server.publish: publish "localhost" is not ADDRESS:PORT`},
+		{"server: {kind: netns, publish: 127.0.0.1:2049}", `storage.server.publish: publish applies only to server kind container (podman -p ADDRESS:PORT:2049), not "netns"`},
+		{"server: {kind: external, address: 192.168.24.110, publish: 127.0.0.1:2049}", `publish applies only to server kind container`},
+	} {
+		_, err := Decode([]byte(strings.Replace(netDoc, ext, tc.server, 1)))
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.server, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want %q", tc.server, err, tc.want)
+		}
+	}
+}
+
 // A step's fault decodes straight into netfault.Spec: a rule fault without
 // a port gets 2049, "port: 0" is any port, a route gets none.
 func TestFaultDecodesToSpec(t *testing.T) {

@@ -69,8 +69,10 @@ type NFSServer struct {
 	// Image is the server image for kind container (the seed's
 	// ghcr.io/normal-computing/nfs-server:latest).
 	Image string `yaml:"image,omitempty" json:"image,omitempty"`
-	// Publish is the host address:port that a DNAT forwards to the server
-	// (podman -p 2049:2049); the mount then uses it, as in the seed.
+	// Publish is the host address:port podman publishes a container
+	// server on (podman -p ADDRESS:PORT:2049, a DNAT; default
+	// 127.0.0.1:2049); the mount then uses it, as in the seed. Kind
+	// container only.
 	Publish string `yaml:"publish,omitempty" json:"publish,omitempty"`
 	// ExportSize bounds a netns server's export (a filesystem of this
 	// size) so that server-fill can fill it: writes then get ENOSPC.

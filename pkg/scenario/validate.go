@@ -183,7 +183,11 @@ func (s *Scenario) validateStorage(c *checker) {
 				c.add("storage.server.localio", "localio %q is not one of %s, %s", sv.LocalIO, LocalIOAllow, LocalIODisable)
 			}
 			if sv.Publish != "" {
-				if _, err := netip.ParseAddrPort(sv.Publish); err != nil {
+				if sv.Kind != ServerContainer {
+					// podman's own port mapping publishes the container
+					// server; nfslab no longer imitates it for the others.
+					c.add("storage.server.publish", "publish applies only to server kind container (podman -p ADDRESS:PORT:2049), not %q", sv.Kind)
+				} else if _, err := netip.ParseAddrPort(sv.Publish); err != nil {
 					c.add("storage.server.publish", "publish %q is not ADDRESS:PORT", sv.Publish)
 				}
 			}

@@ -49,14 +49,21 @@ func commonPackages() []string {
 func Guests() []Guest {
 	return []Guest{
 		// podman 5.4 (with netavark, and nftables for its nftables firewall
-		// driver) for the podmanguest tests: a current laptop's container
-		// stack. catatonit is podman's --init (a Recommends, which
-		// debootstrap skips): the probe container's JVM needs an init to
-		// die of its own abort with 134. bookworm's podman 4.3 is left out.
+		// driver) for the podmanguest tests, the container server and the
+		// probe container: a current laptop's container stack. catatonit is
+		// podman's --init (a Recommends, which debootstrap skips): the
+		// probe container's JVM needs an init to die of its own abort with
+		// 134.
 		{Suite: "trixie", About: "Debian 13, kernel 6.12, nfs-utils 2.8, OpenJDK 21, podman 5.4",
 			Packages: append(commonPackages(), "openjdk-21-jre-headless", "podman", "nftables", "catatonit")},
-		{Suite: "bookworm", About: "Debian 12, kernel 6.1, nfs-utils 2.6, OpenJDK 17",
-			Packages: append(commonPackages(), "openjdk-17-jre-headless")},
+		// podman 4.3 for the container server (nfs-localhost-pitfall):
+		// runc, which the v5 bindings need against 4.3 (docs/container.md),
+		// and netavark 1.4 (iptables driver only) named because podman's
+		// containers-common depends on the virtual container-network-stack,
+		// which debootstrap does not choose a provider for; catatonit as in
+		// trixie.
+		{Suite: "bookworm", About: "Debian 12, kernel 6.1, nfs-utils 2.6, OpenJDK 17, podman 4.3",
+			Packages: append(commonPackages(), "openjdk-17-jre-headless", "podman", "runc", "netavark", "catatonit")},
 	}
 }
 

@@ -191,12 +191,14 @@ func TestLookupGuest(t *testing.T) {
 }
 
 // The bookworm image's key is that of its package list alone (the one
-// before flavours existed, plus dmsetup and e2fsprogs for server-eio): a
-// machine with a cached bookworm image does not rebuild it.
+// before flavours existed, plus dmsetup and e2fsprogs for server-eio, plus
+// podman, runc, netavark and catatonit for the containers): it moves only
+// when the list does.
 func TestBookwormKeyUnchanged(t *testing.T) {
 	g, _ := LookupGuest("bookworm")
 	old := ImageSpec{Suite: "bookworm", Packages: []string{"linux-image-amd64", "nfs-kernel-server", "nfs-common", "iptables",
-		"iproute2", "openjdk-17-jre-headless", "kmod", "procps", "util-linux", "dmsetup", "e2fsprogs"}, GuestInit: []byte("x"), DiskSizeMB: 4096}
+		"iproute2", "openjdk-17-jre-headless", "kmod", "procps", "util-linux", "dmsetup", "e2fsprogs",
+		"podman", "runc", "netavark", "catatonit"}, GuestInit: []byte("x"), DiskSizeMB: 4096}
 	if g.Spec([]byte("x"), 4096).Key() != old.Key() {
 		t.Fatal("the bookworm flavour's key moved")
 	}
@@ -455,27 +457,29 @@ func TestParseTestBinary(t *testing.T) {
 }
 
 // Scenarios with containers run only in a guest with podman: left out of
-// bookworm's default selection, refused when named there.
+// the default selection of a guest without it, refused when named there.
+// Both shipped flavours have podman.
 func TestScenariosForGuest(t *testing.T) {
 	names := []string{"nfs-full-drop", "nfs-full-drop-container", "nfs-stale-handle"}
 	needs := func(n string) (bool, error) { return strings.HasSuffix(n, "-container"), nil }
-	trixie, _ := LookupGuest("trixie")
-	bookworm, _ := LookupGuest("bookworm")
-	if !trixie.HasPodman() || bookworm.HasPodman() {
-		t.Fatalf("podman: trixie %v bookworm %v", trixie.HasPodman(), bookworm.HasPodman())
+	for _, g := range Guests() {
+		if !g.HasPodman() {
+			t.Errorf("%s has no podman", g.Suite)
+		}
+		if got, err := ScenariosForGuest(names, g, false, needs); err != nil || !slices.Equal(got, names) {
+			t.Errorf("%s: %q, %v", g.Suite, got, err)
+		}
 	}
-	if got, err := ScenariosForGuest(names, trixie, false, needs); err != nil || !slices.Equal(got, names) {
-		t.Errorf("trixie: %q, %v", got, err)
+	bare := Guest{Suite: "bare", Packages: commonPackages()}
+	if got, err := ScenariosForGuest(names, bare, false, needs); err != nil || !slices.Equal(got, []string{"nfs-full-drop", "nfs-stale-handle"}) {
+		t.Errorf("no podman, default: %q, %v", got, err)
 	}
-	if got, err := ScenariosForGuest(names, bookworm, false, needs); err != nil || !slices.Equal(got, []string{"nfs-full-drop", "nfs-stale-handle"}) {
-		t.Errorf("bookworm default: %q, %v", got, err)
-	}
-	if _, err := ScenariosForGuest(names[1:2], bookworm, true, needs); !errors.Is(err, ErrInvalid) ||
-		!strings.Contains(err.Error(), `"nfs-full-drop-container"`) || !strings.Contains(err.Error(), "bookworm has no podman") {
-		t.Errorf("bookworm, named: %v", err)
+	if _, err := ScenariosForGuest(names[1:2], bare, true, needs); !errors.Is(err, ErrInvalid) ||
+		!strings.Contains(err.Error(), `"nfs-full-drop-container"`) || !strings.Contains(err.Error(), "bare has no podman") {
+		t.Errorf("no podman, named: %v", err)
 	}
 	broken := errors.New("line 3: bad")
-	if _, err := ScenariosForGuest(names, bookworm, false, func(string) (bool, error) { return false, broken }); !errors.Is(err, broken) {
+	if _, err := ScenariosForGuest(names, bare, false, func(string) (bool, error) { return false, broken }); !errors.Is(err, broken) {
 		t.Errorf("a scenario that cannot be read: %v", err)
 	}
 }
