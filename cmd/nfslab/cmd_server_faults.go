@@ -231,8 +231,11 @@ func netnsServerFault(host nfsserver.Host) daemon.NFSServerFaultFunc {
 // socketArg is the --socket flag to repeat in a hint, when the user gave
 // one.
 func socketArg(g *globals) string {
-	if !g.socketSet {
+	switch {
+	case !g.socketSet:
 		return ""
+	case g.socket == "":
+		return " --socket="
 	}
 	return " --socket " + g.socket
 }
