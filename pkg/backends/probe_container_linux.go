@@ -67,9 +67,6 @@ func probeContainerName(runID string, n int) string {
 	return fmt.Sprintf("nfslab-probe-%s-%d", hex.EncodeToString(h[:4]), n)
 }
 
-// probeLines bounds the lines a run keeps in its Result (as probe.Run).
-const probeLines = 10000
-
 // prepare makes the probe image present, once per run.
 func (c *containerProbe) prepare(ctx context.Context) error {
 	c.mu.Lock()
@@ -121,10 +118,7 @@ func (c *containerProbe) run(ctx context.Context, cfg probe.Config, onLine func(
 	go func() {
 		logsDone <- c.rt.Logs(logCtx, name, container.LogOptions{Follow: true}, func(l container.LogLine) {
 			pl := probe.Line{Stream: string(l.Stream), Text: l.Text, Time: time.Now()}
-			res.Lines = append(res.Lines, pl)
-			if len(res.Lines) > probeLines {
-				res.Lines = res.Lines[len(res.Lines)-probeLines:]
-			}
+			res.Keep(pl)
 			if onLine != nil {
 				onLine(pl)
 			}

@@ -242,6 +242,16 @@ func (r Result) Output() string {
 
 const maxLines = 10000
 
+// Keep appends l to r.Lines, keeping only the last maxLines: however the
+// JVM runs (a child here, a container elsewhere), its Result holds the
+// same tail.
+func (r *Result) Keep(l Line) {
+	r.Lines = append(r.Lines, l)
+	if len(r.Lines) > maxLines {
+		r.Lines = r.Lines[len(r.Lines)-maxLines:]
+	}
+}
+
 // Command builds the java command line for classDir and cfg.
 //
 // Equivalent to: java -XX:ErrorFile=DIR/hs_err_pid%p.log
@@ -325,10 +335,7 @@ func Run(ctx context.Context, classDir string, cfg Config, onLine func(Line)) (r
 		for sc.Scan() {
 			l := Line{Stream: stream, Text: sc.Text(), Time: time.Now()}
 			mu.Lock()
-			res.Lines = append(res.Lines, l)
-			if len(res.Lines) > maxLines {
-				res.Lines = res.Lines[len(res.Lines)-maxLines:]
-			}
+			res.Keep(l)
 			if onLine != nil {
 				onLine(l)
 			}
