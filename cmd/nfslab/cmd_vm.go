@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nfslab/nfslab/pkg/clock"
-	"github.com/nfslab/nfslab/pkg/scenario"
 	"github.com/nfslab/nfslab/pkg/vm"
 	vmassets "github.com/nfslab/nfslab/vm"
 )
@@ -238,22 +237,6 @@ has the scenario engine, nfs-full-drop runs as the built-in smoke test.`,
 			if err := vm.CheckScenarios(scenDir, scenarios); err != nil {
 				return usage(err)
 			}
-			// Scenarios with containers need the guest's podman.
-			guest, err := vm.LookupGuest(f.guest)
-			if err != nil {
-				return usage(err)
-			}
-			needsPodman := func(n string) (bool, error) {
-				sc, err := scenario.LoadFile(filepath.Join(scenDir, n+".yaml"))
-				if err != nil {
-					return false, err
-				}
-				return sc.NeedsPodman(), nil
-			}
-			scenarios, err = vm.ScenariosForGuest(scenarios, guest, len(scenarioFlag) > 0, needsPodman)
-			if err != nil {
-				return usage(err)
-			}
 			self, err := os.Executable()
 			if err != nil {
 				return fmt.Errorf("finding the nfslab binary: %w", err)
@@ -273,9 +256,6 @@ has the scenario engine, nfs-full-drop runs as the built-in smoke test.`,
 					return usage(err)
 				}
 				if err := vm.CheckScenarios(scenDir, []string{c.Scenario}); err != nil {
-					return usage(err)
-				}
-				if _, err := vm.ScenariosForGuest([]string{c.Scenario}, guest, true, needsPodman); err != nil {
 					return usage(err)
 				}
 				trials = append(trials, c)

@@ -479,34 +479,29 @@ expectations:
 }
 
 // target.probe.container is a boolean, settable with --set on any probe
-// scenario, and makes the scenario one that needs podman.
+// scenario.
 func TestProbeContainer(t *testing.T) {
 	s, err := Decode([]byte(minimal))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.NeedsPodman() {
-		t.Errorf("a host probe on faultfs needs podman")
+	if s.Target.Probe != nil && s.Target.Probe.Container {
+		t.Errorf("a host probe decoded with container: %+v", s.Target.Probe)
 	}
 	doc := strings.Replace(minimal, "  kind: probe\n", "  kind: probe\n  probe: {container: true}\n", 1)
 	if s, err = Decode([]byte(doc)); err != nil {
 		t.Fatal(err)
 	}
-	if !s.Target.Probe.Container || !s.NeedsPodman() {
-		t.Errorf("container: true decoded to %+v, NeedsPodman %v", s.Target.Probe, s.NeedsPodman())
+	if !s.Target.Probe.Container {
+		t.Errorf("container: true decoded to %+v", s.Target.Probe)
 	}
 	withProbe := strings.Replace(minimal, "  kind: probe\n", "  kind: probe\n  probe: {batch: 64}\n", 1)
-	if s, err = Decode([]byte(withProbe), "target.probe.container=true"); err != nil || !s.NeedsPodman() {
+	if s, err = Decode([]byte(withProbe), "target.probe.container=true"); err != nil || !s.Target.Probe.Container {
 		t.Errorf("--set target.probe.container=true: %v", err)
 	}
 	bad := strings.Replace(minimal, "  kind: probe\n", "  kind: probe\n  probe: {container: podman}\n", 1)
 	_, err = Decode([]byte(bad))
 	if err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "bool") || !strings.Contains(err.Error(), "line 8") {
 		t.Errorf("container: podman: %v, want an invalid-scenario error naming the type and line 8", err)
-	}
-	// A containerized NFS server needs podman too.
-	ctr := strings.Replace(netDoc, "server: {kind: external, address: 192.168.24.110, export: /}", "server: {kind: container}", 1)
-	if s, err = Decode([]byte(ctr)); err != nil || !s.NeedsPodman() {
-		t.Errorf("server kind container: %v", err)
 	}
 }

@@ -297,21 +297,6 @@ func (s *Scenario) validateTarget(c *checker) {
 
 func bad(f float64) bool { return math.IsNaN(f) || math.IsInf(f, 0) }
 
-// NeedsPodman reports whether a run of s starts containers (Zeebe brokers,
-// the probe in its container, the containerized NFS server), so a machine
-// or guest without podman cannot run it.
-func (s *Scenario) NeedsPodman() bool {
-	switch {
-	case s.Target.Kind == TargetZeebe:
-		return true
-	case s.Target.Kind == TargetProbe && s.Target.Probe != nil && s.Target.Probe.Container:
-		return true
-	case s.Storage.Kind == StorageNFS && s.Storage.Server != nil && s.Storage.Server.Kind == ServerContainer:
-		return true
-	}
-	return false
-}
-
 // LoadKind resolves "auto" (and empty) to the target's own load.
 func (s *Scenario) LoadKind() string {
 	switch s.Load.Kind {

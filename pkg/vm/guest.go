@@ -2,7 +2,6 @@ package vm
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 )
 
@@ -19,10 +18,6 @@ type Guest struct {
 	About    string
 	Packages []string
 }
-
-// HasPodman reports whether the flavour installs podman, which scenarios
-// with containers need (scenario.NeedsPodman).
-func (g Guest) HasPodman() bool { return slices.Contains(g.Packages, "podman") }
 
 // commonPackages is what every flavour installs.
 func commonPackages() []string {

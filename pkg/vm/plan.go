@@ -65,30 +65,6 @@ func ScenariosForKernel(names []string, kernel string) []string {
 	return out
 }
 
-// ScenariosForGuest fits a selection to guest g: a scenario that needs
-// podman (needsPodman, e.g. scenario.NeedsPodman of its file) cannot run
-// in a guest without it. A default selection leaves it out; one the user
-// named (explicit) is refused, naming the scenario and the guest.
-func ScenariosForGuest(names []string, g Guest, explicit bool, needsPodman func(name string) (bool, error)) ([]string, error) {
-	if g.HasPodman() {
-		return names, nil
-	}
-	var out []string
-	for _, n := range names {
-		needs, err := needsPodman(n)
-		if err != nil {
-			return nil, err
-		}
-		switch {
-		case !needs:
-			out = append(out, n)
-		case explicit:
-			return nil, fmt.Errorf("%w: scenario %q runs containers and guest %s has no podman (use --guest %s)", ErrInvalid, n, g.Suite, DefaultGuest)
-		}
-	}
-	return out, nil
-}
-
 // CheckScenarios makes sure every name has a file in dir.
 func CheckScenarios(dir string, names []string) error {
 	for _, n := range names {

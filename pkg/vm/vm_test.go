@@ -456,34 +456,6 @@ func TestParseTestBinary(t *testing.T) {
 	}
 }
 
-// Scenarios with containers run only in a guest with podman: left out of
-// the default selection of a guest without it, refused when named there.
-// Both shipped flavours have podman.
-func TestScenariosForGuest(t *testing.T) {
-	names := []string{"nfs-full-drop", "nfs-full-drop-container", "nfs-stale-handle"}
-	needs := func(n string) (bool, error) { return strings.HasSuffix(n, "-container"), nil }
-	for _, g := range Guests() {
-		if !g.HasPodman() {
-			t.Errorf("%s has no podman", g.Suite)
-		}
-		if got, err := ScenariosForGuest(names, g, false, needs); err != nil || !slices.Equal(got, names) {
-			t.Errorf("%s: %q, %v", g.Suite, got, err)
-		}
-	}
-	bare := Guest{Suite: "bare", Packages: commonPackages()}
-	if got, err := ScenariosForGuest(names, bare, false, needs); err != nil || !slices.Equal(got, []string{"nfs-full-drop", "nfs-stale-handle"}) {
-		t.Errorf("no podman, default: %q, %v", got, err)
-	}
-	if _, err := ScenariosForGuest(names[1:2], bare, true, needs); !errors.Is(err, ErrInvalid) ||
-		!strings.Contains(err.Error(), `"nfs-full-drop-container"`) || !strings.Contains(err.Error(), "bare has no podman") {
-		t.Errorf("no podman, named: %v", err)
-	}
-	broken := errors.New("line 3: bad")
-	if _, err := ScenariosForGuest(names, bare, false, func(string) (bool, error) { return false, broken }); !errors.Is(err, broken) {
-		t.Errorf("a scenario that cannot be read: %v", err)
-	}
-}
-
 func TestScenariosForKernel(t *testing.T) {
 	names := []string{"nfs-full-drop", "nfs-localio", "nfs-localio-disabled", "nfs-stale-handle"}
 	if got := ScenariosForKernel(names, KernelDebian); !slices.Equal(got, []string{"nfs-full-drop", "nfs-stale-handle"}) {
