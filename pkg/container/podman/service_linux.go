@@ -20,6 +20,7 @@ import (
 	"github.com/nfslab/nfslab/internal/cmdrun"
 	"github.com/nfslab/nfslab/internal/proctrack"
 	"github.com/nfslab/nfslab/pkg/clock"
+	"github.com/nfslab/nfslab/pkg/mount"
 )
 
 // ServiceOptions configure a podman service started by nfslab.
@@ -235,19 +236,20 @@ func (s *Service) unmountOwn() error {
 // mountsBelow lists the mount points at or below roots in this mount
 // namespace, deepest first.
 func mountsBelow(roots []string) []string {
-	data, err := os.ReadFile("/proc/self/mountinfo")
+	f, err := os.Open(mount.MountInfoPath)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	mps, err := mount.ParseMountInfo(f)
 	if err != nil {
 		return nil
 	}
 	var out []string
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) <= 4 {
-			continue
-		}
+	for _, mp := range mps {
 		for _, r := range roots {
-			if f[4] == r || strings.HasPrefix(f[4], r+"/") {
-				out = append(out, f[4])
+			if mp.Path == r || strings.HasPrefix(mp.Path, r+"/") {
+				out = append(out, mp.Path)
 				break
 			}
 		}
