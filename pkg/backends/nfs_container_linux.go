@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"path/filepath"
 
-	"github.com/nfslab/nfslab/pkg/cleanup"
 	"github.com/nfslab/nfslab/pkg/container"
 	"github.com/nfslab/nfslab/pkg/nfsserver"
 )
@@ -20,13 +19,10 @@ type ContainerServerEnv struct {
 	ExportDir string
 }
 
-// ContainerExportRoot holds the container server's exports, one directory
-// per run, next to the netns servers' state (tmpfs on most systems, which
-// knfsd exports with the image's fsid=0).
-const ContainerExportRoot = cleanup.DefaultRoot + "/export"
-
-// ContainerExportDir is the export of run.
-func ContainerExportDir(run string) string { return filepath.Join(ContainerExportRoot, run) }
+// ContainerExportDir is the container server's export of run: below the
+// netns servers' exports (nfsserver.DefaultExport; tmpfs on most systems,
+// which knfsd exports with the image's fsid=0).
+func ContainerExportDir(run string) string { return filepath.Join(nfsserver.DefaultExport, run) }
 
 // DefaultContainerPublish is where the workshop published its server:
 // podman run -p 2049:2049, mounted as localhost:/.
