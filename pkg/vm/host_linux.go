@@ -87,6 +87,8 @@ type Host struct {
 	// BuildProbe compiles the journal probe for the guest (default
 	// probe.Build with its default javac and cache).
 	BuildProbe func(ctx context.Context) (string, error)
+	// Boot boots the VM once (default Session.Run).
+	Boot func(ctx context.Context, in Input) (Result, error)
 }
 
 // Run sweeps work directories left by killed runs, boots the VM once for
@@ -129,10 +131,22 @@ func (h Host) Run(ctx context.Context, job Job, w io.Writer) error {
 	}
 	files["probe"] = classDir
 	files[filepath.Join(ProbeCacheDir, filepath.Base(classDir))] = classDir
-	res, runErr := h.Session.Run(ctx, Input{Job: job, Binary: h.Binary, WorkDir: work, Timeout: h.Timeout, Files: files})
+	boot := h.Boot
+	if boot == nil {
+		boot = h.Session.Run
+	}
+	in := Input{Job: job, Binary: h.Binary, WorkDir: work, Timeout: h.Timeout, Files: files}
+	res, runErr := boot(ctx, in)
+	var died *guestDeath
+	if p, ok := readGuestPanic(res); ok && !res.Status.Complete && ctx.Err() == nil {
+		died, res, runErr = bootAgain(ctx, boot, in, res, p, log)
+	}
 	c, err := Collect(res, h.Out, clk.Now())
 	if err != nil && c.VMDir == "" {
 		return err
+	}
+	if died != nil {
+		died.write(w, c.VMDir)
 	}
 	WriteSummary(w, res, c)
 	switch {
@@ -177,7 +191,10 @@ func Collect(res Result, out string, now time.Time) (Collected, error) {
 			_ = os.Rename(src, filepath.Join(vmDir, name))
 		}
 	}
-	_ = os.Rename(res.ConsoleLog, filepath.Join(vmDir, "console.log"))
+	if res.ConsoleLog != "" {
+		_ = os.Rename(res.ConsoleLog, filepath.Join(vmDir, "console.log"))
+		_ = os.Rename(filepath.Join(filepath.Dir(res.ConsoleLog), panicConsole), filepath.Join(vmDir, panicConsole))
+	}
 	return Collected{VMDir: vmDir, Runs: runs}, err
 }
 
@@ -202,8 +219,14 @@ func WriteSummary(w io.Writer, res Result, c Collected) {
 		}
 		fmt.Fprintln(w)
 		for i, e := range st.Earlier {
-			fmt.Fprintf(w, "    attempt %d: %s exit %d after %s, log %s\n", i+1, e.Verdict, e.ExitCode,
-				e.Duration.D().Round(time.Second), filepath.Join(c.VMDir, e.Log))
+			fmt.Fprintf(w, "    attempt %d: %s exit %d after %s", i+1, e.Verdict, e.ExitCode, e.Duration.D().Round(time.Second))
+			if e.Error != "" {
+				fmt.Fprintf(w, " %s", e.Error)
+			}
+			if e.Log != "" {
+				fmt.Fprintf(w, ", log %s", filepath.Join(c.VMDir, e.Log))
+			}
+			fmt.Fprintln(w)
 		}
 		for _, l := range st.Leftovers {
 			fmt.Fprintf(w, "    left behind: %s\n", l)

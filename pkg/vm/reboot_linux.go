@@ -1,0 +1,108 @@
+package vm
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+)
+
+// panicConsole is the console log of a boot whose guest kernel panicked,
+// kept next to the next boot's console.log.
+const panicConsole = "console.panic.log"
+
+// guestDeath is a boot that ended in a guest kernel panic.
+type guestDeath struct {
+	Panic GuestPanic
+	// Step is the step the guest was running ("" when it died before
+	// the agent reported any step and the job had none left).
+	Step string
+	// Rest is how many steps the next boot ran.
+	Rest int
+	// Again is the next boot's panic, if it had one (the job fails).
+	Again *GuestPanic
+}
+
+// readGuestPanic looks for a guest kernel panic on res's console log.
+func readGuestPanic(res Result) (GuestPanic, bool) {
+	if res.ConsoleLog == "" {
+		return GuestPanic{}, false
+	}
+	b, err := os.ReadFile(res.ConsoleLog)
+	if err != nil {
+		return GuestPanic{}, false
+	}
+	return FindGuestPanic(b)
+}
+
+// bootAgain boots once more, after a boot whose guest kernel panicked, for
+// the steps that boot did not finish. The panic is the guest kernel's, not
+// a verdict on a step: under TCG the Debian guest kernel died once in
+// interrupt context while a podman step ran (CI, 2026-12-02), and the
+// whole job failed for it. The interrupted step is run again from a fresh
+// overlay with the panic as its earlier attempt (its log kept as
+// NAME.panic.log), so the summary and status show both; a second panic
+// fails the job. The merged result carries the finished steps of both
+// boots and the second boot's error.
+func bootAgain(ctx context.Context, boot func(context.Context, Input) (Result, error), in Input, first Result, p GuestPanic, log *slog.Logger) (*guestDeath, Result, error) {
+	done := first.Status.Steps
+	if len(done) >= len(in.Job.Steps) {
+		return nil, first, fmt.Errorf("the guest kernel panicked after the last step: %s", p.Reason)
+	}
+	rest := in.Job.Steps[len(done):]
+	interrupted := rest[0]
+	share := ShareDir(in.WorkDir)
+	earlier := StepResult{Name: interrupted.Name, Argv: interrupted.Argv, ExitCode: -1, Verdict: Fail,
+		Error: "the guest kernel panicked: " + p.Reason}
+	kept := filepath.Join("logs", interrupted.Name+".panic.log")
+	if os.Rename(filepath.Join(share, "logs", interrupted.Name+".log"), filepath.Join(share, kept)) == nil {
+		earlier.Log = kept
+	}
+	// A second boot that reports nothing must not be read as the first.
+	if err := os.Remove(filepath.Join(share, StatusFile)); err != nil && !os.IsNotExist(err) {
+		return nil, first, fmt.Errorf("removing the panicked boot's status: %w", err)
+	}
+	if err := os.Rename(first.ConsoleLog, filepath.Join(filepath.Dir(first.ConsoleLog), panicConsole)); err != nil {
+		return nil, first, fmt.Errorf("keeping the panicked boot's console: %w", err)
+	}
+	log.Warn("vm: the guest kernel panicked; booting again for the steps it had not finished",
+		"step", interrupted.Name, "panic", p.Reason, "steps", len(rest))
+	again := in
+	again.Job = Job{Steps: rest}
+	res, err := boot(ctx, again)
+	res.BootTime, res.Total = first.BootTime, first.Total+res.Total
+	st := res.Status
+	if len(st.Steps) > 0 && st.Steps[0].Name == interrupted.Name {
+		st.Steps[0].Earlier = append([]StepResult{earlier}, st.Steps[0].Earlier...)
+	} else {
+		st.Steps = append([]StepResult{earlier}, st.Steps...)
+	}
+	if st.Kernel == "" {
+		st.Kernel = first.Status.Kernel
+	}
+	st.Steps = append(append([]StepResult(nil), done...), st.Steps...)
+	res.Status = st
+	d := &guestDeath{Panic: p, Step: interrupted.Name, Rest: len(rest)}
+	if p2, ok := readGuestPanic(res); ok {
+		d.Again = &p2
+	}
+	return d, res, err
+}
+
+// write tells the reader of the summary what the guest kernel printed.
+func (d *guestDeath) write(w io.Writer, vmDir string) {
+	fmt.Fprintf(w, "vm: the guest kernel panicked during step %s (%s); booted again for the %d steps it had not finished; its console is %s:\n",
+		d.Step, d.Panic.Reason, d.Rest, filepath.Join(vmDir, panicConsole))
+	for _, l := range d.Panic.Excerpt {
+		fmt.Fprintf(w, "    %s\n", l)
+	}
+	if d.Again != nil {
+		fmt.Fprintf(w, "vm: the guest kernel panicked again (%s); no third boot; its console is %s:\n",
+			d.Again.Reason, filepath.Join(vmDir, "console.log"))
+		for _, l := range d.Again.Excerpt {
+			fmt.Fprintf(w, "    %s\n", l)
+		}
+	}
+}
