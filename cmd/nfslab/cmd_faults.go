@@ -554,6 +554,7 @@ var cleanupNouns = map[string]string{
 	cleanup.StepFaultfs:    "faultfs mount(s) and socket(s)",
 	cleanup.StepMounts:     "mount(s)",
 	cleanup.StepNFSServer:  "netns NFS server(s)",
+	cleanup.StepExports:    "server export(s)",
 	cleanup.StepDevices:    "block device(s)",
 }
 

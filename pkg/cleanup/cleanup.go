@@ -23,6 +23,7 @@ const (
 	DefaultFaultfsRoot = DefaultRoot + "/faultfs"
 	DefaultMountRoot   = mount.DefaultRoot
 	DefaultNFSDRoot    = nfsserver.DefaultStateDir
+	DefaultExportRoot  = nfsserver.DefaultExport
 	DefaultNetnsDir    = container.NetnsDir
 	// DefaultRecordsDir holds the records of child processes and served
 	// mounts (internal/proctrack).
@@ -41,11 +42,12 @@ const (
 	StepFaultfs    = "faultfs"
 	StepMounts     = "mounts"
 	StepNFSServer  = "nfs-server"
+	StepExports    = "exports"
 	StepDevices    = "block-devices"
 )
 
 // Steps lists the step names in the order Sweep runs them.
-var Steps = []string{StepFaults, StepContainers, StepNetnsNames, StepProcesses, StepFaultfs, StepMounts, StepNFSServer, StepDevices}
+var Steps = []string{StepFaults, StepContainers, StepNetnsNames, StepProcesses, StepFaultfs, StepMounts, StepNFSServer, StepExports, StepDevices}
 
 // FaultHealer removes every nfslab network fault in a namespace;
 // netfault.Injector satisfies it.
@@ -136,6 +138,14 @@ type Options struct {
 	// the step.
 	NFSDRoot string
 	Servers  ServerStopper // nil: StopNetnsServer
+	// ExportRoot holds the export directories of nfslab's servers
+	// (ROOT/NAME: a netns server's, NAME its namespace, or a container
+	// server's, NAME its run); "" skips the step. It runs after the
+	// containers and the servers, which take an export out of use.
+	ExportRoot string
+	// ServerRunning says whether a netns server still runs, so that
+	// KeepLiveOwners keeps its export; nil: NetnsServerRunning.
+	ServerRunning ServerProber
 	// Devices removes the ext4 exports' dm and loop devices that no
 	// server's Stop removed (the state directory was gone); it runs after
 	// the servers, with NFSDRoot as the backing root. Device-mapper names
@@ -162,7 +172,7 @@ func HostOptions(faults FaultHealer, podman Podman, namespaces ...string) Option
 
 // Roots are nfslab's directories below one root.
 type Roots struct {
-	Faultfs, Records, Mount, NFSD string
+	Faultfs, Records, Mount, NFSD, Export string
 }
 
 // RootsAt lays nfslab's directories out below root (DefaultRoot on a host;
@@ -173,6 +183,7 @@ func RootsAt(root string) Roots {
 		Records: filepath.Join(root, "proc"),
 		Mount:   filepath.Join(root, "mnt"),
 		NFSD:    filepath.Join(root, "nfsd"),
+		Export:  filepath.Join(root, "export"),
 	}
 }
 
@@ -189,6 +200,7 @@ func RootOptions(faults FaultHealer, root string, namespaces ...string) Options 
 		Records:     proctrack.NewStore(r.Records),
 		MountRoot:   r.Mount,
 		NFSDRoot:    r.NFSD,
+		ExportRoot:  r.Export,
 	}
 }
 
@@ -238,7 +250,7 @@ func Sweep(ctx context.Context, o Options) (Report, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if o.Mounter == nil && (o.FaultfsRoot != "" || o.MountRoot != "" || o.Records != nil) {
+	if o.Mounter == nil && (o.FaultfsRoot != "" || o.MountRoot != "" || o.Records != nil || o.ExportRoot != "") {
 		o.Mounter = mount.NewLinux(mount.LinuxOptions{})
 	}
 	if o.AbortFuse == nil {
@@ -252,6 +264,9 @@ func Sweep(ctx context.Context, o Options) (Report, error) {
 	}
 	if o.Servers == nil {
 		o.Servers = StopNetnsServer
+	}
+	if o.ServerRunning == nil {
+		o.ServerRunning = NetnsServerRunning
 	}
 	if o.DialTimeout <= 0 {
 		o.DialTimeout = time.Second
@@ -267,6 +282,7 @@ func Sweep(ctx context.Context, o Options) (Report, error) {
 		{StepFaultfs, sweepFaultfs},
 		{StepMounts, sweepMounts},
 		{StepNFSServer, sweepServers},
+		{StepExports, sweepExports},
 		{StepDevices, sweepDevices},
 	}
 	var rep Report
@@ -538,8 +554,8 @@ func sweepServers(ctx context.Context, o Options, sr *StepReport) {
 }
 
 // sweepDevices removes the dm devices with nfslab's prefix, then the loop
-// devices backed below the servers' state root (after the servers: their
-// exports must be unmounted first).
+// devices backed below the servers' state root (after the servers and the
+// exports: an ext4 export must be unmounted first).
 func sweepDevices(ctx context.Context, o Options, sr *StepReport) {
 	if o.Devices == nil || o.NFSDRoot == "" {
 		sr.Skipped = "no device remover or NFS server state directory given"

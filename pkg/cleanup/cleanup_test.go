@@ -70,6 +70,7 @@ type world struct {
 	ctr                            *container.Fake
 	mnt                            *mount.Fake
 	netnsDir, ffsRoot, mntRoot, nd string
+	exportRoot                     string
 	foreignMount, foreignCtr       string
 	opts                           Options
 	devicesLeft                    bool
@@ -104,7 +105,12 @@ func newWorld(t *testing.T) *world {
 	w.ffsRoot = filepath.Join(base, "faultfs")
 	w.mntRoot = filepath.Join(base, "mnt")
 	w.nd = filepath.Join(base, "nfsd")
-	for _, d := range []string{filepath.Join(w.nd, "nfslab-nfsd"), filepath.Join(w.ffsRoot, "dead"), w.mntRoot} {
+	// The exports a SIGKILLed run leaves: its container server's (run r1,
+	// with a file in it) and a netns server's that lost its state
+	// directory, its size-bounded tmpfs still mounted.
+	w.exportRoot = filepath.Join(base, "export")
+	for _, d := range []string{filepath.Join(w.nd, "nfslab-nfsd"), filepath.Join(w.ffsRoot, "dead"), w.mntRoot,
+		filepath.Join(w.exportRoot, "r1", "journal"), filepath.Join(w.exportRoot, "nfslab-lost")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -115,8 +121,12 @@ func newWorld(t *testing.T) *world {
 	}
 	w.foreignMount = filepath.Join(base, "elsewhere")
 	zeebe := filepath.Join(w.mntRoot, "zeebe")
-	w.mnt.AddDir(w.ffsRoot+"/dead", zeebe, zeebe+"/sub", w.foreignMount)
-	for _, m := range [][2]string{{"faultfs", w.ffsRoot + "/dead"}, {"10.213.0.2:/", zeebe}, {"tmpfs", zeebe + "/sub"}, {"tmpfs", w.foreignMount}} {
+	if err := os.WriteFile(filepath.Join(w.exportRoot, "r1", "journal", "segment-0"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lost := filepath.Join(w.exportRoot, "nfslab-lost")
+	w.mnt.AddDir(w.ffsRoot+"/dead", zeebe, zeebe+"/sub", w.foreignMount, lost)
+	for _, m := range [][2]string{{"faultfs", w.ffsRoot + "/dead"}, {"10.213.0.2:/", zeebe}, {"tmpfs", zeebe + "/sub"}, {"tmpfs", w.foreignMount}, {"nfslab-export", lost}} {
 		if err := w.mnt.Mount(ctx, m[0], m[1], "tmpfs", nil); err != nil {
 			t.Fatal(err)
 		}
@@ -137,6 +147,7 @@ func newWorld(t *testing.T) *world {
 		MountRoot:   w.mntRoot,
 		Mounter:     recMounter{w.mnt, w.j},
 		NFSDRoot:    w.nd,
+		ExportRoot:  w.exportRoot,
 		Servers: func(_ context.Context, name, dir string) error {
 			w.j.add("stop-server %s %s", name, dir)
 			return os.RemoveAll(dir)
@@ -190,7 +201,8 @@ func TestSweepOrderAndOwnership(t *testing.T) {
 		"unmount " + w.ffsRoot + "/dead",
 		"unmount " + w.mntRoot + "/zeebe/sub", "unmount " + w.mntRoot + "/zeebe", // deepest first
 		"stop-server nfslab-nfsd " + filepath.Join(w.nd, "nfslab-nfsd"),
-		"remove-devices " + w.nd, // after the servers unmounted their exports
+		"unmount " + w.exportRoot + "/nfslab-lost", // after the servers and containers: exports are out of use
+		"remove-devices " + w.nd,                   // after the servers and exports unmounted theirs
 	}
 	if got := w.j.list(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("side effects:\n got %q\nwant %q", got, want)
@@ -217,7 +229,10 @@ func TestSweepOrderAndOwnership(t *testing.T) {
 	if got := rep.Step(StepDevices).Removed; len(got) != 2 {
 		t.Errorf("block devices removed %q", got)
 	}
-	if rep.Removed() != 3+2+1+2+2+1+2 {
+	if got := rep.Step(StepExports).Removed; !reflect.DeepEqual(got, []string{w.exportRoot + "/nfslab-lost (unmounted its tmpfs)", w.exportRoot + "/r1"}) {
+		t.Errorf("exports removed %q", got)
+	}
+	if rep.Removed() != 3+2+1+2+2+1+2+2 {
 		t.Errorf("Removed() = %d", rep.Removed())
 	}
 	// Foreign objects are untouched.
@@ -229,7 +244,8 @@ func TestSweepOrderAndOwnership(t *testing.T) {
 			t.Errorf("the foreign container was touched: %q", c)
 		}
 	}
-	for _, p := range []string{w.ffsRoot + "/dead", w.mntRoot + "/zeebe", w.nd + "/nfslab-nfsd", w.ffsRoot + "/dead.sock"} {
+	for _, p := range []string{w.ffsRoot + "/dead", w.mntRoot + "/zeebe", w.nd + "/nfslab-nfsd", w.ffsRoot + "/dead.sock",
+		w.exportRoot + "/r1", w.exportRoot + "/nfslab-lost"} {
 		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s left behind (%v)", p, err)
 		}
@@ -397,13 +413,13 @@ func TestSweepStopsOnCancelledContext(t *testing.T) {
 func TestHostOptionsAreRootOptionsAtTheDefaultRoot(t *testing.T) {
 	podman := func(context.Context) (container.Runtime, error) { return nil, container.ErrNoService }
 	h := HostOptions(nil, podman)
-	if h.FaultfsRoot != DefaultFaultfsRoot || h.MountRoot != DefaultMountRoot || h.NFSDRoot != DefaultNFSDRoot ||
+	if h.FaultfsRoot != DefaultFaultfsRoot || h.MountRoot != DefaultMountRoot || h.NFSDRoot != DefaultNFSDRoot || h.ExportRoot != DefaultExportRoot ||
 		h.Records == nil || h.Records.Dir != DefaultRecordsDir || h.NetnsDir != DefaultNetnsDir || h.Podman == nil {
 		t.Fatalf("HostOptions %+v do not name the host's directories", h)
 	}
 	r := RootOptions(nil, "/tmp/x")
 	if r.FaultfsRoot != "/tmp/x/faultfs" || r.Records.Dir != "/tmp/x/proc" || r.MountRoot != "/tmp/x/mnt" ||
-		r.NFSDRoot != "/tmp/x/nfsd" || r.Podman != nil || r.NetnsDir != "" {
+		r.NFSDRoot != "/tmp/x/nfsd" || r.ExportRoot != "/tmp/x/export" || r.Podman != nil || r.NetnsDir != "" {
 		t.Fatalf("RootOptions %+v reach outside the root", r)
 	}
 }

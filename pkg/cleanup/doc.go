@@ -15,6 +15,9 @@
 //	mounts      NFS (and other) mounts under /run/nfslab/mnt
 //	nfs-server  the netns knfsd servers whose state is under /run/nfslab/nfsd
 //	            (with an ext4 export: its mount, dm device, loop device)
+//	exports     directories below /run/nfslab/export no server removed (a
+//	            killed container-server run's); only nfslab's export mount
+//	            on one is unmounted, any other mount keeps it
 //	block-devices dm devices named nfslab-*, then loop devices backed by a
 //	            file under /run/nfslab/nfsd (the servers' leftovers)
 //

@@ -138,7 +138,9 @@ func TestPrivSweepRemovesRealObjects(t *testing.T) {
 	})
 	ffsRoot, mntRoot, netnsDir, ndRoot := filepath.Join(base, "faultfs"), filepath.Join(base, "mnt"), filepath.Join(base, "netns"), filepath.Join(base, "nfsd")
 	backing, foreign := filepath.Join(base, "backing"), filepath.Join(base, "foreign")
-	for _, d := range []string{ffsRoot + "/dead", mntRoot + "/data", netnsDir, ndRoot, backing, foreign} {
+	exRoot := filepath.Join(base, "export")
+	for _, d := range []string{ffsRoot + "/dead", mntRoot + "/data", netnsDir, ndRoot, backing, foreign,
+		exRoot + "/run-x/journal", exRoot + "/nfslab-lost", exRoot + "/run-busy/sub"} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -195,6 +197,21 @@ func TestPrivSweepRemovesRealObjects(t *testing.T) {
 	}
 	var stopped []string
 
+	// 6. Exports: a killed container-server run's directory, a netns
+	// server's size-bounded tmpfs (nfslab's source mark) whose state is
+	// gone, and an export with somebody else's tmpfs below it.
+	for _, m := range [][2]string{{"nfslab-export", exRoot + "/nfslab-lost"}, {"tmpfs", exRoot + "/run-busy/sub"}} {
+		if err := unix.Mount(m[0], m[1], "tmpfs", 0, "size=1m"); err != nil {
+			t.Fatalf("mounting tmpfs on %s: %v", m[1], err)
+		}
+		created = append(created, m[1])
+	}
+	for _, f := range []string{exRoot + "/run-x/journal/segment-0", exRoot + "/nfslab-lost/data", exRoot + "/run-busy/sub/data"} {
+		if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	// fusectl at a private place: the test must not mount it on the
 	// host's /sys/fs/fuse/connections.
 	fusectl := filepath.Join(base, "fusectl")
@@ -211,6 +228,7 @@ func TestPrivSweepRemovesRealObjects(t *testing.T) {
 		FaultfsRoot: ffsRoot,
 		MountRoot:   mntRoot,
 		NFSDRoot:    ndRoot,
+		ExportRoot:  exRoot,
 		Servers: func(_ context.Context, name, dir string) error {
 			stopped = append(stopped, name)
 			return os.RemoveAll(dir)
@@ -244,6 +262,20 @@ func TestPrivSweepRemovesRealObjects(t *testing.T) {
 	}
 	if len(stopped) != 1 || stopped[0] != "nfslab-nfsd" {
 		t.Errorf("servers stopped %q", stopped)
+	}
+	for _, p := range []string{exRoot + "/run-x", exRoot + "/nfslab-lost"} {
+		if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) || mountinfoHas(t, p) {
+			t.Errorf("export %s left behind (%v)", p, err)
+		}
+	}
+	if !mountinfoHas(t, exRoot+"/run-busy/sub") {
+		t.Errorf("the foreign tmpfs below an export was unmounted")
+	}
+	if _, err := os.Stat(exRoot + "/run-busy/sub/data"); err != nil {
+		t.Errorf("the foreign tmpfs lost its file: %v", err)
+	}
+	if k := rep.Step(StepExports).Kept; len(k) != 1 || !strings.HasPrefix(k[0], exRoot+"/run-busy (tmpfs is mounted on") {
+		t.Errorf("exports kept %q", k)
 	}
 
 	// Nothing foreign was touched.

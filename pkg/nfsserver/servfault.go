@@ -257,6 +257,19 @@ func (s *NetnsServer) exportMounted() bool {
 	return mountinfoHas(string(b), s.cfg.ExportDir, exportFSSource) || mountinfoHas(string(b), s.cfg.ExportDir, s.cfg.dmDev())
 }
 
+// IsExportSource reports whether a mount's source (as mountinfo gives it)
+// marks it as a netns server's size-bounded export: the tmpfs named
+// exportFSSource, or ext4 on a device node nfslab's dmDev names. The
+// cleanup sweep finds such a mount without the server's config, after
+// the server's state is gone.
+func IsExportSource(source string) bool {
+	if source == exportFSSource {
+		return true
+	}
+	name, ok := strings.CutPrefix(source, "/dev/mapper/"+DMPrefix)
+	return ok && strings.HasSuffix(name, "-export") && !strings.Contains(name, "/")
+}
+
 // mountinfoHas reports whether mountinfo lists a mount on dir from source.
 // Fields: ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTS.
 func mountinfoHas(mountinfo, dir, source string) bool {

@@ -225,3 +225,18 @@ func TestMountinfoHas(t *testing.T) {
 		t.Error("took somebody else's tmpfs for nfslab's")
 	}
 }
+
+// TestIsExportSource: the marks of a size-bounded export, the tmpfs and a
+// dm device NetnsConfig names, are nfslab's; other sources are not.
+func TestIsExportSource(t *testing.T) {
+	c := NetnsConfig{Name: "lab"}.WithDefaults()
+	for src, want := range map[string]bool{
+		exportFSSource: true, c.dmDev(): true, NetnsConfig{}.WithDefaults().dmDev(): true,
+		"tmpfs": false, "/dev/mapper/other-export": false, "/dev/mapper/nfslab-x": false,
+		"/dev/mapper/nfslab-a/b-export": false, "/dev/sda1": false,
+	} {
+		if got := IsExportSource(src); got != want {
+			t.Errorf("IsExportSource(%q) = %v, want %v", src, got, want)
+		}
+	}
+}

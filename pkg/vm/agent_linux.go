@@ -19,6 +19,7 @@ import (
 	"github.com/nfslab/nfslab/internal/proctrack"
 	"github.com/nfslab/nfslab/pkg/clock"
 	"github.com/nfslab/nfslab/pkg/duration"
+	"github.com/nfslab/nfslab/pkg/nfsserver"
 )
 
 // Agent runs inside the guest: it executes the job on the share and
@@ -237,7 +238,19 @@ func TakeSnapshot(ctx context.Context) (Snapshot, error) {
 	s.Mounts = MountLines(string(m))
 	s.Processes, s.Parents = userProcesses()
 	s.Devices = DeviceLines(out("dmsetup", "ls"), out("losetup", "--list", "--noheadings", "--output", "NAME,BACK-FILE"))
+	s.Exports = ExportDirs(nfsserver.DefaultExport)
 	return s, nil
+}
+
+// ExportDirs lists the entries of root (the servers' export root), as
+// paths; none (or no root) gives none.
+func ExportDirs(root string) []string {
+	ents, _ := os.ReadDir(root)
+	var out []string
+	for _, e := range ents {
+		out = append(out, filepath.Join(root, e.Name()))
+	}
+	return out
 }
 
 // userProcesses lists "PID COMM" of processes with a command line (kernel

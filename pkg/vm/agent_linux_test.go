@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -168,5 +169,21 @@ func TestAgentRetriesOnlyRetryableFailures(t *testing.T) {
 	}
 	if err := (Job{Steps: []Step{{Name: "x", Argv: []string{"true"}, Timeout: duration.Duration(time.Second), Retries: 9}}}).Validate(); err == nil {
 		t.Fatal("retries 9 accepted")
+	}
+}
+
+// TestExportDirs: every entry of the export root, as a path; no root, none.
+func TestExportDirs(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"nfslab-nfsd", "run-x"} {
+		if err := os.Mkdir(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := ExportDirs(root); !slices.Equal(got, []string{root + "/nfslab-nfsd", root + "/run-x"}) {
+		t.Errorf("ExportDirs = %q", got)
+	}
+	if got := ExportDirs(filepath.Join(root, "none")); len(got) != 0 {
+		t.Errorf("a missing root gave %q", got)
 	}
 }

@@ -21,6 +21,10 @@ type Snapshot struct {
 	// Devices are device-mapper devices ("dm NAME", dmsetup ls) and loop
 	// devices ("loop NAME BACKING-FILE", losetup --list): an eio export's.
 	Devices []string
+	// Exports are the paths below nfsserver.DefaultExport: a server's
+	// export directory, which a killed run's heal --all must remove too
+	// (the container server's had no sweep before cleanup's exports step).
+	Exports []string
 	// Parents maps a listed PID to its parent's PID. A new process whose
 	// parent was already running before the step is that service's own
 	// worker (udevd's udev-worker after a veth appears), not nfslab's:
@@ -99,6 +103,7 @@ func Leftovers(before, after Snapshot) []string {
 	add("link", before.Links, after.Links)
 	add("process", before.Processes, newOwnProcesses(before, after))
 	add("device", before.Devices, after.Devices)
+	add("export", before.Exports, after.Exports)
 	return out
 }
 
@@ -163,6 +168,6 @@ func newLines(before, after []string) []string {
 
 // String is a short summary for logs.
 func (s Snapshot) String() string {
-	return fmt.Sprintf("%d nfslab rules, %d routes, %d mounts, %d netns, %d links, %d processes, %d block devices",
-		len(s.Rules), len(s.Routes), len(s.Mounts), len(s.Netns), len(s.Links), len(s.Processes), len(s.Devices))
+	return fmt.Sprintf("%d nfslab rules, %d routes, %d mounts, %d netns, %d links, %d processes, %d block devices, %d exports",
+		len(s.Rules), len(s.Routes), len(s.Mounts), len(s.Netns), len(s.Links), len(s.Processes), len(s.Devices), len(s.Exports))
 }

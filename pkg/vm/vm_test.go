@@ -395,6 +395,7 @@ COMMIT
 	after.Netns = []string{"nfslab-vmsmoke (id: 0)"}
 	before.Devices = DeviceLines("No devices found\n", "")
 	after.Devices = DeviceLines("nfslab-nfsd-export\t(254:0)\n", "/dev/loop0 /run/nfslab/nfsd/nfslab-nfsd/export.img\n")
+	after.Exports = []string{"/run/nfslab/export/nfs-localhost-pitfall-20261202T141345.420Z"}
 	got := Leftovers(before, after)
 	want := []string{
 		"iptables: -A NFSLAB-OUTPUT -d 10.214.0.2/32 -p tcp -m tcp --dport 2049 -m comment --comment nfslab:ab12 -j DROP",
@@ -405,6 +406,7 @@ COMMIT
 		"link: nfslab-vs0",
 		"device: dm nfslab-nfsd-export",
 		"device: loop /dev/loop0 /run/nfslab/nfsd/nfslab-nfsd/export.img",
+		"export: /run/nfslab/export/nfs-localhost-pitfall-20261202T141345.420Z",
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("leftovers\n got %q\nwant %q", got, want)
