@@ -180,7 +180,41 @@ type Record struct {
 	Proc    Ident     `json:"proc,omitzero"`  // KindProcess: the child
 	Args    []string  `json:"args,omitempty"` // KindProcess: its command line
 	Path    string    `json:"path,omitempty"` // KindMount: the mountpoint
-	Created time.Time `json:"created"`
+	// Mounts, for KindProcess, are the mounts the process may leave behind
+	// once it has ended (the podman service's storage: the overlay
+	// driver's private bind mount of its home outlives the process). The
+	// cleanup sweep removes them after the process is gone, as the
+	// owner's own stop would have.
+	Mounts  *MountScope `json:"mounts,omitempty"`
+	Created time.Time   `json:"created"`
+}
+
+// MountScope is where a recorded process may leave mounts: at or below
+// Roots, except those already there when it started (Before).
+type MountScope struct {
+	Roots  []string `json:"roots"`
+	Before []string `json:"before,omitempty"`
+}
+
+// Left returns the mount points among mountpoints that the scope's
+// process left: at or below a root and not in Before, deepest first (the
+// order to unmount them in).
+func (m MountScope) Left(mountpoints []string) []string {
+	var out []string
+	for _, mp := range mountpoints {
+		if slices.Contains(m.Before, mp) || slices.Contains(out, mp) {
+			continue
+		}
+		for _, r := range m.Roots {
+			if mp == r || strings.HasPrefix(mp, r+"/") {
+				out = append(out, mp)
+				break
+			}
+		}
+	}
+	slices.Sort(out)
+	slices.Reverse(out) // a mount below another sorts after it
+	return out
 }
 
 // Entry is a record and the key it is stored under (its statefile name).

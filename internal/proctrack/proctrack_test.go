@@ -1,6 +1,7 @@
 package proctrack
 
 import (
+	"slices"
 	"context"
 	"fmt"
 	"os"
@@ -277,5 +278,20 @@ func TestStoresShareADir(t *testing.T) {
 	}
 	if es, err := NewStore(dir).List(); err != nil || len(es) != 2 {
 		t.Fatalf("List = %+v, %v; want both records", es, err)
+	}
+}
+
+// TestMountScopeLeft: what a process left is at or below its roots, not
+// there before it started, once each, deepest first.
+func TestMountScopeLeft(t *testing.T) {
+	m := MountScope{Roots: []string{"/var/lib/containers/storage", "/run/containers/storage"},
+		Before: []string{"/var/lib/containers/storage/overlay-old"}}
+	got := m.Left([]string{"/", "/var/lib/containers/storage/overlay", "/var/lib/containers/storage-other",
+		"/var/lib/containers/storage/overlay-old", "/var/lib/containers/storage/overlay/abc/merged",
+		"/run/containers/storage/overlay-containers/x/userdata/shm", "/var/lib/containers/storage/overlay"})
+	want := []string{"/var/lib/containers/storage/overlay/abc/merged", "/var/lib/containers/storage/overlay",
+		"/run/containers/storage/overlay-containers/x/userdata/shm"}
+	if !slices.Equal(got, want) {
+		t.Errorf("Left = %q\nwant %q", got, want)
 	}
 }

@@ -20,6 +20,13 @@ import (
 // release from the same goroutine once cmd.Wait has returned. release
 // also removes the record.
 func Start(s *Store, cmd *exec.Cmd, name string) (release func(), err error) {
+	return StartRecord(s, cmd, Record{Name: name})
+}
+
+// StartRecord is Start with more of the record given: r's Name and
+// Mounts (its kind, owner, process and command line are filled in).
+func StartRecord(s *Store, cmd *exec.Cmd, r Record) (release func(), err error) {
+	name := r.Name
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
@@ -34,7 +41,8 @@ func Start(s *Store, cmd *exec.Cmd, name string) (release func(), err error) {
 	if s != nil {
 		id, err := Of(s.procs(), cmd.Process.Pid)
 		if err == nil {
-			remove, err = s.Put(Record{Kind: KindProcess, Name: name, Proc: id, Args: cmd.Args})
+			r.Kind, r.Proc, r.Args = KindProcess, id, cmd.Args
+			remove, err = s.Put(r)
 		}
 		if err != nil {
 			// Not recorded means heal could not find it: do not run it.

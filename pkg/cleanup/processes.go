@@ -167,10 +167,81 @@ func sweepProcesses(ctx context.Context, o Options, sr *StepReport) {
 			o.Logger.Info("aborted FUSE connections of dead faultfs mounts", "mounts", aborted)
 		}
 	}
+	scoped, err := mountScopes(o.Records)
+	if err != nil {
+		errs = append(errs, err)
+	}
 	ended, kept, err := o.Records.End(ctx, o.KeepLiveOwners, o.ProcessWait)
 	sr.Removed, sr.Kept = ended, kept
 	if err != nil {
 		errs = append(errs, err)
 	}
+	left, err := unmountLeft(ctx, o, scoped)
+	sr.Removed = append(sr.Removed, left...)
+	if err != nil {
+		errs = append(errs, err)
+	}
 	sr.Err = errors.Join(errs...)
+}
+
+// mountScopes returns the process records that name mounts their process
+// may leave behind (the podman service's storage), by record key.
+func mountScopes(s *proctrack.Store) (map[string]proctrack.Entry, error) {
+	es, err := s.List()
+	if err != nil {
+		return nil, fmt.Errorf("listing process records: %w", err)
+	}
+	out := map[string]proctrack.Entry{}
+	for _, e := range es {
+		if e.Kind == proctrack.KindProcess && e.Mounts != nil {
+			out[e.Key] = e
+		}
+	}
+	return out, nil
+}
+
+// unmountLeft removes, for each record in scoped that End removed (its
+// process is gone), the mounts its process left in its scope: what the
+// owner's own stop would have unmounted had it not been killed
+// (podman.Service.Stop). A record End kept (its owner runs) keeps them.
+func unmountLeft(ctx context.Context, o Options, scoped map[string]proctrack.Entry) ([]string, error) {
+	if len(scoped) == 0 || o.Mounter == nil {
+		return nil, nil
+	}
+	es, err := o.Records.List()
+	if err != nil {
+		return nil, fmt.Errorf("listing process records: %w", err)
+	}
+	for _, e := range es {
+		delete(scoped, e.Key) // still recorded: its process was kept
+	}
+	if len(scoped) == 0 {
+		return nil, nil
+	}
+	mps, err := o.Mounter.List()
+	if err != nil {
+		return nil, fmt.Errorf("listing mounts: %w", err)
+	}
+	paths := make([]string, 0, len(mps))
+	for _, m := range mps {
+		paths = append(paths, m.Path)
+	}
+	var removed []string
+	var errs []error
+	seen := map[string]bool{} // two services on one storage left it once
+	for _, e := range scoped {
+		for _, p := range e.Mounts.Left(paths) {
+			if seen[p] {
+				continue
+			}
+			seen[p] = true
+			res, err := unmount(ctx, o, p)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("mount left by %s pid %d: %w", e.Name, e.Proc.PID, err))
+				continue
+			}
+			removed = append(removed, fmt.Sprintf("mount %s left by %s pid %d", describe(p, res), e.Name, e.Proc.PID))
+		}
+	}
+	return removed, errors.Join(errs...)
 }

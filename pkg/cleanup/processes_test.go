@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -199,5 +200,55 @@ func TestFuseCtlMountsFusectlAndAborts(t *testing.T) {
 	}
 	if c := m.Calls(); len(c) != 1 {
 		t.Fatalf("fusectl mounted again: %q", c)
+	}
+}
+
+// TestSweepKilledPodmanServiceLeavesNoStorageMount: a podman service a
+// killed run started outlives it; the sweep ends it and then removes the
+// mounts its storage made after it started (the overlay driver's private
+// bind mount), as the service's own Stop would have, but none that was
+// there before it started, and none of a service whose nfslab still runs.
+func TestSweepKilledPodmanServiceLeavesNoStorageMount(t *testing.T) {
+	for _, ownerAlive := range []bool{false, true} {
+		t.Run(fmt.Sprintf("owner alive %v", ownerAlive), func(t *testing.T) {
+			w := newCrashWorld(t, ownerAlive)
+			storage := filepath.Join(t.TempDir(), "storage")
+			overlay, old := filepath.Join(storage, "overlay"), filepath.Join(storage, "old")
+			for _, mp := range []string{overlay, old} {
+				w.mnt.AddDir(mp)
+				if err := w.mnt.Mount(context.Background(), mp, mp, "none", []string{"bind"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			svc := proctrack.Ident{PID: 300, Start: 70}
+			w.procs.start[300] = 70
+			if _, err := w.opts.Records.Put(proctrack.Record{Kind: proctrack.KindProcess, Name: "podman-service", Owner: w.owner, Proc: svc,
+				Mounts: &proctrack.MountScope{Roots: []string{storage}, Before: []string{old}}}); err != nil {
+				t.Fatal(err)
+			}
+			w.opts.KeepLiveOwners = true
+			rep, err := Sweep(context.Background(), w.opts)
+			if err != nil {
+				t.Fatalf("Sweep: %v", err)
+			}
+			mounted := func(p string) bool { ok, _ := w.mnt.IsMounted(p); return ok }
+			if ownerAlive {
+				if !mounted(overlay) || !mounted(old) {
+					t.Error("unmounted the storage of a service whose nfslab runs")
+				}
+				return
+			}
+			if mounted(overlay) || !mounted(old) {
+				t.Errorf("overlay mounted %v (want false), the earlier mount %v (want true)", mounted(overlay), mounted(old))
+			}
+			got := rep.Step(StepProcesses).Removed
+			if !slices.Contains(got, "podman-service pid 300") || !slices.Contains(got, "mount "+overlay+" left by podman-service pid 300") {
+				t.Errorf("processes removed %q", got)
+			}
+			j := w.j.list()
+			if k, u := slices.Index(j, "kill 300"), slices.Index(j, "unmount "+overlay); k < 0 || u < k {
+				t.Errorf("want the service killed, then its mount unmounted: %q", j)
+			}
+		})
 	}
 }

@@ -10,8 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"sort"
-	"strings"
 	"syscall"
 	"time"
 
@@ -62,10 +60,10 @@ type Service struct {
 	URI  string
 	cmd  *exec.Cmd
 	done chan error
-	// roots are the storage directories; before are the mounts below
-	// them when the service started.
-	roots  []string
-	before map[string]bool
+	// mounts are the storage directories and the mounts below them when
+	// the service started; its record carries them too, so that a sweep
+	// after nfslab was killed removes what Stop would have.
+	mounts proctrack.MountScope
 }
 
 // Podman's storage directories for root when storage.conf is left as
@@ -145,12 +143,12 @@ func StartService(ctx context.Context, o ServiceOptions) (*Service, error) {
 	// containers; SIGKILL when nfslab dies. The parent-death signal
 	// follows the forking thread, so a goroutine of the service's own
 	// starts it, holds that thread until the service exits, then releases.
+	roots := []string{cmp.Or(o.Root, DefaultStorageRoot), cmp.Or(o.RunRoot, DefaultStorageRunRoot)}
 	s := &Service{URI: "unix://" + o.Socket, cmd: cmd, done: make(chan error, 1),
-		roots: []string{cmp.Or(o.Root, DefaultStorageRoot), cmp.Or(o.RunRoot, DefaultStorageRunRoot)}}
-	s.before = setOf(mountsBelow(s.roots))
+		mounts: proctrack.MountScope{Roots: roots, Before: proctrack.MountScope{Roots: roots}.Left(mountPoints())}}
 	started := make(chan error, 1)
 	go func() {
-		release, err := proctrack.Start(o.Records, cmd, serviceRecord)
+		release, err := proctrack.StartRecord(o.Records, cmd, proctrack.Record{Name: serviceRecord, Mounts: &s.mounts})
 		started <- err
 		if err != nil {
 			return
@@ -222,10 +220,7 @@ func (s *Service) Stop() error {
 // directories that were not there when the service started.
 func (s *Service) unmountOwn() error {
 	var errs []error
-	for _, mp := range mountsBelow(s.roots) {
-		if s.before[mp] {
-			continue
-		}
+	for _, mp := range s.mounts.Left(mountPoints()) {
 		if err := unix.Unmount(mp, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 			errs = append(errs, fmt.Errorf("unmounting %s, left by the podman service: %w", mp, err))
 		}
@@ -233,9 +228,8 @@ func (s *Service) unmountOwn() error {
 	return errors.Join(errs...)
 }
 
-// mountsBelow lists the mount points at or below roots in this mount
-// namespace, deepest first.
-func mountsBelow(roots []string) []string {
+// mountPoints lists the mount points in this mount namespace.
+func mountPoints() []string {
 	f, err := os.Open(mount.MountInfoPath)
 	if err != nil {
 		return nil
@@ -245,23 +239,9 @@ func mountsBelow(roots []string) []string {
 	if err != nil {
 		return nil
 	}
-	var out []string
+	out := make([]string, 0, len(mps))
 	for _, mp := range mps {
-		for _, r := range roots {
-			if mp.Path == r || strings.HasPrefix(mp.Path, r+"/") {
-				out = append(out, mp.Path)
-				break
-			}
-		}
+		out = append(out, mp.Path)
 	}
-	sort.Sort(sort.Reverse(sort.StringSlice(out)))
 	return out
-}
-
-func setOf(ss []string) map[string]bool {
-	m := make(map[string]bool, len(ss))
-	for _, s := range ss {
-		m[s] = true
-	}
-	return m
 }
