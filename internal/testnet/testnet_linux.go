@@ -294,9 +294,17 @@ func RemoveTree(t testing.TB, dir string) {
 			}
 		}
 	}
-	if err := os.RemoveAll(dir); err != nil {
-		t.Errorf("removing %s: %v", dir, err)
+	// Bounded retries: conmon starts `podman container cleanup` when a
+	// container exits, which may still write below dir ("directory not
+	// empty", seen once in TestContainerServerReal's nftables run).
+	var rerr error
+	for range 10 {
+		if rerr = os.RemoveAll(dir); rerr == nil {
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
+	t.Errorf("removing %s: %v", dir, rerr)
 }
 
 // PodmanLab is a rootful podman set-up of a test's own: a namespace for its
