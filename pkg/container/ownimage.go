@@ -53,6 +53,10 @@ const OwnNFSServerImage = "nfs-server"
 // (ghcr.io/normal-computing/nfs-server: NFSv4 only, /mnt/data exported as
 // the pseudo root to NFS_SERVER_ALLOWED_CLIENTS with root_squash, a 10 s
 // grace), with the kernel's nfsd of the container's own network namespace.
+// The lease is 15 s, as the netns server's (nfsserver's LeaseTime), not
+// knfsd's default 90 s: the NFSv4 client caps its connect timeout by the
+// lease (nfs4_set_lease_period), so with 90 s a soft mount behind a drop
+// gives up minutes later than against the netns server.
 // mountd stays in front as PID 1, so `podman stop` ends the server; knfsd's
 // threads end with the namespace. The port is given as a number: the image
 // has no /etc/services to resolve "nfs".
@@ -64,7 +68,7 @@ mount -t nfsd nfsd /proc/fs/nfsd
 exportfs -rv
 nfsd_debug= mountd_debug=
 if [ "${NFS_SERVER_DEBUG:-0}" = 1 ]; then nfsd_debug=-d; mountd_debug="-d all"; fi
-rpc.nfsd -N 3 -V 4 --grace-time 10 -p 2049 $nfsd_debug
+rpc.nfsd -N 3 -V 4 --grace-time 10 --lease-time 15 -p 2049 $nfsd_debug
 echo "nfs-server: serving /mnt/data to $clients"
 exec rpc.mountd -N 2 -N 3 -V 4 --foreground $mountd_debug
 `
