@@ -174,12 +174,12 @@ func Signal(p Procs, id Ident, sig syscall.Signal) error {
 
 // Record is one object a running nfslab process owns.
 type Record struct {
-	Kind    string    `json:"kind"`
-	Name    string    `json:"name"`           // what it is, for reports: "probe", "faultfs"
-	Owner   Ident     `json:"owner"`          // the nfslab process that made it
-	Proc    Ident     `json:"proc,omitzero"`  // KindProcess: the child
-	Args    []string  `json:"args,omitempty"` // KindProcess: its command line
-	Path    string    `json:"path,omitempty"` // KindMount: the mountpoint
+	Kind  string   `json:"kind"`
+	Name  string   `json:"name"`           // what it is, for reports: "probe", "faultfs"
+	Owner Ident    `json:"owner"`          // the nfslab process that made it
+	Proc  Ident    `json:"proc,omitzero"`  // KindProcess: the child
+	Args  []string `json:"args,omitempty"` // KindProcess: its command line
+	Path  string   `json:"path,omitempty"` // KindMount: the mountpoint
 	// Mounts, for KindProcess, are the mounts the process may leave behind
 	// once it has ended (the podman service's storage: the overlay
 	// driver's private bind mount of its home outlives the process). The

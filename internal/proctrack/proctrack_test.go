@@ -1,12 +1,12 @@
 package proctrack
 
 import (
-	"slices"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"

@@ -104,7 +104,7 @@ func panicked(t *testing.T) func(share, console string) (Status, error) {
 	return func(share, console string) (Status, error) {
 		st := Status{Kernel: "6.12.117+deb13-amd64", Steps: []StepResult{pass("a")}}
 		writeFiles(t, map[string]string{
-			filepath.Join(share, StatusFile):  `{"steps":[]}`,
+			filepath.Join(share, StatusFile):   `{"steps":[]}`,
 			filepath.Join(share, "logs/a.log"): "a's log",
 			filepath.Join(share, "logs/b.log"): "b's log until the panic",
 			console:                            "nfslab-agent: start\r\n" + ciPanic,
