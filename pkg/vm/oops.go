@@ -1,17 +1,14 @@
 package vm
 
-import (
-	"bufio"
-	"bytes"
-	"strings"
-)
+import "strings"
 
 // GuestPanic is a guest kernel's panic found on its serial console.
 type GuestPanic struct {
 	// Reason is what follows "Kernel panic - not syncing: ".
 	Reason string
 	// Excerpt is the oops that led to it (its first line to the panic
-	// line, at most maxOopsLines), or the panic line alone.
+	// line, at most maxOopsLines), or without an oops report the lines
+	// before the panic (as many).
 	Excerpt []string
 }
 
@@ -36,10 +33,7 @@ var oopsStarts = []string{"BUG: ", "Oops: ", "general protection fault", "kernel
 func FindGuestPanic(console []byte) (GuestPanic, bool) {
 	var lines []string
 	start, at := -1, -1
-	sc := bufio.NewScanner(bytes.NewReader(console))
-	sc.Buffer(make([]byte, 64*1024), 4*1024*1024)
-	for sc.Scan() {
-		l := strings.TrimRight(sc.Text(), "\r")
+	for l := range consoleLines(console) {
 		lines = append(lines, l)
 		if start < 0 && hasAny(l, oopsStarts) {
 			start = len(lines) - 1

@@ -16,8 +16,8 @@ const panicConsole = "console.panic.log"
 // guestDeath is a boot that ended in a guest kernel panic.
 type guestDeath struct {
 	Panic GuestPanic
-	// Step is the step the guest was running ("" when it died before
-	// the agent reported any step and the job had none left).
+	// Step is the step the guest was running: the first one the agent
+	// had not reported.
 	Step string
 	// Rest is how many steps the next boot ran.
 	Rest int

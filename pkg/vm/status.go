@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"regexp"
 	"strings"
 	"time"
@@ -177,10 +178,7 @@ func ParseStatus(b []byte) (Status, error) {
 // interleaved before the marker.
 func StatusFromConsole(log []byte) (Status, error) {
 	var last string
-	sc := bufio.NewScanner(bytes.NewReader(log))
-	sc.Buffer(make([]byte, 64*1024), 4*1024*1024)
-	for sc.Scan() {
-		line := strings.TrimRight(sc.Text(), "\r")
+	for line := range consoleLines(log) {
 		if i := strings.Index(line, StatusMarker); i >= 0 {
 			last = line[i+len(StatusMarker):]
 		}
@@ -189,4 +187,18 @@ func StatusFromConsole(log []byte) (Status, error) {
 		return Status{}, ErrNoStatus
 	}
 	return ParseStatus([]byte(last))
+}
+
+// consoleLines yields the lines of a serial console log without the \r
+// qemu's console may end them with; a line may be long (the status line).
+func consoleLines(log []byte) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		sc := bufio.NewScanner(bytes.NewReader(log))
+		sc.Buffer(make([]byte, 64*1024), 4*1024*1024)
+		for sc.Scan() {
+			if !yield(strings.TrimRight(sc.Text(), "\r")) {
+				return
+			}
+		}
+	}
 }
