@@ -171,9 +171,7 @@ func exportOwners(ctx context.Context, o Options) func(name string) string {
 			infos, err = container.ListOwned(ctx, rt, "")
 			servers = map[string]string{}
 			for _, in := range infos {
-				// Checked again, as container.Cleanup does: a runtime that
-				// ignored the filter cannot make a stranger an owner.
-				if in.Labels[container.LabelOwner] == container.OwnerValue && in.Labels[container.LabelRole] == container.RoleNFSServer {
+				if container.Owned(in, "", container.RoleNFSServer) {
 					servers[in.Labels[container.LabelRun]] = in.Name
 				}
 			}

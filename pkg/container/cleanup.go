@@ -41,10 +41,7 @@ func Cleanup(ctx context.Context, rt Runtime, opts CleanupOptions) ([]string, er
 	var removed []string
 	var errs []error
 	for _, in := range infos {
-		// List filters on the service side; check again so that a runtime
-		// that ignored the filter cannot make us remove a stranger's container.
-		if in.Labels[LabelOwner] != OwnerValue || (opts.RunID != "" && in.Labels[LabelRun] != opts.RunID) ||
-			(opts.Role != "" && in.Labels[LabelRole] != opts.Role) {
+		if !Owned(in, opts.RunID, opts.Role) {
 			continue
 		}
 		if err := removeOne(ctx, rt, in, opts); err != nil {
@@ -54,6 +51,15 @@ func Cleanup(ctx context.Context, rt Runtime, opts CleanupOptions) ([]string, er
 		removed = append(removed, in.Name)
 	}
 	return removed, errors.Join(errs...)
+}
+
+// Owned reports whether in carries nfslab's owner label and, where given
+// (not ""), run runID's and role's labels. ListOwned filters on the
+// service side; callers check again with Owned, so that a runtime that
+// ignored the filter cannot make a stranger's container nfslab's.
+func Owned(in Info, runID, role string) bool {
+	return in.Labels[LabelOwner] == OwnerValue && (runID == "" || in.Labels[LabelRun] == runID) &&
+		(role == "" || in.Labels[LabelRole] == role)
 }
 
 func removeOne(ctx context.Context, rt Runtime, in Info, opts CleanupOptions) error {
