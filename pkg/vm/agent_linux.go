@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -160,11 +161,15 @@ func (a Agent) step(ctx context.Context, s Step, snap func(context.Context) (Sna
 	runErr := cmd.Start()
 	if runErr == nil {
 		kctx, stop := context.WithCancel(sctx)
+		var killing sync.WaitGroup
 		if trial != nil {
-			go trial.kill(kctx, a.Clock, cmd.Process, r.Started)
+			killing.Go(func() { trial.kill(kctx, a.Clock, cmd.Process, r.Started) })
 		}
 		runErr = cmd.Wait()
 		stop()
+		// The kill is recorded after the signal, and the command can be
+		// waited for in between: read the record only once kill returned.
+		killing.Wait()
 	}
 	lw.Flush()
 	r.Duration = duration.Duration(a.Clock.Now().Sub(r.Started))
