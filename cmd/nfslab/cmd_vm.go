@@ -200,6 +200,7 @@ func newVMRunCmd(g *globals) *cobra.Command {
 		scenarios    []string
 		out, scenDir string
 		timeout      time.Duration
+		hang         time.Duration
 		smoke        bool
 		smokeOnly    bool
 		testsOnly    bool
@@ -225,6 +226,9 @@ has the scenario engine, nfs-full-drop runs as the built-in smoke test.`,
 			}
 			if timeout <= 0 {
 				return usage(fmt.Errorf("--timeout %s must be positive", timeout))
+			}
+			if hang < 2*vm.HeartbeatEvery {
+				return usage(fmt.Errorf("--hang-timeout %s must be at least %s (two of the agent's heartbeats)", hang, 2*vm.HeartbeatEvery))
 			}
 			scenarioFlag := append([]string(nil), scenarios...)
 			if len(scenarios) == 0 {
@@ -295,7 +299,7 @@ has the scenario engine, nfs-full-drop runs as the built-in smoke test.`,
 				files[tb.ShareName()] = tb.Path
 			}
 			h := vm.Host{Session: vm.Session{Image: im, Boot: f.boot(), Cmd: vm.ExecCommander{}, Clock: clock.Real{}, Log: g.logger, Console: g.stderr, Kernel: kern},
-				Binary: self, Files: files, Out: out, Timeout: timeout, KeepWork: keep}
+				Binary: self, Files: files, Out: out, Timeout: timeout, HangTimeout: hang, KeepWork: keep}
 			return h.Run(ctx, job, g.stdout)
 		},
 	}
@@ -306,6 +310,7 @@ has the scenario engine, nfs-full-drop runs as the built-in smoke test.`,
 	cmd.Flags().StringVar(&scenDir, "scenarios-dir", "scenarios", "directory of scenario files")
 	cmd.Flags().StringVar(&out, "out", "runs", "where the run directories are put")
 	cmd.Flags().DurationVar(&timeout, "timeout", 45*time.Minute, "bound on the whole boot")
+	cmd.Flags().DurationVar(&hang, "hang-timeout", vm.DefaultHangTimeout, "end the boot when the guest agent's heartbeat stood still this long, and boot once more for the steps it had not finished")
 	cmd.Flags().BoolVar(&smoke, "smoke", false, "also run the built-in full-drop smoke test")
 	cmd.Flags().BoolVar(&smokeOnly, "smoke-only", false, "run only the built-in full-drop smoke test")
 	cmd.Flags().BoolVar(&testsOnly, "tests-only", false, "run only the --test-binary steps (e.g. the LOCALIO guest tests with --kernel localio)")

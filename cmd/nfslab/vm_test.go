@@ -39,8 +39,12 @@ func vmBuildStatic(t *testing.T) string {
 // the last runs the share's nfslab binary) run against the guest's knfsd
 // in the same boot, and pkg/container/podman's TestPodman5GuestReal
 // (-tags podmanguest) against the default (trixie) guest's podman 5.4.
+// Before those, pkg/vm's TestGuestHangOnce stops the guest agent: with
+// --hang-timeout 90s vm run must see its heartbeat stand still, end the
+// boot, and boot once more for it and the steps after it (a guest kernel
+// locked up in CI under TCG, and the boot ate CI's budget).
 // Cold: about 6 minutes under TCG on 2 cores (image build included);
-// cached: about 4.5.
+// cached: about 4.5, and about 2.5 more for the hang and the second boot.
 func TestVMFullDropNFS(t *testing.T) {
 	privtest.Short(t)
 	privtest.Root(t)
@@ -48,10 +52,12 @@ func TestVMFullDropNFS(t *testing.T) {
 	bin := vmBuildStatic(t)
 	guestTest := vmBuildTestBinary(t, "../../pkg/nfsserver", "nfsserver.test", "nfsguest")
 	podmanTest := vmBuildTestBinary(t, "../../pkg/container/podman", "podman.test", "podmanguest")
+	hangs := vmBuildTestBinary(t, "../../pkg/vm", "vm.test", "nfsguest")
 	out := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "vm", "run", "--smoke", "--scenario", "nfs-full-drop", "--out", out,
+		"--hang-timeout", "90s", "--test-binary", hangs+"=^TestGuestHangOnce$",
 		"--test-binary", guestTest+"=^(TestKnfsdInNetnsReal|TestServerFaultsReal|TestServerEIOReal|TestEIOCommandsReal)$",
 		"--test-binary", podmanTest+"=^TestPodman5GuestReal$",
 		"--scenarios-dir", "../../scenarios", "--timeout", "20m")
@@ -67,6 +73,15 @@ func TestVMFullDropNFS(t *testing.T) {
 		if !strings.Contains(string(b), "PASS "+step+" (") {
 			t.Errorf("no PASS line for %s", step)
 		}
+	}
+	// The agent stopped in gotest-vm: the host ended that boot and one
+	// more ran it and every step after it; both consoles came back.
+	if !regexp.MustCompile(`vm: the guest stopped answering during step gotest-vm \(no heartbeat from the agent for 1m[3-5]\ds \(heartbeat\)\); booted again for the 3 steps`).Match(b) ||
+		!regexp.MustCompile(`PASS gotest-vm \(\S+\) on attempt 2\n\s+attempt 1: FAIL exit -1 after 0s the guest stopped answering: no heartbeat \S+ \S+ \S+ \S+ \S+ \(heartbeat\), log \S+/gotest-vm.hung.log\n`).Match(b) {
+		t.Errorf("the stopped agent in gotest-vm was not followed by a second boot that passed it")
+	}
+	if consoles, _ := filepath.Glob(filepath.Join(out, "vm-*", "console.hung.log")); len(consoles) != 1 {
+		t.Errorf("want the hung boot's console under %s/vm-*, got %v", out, consoles)
 	}
 	// The guest test really ran (not skipped) and passed.
 	if logs, _ := filepath.Glob(filepath.Join(out, "vm-*", "logs", "gotest-nfsserver.log")); len(logs) != 1 {

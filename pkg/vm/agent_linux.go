@@ -72,6 +72,10 @@ func (a Agent) Run(ctx context.Context) error {
 	_ = unix.Uname(&uts)
 	st := Status{Kernel: unix.ByteSliceToString(uts.Release[:])}
 	fmt.Fprintf(a.Console, "nfslab-agent: start kernel=%s steps=%d\n", st.Kernel, len(job.Steps))
+	// The host reads the heartbeat to tell a slow guest from a dead one.
+	bctx, stopBeat := context.WithCancel(ctx)
+	defer stopBeat()
+	go Beat(bctx, a.Clock, filepath.Join(a.Share, HeartbeatFile), HeartbeatEvery)
 	prime := a.Prime
 	if prime == nil {
 		prime = PrimeTables

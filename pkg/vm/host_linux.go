@@ -82,6 +82,9 @@ type Host struct {
 	// logs, console log).
 	Out     string
 	Timeout time.Duration
+	// HangTimeout ends a boot whose agent stopped beating (0:
+	// DefaultHangTimeout); the steps it did not finish get one more boot.
+	HangTimeout time.Duration
 	// KeepWork keeps the work directory (share, overlay, console log).
 	KeepWork bool
 	// BuildProbe compiles the journal probe for the guest (default
@@ -135,10 +138,10 @@ func (h Host) Run(ctx context.Context, job Job, w io.Writer) error {
 	if boot == nil {
 		boot = h.Session.Run
 	}
-	in := Input{Job: job, Binary: h.Binary, WorkDir: work, Timeout: h.Timeout, Files: files}
+	in := Input{Job: job, Binary: h.Binary, WorkDir: work, Timeout: h.Timeout, HangTimeout: h.HangTimeout, Files: files}
 	res, runErr := boot(ctx, in)
 	var died *guestDeath
-	if p, ok := readGuestPanic(res); ok && !res.Status.Complete && ctx.Err() == nil {
+	if p, ok := readGuestDeath(res); ok && !res.Status.Complete && ctx.Err() == nil {
 		died, res, runErr = bootAgain(ctx, boot, in, res, p, log)
 	}
 	c, err := Collect(res, h.Out, clk.Now())
@@ -193,7 +196,9 @@ func Collect(res Result, out string, now time.Time) (Collected, error) {
 	}
 	if res.ConsoleLog != "" {
 		_ = os.Rename(res.ConsoleLog, filepath.Join(vmDir, "console.log"))
-		_ = os.Rename(filepath.Join(filepath.Dir(res.ConsoleLog), panicConsole), filepath.Join(vmDir, panicConsole))
+		for _, name := range deadConsoles {
+			_ = os.Rename(filepath.Join(filepath.Dir(res.ConsoleLog), name), filepath.Join(vmDir, name))
+		}
 	}
 	return Collected{VMDir: vmDir, Runs: runs}, err
 }

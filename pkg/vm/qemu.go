@@ -119,10 +119,15 @@ type Machine struct {
 
 // KernelCmdline is the guest kernel's command line. The guest init is
 // nfslab's own script (no systemd), panic=-1 with -no-reboot turns an init
-// that dies into a qemu exit instead of a hang.
+// that dies into a qemu exit instead of a hang. softlockup_panic turns a
+// CPU stuck in the kernel for 2×watchdog_thresh seconds into a panic with
+// its stack on the console (at loglevel 4 a soft lockup report shows only
+// its first line) and a qemu exit, which vm run boots again after; the
+// threshold is three times the default so that a TCG vCPU the host did
+// not schedule for a while is not taken for one.
 func (m Machine) KernelCmdline() string {
 	parts := []string{"root=/dev/vda", "rw", "rootfstype=ext4", "console=ttyS0", "init=/nfslab/init",
-		"panic=-1", "loglevel=4", "mitigations=off", "nfsd.nfs4_disable_idmapping=1"}
+		"panic=-1", "softlockup_panic=1", "watchdog_thresh=30", "loglevel=4", "mitigations=off", "nfsd.nfs4_disable_idmapping=1"}
 	parts = append(parts, m.Cmdline...)
 	return strings.Join(parts, " ")
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,9 +28,23 @@ func TestFindGuestPanic(t *testing.T) {
 	if !ok || p.Reason != "Fatal exception in interrupt" {
 		t.Fatalf("panic %+v %v", p, ok)
 	}
-	if len(p.Excerpt) != 5 || !strings.HasPrefix(p.Excerpt[0], "[  143.40] BUG: unable to handle page fault") ||
-		!strings.HasSuffix(p.Excerpt[4], "Fatal exception in interrupt") {
+	if len(p.Excerpt) != 6 || !strings.HasPrefix(p.Excerpt[0], "[  143.40] BUG: unable to handle page fault") ||
+		!strings.HasSuffix(p.Excerpt[4], "Fatal exception in interrupt") || !strings.HasSuffix(p.Excerpt[5], "Shutting down cpus with NMI") {
 		t.Errorf("excerpt %q", p.Excerpt)
+	}
+	// softlockup_panic: the stack comes after the panic line, up to its
+	// end marker.
+	lockup := "[   60.1] watchdog: BUG: soft lockup - CPU#0 stuck for 67s! [podman:3883]\r\n" +
+		"[   60.2] Kernel panic - not syncing: softlockup: hung tasks\r\n" +
+		"[   60.2] CPU: 0 UID: 0 PID: 3883 Comm: podman Tainted: G             L     6.12.117+deb13-amd64 #1  Debian 6.12.117-1\r\n" +
+		"[   60.2] Call Trace:\r\n" +
+		"[   60.2]  watchdog_timer_fn+0x1f1/0x220\r\n" +
+		"[   60.3] ---[ end Kernel panic - not syncing: softlockup: hung tasks ]---\r\n" +
+		"after the end\r\n"
+	p, ok = FindGuestPanic([]byte("nfslab-agent: start\r\n" + lockup))
+	if !ok || p.Reason != "softlockup: hung tasks" || len(p.Excerpt) != 5 ||
+		!strings.Contains(p.Excerpt[0], "soft lockup") || !strings.Contains(p.Excerpt[4], "watchdog_timer_fn") {
+		t.Errorf("soft lockup panic %+v %v", p, ok)
 	}
 	for name, console := range map[string]string{
 		"none":         "nfslab-agent: start\nnfslab-agent: step a: PASS\n",
@@ -78,6 +93,9 @@ func (f *fakeBoots) boot(_ context.Context, in Input) (Result, error) {
 	f.plays = f.plays[1:]
 	st, err := play(share, res.ConsoleLog)
 	res.Status = st
+	if errors.Is(err, ErrGuestHung) { // as Session.Run reports it
+		res.Hung = err.Error()
+	}
 	return res, err
 }
 
@@ -199,5 +217,59 @@ func TestHostBootsAgainOnlyOnce(t *testing.T) {
 	h, _ = hostFor(t, f)
 	if err := h.Run(context.Background(), threeSteps(), &w); !errors.Is(err, errUnfinished) || len(f.jobs) != 1 {
 		t.Errorf("init's end: %v after %d boots", err, len(f.jobs))
+	}
+}
+
+// A guest that stops answering (its kernel locked up: CI, 2026-12-03) is
+// ended by the host and gets the same one more boot as a panic, with the
+// console's last lines shown and kept as console.hung.log.
+func TestHostBootsAgainAfterGuestHung(t *testing.T) {
+	const lockup = "[  816.721174] watchdog: BUG: soft lockup - CPU#0 stuck for 45s! [podman:3883]\r\n"
+	f := &fakeBoots{t: t}
+	f.plays = append(f.plays, func(share, console string) (Status, error) {
+		writeFiles(t, map[string]string{
+			filepath.Join(share, "logs/a.log"): "a's log",
+			filepath.Join(share, "logs/b.log"): "b's log until the hang",
+			console:                            "nfslab-agent: start\r\n" + strings.Repeat("early line\r\n", 30) + lockup,
+		})
+		return Status{Steps: []StepResult{pass("a")}}, fmt.Errorf("%w: no heartbeat from the agent for 4m0s (heartbeat)", ErrGuestHung)
+	}, func(share, console string) (Status, error) {
+		writeFiles(t, map[string]string{filepath.Join(share, "logs/b.log"): "b again", filepath.Join(share, "logs/c.log"): "c", console: "second boot"})
+		return Status{Steps: []StepResult{pass("b"), pass("c")}, Complete: true}, nil
+	})
+	h, out := hostFor(t, f)
+	var w bytes.Buffer
+	if err := h.Run(context.Background(), threeSteps(), &w); err != nil {
+		t.Fatalf("run: %v\n%s", err, w.String())
+	}
+	if len(f.jobs) != 2 || strings.Join(f.jobs[1], ",") != "b,c" {
+		t.Errorf("boots ran %q, want [a b c] then [b c]", f.jobs)
+	}
+	vmDirs, _ := filepath.Glob(filepath.Join(out, "vm-*"))
+	if len(vmDirs) != 1 {
+		t.Fatalf("vm dirs %v", vmDirs)
+	}
+	for p, want := range map[string]string{"console.log": "second boot", "logs/b.hung.log": "b's log until the hang", "logs/b.log": "b again"} {
+		if b, err := os.ReadFile(filepath.Join(vmDirs[0], p)); err != nil || string(b) != want {
+			t.Errorf("%s: %q %v, want %q", p, b, err, want)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(vmDirs[0], hungConsole)); err != nil || !strings.HasSuffix(string(b), lockup) {
+		t.Errorf("%s: %q %v", hungConsole, b, err)
+	}
+	sum := w.String()
+	for _, want := range []string{
+		"vm: the guest stopped answering during step b (no heartbeat from the agent for 4m0s (heartbeat)); booted again for the 2 steps it had not finished; its console is " + filepath.Join(vmDirs[0], hungConsole) + ":\n",
+		"    [  816.721174] watchdog: BUG: soft lockup - CPU#0 stuck for 45s! [podman:3883]\n",
+		"PASS b (1m0s) on attempt 2\n",
+		"    attempt 1: FAIL exit -1 after 0s the guest stopped answering: no heartbeat from the agent for 4m0s (heartbeat), log " + filepath.Join(vmDirs[0], "logs/b.hung.log") + "\n",
+	} {
+		if !strings.Contains(sum, want) {
+			t.Errorf("summary lacks %q:\n%s", want, sum)
+		}
+	}
+	// The excerpt is the console's last lines, not all of it.
+	if n := strings.Count(sum, "early line"); n != hungExcerpt-1 {
+		t.Errorf("excerpt shows %d early lines, want %d:\n%s", n, hungExcerpt-1, sum)
 	}
 }

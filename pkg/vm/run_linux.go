@@ -59,6 +59,9 @@ type Input struct {
 	// WorkDir holds the share, the overlay and the console log.
 	WorkDir string
 	Timeout time.Duration
+	// HangTimeout ends the boot when the agent's heartbeat has stood
+	// still this long (0: DefaultHangTimeout).
+	HangTimeout time.Duration
 }
 
 // Result is what came back from the guest.
@@ -69,6 +72,9 @@ type Result struct {
 	ConsoleLog string
 	BootTime   time.Duration // qemu start to the agent's first status line
 	Total      time.Duration
+	// Hung is why the host ended a guest that stopped answering, if it
+	// did (see WatchHeartbeat).
+	Hung string
 }
 
 // ShareDir is the directory exported to the guest inside a work dir.
@@ -166,13 +172,30 @@ func (s Session) Run(ctx context.Context, in Input) (Result, error) {
 
 	rctx, cancel := context.WithTimeout(ctx, in.Timeout)
 	defer cancel()
-	cmd := cmdrun.Command(rctx, QEMUBinary, m.Args()...)
+	// qctx also ends when the agent's heartbeat stops, with that as cause.
+	qctx, stopQEMU := context.WithCancelCause(rctx)
+	var watching sync.WaitGroup
+	defer watching.Wait()
+	defer stopQEMU(nil)
+	hang := in.HangTimeout
+	if hang <= 0 {
+		hang = DefaultHangTimeout
+	}
+	cmd := cmdrun.Command(qctx, QEMUBinary, m.Args()...)
 	cmd.Stdin = nil
 	var booted time.Time
 	var once sync.Once
 	lw := &lineWriter{prefix: "vm| ", out: s.Console, onLine: func(l string) {
 		if strings.Contains(l, "nfslab-agent: start") {
-			once.Do(func() { booted = s.Clock.Now() })
+			once.Do(func() {
+				booted = s.Clock.Now()
+				watching.Go(func() {
+					if err := WatchHeartbeat(qctx, s.Clock, filepath.Join(res.ShareDir, HeartbeatFile), HeartbeatEvery, hang); err != nil {
+						s.Log.Warn("vm: ending the guest", "err", err)
+						stopQEMU(err)
+					}
+				})
+			})
 		}
 	}}
 	var tail bytes.Buffer
@@ -188,7 +211,11 @@ func (s Session) Run(ctx context.Context, in Input) (Result, error) {
 	}
 	st, stErr := readStatus(res.ShareDir, res.ConsoleLog)
 	res.Status = st
+	hung := context.Cause(qctx)
 	switch {
+	case errors.Is(hung, ErrGuestHung) && ctx.Err() == nil:
+		res.Hung = hung.Error()
+		return res, fmt.Errorf("%w (console: %s)", hung, res.ConsoleLog)
 	case rctx.Err() != nil && ctx.Err() == nil:
 		return res, fmt.Errorf("guest did not power off within %s (console: %s)", in.Timeout, res.ConsoleLog)
 	case ctx.Err() != nil:
