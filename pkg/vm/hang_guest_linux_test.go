@@ -17,30 +17,17 @@ import (
 // up in CI (2026-12-03), and passes the second time: the host's `vm run`
 // must see the heartbeat stand still, end the boot, and boot again for it
 // and the steps after it. cmd/nfslab's TestVMFullDropNFS runs it with a
-// short --hang-timeout. A marker on the share tells the runs apart.
+// short --hang-timeout.
 func TestGuestHangOnce(t *testing.T) {
-	if _, err := os.Stat(filepath.Join(GuestShare, JobFile)); err != nil {
-		t.Fatalf("not in the lab VM (this test stops its agent): %v", err)
-	}
-	marker := filepath.Join(GuestShare, "hung-once")
-	if _, err := os.Stat(marker); err == nil {
-		t.Logf("second boot: %s is there", marker)
-		return
-	}
 	// The agent started this binary: stop only that process.
 	agent := os.Getppid()
 	cmdline, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(agent), "cmdline"))
 	if err != nil || !strings.Contains(string(cmdline), "agent") {
 		t.Fatalf("parent %d is not the guest agent: %q %v", agent, cmdline, err)
 	}
-	f, err := os.Create(marker)
-	if err != nil {
-		t.Fatal(err)
+	if !firstBoot(t, "hung-once") {
+		return
 	}
-	if err := f.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
 	t.Logf("stopping the guest agent (pid %d)", agent)
 	if err := syscall.Kill(agent, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)

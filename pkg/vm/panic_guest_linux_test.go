@@ -7,7 +7,6 @@ package vm
 
 import (
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 )
@@ -15,25 +14,11 @@ import (
 // TestGuestKernelPanicOnce panics the lab VM guest's kernel the first time
 // it runs (sysrq 'c': "Kernel panic - not syncing: sysrq triggered
 // crash", as a kernel bug ends the guest) and passes the second time: the
-// host's `vm run` must boot again for it and the steps after it. A marker
-// on the share, which outlives the guest, tells the runs apart.
+// host's `vm run` must boot again for it and the steps after it.
 func TestGuestKernelPanicOnce(t *testing.T) {
-	if _, err := os.Stat(filepath.Join(GuestShare, JobFile)); err != nil {
-		t.Fatalf("not in the lab VM (this test panics its kernel): %v", err)
-	}
-	marker := filepath.Join(GuestShare, "panicked-once")
-	if _, err := os.Stat(marker); err == nil {
-		t.Logf("second boot: %s is there", marker)
+	if !firstBoot(t, "panicked-once") {
 		return
 	}
-	f, err := os.Create(marker)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
 	t.Log("panicking the guest kernel")
 	if err := os.WriteFile("/proc/sysrq-trigger", []byte("c"), 0); err != nil {
 		t.Fatal(err)
