@@ -48,6 +48,10 @@ func vmBuildStatic(t *testing.T) string {
 func TestVMFullDropNFS(t *testing.T) {
 	privtest.Short(t)
 	privtest.Root(t)
+	// The two VM tests boot side by side: a TCG guest keeps about 1.2 of
+	// the 2 cores busy, and one after the other they took 20 of CI's 90
+	// minutes on 2026-12-03.
+	t.Parallel()
 	privtest.Tools(t, vm.QEMUBinary, "qemu-img", "debootstrap", "mkfs.ext4", "javac", "go")
 	bin := vmBuildStatic(t)
 	guestTest := vmBuildTestBinary(t, "../../pkg/nfsserver", "nfsserver.test", "nfsguest")
@@ -230,6 +234,7 @@ func vmBuildTestBinary(t *testing.T, pkg, name, tag string) string {
 func TestVMShapeDelay(t *testing.T) {
 	privtest.Short(t)
 	privtest.Root(t)
+	t.Parallel() // beside TestVMFullDropNFS
 	privtest.Tools(t, vm.QEMUBinary, "qemu-img", "debootstrap", "mkfs.ext4", "javac", "go")
 	bin := vmBuildStatic(t)
 	nf := vmBuildTestBinary(t, "../../pkg/netfault", "netfault.test", "nfsguest")
