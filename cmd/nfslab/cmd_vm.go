@@ -348,9 +348,9 @@ func newVMShellCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("finding the nfslab binary: %w", err)
 			}
-			work, err := os.MkdirTemp(im.Dir, "shell-")
+			work, err := vm.MakeWork(im.Dir, "shell-")
 			if err != nil {
-				return fmt.Errorf("creating vm work dir: %w", err)
+				return err
 			}
 			defer os.RemoveAll(work)
 			s := vm.Session{Image: im, Boot: f.boot(), Cmd: vm.ExecCommander{}, Clock: clock.Real{}, Log: g.logger, Kernel: kern}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nfslab/nfslab/internal/proctrack"
 	"github.com/nfslab/nfslab/pkg/clock"
 	"github.com/nfslab/nfslab/pkg/probe"
 )
@@ -108,16 +109,18 @@ func (h Host) Run(ctx context.Context, job Job, w io.Writer) error {
 		log = slog.New(slog.DiscardHandler)
 	}
 	im := h.Session.Image
-	if swept, err := SweepWork(im.Dir, 24*time.Hour, clk.Now()); err != nil {
-		log.Warn("sweeping old vm work dirs", "err", err)
+	if swept, err := SweepWork(im.Dir, 24*time.Hour, clk.Now(), proctrack.Linux{}); err != nil {
+		log.Warn("sweeping vm work dirs left by killed runs", "err", err)
 	} else if len(swept) > 0 {
-		log.Info("removed old vm work dirs", "dirs", swept)
+		log.Info("removed vm work dirs left by killed runs", "dirs", swept)
 	}
-	work, err := os.MkdirTemp(im.Dir, "run-")
+	work, err := MakeWork(im.Dir, "run-")
 	if err != nil {
-		return fmt.Errorf("creating vm work dir: %w", err)
+		return err
 	}
-	if !h.KeepWork {
+	if h.KeepWork {
+		defer DisownWork(work)
+	} else {
 		defer os.RemoveAll(work)
 	}
 	build := h.BuildProbe

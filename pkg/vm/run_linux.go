@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nfslab/nfslab/internal/cmdrun"
+	"github.com/nfslab/nfslab/internal/proctrack"
 	"github.com/nfslab/nfslab/pkg/clock"
 )
 
@@ -453,10 +454,39 @@ func CollectRuns(share, outDir string) ([]string, error) {
 	return out, nil
 }
 
+// workOwner names the process that made a work directory (a
+// proctrack.Ident as JSON), so that the next run can tell a live run's
+// directory from one a killed run left.
+const workOwner = "owner.json"
+
+// MakeWork creates a work directory (prefix "run-" or "shell-") below an
+// image dir and records this process as its owner.
+func MakeWork(imageDir, prefix string) (string, error) {
+	work, err := os.MkdirTemp(imageDir, prefix)
+	if err != nil {
+		return "", fmt.Errorf("creating vm work dir: %w", err)
+	}
+	id, err := proctrack.Of(proctrack.Linux{}, os.Getpid())
+	if err == nil {
+		b, _ := json.Marshal(id)
+		err = os.WriteFile(filepath.Join(work, workOwner), b, 0o644)
+	}
+	if err != nil {
+		os.RemoveAll(work)
+		return "", fmt.Errorf("recording the vm work dir's owner: %w", err)
+	}
+	return work, nil
+}
+
+// DisownWork drops a work directory's owner record: a kept directory
+// (--keep) is then swept only by age.
+func DisownWork(work string) { _ = os.Remove(filepath.Join(work, workOwner)) }
+
 // SweepWork removes work directories (run-*, shell-*) below an image dir
-// that are older than maxAge: left by a host that was killed mid-run. A
-// live run never lasts that long (its --timeout bounds it).
-func SweepWork(imageDir string, maxAge time.Duration, now time.Time) ([]string, error) {
+// that a killed host left: those whose recorded owner no longer runs
+// (SIGKILL, a CI timeout), and, without an owner record, those older than
+// maxAge. A live run never lasts that long (its --timeout bounds it).
+func SweepWork(imageDir string, maxAge time.Duration, now time.Time, procs proctrack.Procs) ([]string, error) {
 	var removed []string
 	for _, pat := range []string{"run-*", "shell-*"} {
 		m, err := filepath.Glob(filepath.Join(imageDir, pat))
@@ -465,7 +495,15 @@ func SweepWork(imageDir string, maxAge time.Duration, now time.Time) ([]string, 
 		}
 		for _, d := range m {
 			st, err := os.Stat(d)
-			if err != nil || !st.IsDir() || now.Sub(st.ModTime()) < maxAge {
+			if err != nil || !st.IsDir() {
+				continue
+			}
+			var owner proctrack.Ident
+			if b, err := os.ReadFile(filepath.Join(d, workOwner)); err == nil && json.Unmarshal(b, &owner) == nil {
+				if proctrack.Alive(procs, owner) {
+					continue
+				}
+			} else if now.Sub(st.ModTime()) < maxAge {
 				continue
 			}
 			if err := os.RemoveAll(d); err != nil {

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/nfslab/nfslab/internal/proctrack"
 )
 
 func TestCollectRunsMovesEachRunDir(t *testing.T) {
@@ -51,24 +53,40 @@ func TestCopyTreeKeepsModes(t *testing.T) {
 	}
 }
 
-func TestSweepWorkRemovesOnlyOldWorkDirs(t *testing.T) {
+// A work dir goes when its recorded owner is gone, whatever its age; one
+// with a live owner stays, however old; one without a record (kept with
+// --keep, or from before the record) goes by age.
+func TestSweepWorkRemovesOnlyOrphanedWorkDirs(t *testing.T) {
 	dir := t.TempDir()
 	for _, d := range []string{"run-old", "shell-old", "run-new", "keep-old"} {
 		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
+	live, err := MakeWork(dir, "run-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead, err := MakeWork(dir, "run-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// PID_MAX_LIMIT is 2^22: no process has this PID.
+	if err := os.WriteFile(filepath.Join(dead, workOwner), []byte(`{"pid":4194305,"start":1}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	old := time.Now().Add(-48 * time.Hour)
-	for _, d := range []string{"run-old", "shell-old", "keep-old"} {
+	for _, d := range []string{"run-old", "shell-old", "keep-old", filepath.Base(live)} {
 		if err := os.Chtimes(filepath.Join(dir, d), old, old); err != nil {
 			t.Fatal(err)
 		}
 	}
-	got, err := SweepWork(dir, 24*time.Hour, time.Now())
-	if err != nil || len(got) != 2 {
+	got, err := SweepWork(dir, 24*time.Hour, time.Now(), proctrack.Linux{})
+	if err != nil || len(got) != 3 {
 		t.Fatalf("swept %v %v", got, err)
 	}
-	for d, want := range map[string]bool{"run-old": false, "shell-old": false, "run-new": true, "keep-old": true} {
+	for d, want := range map[string]bool{"run-old": false, "shell-old": false, "run-new": true, "keep-old": true,
+		filepath.Base(live): true, filepath.Base(dead): false} {
 		if _, err := os.Stat(filepath.Join(dir, d)); (err == nil) != want {
 			t.Errorf("%s: exists=%v, want %v", d, err == nil, want)
 		}
