@@ -69,14 +69,15 @@ func readGuestDeath(res Result) (GuestPanic, bool) {
 }
 
 // bootAgain boots once more, after a boot whose guest kernel panicked or
-// hung, for the steps that boot did not finish. The panic is the guest kernel's, not
-// a verdict on a step: under TCG the Debian guest kernel died once in
-// interrupt context while a podman step ran (CI, 2026-12-02), and the
-// whole job failed for it. The interrupted step is run again from a fresh
-// overlay with the panic as its earlier attempt (its log kept as
-// NAME.panic.log), so the summary and status show both; a second panic
-// fails the job. The merged result carries the finished steps of both
-// boots and the second boot's error.
+// hung, for the steps that boot did not finish. Either is the guest
+// kernel's failure, not a verdict on a step: under TCG the Debian guest
+// kernel died once in interrupt context while a podman step ran (CI,
+// 2026-12-02) and locked up once in podman (CI, 2026-12-03), and the whole
+// job failed for each. The interrupted step is run again from a fresh
+// overlay with the death as its earlier attempt (its log kept as
+// NAME.panic.log or NAME.hung.log), so the summary and status show both;
+// a second death fails the job. The merged result carries the finished
+// steps of both boots and the second boot's error.
 func bootAgain(ctx context.Context, boot func(context.Context, Input) (Result, error), in Input, first Result, p GuestPanic, log *slog.Logger) (*guestDeath, Result, error) {
 	done := first.Status.Steps
 	if len(done) >= len(in.Job.Steps) {
