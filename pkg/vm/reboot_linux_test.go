@@ -146,18 +146,10 @@ func threeSteps() Job {
 	return j
 }
 
-// A guest kernel panic mid-job: one more boot runs the interrupted step
-// and the rest; the summary shows the oops, the panic as the step's first
-// attempt, and both consoles are brought back.
-func TestHostBootsAgainAfterGuestPanic(t *testing.T) {
-	f := &fakeBoots{t: t}
-	f.plays = append(f.plays, panicked(t), func(share, console string) (Status, error) {
-		if _, err := os.Stat(filepath.Join(filepath.Dir(console), panicConsole)); err != nil {
-			t.Errorf("first console not kept: %v", err)
-		}
-		writeFiles(t, map[string]string{filepath.Join(share, "logs/b.log"): "b again", filepath.Join(share, "logs/c.log"): "c", console: "second boot"})
-		return Status{Kernel: "6.12.117+deb13-amd64", Steps: []StepResult{pass("b"), pass("c")}, Complete: true}, nil
-	})
+// runBootedAgain runs threeSteps on f's boots, which must pass it in two
+// boots ([a b c], then [b c]), and returns the summary and the one vm dir.
+func runBootedAgain(t *testing.T, f *fakeBoots) (string, string) {
+	t.Helper()
 	h, out := hostFor(t, f)
 	var w bytes.Buffer
 	if err := h.Run(context.Background(), threeSteps(), &w); err != nil {
@@ -170,23 +162,39 @@ func TestHostBootsAgainAfterGuestPanic(t *testing.T) {
 	if len(vmDirs) != 1 {
 		t.Fatalf("vm dirs %v", vmDirs)
 	}
+	return w.String(), vmDirs[0]
+}
+
+// A guest kernel panic mid-job: one more boot runs the interrupted step
+// and the rest; the summary shows the oops, the panic as the step's first
+// attempt, and both consoles are brought back.
+func TestHostBootsAgainAfterGuestPanic(t *testing.T) {
+	f := &fakeBoots{t: t}
+	f.plays = append(f.plays, panicked(t), func(share, console string) (Status, error) {
+		if _, err := os.Stat(filepath.Join(filepath.Dir(console), panicConsole)); err != nil {
+			t.Errorf("first console not kept: %v", err)
+		}
+		writeFiles(t, map[string]string{filepath.Join(share, "logs/b.log"): "b again", filepath.Join(share, "logs/c.log"): "c", console: "second boot"})
+		return Status{Kernel: "6.12.117+deb13-amd64", Steps: []StepResult{pass("b"), pass("c")}, Complete: true}, nil
+	})
+	sum, vmDir := runBootedAgain(t, f)
 	for p, want := range map[string]string{"console.log": "second boot", panicConsole: "nfslab-agent: start\r\n" + ciPanic,
 		"logs/b.panic.log": "b's log until the panic", "logs/b.log": "b again", "logs/a.log": "a's log"} {
-		if b, err := os.ReadFile(filepath.Join(vmDirs[0], p)); err != nil || string(b) != want {
+		if b, err := os.ReadFile(filepath.Join(vmDir, p)); err != nil || string(b) != want {
 			t.Errorf("%s: %q %v, want %q", p, b, err, want)
 		}
 	}
 	for _, want := range []string{
-		"vm: the guest kernel panicked during step b (Fatal exception in interrupt); booted again for the 2 steps it had not finished; its console is " + filepath.Join(vmDirs[0], panicConsole) + ":\n",
+		"vm: the guest kernel panicked during step b (Fatal exception in interrupt); booted again for the 2 steps it had not finished; its console is " + filepath.Join(vmDir, panicConsole) + ":\n",
 		"    [  143.40] BUG: unable to handle page fault",
 		"total 2m0s",
 		"PASS a (1m0s)\n",
 		"PASS b (1m0s) on attempt 2\n",
-		"    attempt 1: FAIL exit -1 after 0s the guest kernel panicked: Fatal exception in interrupt, log " + filepath.Join(vmDirs[0], "logs/b.panic.log") + "\n",
+		"    attempt 1: FAIL exit -1 after 0s the guest kernel panicked: Fatal exception in interrupt, log " + filepath.Join(vmDir, "logs/b.panic.log") + "\n",
 		"PASS c (1m0s)\n",
 	} {
-		if !strings.Contains(w.String(), want) {
-			t.Errorf("summary lacks %q:\n%s", want, w.String())
+		if !strings.Contains(sum, want) {
+			t.Errorf("summary lacks %q:\n%s", want, sum)
 		}
 	}
 }
@@ -237,32 +245,20 @@ func TestHostBootsAgainAfterGuestHung(t *testing.T) {
 		writeFiles(t, map[string]string{filepath.Join(share, "logs/b.log"): "b again", filepath.Join(share, "logs/c.log"): "c", console: "second boot"})
 		return Status{Steps: []StepResult{pass("b"), pass("c")}, Complete: true}, nil
 	})
-	h, out := hostFor(t, f)
-	var w bytes.Buffer
-	if err := h.Run(context.Background(), threeSteps(), &w); err != nil {
-		t.Fatalf("run: %v\n%s", err, w.String())
-	}
-	if len(f.jobs) != 2 || strings.Join(f.jobs[1], ",") != "b,c" {
-		t.Errorf("boots ran %q, want [a b c] then [b c]", f.jobs)
-	}
-	vmDirs, _ := filepath.Glob(filepath.Join(out, "vm-*"))
-	if len(vmDirs) != 1 {
-		t.Fatalf("vm dirs %v", vmDirs)
-	}
+	sum, vmDir := runBootedAgain(t, f)
 	for p, want := range map[string]string{"console.log": "second boot", "logs/b.hung.log": "b's log until the hang", "logs/b.log": "b again"} {
-		if b, err := os.ReadFile(filepath.Join(vmDirs[0], p)); err != nil || string(b) != want {
+		if b, err := os.ReadFile(filepath.Join(vmDir, p)); err != nil || string(b) != want {
 			t.Errorf("%s: %q %v, want %q", p, b, err, want)
 		}
 	}
-	if b, err := os.ReadFile(filepath.Join(vmDirs[0], hungConsole)); err != nil || !strings.HasSuffix(string(b), lockup) {
+	if b, err := os.ReadFile(filepath.Join(vmDir, hungConsole)); err != nil || !strings.HasSuffix(string(b), lockup) {
 		t.Errorf("%s: %q %v", hungConsole, b, err)
 	}
-	sum := w.String()
 	for _, want := range []string{
-		"vm: the guest stopped answering during step b (no heartbeat from the agent for 4m0s (heartbeat)); booted again for the 2 steps it had not finished; its console is " + filepath.Join(vmDirs[0], hungConsole) + ":\n",
+		"vm: the guest stopped answering during step b (no heartbeat from the agent for 4m0s (heartbeat)); booted again for the 2 steps it had not finished; its console is " + filepath.Join(vmDir, hungConsole) + ":\n",
 		"    [  816.721174] watchdog: BUG: soft lockup - CPU#0 stuck for 45s! [podman:3883]\n",
 		"PASS b (1m0s) on attempt 2\n",
-		"    attempt 1: FAIL exit -1 after 0s the guest stopped answering: no heartbeat from the agent for 4m0s (heartbeat), log " + filepath.Join(vmDirs[0], "logs/b.hung.log") + "\n",
+		"    attempt 1: FAIL exit -1 after 0s the guest stopped answering: no heartbeat from the agent for 4m0s (heartbeat), log " + filepath.Join(vmDir, "logs/b.hung.log") + "\n",
 	} {
 		if !strings.Contains(sum, want) {
 			t.Errorf("summary lacks %q:\n%s", want, sum)
