@@ -20,6 +20,7 @@ import (
 	"github.com/nfslab/nfslab/internal/cmdrun"
 	"github.com/nfslab/nfslab/pkg/clock"
 	"github.com/nfslab/nfslab/pkg/duration"
+	"github.com/nfslab/nfslab/pkg/probe"
 )
 
 // Smoke is the guest-side NFS smoke test: the full-drop case built from the
@@ -187,12 +188,12 @@ func (s Smoke) FullDrop(ctx context.Context) (SmokeResult, error) {
 
 	// The probe: appends and force()s on the NFS mount until it fails.
 	lines := make(chan lineAt, 1024)
-	probe := cmdrun.Command(ctx, "java", "-XX:+UseSerialGC", "-Xmx256m", "-XX:ErrorFile="+filepath.Join(res.RunDir, "hs_err_pid%p.log"),
-		"-cp", s.ProbeDir, "JournalProbe", "--dir", filepath.Join(smokeMount, "journal"),
-		"--segment-size", "16M", "--batch", "64", "--rate", "2000", "--duration", "10m", "--no-replay")
-	probe.SysProcAttr = &unix.SysProcAttr{Setpgid: true}
+	argv := probe.Command(s.ProbeDir, res.RunDir, probe.Config{Dir: filepath.Join(smokeMount, "journal"),
+		SegmentSize: 16 << 20, Batch: 64, Rate: 2000, Duration: 10 * time.Minute, Mode: probe.ModeAppendOnly})
+	jvm := cmdrun.Command(ctx, argv[0], argv[1:]...)
+	jvm.SysProcAttr = &unix.SysProcAttr{Setpgid: true}
 	pr, pw := io.Pipe()
-	probe.Stdout, probe.Stderr = pw, pw
+	jvm.Stdout, jvm.Stderr = pw, pw
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -210,13 +211,13 @@ func (s Smoke) FullDrop(ctx context.Context) (SmokeResult, error) {
 	}()
 	exited := make(chan error, 1)
 	if err := step("start the journal probe", func() error {
-		if err := probe.Start(); err != nil {
+		if err := jvm.Start(); err != nil {
 			return err
 		}
-		go func() { exited <- probe.Wait(); pw.Close() }()
+		go func() { exited <- jvm.Wait(); pw.Close() }()
 		return nil
 	}, func() error {
-		_ = unix.Kill(-probe.Process.Pid, unix.SIGKILL)
+		_ = unix.Kill(-jvm.Process.Pid, unix.SIGKILL)
 		<-exited
 		wg.Wait()
 		return nil
