@@ -37,7 +37,7 @@ func TestCollectAndSummary(t *testing.T) {
 	if err := os.WriteFile(console, []byte("boot"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	res := Result{ShareDir: share, ConsoleLog: console, Accel: Accel{Name: "tcg", CPU: "max"},
+	res := Result{ShareDir: share, ConsoleLog: console, Accel: Accel{Name: "tcg", CPU: "max", Opts: "thread=single"},
 		BootTime: 12340 * time.Millisecond, Total: 95 * time.Second,
 		Status: Status{Steps: []StepResult{
 			{Name: "nfs-full-drop", Verdict: Pass, Duration: duration.Duration(61 * time.Second),
@@ -66,7 +66,7 @@ func TestCollectAndSummary(t *testing.T) {
 	var w bytes.Buffer
 	WriteSummary(&w, res, c)
 	for _, want := range []string{
-		"vm: accel tcg (-cpu max), boot 12.3s, total 1m35s; console and step logs in " + c.VMDir + "\n",
+		"vm: accel tcg (-cpu max, thread=single), boot 12.3s, total 1m35s; console and step logs in " + c.VMDir + "\n",
 		"PASS nfs-full-drop (1m1s) on attempt 2\n",
 		"    attempt 1: FAIL exit 1 after 30s, log " + filepath.Join(c.VMDir, "logs/nfs-full-drop.attempt1.log") + "\n",
 		"FAIL nfs-random-drop (40s) exit 1 expectation failed\n",

@@ -264,14 +264,14 @@ func TestKernelBuilderRefusesABadSignatureOrIndex(t *testing.T) {
 func TestMachineWithoutInitrd(t *testing.T) {
 	s := Session{Image: Image{Dir: "/c", Kernel: "vmlinuz", Initrd: "initrd.img"},
 		Kernel: &Kernel{Dir: "/k", Image: "vmlinuz", Cmdline: []string{"ifb.numifbs=0"}}}
-	m := s.machine("/w/ov", "/w/share", Accel{"tcg", "max"})
+	m := s.machine("/w/ov", "/w/share", Accel{Name: "tcg", CPU: "max"})
 	args := m.Args()
 	if slices.Contains(args, "-initrd") || args[slices.Index(args, "-kernel")+1] != "/k/vmlinuz" ||
 		!strings.HasSuffix(args[slices.Index(args, "-append")+1], "ifb.numifbs=0") {
 		t.Errorf("args %q", args)
 	}
 	s.Kernel = nil
-	if m := s.machine("/w/ov", "/w/share", Accel{"tcg", "max"}); m.Initrd != "/c/initrd.img" || m.Kernel != "/c/vmlinuz" {
+	if m := s.machine("/w/ov", "/w/share", Accel{Name: "tcg", CPU: "max"}); m.Initrd != "/c/initrd.img" || m.Kernel != "/c/vmlinuz" {
 		t.Errorf("debian kernel %+v", m)
 	}
 }

@@ -18,9 +18,41 @@ const ShareTag = "nfslab"
 type Accel struct {
 	Name string // "kvm" or "tcg"
 	CPU  string // "-cpu" value
+	// Opts are the accelerator's options ("thread=single"), appended to
+	// its name in -accel.
+	Opts string
 }
 
-func (a Accel) String() string { return a.Name + " (-cpu " + a.CPU + ")" }
+func (a Accel) String() string {
+	if a.Opts != "" {
+		return a.Name + " (-cpu " + a.CPU + ", " + a.Opts + ")"
+	}
+	return a.Name + " (-cpu " + a.CPU + ")"
+}
+
+// arg is the -accel value.
+//
+// Equivalent to: qemu-system-x86_64 -accel tcg,thread=single
+func (a Accel) arg() string {
+	if a.Opts != "" {
+		return a.Name + "," + a.Opts
+	}
+	return a.Name
+}
+
+// tcgOneThread runs every vCPU of a TCG guest in one host thread. With a
+// thread per vCPU (qemu 7.2's default), a vCPU that translates code while
+// another one patches it can decode a mix of old and new bytes, where a
+// real CPU sees an aligned 4-byte store whole. OpenJDK 21 patches a jump
+// over a compiled method's entry when a better version replaces it, and
+// in the trixie guest the probe's JVM died with SIGILL two bytes into such
+// a jump (hs_err: "J c1 java.nio.Buffer.position", jmp at +0x20, pc at
+// +0x22) in 3 of 4 runs of nfs-server-restart's replay, and with SIGILL or
+// SIGSEGV at +0x20..+0x24 of C1 methods in 5 of 48 short JVM runs beside
+// a second guest. In one thread no translation can overlap a store: 0 of
+// 28. The scenarios wait on their timelines, so they took as long as
+// before (docs/vm.md, "JIT crashes under TCG").
+const tcgOneThread = "thread=single"
 
 // accelCandidates are tried in order by ChooseAccel in "auto" mode. Some
 // nested hosts reject the IA32_ARCH_CAPABILITIES MSR that `-cpu max` sets
@@ -31,7 +63,7 @@ func (a Accel) String() string { return a.Name + " (-cpu " + a.CPU + ")" }
 var accelCandidates = []Accel{
 	{Name: "kvm", CPU: "max"},
 	{Name: "kvm", CPU: "max,-arch-capabilities"},
-	{Name: "tcg", CPU: "max"},
+	{Name: "tcg", CPU: "max", Opts: tcgOneThread},
 }
 
 // Prober starts qemu with the given arguments and reports whether want
@@ -88,7 +120,7 @@ func ChooseAccel(ctx context.Context, mode, kernel string, kvmOK KVMAvailable, p
 // probeArgs boots the kernel with nothing else: it prints its banner, finds
 // no root and panics, and panic=-1 with -no-reboot ends qemu.
 func probeArgs(a Accel, kernel string) []string {
-	return []string{"-accel", a.Name, "-cpu", a.CPU, "-m", "256", "-nodefaults", "-no-user-config",
+	return []string{"-accel", a.arg(), "-cpu", a.CPU, "-m", "256", "-nodefaults", "-no-user-config",
 		"-no-reboot", "-display", "none", "-serial", "stdio", "-monitor", "none", "-nic", "none",
 		"-kernel", kernel, "-append", "console=ttyS0 panic=-1"}
 }
@@ -135,7 +167,7 @@ func (m Machine) KernelCmdline() string {
 // Args is qemu's argument list for the machine.
 func (m Machine) Args() []string {
 	args := []string{
-		"-accel", m.Accel.Name,
+		"-accel", m.Accel.arg(),
 		"-cpu", m.Accel.CPU,
 		"-machine", "q35",
 		"-m", strconv.Itoa(m.Boot.MemoryMB),

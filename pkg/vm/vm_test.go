@@ -259,6 +259,10 @@ func TestChooseAccel(t *testing.T) {
 		if !strings.Contains(a.CPU, "max") {
 			t.Errorf("%s: cpu %q lacks max (SSE4.2 for the JVM's CRC32C stub)", c.name, a.CPU)
 		}
+		// TCG in one host thread, or the JVM's code patching races (qemu.go).
+		if wantOpts := map[string]string{"tcg": "thread=single", "kvm": ""}[a.Name]; a.Opts != wantOpts {
+			t.Errorf("%s: %s opts %q, want %q", c.name, a.Name, a.Opts, wantOpts)
+		}
 	}
 	if _, _, err := ChooseAccel(ctx, "hvf", "k", yes, &fakeProber{}, time.Second); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("bad mode: %v", err)
@@ -267,7 +271,7 @@ func TestChooseAccel(t *testing.T) {
 
 func TestMachineArgs(t *testing.T) {
 	m := Machine{Kernel: "/c/vmlinuz", Initrd: "/c/initrd.img", Disk: "/w/overlay.qcow2", Share: "/w/share",
-		Accel: Accel{"tcg", "max"}, Boot: BootConfig{MemoryMB: 3072, CPUs: 2, Accel: "auto"}}
+		Accel: Accel{Name: "tcg", CPU: "max", Opts: "thread=single"}, Boot: BootConfig{MemoryMB: 3072, CPUs: 2, Accel: "auto"}}
 	args := m.Args()
 	pair := func(flag string) string {
 		i := slices.Index(args, flag)
@@ -276,7 +280,7 @@ func TestMachineArgs(t *testing.T) {
 		}
 		return args[i+1]
 	}
-	want := map[string]string{"-accel": "tcg", "-cpu": "max", "-m": "3072", "-smp": "2", "-nic": "none",
+	want := map[string]string{"-accel": "tcg,thread=single", "-cpu": "max", "-m": "3072", "-smp": "2", "-nic": "none",
 		"-kernel": "/c/vmlinuz", "-initrd": "/c/initrd.img", "-serial": "stdio", "-monitor": "none"}
 	for f, v := range want {
 		if got := pair(f); got != v {
