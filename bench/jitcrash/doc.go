@@ -15,7 +15,7 @@
 // multi/qemu-system-x86_64 is a wrapper that gives qemu 7.2's default, a
 // thread per vCPU, to a vm run that finds it first on PATH:
 //
-//	sudo env PATH="$PWD/bench/jitcrash/multi:$PATH" bin/nfslab vm run --guest trixie --tests-only --test-binary 'bin/jitcrash.test=^TestJITCrashes$' --out /tmp/jit
+//	sudo env PATH="$PWD/bench/jitcrash/multi:$PATH" bin/nfslab vm run --guest trixie --tests-only --test-binary 'bin/jitcrash.test=^TestJITCrashes$' --out /tmp/jit-multi
 //
 // A crash is rare on an idle host: boot a second guest beside it (another
 // vm run) to see them. BENCHMARKS.md, "JIT crashes under TCG", has the

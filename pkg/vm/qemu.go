@@ -49,9 +49,10 @@ func (a Accel) arg() string {
 // a jump (hs_err: "J c1 java.nio.Buffer.position", jmp at +0x20, pc at
 // +0x22) in 3 of 4 runs of nfs-server-restart's replay, and with SIGILL or
 // SIGSEGV at +0x20..+0x24 of C1 methods in 5 of 48 short JVM runs beside
-// a second guest. In one thread no translation can overlap a store: 0 of
-// 28. The scenarios wait on their timelines, so they took as long as
-// before (docs/vm.md, "JIT crashes under TCG").
+// a second guest (bench/jitcrash, with -XX:UseAVX=0). In one thread no
+// translation can overlap a store: 0 of 28. The scenarios wait on their
+// timelines, so they took as long as before (docs/vm.md, "JIT crashes
+// under TCG").
 const tcgOneThread = "thread=single"
 
 // accelCandidates are tried in order by ChooseAccel in "auto" mode. Some
