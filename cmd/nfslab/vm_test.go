@@ -226,7 +226,10 @@ func vmBuildTestBinary(t *testing.T, pkg, name, tag string) string {
 // bench/faults' delay-vs-tc table; and in the same boot pkg/nfsserver's
 // TestContainerServerReal: the workshop's containerized server behind
 // podman 5's own DNAT, with both netavark firewall drivers (the pitfall,
-// the finding naming podman's rule, --match-original's EIO, recovery).
+// the finding naming podman's rule, --match-original's EIO, recovery),
+// and pkg/netfault's TestPodmanPublishDiagnosedReal: the diagnosis of
+// podman's own -p 2049:2049 with both drivers (conntrack's translation,
+// the iptables or nft rule named).
 // First, pkg/vm's TestGuestKernelPanicOnce panics the guest's kernel: vm
 // run must boot once more for it and every later step (the guest kernel
 // died once in CI under TCG, and the whole job failed for it).
@@ -237,7 +240,7 @@ func TestVMShapeDelay(t *testing.T) {
 	t.Parallel() // beside TestVMFullDropNFS
 	privtest.Tools(t, vm.QEMUBinary, "qemu-img", "debootstrap", "mkfs.ext4", "javac", "go")
 	bin := vmBuildStatic(t)
-	nf := vmBuildTestBinary(t, "../../pkg/netfault", "netfault.test", "nfsguest")
+	nf := vmBuildTestBinary(t, "../../pkg/netfault", "netfault.test", "nfsguest podmanguest")
 	bench := vmBuildTestBinary(t, "../../bench/faults", "faults.test", "nfsguest")
 	ctr := vmBuildTestBinary(t, "../../pkg/nfsserver", "nfsserver.test", "nfsguest podmanguest")
 	panics := vmBuildTestBinary(t, "../../pkg/vm", "vm.test", "nfsguest")
@@ -246,7 +249,7 @@ func TestVMShapeDelay(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "vm", "run", "--smoke-only", "--out", out,
 		"--test-binary", panics+"=^TestGuestKernelPanicOnce$",
-		"--test-binary", nf+"=^TestGuest", "--test-binary", bench+"=^TestGuestShapeBench$",
+		"--test-binary", nf+"=^(TestGuest|TestPodmanPublishDiagnosedReal$)", "--test-binary", bench+"=^TestGuestShapeBench$",
 		"--test-binary", ctr+"=^TestContainerServerReal$",
 		"--scenarios-dir", "../../scenarios", "--timeout", "25m")
 	cmd.Env = append(os.Environ(), "CI=true") // a skip in the guest fails
@@ -280,7 +283,8 @@ func TestVMShapeDelay(t *testing.T) {
 		t.Fatalf("want one gotest-netfault.log under %s/vm-*/logs, got %v", out, logs)
 	}
 	l, _ := os.ReadFile(logs[0])
-	for _, want := range []string{"--- PASS: TestGuestDelayOnTheWire", "--- PASS: TestGuestDelaySIGKILL"} {
+	for _, want := range []string{"--- PASS: TestGuestDelayOnTheWire", "--- PASS: TestGuestDelaySIGKILL",
+		"--- PASS: TestPodmanPublishDiagnosedReal/iptables", "--- PASS: TestPodmanPublishDiagnosedReal/nftables"} {
 		if !strings.Contains(string(l), want) {
 			t.Errorf("%s missing in the guest's log:\n%s", want, vmTail(string(l), 40))
 		}

@@ -6,6 +6,8 @@
 //
 //	CGO_ENABLED=0 go test -tags "$TAGS podmanguest" -c -o netfault.test ./pkg/netfault   # on the host
 //	nfslab vm run --guest trixie --smoke-only --test-binary 'netfault.test=^TestPodmanPublishDiagnosedReal$'
+//
+// cmd/nfslab's TestVMShapeDelay runs it so in every test run.
 
 package netfault_test
 
