@@ -130,6 +130,7 @@ func newRuleFaultCmd(g *globals, kind netfault.Kind) *cobra.Command {
 		f.Float64Var(&o.spec.Prob, "prob", 0, "drop each matching packet with probability P (0 < P <= 1); default every packet")
 	}
 	f.BoolVar(&o.spec.MatchOriginal, "match-original", false, "match the connection's original destination (conntrack), so a fault aimed at a DNATed address such as localhost:2049 bites")
+	f.IntVar(&o.spec.LocalPort, "local-port", 0, "this host's own port, for a fault on the server (--dst is then the client; --port defaults to 0, the client's port being ephemeral)")
 	f.DurationVar(&o.verifyWindow, "verify-window", daemon.DefaultVerifyWindow, "how long to watch the counters for a first hit")
 	f.BoolVar(&o.noVerify, "no-verify", false, "do not watch the counters after applying")
 	return cmd
@@ -280,6 +281,9 @@ func checkFaultFlags(cmd *cobra.Command, o *faultOpts) error {
 	if o.verifyWindow < 0 || (f.Changed("verify-window") && o.verifyWindow == 0) {
 		return usage(fmt.Errorf("verify window %v is not positive", o.verifyWindow))
 	}
+	if f.Lookup("port") != nil && !f.Changed("port") {
+		o.spec.Port = netfault.DefaultPortFor(o.spec)
+	}
 	o.spec = o.spec.WithDefaults()
 	if err := o.spec.Validate(); err != nil {
 		return usage(err)
@@ -378,6 +382,9 @@ func faultSelectors(s netfault.Spec) string {
 	fmt.Fprintf(&b, "%s %s", s.Proto, s.Dst)
 	if s.Port != 0 {
 		fmt.Fprintf(&b, ":%d", s.Port)
+	}
+	if s.LocalPort != 0 {
+		fmt.Fprintf(&b, " local-port %d", s.LocalPort)
 	}
 	fmt.Fprintf(&b, " %s", s.Dir)
 	if s.Prob != 0 && s.Prob != 1 {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -85,6 +86,11 @@ func TestFaultBadInputExit2ChangesNothing(t *testing.T) {
 		{[]string{"reject", "--dst", "10.0.0.5", "--netns", ".."}, `".."`},
 		{[]string{"unreachable", "--dst", "fe80::1%lo"}, "fe80::1%lo"},
 		{[]string{"drop", "--dst", "fe80::1%3"}, `"3"`},
+		{[]string{"drop", "--dst", "10.0.0.5", "--local-port", "65536"}, "local port 65536"},
+		{[]string{"drop", "--dst", "10.0.0.5", "--local-port", "2049", "--match-original"}, "--match-original"},
+		{[]string{"drop", "--dst", "0.0.0.0/0", "--local-port", "0", "--port", "0"}, "0.0.0.0/0"},
+		{[]string{"delay", "--dst", "10.0.0.5", "--delay", "10ms", "--local-port", "2049"}, "unknown flag: --local-port"},
+		{[]string{"unreachable", "--dst", "10.0.0.5", "--local-port", "2049"}, "unknown flag: --local-port"},
 		{[]string{"expire", "--id", "deadbeef", "--at", "2026-01-01T00:00:00Z", "--created", "yesterday"}, "yesterday"},
 		{[]string{"heal"}, "--all"},
 		{[]string{"heal", "abc", "--all"}, "--all"},
@@ -219,6 +225,29 @@ func TestDryRunChangesNothing(t *testing.T) {
 	}
 	if lab.inj.Calls("Apply") != 0 {
 		t.Fatal("dry run applied a fault")
+	}
+}
+
+// On the server: --local-port names the server's port, and --port, the
+// client's, then defaults to any (0) unless given.
+func TestDropLocalPortOnServer(t *testing.T) {
+	for _, tc := range []struct {
+		args       []string
+		port, show string
+	}{
+		{[]string{"--local-port", "2049", "--dir", "both"}, "0", "tcp 10.0.0.5 local-port 2049 both"},
+		{[]string{"--local-port", "2049", "--port", "800"}, "800", "tcp 10.0.0.5:800 local-port 2049 out"},
+	} {
+		lab := newFakeLab()
+		args := append([]string{"drop", "--dst", "10.0.0.5", "--no-verify"}, tc.args...)
+		out, _, code := runCLI(t, lab.ctx(), args...)
+		if code != 0 || !strings.Contains(out, tc.show) {
+			t.Fatalf("%q: exit %d, output lacks %q:\n%s", args, code, tc.show, out)
+		}
+		fs := lab.inj.Faults("")
+		if len(fs) != 1 || fs[0].Spec.LocalPort != 2049 || strconv.Itoa(fs[0].Spec.Port) != tc.port {
+			t.Fatalf("%q applied %+v, want local port 2049 and port %s", args, fs, tc.port)
+		}
 	}
 }
 

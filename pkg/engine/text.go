@@ -21,6 +21,9 @@ func specText(s netfault.Spec) string {
 		} else {
 			fmt.Fprintf(&b, " to %s", s.Dst)
 		}
+		if s.LocalPort != 0 {
+			fmt.Fprintf(&b, " local port %d", s.LocalPort)
+		}
 		fmt.Fprintf(&b, " dir %s", s.Dir)
 		if s.Prob > 0 && s.Prob < 1 {
 			fmt.Fprintf(&b, " prob %.2f", s.Prob)
@@ -85,6 +88,9 @@ func stepDetail(st *scenario.Step) string {
 		s := f.Dst
 		if f.Port != 0 {
 			s += fmt.Sprintf(":%d", f.Port)
+		}
+		if f.LocalPort != 0 {
+			s += fmt.Sprintf(" local_port %d", f.LocalPort)
 		}
 		if f.Prob > 0 {
 			s += fmt.Sprintf(" prob %.2f", f.Prob)

@@ -45,7 +45,8 @@ type Plan struct {
 // Finding is one likely reason why a fault matches no traffic.
 type Finding struct {
 	// Cause is a stable short code: nat-before-filter, no-connection,
-	// userspace-proxy, localio, earlier-accept, sport-mistake.
+	// userspace-proxy, localio, earlier-accept, sport-mistake, local-port
+	// (every one: Causes).
 	Cause  string `json:"cause"`
 	Detail string `json:"detail"`
 	Fix    string `json:"fix,omitempty"`

@@ -24,13 +24,14 @@ const (
 	CauseEarlierAccept   = "earlier-accept"
 	CauseSportMistake    = "sport-mistake"
 	CauseLocalRoute      = "local-route"
+	CauseLocalPort       = "local-port"
 )
 
 // Causes lists every cause Diagnose may report, for validation of
 // scenarios that expect one.
 func Causes() []string {
 	return []string{CauseNATBeforeFilter, CauseNoConnection, CauseUserspaceProxy,
-		CauseLocalIO, CauseEarlierAccept, CauseSportMistake, CauseLocalRoute, CauseShapeOffRoute, CauseShapeClassMissing}
+		CauseLocalIO, CauseEarlierAccept, CauseSportMistake, CauseLocalRoute, CauseLocalPort, CauseShapeOffRoute, CauseShapeClassMissing}
 }
 
 // knownProxies are userspace port forwarders that terminate a connection
@@ -93,7 +94,9 @@ func (m *Manager) Diagnose(ctx context.Context, netns, id string) ([]Finding, er
 		out = append(out, earlierAccept(ipt, f.Spec)...)
 		out = append(out, sportMistakes(ipt, port)...)
 	}
-	if !f.Spec.MatchOriginal && f.Spec.Dir != DirIn {
+	// A fault on the server's own port (LocalPort) matches its replies:
+	// a NAT on the way out of a client does not apply to them.
+	if !f.Spec.MatchOriginal && f.Spec.Dir != DirIn && f.Spec.LocalPort == 0 {
 		// The same DNAT may show in three places: iptables' nat table,
 		// the nftables ruleset (iptables-nft's tables included) and the
 		// conntrack entries of connections it rewrote. An iptables rule
@@ -110,23 +113,49 @@ func (m *Manager) Diagnose(ctx context.Context, netns, id string) ([]Finding, er
 	}
 	socks := m.sockets(netns, pfx.Addr().Is6())
 	if f.Spec.Proto == "tcp" && !f.Spec.MatchOriginal && socks != nil {
-		found := false
-		for _, s := range socks {
-			if s.State != tcpListen && pfx.Contains(s.Remote.Addr()) && (port == 0 || int(s.Remote.Port()) == port) {
-				found = true
-			}
-		}
-		if !found {
-			out = append(out, Finding{Cause: CauseNoConnection,
-				Detail: fmt.Sprintf("no TCP connection to %s port %d exists in %s (/proc/net/tcp*)", f.Spec.Dst, port, nsLabel(netns)),
-				Fix:    "check which address the client really uses (e.g. `mount -t nfs4` shows addr=...; a name may resolve elsewhere) and aim the fault at it"})
-		}
+		out = append(out, connectionFindings(socks, f.Spec, pfx, netns)...)
 	}
 	if isLocal {
 		out = append(out, m.proxyFindings(socks, pfx, port)...)
 	}
 	out = append(out, m.localioFinding(isLocal, f.Spec.Dst)...)
 	return out, nil
+}
+
+// connectionFindings reports a TCP fault that selects no connection of
+// the namespace: none to Dst's Port, or only ones in which Port is this
+// host's own, the mistake of a fault aimed from the server (its clients
+// connect from ephemeral ports; LocalPort selects the server's).
+func connectionFindings(socks []Socket, s Spec, pfx netip.Prefix, netns string) []Finding {
+	var served []Socket
+	for _, c := range socks {
+		if c.State == tcpListen || !pfx.Contains(c.Remote.Addr()) {
+			continue
+		}
+		if (s.Port == 0 || int(c.Remote.Port()) == s.Port) && (s.LocalPort == 0 || int(c.Local.Port()) == s.LocalPort) {
+			return nil
+		}
+		if s.LocalPort == 0 && s.Port != 0 && int(c.Local.Port()) == s.Port {
+			served = append(served, c)
+		}
+	}
+	if len(served) > 0 {
+		c := served[0]
+		return []Finding{{Cause: CauseLocalPort,
+			Detail: fmt.Sprintf("port %d is this host's own: %s connects to %s from its port %d (%d such connection(s) in %s, /proc/net/tcp*), so this host is the server, and --port matches the peer's port, here the client's ephemeral one",
+				s.Port, c.Remote.Addr(), c.Local, c.Remote.Port(), len(served), nsLabel(netns)),
+			Fix: fmt.Sprintf("re-apply with --local-port %d --port 0 (in a scenario: local_port: %d, port: 0)", s.Port, s.Port)}}
+	}
+	what := fmt.Sprintf("to %s port %d", s.Dst, s.Port)
+	if s.LocalPort != 0 {
+		what = fmt.Sprintf("from %s to local port %d", s.Dst, s.LocalPort)
+		if s.Port != 0 {
+			what = fmt.Sprintf("from %s port %d to local port %d", s.Dst, s.Port, s.LocalPort)
+		}
+	}
+	return []Finding{{Cause: CauseNoConnection,
+		Detail: fmt.Sprintf("no TCP connection %s exists in %s (/proc/net/tcp*)", what, nsLabel(netns)),
+		Fix:    "check which address the client really uses (e.g. `mount -t nfs4` shows addr=...; a name may resolve elsewhere) and aim the fault at it"}}
 }
 
 // legacyBackend reports whether the backend called name is an

@@ -149,3 +149,36 @@ func TestDiagnoseLocalIOAcrossNamespaces(t *testing.T) {
 }
 
 const fsModeSymlink = fs.ModeSymlink
+
+// On the server, a fault aimed with --port at the server's own port
+// matches nothing (its clients connect from ephemeral ports): the
+// diagnosis says so and gives --local-port, which then finds the
+// connection.
+func TestDiagnoseServerSidePort(t *testing.T) {
+	m, w, _, _ := newFake(t)
+	ctx := context.Background()
+	// 10.0.0.1:2049 LISTEN; 10.0.0.1:2049 <- 10.0.0.2:812 ESTABLISHED.
+	w.SetNetFile("", "tcp", tcpHeader+
+		"   0: 0100000A:0801 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000000000000000 100 0 0 10 0\n"+
+		"   1: 0100000A:0801 0200000A:032C 01 00000000:00000000 00:00000000 00000000     0        0 5555 1 0000000000000000 100 0 0 10 0\n")
+	f, err := m.Apply(ctx, netfault.Spec{Kind: netfault.KindDrop, Dst: "10.0.0.2", Port: 2049}.WithDefaults())
+	must(t, err)
+	fs, err := m.Diagnose(ctx, "", f.ID)
+	must(t, err)
+	if causes(fs) != netfault.CauseLocalPort || !strings.Contains(fs[0].Fix, "--local-port 2049 --port 0") ||
+		!strings.Contains(fs[0].Detail, "10.0.0.2 connects to 10.0.0.1:2049 from its port 812") {
+		t.Fatalf("findings %+v", fs)
+	}
+	g, err := m.Apply(ctx, netfault.Spec{Kind: netfault.KindDrop, Dst: "10.0.0.2", LocalPort: 2049, Dir: netfault.DirBoth}.WithDefaults())
+	must(t, err)
+	if fs, err = m.Diagnose(ctx, "", g.ID); err != nil || len(fs) != 0 {
+		t.Fatalf("--local-port findings %+v, %v", fs, err)
+	}
+	h, err := m.Apply(ctx, netfault.Spec{Kind: netfault.KindDrop, Dst: "10.0.0.3", LocalPort: 2049}.WithDefaults())
+	must(t, err)
+	fs, err = m.Diagnose(ctx, "", h.ID)
+	must(t, err)
+	if causes(fs) != netfault.CauseNoConnection || !strings.Contains(fs[0].Detail, "from 10.0.0.3 to local port 2049") {
+		t.Fatalf("no client 10.0.0.3: %+v", fs)
+	}
+}

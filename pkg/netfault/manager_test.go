@@ -54,6 +54,14 @@ func TestPlanRendersRules(t *testing.T) {
 				"ip6tables -t filter -A NFSLAB-INPUT -s fd00::5/128 -p udp -m udp --sport 2049 -m time --datestop 2026-06-12T16:00:59 -m comment --comment nfslab:<id> -j REJECT --reject-with icmp6-port-unreachable"}},
 		{"udp reject v4", netfault.Spec{Kind: netfault.KindReject, Dst: "10.0.0.5", Proto: "udp", For: time.Minute},
 			[]string{"iptables -t filter -A NFSLAB-OUTPUT -d 10.0.0.5/32 -p udp -m time --datestop 2026-06-12T16:00:59 -m comment --comment nfslab:<id> -j REJECT --reject-with icmp-port-unreachable"}},
+		{"local port both (on the server)", netfault.Spec{Kind: netfault.KindDrop, Dst: "10.0.0.7", LocalPort: 2049, Dir: netfault.DirBoth, For: time.Minute},
+			[]string{
+				"iptables -t filter -A NFSLAB-OUTPUT -d 10.0.0.7/32 -p tcp -m tcp --sport 2049 -m time --datestop 2026-06-12T16:00:59 -m comment --comment nfslab:<id> -j DROP",
+				"iptables -t filter -A NFSLAB-INPUT -s 10.0.0.7/32 -p tcp -m tcp --dport 2049 -m time --datestop 2026-06-12T16:00:59 -m comment --comment nfslab:<id> -j DROP"}},
+		{"local and peer port", netfault.Spec{Kind: netfault.KindReject, Dst: "10.0.0.7", Port: 800, LocalPort: 2049, Dir: netfault.DirBoth, For: time.Minute},
+			[]string{
+				"iptables -t filter -A NFSLAB-OUTPUT -d 10.0.0.7/32 -p tcp -m tcp --sport 2049 --dport 800 -m time --datestop 2026-06-12T16:00:59 -m comment --comment nfslab:<id> -j REJECT --reject-with tcp-reset",
+				"iptables -t filter -A NFSLAB-INPUT -s 10.0.0.7/32 -p tcp -m tcp --sport 800 --dport 2049 -m time --datestop 2026-06-12T16:00:59 -m comment --comment nfslab:<id> -j REJECT --reject-with tcp-reset"}},
 		{"match original", netfault.Spec{Kind: netfault.KindDrop, Dst: "127.0.0.1", Port: 2049, MatchOriginal: true, Netns: "lab", For: time.Minute},
 			[]string{"ip netns exec lab iptables -t filter -A NFSLAB-OUTPUT -p tcp -m conntrack --ctorigdst 127.0.0.1 --ctorigdstport 2049 -m time --datestop 2026-06-12T16:00:59 -m comment --comment nfslab:<id> -j DROP"}},
 	}
@@ -438,3 +446,22 @@ func osDirFS(dir string) fs.FS { return os.DirFS(dir) }
 func fs2(dir string) ([]string, error) { return fs.Glob(os.DirFS(dir), "*/*.json") }
 
 var _ = fstest.MapFS{}
+
+// A server-side fault's local port reads back from its rules alone, as
+// after a crash that lost the state file.
+func TestLocalPortReadsBackFromRules(t *testing.T) {
+	m, w, clk, _ := newFake(t)
+	ctx := context.Background()
+	f, err := m.Apply(ctx, netfault.Spec{Kind: netfault.KindDrop, Dst: "10.0.0.7", LocalPort: 2049, Dir: netfault.DirBoth}.WithDefaults())
+	must(t, err)
+	m2, err := netfault.NewManager(w.Options(clk, t.TempDir()))
+	must(t, err)
+	fs, err := m2.List(ctx, "")
+	must(t, err)
+	if len(fs) != 1 || fs[0].ID != f.ID {
+		t.Fatalf("listed %+v", fs)
+	}
+	if s := fs[0].Spec; s.LocalPort != 2049 || s.Port != 0 || s.Dir != netfault.DirBoth || s.Dst != "10.0.0.7" || s.Kind != netfault.KindDrop {
+		t.Fatalf("read back as %+v", s)
+	}
+}

@@ -116,12 +116,21 @@ func renderRules(id string, s Spec, expires time.Time) ([]ruleSpec, error) {
 			if s.Port != 0 {
 				a = append(a, "--ctorigdstport", strconv.Itoa(s.Port))
 			}
-		} else if s.Port != 0 {
-			flag := "--dport"
+		} else if s.Port != 0 || s.LocalPort != 0 {
+			// iptables -S prints --sport before --dport. Port is the
+			// peer's: the destination port going out, the source port
+			// coming in; LocalPort the other way round.
+			sport, dport := s.LocalPort, s.Port
 			if in {
-				flag = "--sport"
+				sport, dport = s.Port, s.LocalPort
 			}
-			a = append(a, "-m", s.Proto, flag, strconv.Itoa(s.Port))
+			a = append(a, "-m", s.Proto)
+			if sport != 0 {
+				a = append(a, "--sport", strconv.Itoa(sport))
+			}
+			if dport != 0 {
+				a = append(a, "--dport", strconv.Itoa(dport))
+			}
 		}
 		if s.Kind == KindDrop && s.Prob > 0 && s.Prob < 1 {
 			a = append(a, "-m", "statistic", "--mode", "random", "--probability", formatProb(s.Prob))
@@ -187,9 +196,11 @@ func specFromRules(rules []ownchain.Rule, netns string) (Spec, time.Time) {
 		} else if r.Chain == ChainIn {
 			s.Dst = r.Opt["-s"]
 			s.Port, _ = strconv.Atoi(r.Opt["--sport"])
+			s.LocalPort, _ = strconv.Atoi(r.Opt["--dport"])
 		} else {
 			s.Dst = r.Opt["-d"]
 			s.Port, _ = strconv.Atoi(r.Opt["--dport"])
+			s.LocalPort, _ = strconv.Atoi(r.Opt["--sport"])
 		}
 		if r.Chain == ChainIn {
 			zone = cmp.Or(r.Opt["-i"], zone)

@@ -39,8 +39,8 @@ var Kinds = []Kind{KindDrop, KindReject, KindUnreachable, KindDelay, KindLimit}
 type Direction string
 
 const (
-	DirOut  Direction = "out"  // OUTPUT: to Dst:Port
-	DirIn   Direction = "in"   // INPUT: from Dst, source port Port
+	DirOut  Direction = "out"  // OUTPUT: to Dst:Port (from local port LocalPort)
+	DirIn   Direction = "in"   // INPUT: from Dst, source port Port (to local port LocalPort)
 	DirBoth Direction = "both" // both of the above
 )
 
@@ -74,6 +74,12 @@ type Spec struct {
 	// Port is the NFS (or other) server port; rule faults only. 0 matches
 	// any port.
 	Port int `json:"port,omitempty" yaml:"port,omitempty"`
+	// LocalPort is this host's own port, for a fault on the server's side
+	// (the server drops traffic of its NFS port to or from a client):
+	// OUTPUT --sport, INPUT --dport. 0 matches any local port. Drop and
+	// reject only; with it set, Port (the client's, ephemeral) defaults to
+	// 0: see DefaultPortFor.
+	LocalPort int `json:"local_port,omitempty" yaml:"local_port,omitempty"`
 	// Proto is "tcp" or "udp"; rule faults only.
 	Proto string `json:"proto,omitempty" yaml:"proto,omitempty"`
 	// Dir is out, in or both; rule faults only.
@@ -117,6 +123,17 @@ type Spec struct {
 	// in the caller's own namespace, where it would cut the machine off
 	// (SSH included). Not needed with Netns.
 	Force bool `json:"force,omitempty" yaml:"-"`
+}
+
+// DefaultPortFor is the Port a caller fills in when the user gave none:
+// DefaultPort (the NFS server's) for a client-side fault, 0 (any) when
+// the fault names its LocalPort, as the peer of a server is a client on
+// an ephemeral port.
+func DefaultPortFor(s Spec) int {
+	if s.LocalPort != 0 {
+		return 0
+	}
+	return DefaultPort
 }
 
 // WithDefaults returns s with defaults filled in for unset fields.
@@ -227,7 +244,7 @@ func (s Spec) Validate() error {
 	if err != nil {
 		return invalid("%v", err)
 	}
-	if pfx.Bits() == 0 && s.Netns == "" && !s.Force && (!s.Selects() || s.Port == 0) {
+	if pfx.Bits() == 0 && s.Netns == "" && !s.Force && (!s.Selects() || (s.Port == 0 && s.LocalPort == 0)) {
 		return invalid("destination %s covers every address (the default route): in this namespace the fault would cut the machine off, SSH included; aim it at a namespace (--netns NAME) or add --force", s.Dst)
 	}
 	if z := s.Zone(); z != "" {
@@ -263,6 +280,15 @@ func (s Spec) Validate() error {
 		if s.Port < 0 || s.Port > 65535 {
 			return invalid("port %d is out of range (0-65535)", s.Port)
 		}
+		if s.LocalPort < 0 || s.LocalPort > 65535 {
+			return invalid("local port %d is out of range (0-65535)", s.LocalPort)
+		}
+		if s.LocalPort != 0 && s.IsShape() {
+			return invalid("--local-port %d applies to drop and reject, not %s", s.LocalPort, s.Kind)
+		}
+		if s.LocalPort != 0 && s.MatchOriginal {
+			return invalid("--local-port %d and --match-original do not combine: the original destination is the server's; on the server, match its port with --local-port alone", s.LocalPort)
+		}
 		switch s.Proto {
 		case "tcp", "udp":
 		default:
@@ -289,8 +315,8 @@ func (s Spec) Validate() error {
 	default:
 		return invalid("route type %q is not valid (want unreachable, blackhole or prohibit)", s.RouteType)
 	}
-	if s.Port != 0 || s.Proto != "" || s.Dir != "" || s.MatchOriginal {
-		return invalid("port, proto, dir and match-original do not apply to unreachable routes")
+	if s.Port != 0 || s.LocalPort != 0 || s.Proto != "" || s.Dir != "" || s.MatchOriginal {
+		return invalid("port, local port, proto, dir and match-original do not apply to unreachable routes")
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nfslab/nfslab/pkg/netfault"
 )
@@ -24,6 +25,12 @@ func TestValidateRefusesDangerousAndMalformed(t *testing.T) {
 		{netfault.Spec{Kind: netfault.KindDrop, Dst: "fe80::1%2"}, `"2"`},
 		{netfault.Spec{Kind: netfault.KindDrop, Dst: "fe80::1%a/b"}, "fe80::1%a/b"},
 		{netfault.Spec{Kind: netfault.KindDrop, Dst: "fe80::1%averyveryverylongname"}, "averyveryverylongname"},
+		{netfault.Spec{Kind: netfault.KindDrop, Dst: "10.0.0.5", LocalPort: 70000}, "local port 70000"},
+		{netfault.Spec{Kind: netfault.KindDrop, Dst: "10.0.0.5", LocalPort: -1}, "local port -1"},
+		{netfault.Spec{Kind: netfault.KindDelay, Dst: "10.0.0.5", LocalPort: 2049, Delay: time.Second}, "--local-port 2049 applies to drop and reject, not delay"},
+		{netfault.Spec{Kind: netfault.KindDrop, Dst: "10.0.0.5", LocalPort: 2049, MatchOriginal: true}, "--local-port 2049 and --match-original"},
+		{netfault.Spec{Kind: netfault.KindUnreachable, Dst: "10.0.0.5", LocalPort: 2049}, "local port"},
+		{netfault.Spec{Kind: netfault.KindDrop, Dst: "0.0.0.0/0"}, "0.0.0.0/0"},
 	} {
 		err := tc.spec.WithDefaults().Validate()
 		if !errors.Is(err, netfault.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
@@ -37,6 +44,8 @@ func TestValidateRefusesDangerousAndMalformed(t *testing.T) {
 		{Kind: netfault.KindDrop, Dst: "fe80::1%lo"},
 		{Kind: netfault.KindDrop, Dst: "fe80::1%eth0.100", Dir: netfault.DirBoth},
 		{Kind: netfault.KindDrop, Dst: "10.0.0.5", Netns: "a.b"},
+		{Kind: netfault.KindDrop, Dst: "0.0.0.0/0", LocalPort: 2049, Dir: netfault.DirBoth}, // every client of the server's port
+		{Kind: netfault.KindReject, Dst: "10.0.0.5", LocalPort: 2049, Port: 800, Dir: netfault.DirIn},
 	} {
 		if err := ok.WithDefaults().Validate(); err != nil {
 			t.Errorf("%+v refused: %v", ok, err)
@@ -79,5 +88,16 @@ func TestZoneBindsRuleToInterface(t *testing.T) {
 	must(t, m.Heal(ctx, "", f.ID))
 	if ents, _ := fs2(dir); len(ents) != 0 || len(ipt.Rules("filter", netfault.ChainOut)) != 0 {
 		t.Fatalf("heal left %v / %q", ents, ipt.Rules("filter", netfault.ChainOut))
+	}
+}
+
+// A fault that names the server's own port leaves the client's port open
+// when the user gave none: the client's is ephemeral.
+func TestDefaultPortFor(t *testing.T) {
+	if p := netfault.DefaultPortFor(netfault.Spec{Kind: netfault.KindDrop}); p != netfault.DefaultPort {
+		t.Errorf("client side: %d", p)
+	}
+	if p := netfault.DefaultPortFor(netfault.Spec{Kind: netfault.KindDrop, LocalPort: 2049}); p != 0 {
+		t.Errorf("server side: %d", p)
 	}
 }

@@ -234,6 +234,10 @@ func TestFaultDecodesToSpec(t *testing.T) {
 		{"", "", netfault.Spec{Kind: netfault.KindDrop, Dst: "10.0.0.9", Port: 2049, Proto: "tcp", Dir: netfault.DirOut, Prob: 0.8, For: time.Minute, Label: "step:d"}},
 		{"port: 2049, ", "", netfault.Spec{Kind: netfault.KindDrop, Dst: "10.0.0.9", Port: 2049, Proto: "tcp", Dir: netfault.DirOut, Prob: 0.8, For: time.Minute, Label: "step:d"}},
 		{"port: 2049, prob: 0.8", "port: 0, dir: both, match_original: true", netfault.Spec{Kind: netfault.KindDrop, Dst: "10.0.0.9", Proto: "tcp", Dir: netfault.DirBoth, MatchOriginal: true, For: time.Minute, Label: "step:d"}},
+		// On the server: local_port is the server's port, and the
+		// client's (port) is then any unless given.
+		{"port: 2049, prob: 0.8", "local_port: 2049, dir: both", netfault.Spec{Kind: netfault.KindDrop, Dst: "10.0.0.9", LocalPort: 2049, Proto: "tcp", Dir: netfault.DirBoth, For: time.Minute, Label: "step:d"}},
+		{"port: 2049, prob: 0.8", "local_port: 2049, port: 800", netfault.Spec{Kind: netfault.KindDrop, Dst: "10.0.0.9", Port: 800, LocalPort: 2049, Proto: "tcp", Dir: netfault.DirOut, For: time.Minute, Label: "step:d"}},
 		{"action: drop\n    fault: {dst: $nfs-server, port: 2049, prob: 0.8}", "action: unreachable\n    fault: {dst: $nfs-server, route_type: blackhole}",
 			netfault.Spec{Kind: netfault.KindUnreachable, Dst: "10.0.0.9", RouteType: netfault.RouteBlackhole, For: time.Minute, Label: "step:d"}},
 		// delay and limit: netem's and htb's settings in tc's words, the
@@ -270,6 +274,8 @@ func TestNetworkValidation(t *testing.T) {
 		{"prob: 0.8", "prob: .nan", "probability NaN"},
 		{"port: 2049, prob", "port: 70000, prob", "port 70000 is out of range"},
 		{"port: 2049, prob", "port: -1, prob", "port -1 is out of range"},
+		{"port: 2049, prob", "local_port: 70000, prob", "local port 70000 is out of range"},
+		{"port: 2049, prob: 0.8", "local_port: 2049, match_original: true", "--local-port 2049 and --match-original"},
 		{"dst: $nfs-server", "dst: not-an-ip", `destination "not-an-ip"`},
 		{"dst: $nfs-server", "dst: $broker:0", "needs target kind zeebe"},
 		{"dst: $nfs-server", "dst: $printer", `unknown reference "$printer"`},

@@ -447,7 +447,7 @@ func (st *Step) NetfaultSpec(resolve func(ref string) (string, error)) (netfault
 		spec.Dst = v
 	}
 	if spec.Selects() && !f.portGiven {
-		spec.Port = netfault.DefaultPort
+		spec.Port = netfault.DefaultPortFor(spec)
 	}
 	spec.For = st.For.D()
 	spec.Label = "step:" + st.ID

@@ -349,7 +349,7 @@ func (e *exporter) ender(i int) {
 // server, which is listed as not exported with its action.
 var (
 	stepFields    = []string{"id", "at", "on", "delay", "for", "action", "fault", "ref", "container", "faultfs", "drop_cache", "note", "eio"}
-	faultFields   = append([]string{"dst", "port", "proto", "dir", "prob", "route_type", "netns", "match_original", "in"}, shapeFields...)
+	faultFields   = append([]string{"dst", "port", "local_port", "proto", "dir", "prob", "route_type", "netns", "match_original", "in"}, shapeFields...)
 	faultfsFields = []string{"ops", "path", "errno", "prob", "latency", "offset", "length"}
 )
 
@@ -488,6 +488,9 @@ func (e *exporter) network(i int, st *scenario.Step) (*NetworkChaosSpec, string,
 				portText = ns.Proto
 			}
 			e.partial(i, portText, "NetworkChaos selects by address, not by protocol or port: every packet between the pods and "+toWhat+" is affected, not only NFS")
+		}
+		if ns.LocalPort != 0 {
+			e.partial(i, fmt.Sprintf("local_port %d", ns.LocalPort), "a fault on the server's own port: NetworkChaos selects by address, so aim the selector at the server's pods and the external target at the clients")
 		}
 		if ns.MatchOriginal {
 			e.partial(i, "match_original", "Chaos Mesh matches a packet's destination as sent; a DNAT in front of the server is not seen through")

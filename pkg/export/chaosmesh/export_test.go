@@ -286,7 +286,7 @@ detectors:
   - {name: my-pattern, pattern: 'went wrong'}
 timeline:
   - {id: d, at: 10s, for: 20s, action: drop, fault: {dst: 10.1.0.0/16, port: 2049, proto: tcp, dir: in, prob: 0.25}}
-  - {id: r, at: 10s, action: reject, fault: {dst: 10.3.0.1, port: 0, dir: both}}
+  - {id: r, at: 10s, action: reject, fault: {dst: 10.3.0.1, port: 0, local_port: 2049, dir: both}}
   - {id: u, at: 15s, action: unreachable, fault: {dst: 10.2.0.9, route_type: blackhole}}
   - {id: lo, at: 16s, for: 10s, action: drop, fault: {dst: 127.0.0.1, match_original: true}}
   - {id: ld, at: 17s, for: 10s, action: unreachable, fault: {in: $leader:1, dst: $leader:2}}
