@@ -3,7 +3,7 @@
 # machine: the server's nfslab daemon listens on its unix socket only; this
 # forwards that socket over SSH (ssh -L LOCAL.sock:/run/nfslab/nfslab.sock)
 # for the one command and removes the forward afterwards. No TCP listener.
-#   server-fault.sh drop --dst 192.168.56.11 --port 0 --for 40s --no-verify   # all it sends the lab (docs/vm.md)
+#   server-fault.sh drop --dst 192.168.56.11 --local-port 2049 --dir both --for 40s   # its NFS traffic with the lab (docs/vm.md)
 #   server-fault.sh status
 #   server-fault.sh heal --all --faults-only
 # Needs root's key /root/.ssh/nfslab-server authorized for vagrant@SERVER
