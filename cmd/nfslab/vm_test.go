@@ -174,6 +174,7 @@ func TestVMBadInput(t *testing.T) {
 		{"vm", "run", "--memory", "10", "--scenarios-dir", "../../scenarios"},
 		{"vm", "run", "--cpus", "0", "--scenarios-dir", "../../scenarios"},
 		{"vm", "run", "--timeout", "-1s", "--scenarios-dir", "../../scenarios"},
+		{"vm", "run", "--jobs", "0", "--scenarios-dir", "../../scenarios"},
 		{"vm", "run", "--scenario", "no-such-scenario", "--scenarios-dir", "../../scenarios"},
 		{"vm", "run", "--scenario", "../etc/passwd", "--scenarios-dir", "../../scenarios"},
 		{"vm", "run", "--scenarios-dir", t.TempDir()},

@@ -1,15 +1,19 @@
 package vm
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nfslab/nfslab/internal/proctrack"
@@ -123,13 +127,9 @@ func (h Host) Run(ctx context.Context, job Job, w io.Writer) error {
 	} else {
 		defer os.RemoveAll(work)
 	}
-	build := h.BuildProbe
-	if build == nil {
-		build = func(ctx context.Context) (string, error) { return probe.Build(ctx, "", "") }
-	}
-	classDir, err := build(ctx)
+	classDir, err := h.buildProbe(ctx)
 	if err != nil {
-		return fmt.Errorf("compiling the journal probe for the guest: %w", err)
+		return err
 	}
 	files := map[string]string{}
 	for k, v := range h.Files {
@@ -164,6 +164,20 @@ func (h Host) Run(ctx context.Context, job Job, w io.Writer) error {
 	return stepsErr(res.Status)
 }
 
+// buildProbe compiles the journal probe with BuildProbe, or probe.Build
+// with its default javac and cache.
+func (h Host) buildProbe(ctx context.Context) (string, error) {
+	build := h.BuildProbe
+	if build == nil {
+		build = func(ctx context.Context) (string, error) { return probe.Build(ctx, "", "") }
+	}
+	classDir, err := build(ctx)
+	if err != nil {
+		return "", fmt.Errorf("compiling the journal probe for the guest: %w", err)
+	}
+	return classDir, nil
+}
+
 // stepsErr names the steps that failed, wrapping ErrStepsFailed.
 func stepsErr(st Status) error {
 	if failed := st.Failed(); len(failed) > 0 {
@@ -186,9 +200,9 @@ type Collected struct {
 // never booted wrote none. The error is the run directories'; VMDir is
 // empty only if that directory could not be made.
 func Collect(res Result, out string, now time.Time) (Collected, error) {
-	vmDir := filepath.Join(out, "vm-"+now.UTC().Format("20060102T150405Z"))
-	if err := os.MkdirAll(vmDir, 0o755); err != nil {
-		return Collected{}, fmt.Errorf("creating %s: %w", vmDir, err)
+	vmDir, err := newVMDir(out, now)
+	if err != nil {
+		return Collected{}, err
 	}
 	runs, err := CollectRuns(res.ShareDir, out)
 	for _, name := range []string{StatusFile, "logs"} {
@@ -204,6 +218,94 @@ func Collect(res Result, out string, now time.Time) (Collected, error) {
 		}
 	}
 	return Collected{VMDir: vmDir, Runs: runs}, err
+}
+
+// newVMDir makes out/vm-<UTC stamp of now>/, or vm-<stamp>-2, -3, ...
+// when a boot that ended in the same second (another of RunAll's, or
+// another vm run into the same out) has it.
+func newVMDir(out string, now time.Time) (string, error) {
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return "", fmt.Errorf("creating %s: %w", out, err)
+	}
+	base := filepath.Join(out, "vm-"+now.UTC().Format("20060102T150405Z"))
+	for i := 1; ; i++ {
+		dir := base
+		if i > 1 {
+			dir = fmt.Sprintf("%s-%d", base, i)
+		}
+		err := os.Mkdir(dir, 0o755)
+		if err == nil {
+			return dir, nil
+		}
+		if !errors.Is(err, fs.ErrExist) || i >= 100 {
+			return "", fmt.Errorf("creating %s: %w", dir, err)
+		}
+	}
+}
+
+// RunAll runs jobs in boots of the same image side by side (vm run
+// --jobs), each as Run does: the probe is compiled once, each boot's
+// console lines are prefixed with [K/N], and each boot's summary is
+// written to w when all have ended, in jobs' order. The error joins the
+// boots' errors.
+func (h Host) RunAll(ctx context.Context, jobs []Job, w io.Writer) error {
+	if len(jobs) == 1 {
+		return h.Run(ctx, jobs[0], w)
+	}
+	classDir, err := h.buildProbe(ctx)
+	if err != nil {
+		return err
+	}
+	console := h.Session.Console
+	if console != nil {
+		console = &syncWriter{w: console}
+	}
+	errs := make([]error, len(jobs))
+	sums := make([]bytes.Buffer, len(jobs))
+	var wg sync.WaitGroup
+	for k, job := range jobs {
+		b := h
+		b.BuildProbe = func(context.Context) (string, error) { return classDir, nil }
+		tag := fmt.Sprintf("[%d/%d] ", k+1, len(jobs))
+		if console != nil {
+			lw := &lineWriter{prefix: tag, out: console}
+			defer lw.Flush()
+			b.Session.Console = lw
+		}
+		if b.Session.Log != nil {
+			b.Session.Log = b.Session.Log.With("boot", fmt.Sprintf("%d/%d", k+1, len(jobs)))
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[k] = b.Run(ctx, job, &sums[k])
+		}()
+	}
+	wg.Wait()
+	for k, job := range jobs {
+		names := make([]string, len(job.Steps))
+		for i, st := range job.Steps {
+			names[i] = st.Name
+		}
+		fmt.Fprintf(w, "vm: boot %d of %d: %s\n", k+1, len(jobs), strings.Join(names, ", "))
+		_, _ = w.Write(sums[k].Bytes())
+		if errs[k] != nil {
+			errs[k] = fmt.Errorf("boot %d of %d: %w", k+1, len(jobs), errs[k])
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// syncWriter serialises writes of the boots' console lines.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
 
 // WriteSummary prints the boot, each step's verdict (with earlier
@@ -243,4 +345,29 @@ func WriteSummary(w io.Writer, res Result, c Collected) {
 	for _, r := range c.Runs {
 		fmt.Fprintf(w, "run dir: %s\n", r)
 	}
+}
+
+// CheckMemory refuses n boots of memMB MiB each when this machine's
+// MemAvailable (/proc/meminfo) is less: qemu would be OOM-killed mid-run
+// instead. A meminfo it cannot read is not an error.
+func CheckMemory(n, memMB int) error {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return nil
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 || f[0] != "MemAvailable:" {
+			continue
+		}
+		kb, err := strconv.ParseInt(f[1], 10, 64)
+		if err != nil {
+			return nil
+		}
+		if need := int64(n) * int64(memMB) * 1024; need > kb {
+			return fmt.Errorf("%d boots of %d MiB need %d MiB, but only %d MiB are available (MemAvailable): use fewer --jobs or less --memory", n, memMB, need/1024, kb/1024)
+		}
+		return nil
+	}
+	return nil
 }

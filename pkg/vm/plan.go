@@ -202,3 +202,103 @@ func SmokeJobStep() Step {
 	return Step{Name: SmokeStep, Timeout: duration.Duration(SmokeTimeout), Retries: ScenarioRetries,
 		Argv: []string{"nfslab", "vm", "smoke", "full-drop", "--probe", "probe", "--out", "runs"}}
 }
+
+// Cost is what SplitPlan weighs a scenario by: the time it is expected to
+// take in the guest, and a group of scenarios that share a set-up made
+// once per boot (the probe-in-a-container scenarios share the probe
+// image the first of them imports), which stay in one boot.
+type Cost struct {
+	Time  time.Duration
+	Group string
+	// Setup is the group's shared set-up, counted once per group.
+	Setup time.Duration
+}
+
+// Expected times of the steps that are not scenarios, for SplitPlan.
+const (
+	// CrashTrialCost is about what a crash trial took in the lab VM
+	// (45-55 s) plus its set-up.
+	CrashTrialCost = time.Minute
+	// TestBinaryCost is a guess for a Go test binary: the ones CI runs in
+	// the guest took 18 s to 2m11s.
+	TestBinaryCost = 2 * time.Minute
+)
+
+// SplitPlan divides o among at most n boots of the same image that run
+// side by side, of about equal expected time (longest first onto the
+// least loaded boot). A unit is a scenario, a group of scenarios (their
+// times summed, the group's set-up added once), a crash trial or a test
+// binary; ties go to the earlier boot. The smoke test goes to the first
+// boot. Each boot keeps o's order of scenarios, trials and tests; boots
+// left with nothing are dropped. n <= 1 returns o alone.
+func SplitPlan(o PlanOptions, n int, cost func(scenario string) Cost) []PlanOptions {
+	if n <= 1 {
+		return []PlanOptions{o}
+	}
+	type unit struct {
+		scen        []int // indices into o.Scenarios
+		crash, test []int
+		t, setup    time.Duration
+	}
+	var units []*unit
+	groups := map[string]*unit{}
+	for i, name := range o.Scenarios {
+		c := cost(name)
+		u := groups[c.Group]
+		if u == nil || c.Group == "" {
+			u = &unit{}
+			units = append(units, u)
+			if c.Group != "" {
+				groups[c.Group] = u
+			}
+		}
+		u.scen = append(u.scen, i)
+		u.t += c.Time
+		if c.Setup > u.setup {
+			u.t += c.Setup - u.setup
+			u.setup = c.Setup
+		}
+	}
+	for i := range o.Crashes {
+		units = append(units, &unit{crash: []int{i}, t: CrashTrialCost})
+	}
+	for i := range o.Tests {
+		units = append(units, &unit{test: []int{i}, t: TestBinaryCost})
+	}
+	sort.SliceStable(units, func(a, b int) bool { return units[a].t > units[b].t })
+	load := make([]time.Duration, n)
+	got := make([][]*unit, n)
+	for _, u := range units {
+		k := 0
+		for j := 1; j < n; j++ {
+			if load[j] < load[k] {
+				k = j
+			}
+		}
+		load[k] += u.t
+		got[k] = append(got[k], u)
+	}
+	var out []PlanOptions
+	for k := range n {
+		var scen, crash, test []int
+		for _, u := range got[k] {
+			scen, crash, test = append(scen, u.scen...), append(crash, u.crash...), append(test, u.test...)
+		}
+		p := PlanOptions{Engine: o.Engine, CI: o.CI, Smoke: o.Smoke && k == 0}
+		for _, i := range sorted(scen) {
+			p.Scenarios = append(p.Scenarios, o.Scenarios[i])
+		}
+		for _, i := range sorted(crash) {
+			p.Crashes = append(p.Crashes, o.Crashes[i])
+		}
+		for _, i := range sorted(test) {
+			p.Tests = append(p.Tests, o.Tests[i])
+		}
+		if len(p.Scenarios)+len(p.Crashes)+len(p.Tests) > 0 || p.Smoke {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func sorted(x []int) []int { sort.Ints(x); return x }
