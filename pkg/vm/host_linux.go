@@ -97,6 +97,8 @@ type Host struct {
 	BuildProbe func(ctx context.Context) (string, error)
 	// Boot boots the VM once (default Session.Run).
 	Boot func(ctx context.Context, in Input) (Result, error)
+	// swept is set on RunAll's boots: RunAll swept once for all of them.
+	swept bool
 }
 
 // Run sweeps work directories left by killed runs, boots the VM once for
@@ -104,19 +106,10 @@ type Host struct {
 // summary to w, and returns the boot's error, the collection's, or one
 // wrapping ErrStepsFailed naming the failed steps.
 func (h Host) Run(ctx context.Context, job Job, w io.Writer) error {
-	clk := h.Session.Clock
-	if clk == nil {
-		clk = clock.Real{}
-	}
-	log := h.Session.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	clk, log := h.clockAndLog()
 	im := h.Session.Image
-	if swept, err := SweepWork(im.Dir, 24*time.Hour, clk.Now(), proctrack.Linux{}); err != nil {
-		log.Warn("sweeping vm work dirs left by killed runs", "err", err)
-	} else if len(swept) > 0 {
-		log.Info("removed vm work dirs left by killed runs", "dirs", swept)
+	if !h.swept {
+		h.sweep(clk, log)
 	}
 	work, err := MakeWork(im.Dir, "run-")
 	if err != nil {
@@ -162,6 +155,28 @@ func (h Host) Run(ctx context.Context, job Job, w io.Writer) error {
 		return err
 	}
 	return stepsErr(res.Status)
+}
+
+// clockAndLog returns the session's clock and logger, or the real clock
+// and a logger that discards.
+func (h Host) clockAndLog() (clock.Clock, *slog.Logger) {
+	clk, log := h.Session.Clock, h.Session.Log
+	if clk == nil {
+		clk = clock.Real{}
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return clk, log
+}
+
+// sweep removes the image's work dirs left by killed runs.
+func (h Host) sweep(clk clock.Clock, log *slog.Logger) {
+	if swept, err := SweepWork(h.Session.Image.Dir, 24*time.Hour, clk.Now(), proctrack.Linux{}); err != nil {
+		log.Warn("sweeping vm work dirs left by killed runs", "err", err)
+	} else if len(swept) > 0 {
+		log.Info("removed vm work dirs left by killed runs", "dirs", swept)
+	}
 }
 
 // buildProbe compiles the journal probe with BuildProbe, or probe.Build
@@ -256,6 +271,7 @@ func (h Host) RunAll(ctx context.Context, jobs []Job, w io.Writer) error {
 	if err != nil {
 		return err
 	}
+	h.sweep(h.clockAndLog()) // once: side by side, each boot's sweep would race the others'
 	console := h.Session.Console
 	if console != nil {
 		console = &syncWriter{w: console}
@@ -265,6 +281,7 @@ func (h Host) RunAll(ctx context.Context, jobs []Job, w io.Writer) error {
 	var wg sync.WaitGroup
 	for k, job := range jobs {
 		b := h
+		b.swept = true
 		b.BuildProbe = func(context.Context) (string, error) { return classDir, nil }
 		tag := fmt.Sprintf("[%d/%d] ", k+1, len(jobs))
 		if console != nil {

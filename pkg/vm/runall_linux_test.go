@@ -16,10 +16,10 @@ import (
 )
 
 // RunAll boots once per job, side by side (each boot waits until every
-// boot has started), in its own work dir; the probe is compiled once; the
-// vm dirs of boots ending in the same second differ; the summaries come
-// in the jobs' order; a failed step in one boot fails the whole, naming
-// the boot.
+// boot has started), in its own work dir; a killed run's work dir is
+// swept; the probe is compiled once; the vm dirs of boots ending in the
+// same second differ; the summaries come in the jobs' order; a failed
+// step in one boot fails the whole, naming the boot.
 func TestRunAllBootsSideBySide(t *testing.T) {
 	jobs := []Job{
 		{Steps: []Step{{Name: "a", Argv: []string{"nfslab", "a"}, Timeout: duration.Duration(time.Minute)}}},
@@ -61,12 +61,24 @@ func TestRunAllBootsSideBySide(t *testing.T) {
 	probeDir := t.TempDir()
 	out := filepath.Join(t.TempDir(), "runs")
 	var console bytes.Buffer
-	h := Host{Session: Session{Image: Image{Dir: t.TempDir()}, Console: &console}, Out: out, Boot: boot,
+	imageDir := t.TempDir()
+	stale := filepath.Join(imageDir, "run-killed") // a killed run's, two days old, no owner
+	if err := os.Mkdir(stale, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-48 * time.Hour)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+	h := Host{Session: Session{Image: Image{Dir: imageDir}, Console: &console}, Out: out, Boot: boot,
 		BuildProbe: func(context.Context) (string, error) { builds.Add(1); return probeDir, nil }}
 	var w bytes.Buffer
 	err := h.RunAll(context.Background(), jobs, &w)
 	if !errors.Is(err, ErrStepsFailed) || !strings.Contains(err.Error(), "boot 2 of 2: 1 of 2 failed in the lab VM: c") {
 		t.Fatalf("error %v", err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("the killed run's work dir was not swept: %v", err)
 	}
 	if n := builds.Load(); n != 1 {
 		t.Errorf("probe compiled %d times", n)
