@@ -335,7 +335,7 @@ func sportMistakes(ipt IPTables, port int) []Finding {
 			}
 			out = append(out, Finding{Cause: CauseSportMistake,
 				Detail: fmt.Sprintf("-A %s %s matches source port %s as well: a client connects from an ephemeral port, so this rule never matches its traffic", builtin, joinArgs(r.Args), p),
-				Fix:    fmt.Sprintf("drop --sport %s from that rule (nfslab's own rules match only --dport %s outgoing)", p, p)})
+				Fix:    fmt.Sprintf("drop --sport %s from that rule (nfslab's client-side rules match only --dport %s outgoing)", p, p)})
 		}
 	}
 	return out

@@ -71,8 +71,8 @@ type Spec struct {
 	Kind Kind `json:"kind" yaml:"-"`
 	// Dst is an address or CIDR prefix, IPv4 or IPv6.
 	Dst string `json:"dst" yaml:"dst"`
-	// Port is the NFS (or other) server port; rule faults only. 0 matches
-	// any port.
+	// Port is the peer's port: the NFS (or other) server's for a fault on
+	// a client; see LocalPort for one on the server. 0 matches any port.
 	Port int `json:"port,omitempty" yaml:"port,omitempty"`
 	// LocalPort is this host's own port, for a fault on the server's side
 	// (the server drops traffic of its NFS port to or from a client):

@@ -298,6 +298,9 @@ func SplitPlan(o PlanOptions, n int, cost func(scenario string) Cost) []PlanOpti
 			out = append(out, p)
 		}
 	}
+	if len(out) == 0 { // nothing to split: one boot, as PlanJob would make it
+		return []PlanOptions{o}
+	}
 	return out
 }
 

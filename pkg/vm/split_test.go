@@ -52,6 +52,10 @@ func TestSplitPlan(t *testing.T) {
 			t.Errorf("%s planned %d times", s, seen[s])
 		}
 	}
+	// Nothing to split: o itself, one boot.
+	if got := SplitPlan(PlanOptions{Engine: true}, 3, cost); len(got) != 1 {
+		t.Errorf("an empty plan in three boots: %+v", got)
+	}
 	// More boots than units: the empty ones are dropped.
 	if got := SplitPlan(PlanOptions{Scenarios: []string{"b", "c"}, Engine: true}, 5, cost); len(got) != 2 {
 		t.Errorf("two scenarios in five boots: %+v", got)
