@@ -97,8 +97,6 @@ type Host struct {
 	BuildProbe func(ctx context.Context) (string, error)
 	// Boot boots the VM once (default Session.Run).
 	Boot func(ctx context.Context, in Input) (Result, error)
-	// swept is set on RunAll's boots: RunAll swept once for all of them.
-	swept bool
 }
 
 // Run sweeps work directories left by killed runs, boots the VM once for
@@ -106,12 +104,13 @@ type Host struct {
 // summary to w, and returns the boot's error, the collection's, or one
 // wrapping ErrStepsFailed naming the failed steps.
 func (h Host) Run(ctx context.Context, job Job, w io.Writer) error {
+	return h.RunAll(ctx, []Job{job}, w)
+}
+
+// runBoot is one boot of RunAll: job on the probe compiled in classDir.
+func (h Host) runBoot(ctx context.Context, job Job, classDir string, w io.Writer) error {
 	clk, log := h.clockAndLog()
-	im := h.Session.Image
-	if !h.swept {
-		h.sweep(clk, log)
-	}
-	work, err := MakeWork(im.Dir, "run-")
+	work, err := MakeWork(h.Session.Image.Dir, "run-")
 	if err != nil {
 		return err
 	}
@@ -119,10 +118,6 @@ func (h Host) Run(ctx context.Context, job Job, w io.Writer) error {
 		defer DisownWork(work)
 	} else {
 		defer os.RemoveAll(work)
-	}
-	classDir, err := h.buildProbe(ctx)
-	if err != nil {
-		return err
 	}
 	files := map[string]string{}
 	for k, v := range h.Files {
@@ -168,29 +163,6 @@ func (h Host) clockAndLog() (clock.Clock, *slog.Logger) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return clk, log
-}
-
-// sweep removes the image's work dirs left by killed runs.
-func (h Host) sweep(clk clock.Clock, log *slog.Logger) {
-	if swept, err := SweepWork(h.Session.Image.Dir, 24*time.Hour, clk.Now(), proctrack.Linux{}); err != nil {
-		log.Warn("sweeping vm work dirs left by killed runs", "err", err)
-	} else if len(swept) > 0 {
-		log.Info("removed vm work dirs left by killed runs", "dirs", swept)
-	}
-}
-
-// buildProbe compiles the journal probe with BuildProbe, or probe.Build
-// with its default javac and cache.
-func (h Host) buildProbe(ctx context.Context) (string, error) {
-	build := h.BuildProbe
-	if build == nil {
-		build = func(ctx context.Context) (string, error) { return probe.Build(ctx, "", "") }
-	}
-	classDir, err := build(ctx)
-	if err != nil {
-		return "", fmt.Errorf("compiling the journal probe for the guest: %w", err)
-	}
-	return classDir, nil
 }
 
 // stepsErr names the steps that failed, wrapping ErrStepsFailed.
@@ -258,20 +230,30 @@ func newVMDir(out string, now time.Time) (string, error) {
 	}
 }
 
-// RunAll runs jobs in boots of the same image side by side (vm run
-// --jobs), each as Run does: the probe is compiled once, each boot's
+// RunAll sweeps work directories left by killed runs and compiles the
+// probe, once, then runs each job as Run describes, in boots of the same
+// image side by side (vm run --jobs). With more than one job each boot's
 // console lines are prefixed with [K/N], and each boot's summary is
-// written to w when all have ended, in jobs' order. The error joins the
-// boots' errors.
+// written to w when all have ended, in jobs' order, under a line naming
+// its steps. The error joins the boots' errors.
 func (h Host) RunAll(ctx context.Context, jobs []Job, w io.Writer) error {
-	if len(jobs) == 1 {
-		return h.Run(ctx, jobs[0], w)
+	clk, log := h.clockAndLog()
+	if swept, err := SweepWork(h.Session.Image.Dir, 24*time.Hour, clk.Now(), proctrack.Linux{}); err != nil {
+		log.Warn("sweeping vm work dirs left by killed runs", "err", err)
+	} else if len(swept) > 0 {
+		log.Info("removed vm work dirs left by killed runs", "dirs", swept)
 	}
-	classDir, err := h.buildProbe(ctx)
+	build := h.BuildProbe
+	if build == nil {
+		build = func(ctx context.Context) (string, error) { return probe.Build(ctx, "", "") }
+	}
+	classDir, err := build(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("compiling the journal probe for the guest: %w", err)
 	}
-	h.sweep(h.clockAndLog()) // once: side by side, each boot's sweep would race the others'
+	if len(jobs) == 1 {
+		return h.runBoot(ctx, jobs[0], classDir, w)
+	}
 	console := h.Session.Console
 	if console != nil {
 		console = &syncWriter{w: console}
@@ -281,8 +263,6 @@ func (h Host) RunAll(ctx context.Context, jobs []Job, w io.Writer) error {
 	var wg sync.WaitGroup
 	for k, job := range jobs {
 		b := h
-		b.swept = true
-		b.BuildProbe = func(context.Context) (string, error) { return classDir, nil }
 		tag := fmt.Sprintf("[%d/%d] ", k+1, len(jobs))
 		if console != nil {
 			lw := &lineWriter{prefix: tag, out: console}
@@ -295,7 +275,7 @@ func (h Host) RunAll(ctx context.Context, jobs []Job, w io.Writer) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[k] = b.Run(ctx, job, &sums[k])
+			errs[k] = b.runBoot(ctx, job, classDir, &sums[k])
 		}()
 	}
 	wg.Wait()
