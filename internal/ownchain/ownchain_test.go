@@ -106,3 +106,32 @@ func TestRemoveIfEmpty(t *testing.T) {
 		t.Fatalf("incompatible-style missing chain: %v %v", removed, err)
 	}
 }
+
+func TestListIfExistsIsOneCommand(t *testing.T) {
+	ipt := netfaulttest.NewIPTables("iptables")
+	if lines, ok, err := ownchain.ListIfExists(ipt, "filter", out.Name); err != nil || ok || lines != nil {
+		t.Fatalf("missing chain: %q %v %v", lines, ok, err)
+	}
+	_, err := out.EnsureJump(ipt, true)
+	must(t, err)
+	must(t, ipt.Append("filter", out.Name, "-j", "DROP"))
+	ipt.Calls = map[string]int{}
+	lines, ok, err := ownchain.ListIfExists(ipt, "filter", out.Name)
+	if err != nil || !ok || len(lines) != 2 || !strings.Contains(lines[1], "-c 0 0") {
+		t.Fatalf("chain with a rule: %q %v %v; want -N and the rule with counters", lines, ok, err)
+	}
+	if ipt.Calls["ListWithCounters"] != 1 || len(ipt.Calls) != 1 {
+		t.Fatalf("calls %v; want one ListWithCounters", ipt.Calls)
+	}
+	// iptables-nft's other way of saying "no such chain" is exit status 1
+	// too; any other failure (a held lock: 4) is an error.
+	for status, wantErr := range map[int]bool{1: false, 4: true} {
+		ipt.Hook = func(op, table, chain string, args []string) error {
+			return &netfaulttest.Error{Status: status, Msg: "iptables v1.8.9 (nf_tables): chain `NFSLAB-T' in table `filter' is incompatible, use 'nft' tool.\n"}
+		}
+		_, ok, err := ownchain.ListIfExists(ipt, "filter", out.Name)
+		if ok || (err != nil) != wantErr {
+			t.Fatalf("exit status %d: exists %v, err %v; want error %v", status, ok, err, wantErr)
+		}
+	}
+}

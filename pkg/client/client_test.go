@@ -110,6 +110,35 @@ func TestDirectSweepsExpiredBeforeListAndHeal(t *testing.T) {
 	}
 }
 
+// A List that finds nothing to sweep is one scan: a scenario lists every
+// second, and each scan costs iptables commands.
+func TestDirectListSweepsOnlyWhenSomethingExpired(t *testing.T) {
+	clk := clock.NewFake(t0)
+	inj := clienttest.New(clk)
+	d := NewDirect(DirectOptions{Injector: inj, Clock: clk})
+	ctx := context.Background()
+	s := rule("10.0.0.5")
+	s.For = 2 * time.Second
+	if _, err := d.Apply(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if fs, err := d.List(ctx, ""); err != nil || len(fs) != 1 {
+			t.Fatalf("list = %+v, %v", fs, err)
+		}
+	}
+	if n := inj.Calls("Sweep"); n != 0 || inj.Calls("List") != 3 {
+		t.Fatalf("3 lists of a live fault: %d sweeps, %d lists; want 0 and 3", n, inj.Calls("List"))
+	}
+	clk.Advance(2 * time.Second)
+	if fs, err := d.List(ctx, ""); err != nil || len(fs) != 0 {
+		t.Fatalf("list at expiry = %+v, %v; want none", fs, err)
+	}
+	if n := inj.Calls("Sweep"); n != 1 || inj.Calls("List") != 5 {
+		t.Fatalf("list at expiry: %d sweeps, %d lists; want 1 and 5 (list, sweep, list)", n, inj.Calls("List"))
+	}
+}
+
 func TestAutoPicksDirectWithoutDaemon(t *testing.T) {
 	dir, _ := os.MkdirTemp("", "nfsla-")
 	defer os.RemoveAll(dir)

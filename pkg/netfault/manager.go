@@ -309,6 +309,10 @@ type inventory struct {
 	states  map[string]stateRecord
 	touched map[IPTables]bool // tables a rule was removed from
 	removed map[string]bool   // faults removed
+	// chains counts the rules the scan saw in each filter chain of
+	// nfslab's, less those removed since; -1 is a chain the scan found
+	// missing. finish lists again only a chain that may be empty now.
+	chains map[seenChain]int
 	// Shaping: the netlink handle (nil when it could not be opened), the
 	// devices holding nfslab's root or an ingress qdisc, and those a class
 	// or filter was removed from.
@@ -316,6 +320,30 @@ type inventory struct {
 	devs        []*devShape
 	touchedDevs map[int]bool
 	mangle      map[IPTables]bool // tables whose NFSLAB-SHAPE lost a rule
+}
+
+// unseenEmpty sorts chains by what the scan saw, so that finish lists
+// again only those that may be empty now: gone is true when one was
+// missing, check holds those without rules (or not scanned); a chain that
+// still holds rules stays without a command.
+func (inv *inventory) unseenEmpty(ipt IPTables, chains ...string) (gone bool, check []string) {
+	for _, name := range chains {
+		n, seen := inv.chains[seenChain{ipt: ipt, chain: name}]
+		switch {
+		case seen && n > 0:
+		case seen && n < 0:
+			gone = true
+		default:
+			check = append(check, name)
+		}
+	}
+	return gone, check
+}
+
+// seenChain is one of nfslab's filter chains in one table set.
+type seenChain struct {
+	ipt   IPTables
+	chain string
 }
 
 func (inv *inventory) get(id string) *entry {
@@ -331,7 +359,7 @@ func (inv *inventory) get(id string) *entry {
 // and the state records. The caller must Close inv.handle.
 func (m *Manager) scan(ctx context.Context, netns string) (*inventory, error) {
 	inv := &inventory{netns: netns, entries: map[string]*entry{}, touched: map[IPTables]bool{}, removed: map[string]bool{},
-		touchedDevs: map[int]bool{}, mangle: map[IPTables]bool{}}
+		touchedDevs: map[int]bool{}, mangle: map[IPTables]bool{}, chains: map[seenChain]int{}}
 	var errs []error
 	for _, b := range m.opts.Backends {
 		for _, v6 := range []bool{false, true} {
@@ -351,24 +379,23 @@ func (m *Manager) scan(ctx context.Context, netns string) (*inventory, error) {
 			}
 			inv.tables = append(inv.tables, scannedTable{ipt: ipt, key: m.tableFor(netns, b, v6)})
 			for _, chain := range []string{ChainOut, ChainIn} {
-				ok, err := ipt.ChainExists(TableFilter, chain)
-				if err != nil {
-					errs = append(errs, fmt.Errorf("%s: checking chain %s: %w", b.Command(v6), chain, err))
-					continue
-				}
-				if !ok {
-					continue
-				}
-				lines, err := ipt.ListWithCounters(TableFilter, chain)
+				lines, ok, err := ownchain.ListIfExists(ipt, TableFilter, chain)
 				if err != nil {
 					errs = append(errs, fmt.Errorf("%s: listing %s: %w", b.Command(v6), chain, err))
 					continue
 				}
+				ck := seenChain{ipt: ipt, chain: chain}
+				if !ok {
+					inv.chains[ck] = -1
+					continue
+				}
+				inv.chains[ck] = 0
 				for _, l := range lines {
 					r, ok := ownchain.ParseRule(l)
 					if !ok {
 						continue
 					}
+					inv.chains[ck]++
 					loc := located{ipt: ipt, backend: b.Name, v6: v6, rule: r}
 					if id := ruleID(r); id != "" {
 						e := inv.get(id)
@@ -543,7 +570,8 @@ func (m *Manager) removeEntry(inv *inventory, e *entry) error {
 func (m *Manager) finish(inv *inventory, all bool) {
 	for _, t := range inv.tables {
 		if all || (inv.touched[t.ipt] && !m.keepsChains(t.key)) {
-			if m.cleanupChains(t.ipt, ChainOut, ChainIn) {
+			gone, check := inv.unseenEmpty(t.ipt, ChainOut, ChainIn)
+			if m.cleanupChains(t.ipt, check...) || gone {
 				m.forgetTable(t.key)
 			}
 		}
@@ -722,6 +750,9 @@ func (inv *inventory) deleteRule(l located) error {
 	}
 	if err := l.ipt.Delete(cmp.Or(l.table, TableFilter), l.rule.Chain, l.rule.Args...); err != nil && !ownchain.NotExist(err) {
 		return fmt.Errorf("from %s: %w", l.rule.Chain, err)
+	}
+	if ck := (seenChain{ipt: l.ipt, chain: l.rule.Chain}); l.table != TableMangle && inv.chains[ck] > 0 {
+		inv.chains[ck]--
 	}
 	return nil
 }

@@ -465,3 +465,45 @@ func TestLocalPortReadsBackFromRules(t *testing.T) {
 		t.Fatalf("read back as %+v", s)
 	}
 }
+
+// A scan lists each of nfslab's chains once (no separate existence check),
+// and a Sweep that removes nothing lists no chain again: a scenario's
+// counter samples run a scan every second.
+func TestScanListsEachChainOnce(t *testing.T) {
+	m, w, clk, _ := newFake(t)
+	ctx := context.Background()
+	f, err := m.Apply(ctx, netfault.Spec{Kind: netfault.KindDrop, Dst: "10.0.0.5", Port: 2049, Dir: netfault.DirBoth, For: time.Minute}.WithDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v4, v6 := w.IPTables("", "iptables"), w.IPTables("", "ip6tables")
+	reset := func() { v4.Calls, v6.Calls = map[string]int{}, map[string]int{} }
+	reset()
+	if fs, err := m.List(ctx, ""); err != nil || len(fs) != 1 {
+		t.Fatalf("list = %+v, %v", fs, err)
+	}
+	// NFSLAB-OUTPUT and NFSLAB-INPUT, in each family.
+	want := map[string]int{"ListWithCounters": 2}
+	for name, ipt := range map[string]*netfaulttest.IPTables{"iptables": v4, "ip6tables": v6} {
+		if fmt.Sprint(ipt.Calls) != fmt.Sprint(want) {
+			t.Errorf("list: %s calls %v; want %v", name, ipt.Calls, want)
+		}
+	}
+	reset()
+	if ids, err := m.Sweep(ctx, ""); err != nil || len(ids) != 0 {
+		t.Fatalf("sweep = %v, %v", ids, err)
+	}
+	for name, ipt := range map[string]*netfaulttest.IPTables{"iptables": v4, "ip6tables": v6} {
+		if fmt.Sprint(ipt.Calls) != fmt.Sprint(want) {
+			t.Errorf("sweep of nothing: %s calls %v; want %v", name, ipt.Calls, want)
+		}
+	}
+	// Once it expires the sweep empties both chains and removes them.
+	clk.Advance(2 * time.Minute)
+	if ids, err := m.Sweep(ctx, ""); err != nil || len(ids) != 1 || ids[0] != f.ID {
+		t.Fatalf("sweep after expiry = %v, %v", ids, err)
+	}
+	if s := v4.Save(); strings.Contains(s, "NFSLAB") {
+		t.Fatalf("left after the sweep:\n%s", s)
+	}
+}

@@ -653,16 +653,12 @@ func (e *entry) isShape() bool {
 // scanMangle adds the rules of nfslab's mangle chain in one table set to
 // inv (tagged ones to their fault, others as strays).
 func (m *Manager) scanMangle(inv *inventory, ipt IPTables, b Backend, v6 bool) error {
-	ok, err := ipt.ChainExists(TableMangle, ChainShape)
+	lines, ok, err := ownchain.ListIfExists(ipt, TableMangle, ChainShape)
 	if err != nil {
-		return fmt.Errorf("%s: checking chain %s: %w", b.Command(v6), ChainShape, err)
+		return fmt.Errorf("%s: listing %s: %w", b.Command(v6), ChainShape, err)
 	}
 	if !ok {
 		return nil
-	}
-	lines, err := ipt.ListWithCounters(TableMangle, ChainShape)
-	if err != nil {
-		return fmt.Errorf("%s: listing %s: %w", b.Command(v6), ChainShape, err)
 	}
 	for _, l := range lines {
 		r, ok := ownchain.ParseRule(l)
