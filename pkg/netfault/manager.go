@@ -322,11 +322,11 @@ type inventory struct {
 	mangle      map[IPTables]bool // tables whose NFSLAB-SHAPE lost a rule
 }
 
-// unseenEmpty sorts chains by what the scan saw, so that finish lists
+// emptyCandidates sorts chains by what the scan saw, so that finish lists
 // again only those that may be empty now: gone is true when one was
 // missing, check holds those without rules (or not scanned); a chain that
 // still holds rules stays without a command.
-func (inv *inventory) unseenEmpty(ipt IPTables, chains ...string) (gone bool, check []string) {
+func (inv *inventory) emptyCandidates(ipt IPTables, chains ...string) (gone bool, check []string) {
 	for _, name := range chains {
 		n, seen := inv.chains[seenChain{ipt: ipt, chain: name}]
 		switch {
@@ -570,7 +570,7 @@ func (m *Manager) removeEntry(inv *inventory, e *entry) error {
 func (m *Manager) finish(inv *inventory, all bool) {
 	for _, t := range inv.tables {
 		if all || (inv.touched[t.ipt] && !m.keepsChains(t.key)) {
-			gone, check := inv.unseenEmpty(t.ipt, ChainOut, ChainIn)
+			gone, check := inv.emptyCandidates(t.ipt, ChainOut, ChainIn)
 			if m.cleanupChains(t.ipt, check...) || gone {
 				m.forgetTable(t.key)
 			}
