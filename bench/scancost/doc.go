@@ -14,7 +14,7 @@
 // To compare with an older nfslab, build it as bin/nfslab-old (e.g. from a
 // `git worktree` of that commit) and add `--test-binary bin/nfslab-old`
 // before the test: vm run copies it into the guest's tests/ (running it as
-// a test fails that step, which does not matter here), and the test
-// times it too. BENCHMARKS.md, "The counter sample's cost", has the
-// numbers.
+// a test fails that step, which does not matter here), and the test times
+// it too. BENCHMARKS.md, "Four boots per flavour: the counter sample's
+// cost", has the numbers.
 package scancost

@@ -84,16 +84,24 @@ func TestDirectUndoesRouteWhenReaperFails(t *testing.T) {
 	}
 }
 
-func TestDirectSweepsExpiredBeforeListAndHeal(t *testing.T) {
+// directWithShortFault is a Direct client on a fake clock with one drop to
+// 10.0.0.5 that expires 2 s after t0.
+func directWithShortFault(t *testing.T) (*Direct, *clienttest.Injector, *clock.Fake) {
+	t.Helper()
 	clk := clock.NewFake(t0)
 	inj := clienttest.New(clk)
 	d := NewDirect(DirectOptions{Injector: inj, Clock: clk})
-	ctx := context.Background()
 	s := rule("10.0.0.5")
 	s.For = 2 * time.Second
-	if _, err := d.Apply(ctx, s); err != nil {
+	if _, err := d.Apply(context.Background(), s); err != nil {
 		t.Fatal(err)
 	}
+	return d, inj, clk
+}
+
+func TestDirectSweepsExpiredBeforeListAndHeal(t *testing.T) {
+	d, inj, clk := directWithShortFault(t)
+	ctx := context.Background()
 	long, _ := d.Apply(ctx, rule("10.0.0.6"))
 	clk.Advance(3 * time.Second)
 	fs, err := d.List(ctx, "")
@@ -113,15 +121,8 @@ func TestDirectSweepsExpiredBeforeListAndHeal(t *testing.T) {
 // A List that finds nothing to sweep is one scan: a scenario lists every
 // second, and each scan costs iptables commands.
 func TestDirectListSweepsOnlyWhenSomethingExpired(t *testing.T) {
-	clk := clock.NewFake(t0)
-	inj := clienttest.New(clk)
-	d := NewDirect(DirectOptions{Injector: inj, Clock: clk})
+	d, inj, clk := directWithShortFault(t)
 	ctx := context.Background()
-	s := rule("10.0.0.5")
-	s.For = 2 * time.Second
-	if _, err := d.Apply(ctx, s); err != nil {
-		t.Fatal(err)
-	}
 	for range 3 {
 		if fs, err := d.List(ctx, ""); err != nil || len(fs) != 1 {
 			t.Fatalf("list = %+v, %v", fs, err)
